@@ -1,0 +1,140 @@
+"""Options and loaders every command shares, so each flag means the same everywhere."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+
+from devicegate.directory import EMPTY_DIRECTORY, Directory, load_directory
+from devicegate.errors import UsageError
+from devicegate.inventory import EMPTY_INVENTORY, Inventory, load_inventory
+from devicegate.model import Signals
+from devicegate.policy import Snapshot, compile_policy, load_policy
+
+PolicyOpt = Annotated[
+    list[Path], typer.Option("--policy", "-p", help="Policy YAML file (repeat for several).")
+]
+DirectoryOpt = Annotated[
+    Path | None, typer.Option("--directory", "-d", help="Users directory (CSV or LDIF).")
+]
+DevicesOpt = Annotated[
+    Path | None, typer.Option("--devices", help="Device inventory CSV (MDM export).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Do not print what was loaded.")]
+AtOpt = Annotated[
+    str | None,
+    typer.Option("--at", help="ISO-8601 date or time (default: now); naive means policy tz."),
+]
+
+UserAgentOpt = Annotated[str | None, typer.Option("--user-agent", help="HTTP User-Agent.")]
+ActiveSyncQueryOpt = Annotated[
+    str | None, typer.Option("--activesync-query", help="ActiveSync query (plain or base64).")
+]
+ActiveSyncTypeOpt = Annotated[
+    str | None, typer.Option("--activesync-device-type", help="ActiveSync DeviceType.")
+]
+ActiveSyncIdOpt = Annotated[
+    str | None, typer.Option("--activesync-device-id", help="ActiveSync DeviceId.")
+]
+ImapIdOpt = Annotated[str | None, typer.Option("--imap-id", help="RFC 2971 IMAP ID list.")]
+MacOpt = Annotated[str | None, typer.Option("--mac", help="MAC address.")]
+MdmIdOpt = Annotated[str | None, typer.Option("--mdm-id", help="MDM device id.")]
+TlsOpt = Annotated[
+    str | None, typer.Option("--tls-fingerprint", help="Client certificate fingerprint.")
+]
+
+
+def err(text: str) -> None:
+    typer.echo(text, err=True)
+
+
+def make_signals(
+    user_agent: str | None = None,
+    activesync_query: str | None = None,
+    activesync_device_type: str | None = None,
+    activesync_device_id: str | None = None,
+    imap_id: str | None = None,
+    mac: str | None = None,
+    mdm_id: str | None = None,
+    tls_fingerprint: str | None = None,
+) -> Signals:
+    return Signals(
+        user_agent=user_agent,
+        activesync_query=activesync_query,
+        activesync_device_type=activesync_device_type,
+        activesync_device_id=activesync_device_id,
+        imap_id=imap_id,
+        mac=mac,
+        mdm_id=mdm_id,
+        tls_fingerprint=tls_fingerprint,
+    )
+
+
+def parse_at(text: str | None, tz: ZoneInfo | None = None) -> datetime:
+    """`--at`: a date means local midnight in the policy's zone; a naive time is local too."""
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"`{text}` is not an ISO-8601 date or time", hint="e.g. 2023-07-17 or 2023-07-17T09:00"
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=tz or UTC)
+    return value
+
+
+def load_snapshot(
+    policy: list[Path],
+    directory: Path | None,
+    devices: Path | None,
+    *,
+    quiet: bool = False,
+) -> Snapshot:
+    """Load and compile, then say what was loaded (on stderr, so JSON stdout stays clean)."""
+    if not policy:
+        raise UsageError("no policy given", hint="pass --policy FILE")
+    users: Directory = load_directory(directory) if directory else EMPTY_DIRECTORY
+    inventory: Inventory = load_inventory(devices) if devices else EMPTY_INVENTORY
+    loaded = load_policy(policy, known_units=users.units() if not _declares_units(policy) else None)
+    snapshot = compile_policy(loaded, users, inventory)
+    if not quiet:
+        s = snapshot.summary()
+        err(
+            f"policy {s['policy_version']}: {s['rules']} rules, {s['exceptions']} exceptions "
+            f"from {', '.join(str(p) for p in policy)}; {s['users']} users"
+            + (f" from {directory}" if directory else "")
+            + (f"; {s['inventory_devices']} devices from {devices}" if devices else "")
+        )
+        for problem in snapshot.directory.problems[:20]:
+            err(f"warning: directory: {problem.format()}")
+        if len(snapshot.directory.problems) > 20:
+            err(f"warning: directory: {len(snapshot.directory.problems) - 20} more problems")
+    return snapshot
+
+
+def _declares_units(policy: list[Path]) -> bool:
+    """Whether any policy file lists `units:` (then the policy's list is authoritative)."""
+    import yaml
+
+    for path in policy:
+        try:
+            data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError, UnicodeDecodeError):
+            return True  # load_policy will report the real problem
+        if isinstance(data, dict) and data.get("units"):
+            return True
+    return False
+
+
+def write_json(data: object) -> None:
+    import json
+
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")

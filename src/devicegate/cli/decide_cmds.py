@@ -1,0 +1,256 @@
+"""`devicegate identify`, `check` and `explain`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from devicegate.cli.common import (
+    ActiveSyncIdOpt,
+    ActiveSyncQueryOpt,
+    ActiveSyncTypeOpt,
+    AtOpt,
+    DevicesOpt,
+    DirectoryOpt,
+    ImapIdOpt,
+    JsonOpt,
+    MacOpt,
+    MdmIdOpt,
+    PolicyOpt,
+    QuietOpt,
+    TlsOpt,
+    UserAgentOpt,
+    load_snapshot,
+    make_signals,
+    parse_at,
+    write_json,
+)
+from devicegate.errors import SignalError, UsageError
+from devicegate.identify import Identifier
+from devicegate.inventory import EMPTY_INVENTORY, load_inventory
+from devicegate.model import Request
+from devicegate.policy import decide, explain
+from devicegate.serialize import decision_json, profile_json, signals_from_json
+
+JSONL_KEYS = {
+    "user_agent",
+    "activesync_query",
+    "activesync_device_type",
+    "activesync_device_id",
+    "activesync_device_model",
+    "activesync_device_os",
+    "imap_id",
+    "mac",
+    "mdm_id",
+    "tls_fingerprint",
+    "client_ip",
+}
+
+
+def identify(
+    user_agent: UserAgentOpt = None,
+    activesync_query: ActiveSyncQueryOpt = None,
+    activesync_device_type: ActiveSyncTypeOpt = None,
+    activesync_device_id: ActiveSyncIdOpt = None,
+    imap_id: ImapIdOpt = None,
+    mac: MacOpt = None,
+    mdm_id: MdmIdOpt = None,
+    tls_fingerprint: TlsOpt = None,
+    devices: DevicesOpt = None,
+    as_json: JsonOpt = False,
+    jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="Read JSON lines of signals on stdin, one profile each.")
+    ] = False,
+) -> None:
+    """Identify a device from the signals a service saw, with evidence and conflicts."""
+    inventory = load_inventory(devices) if devices else EMPTY_INVENTORY
+    identifier = Identifier(inventory)
+    if jsonl:
+        raise typer.Exit(_identify_stream(identifier))
+    signals = make_signals(
+        user_agent,
+        activesync_query,
+        activesync_device_type,
+        activesync_device_id,
+        imap_id,
+        mac,
+        mdm_id,
+        tls_fingerprint,
+    )
+    if signals.is_empty():
+        raise UsageError("no signal given", hint="pass --user-agent, --imap-id, --mac, …")
+    profile = identifier.profile(signals)
+    if as_json:
+        write_json(profile_json(profile))
+        return
+    data = profile_json(profile)
+    for key in ("vendor", "platform", "model", "os_version", "kind", "trust", "confidence"):
+        typer.echo(f"{key:>11}: {data[key]}")
+    for ev in data["evidence"]:
+        says = ", ".join(f"{k}={v}" for k, v in ev["says"].items()) or "nothing"
+        typer.echo(
+            f"   evidence: [{ev['trust']}] {ev['signal']} ({ev['source']}): {says}"
+            + (f" — {ev['note']}" if ev["note"] else "")
+        )
+    for conflict in data["conflicts"]:
+        claims = ", ".join(f"{c['signal']}={c['value']}" for c in conflict["claims"])
+        typer.echo(f"   CONFLICT: {conflict['attribute']}: {claims} (spoofing suspected)")
+
+
+def _identify_stream(identifier: Identifier) -> int:
+    """JSON lines in, one profile per line out, in order. A bad line yields an error object
+    on its own line (order and count are kept) and makes the exit status 1."""
+    out = sys.stdout
+    rendered: dict[object, str] = {}
+    failures = 0
+    for number, line in enumerate(sys.stdin, start=1):
+        try:
+            data = json.loads(line)
+            if not isinstance(data, dict):
+                raise SignalError("each line must be a JSON object")
+            signals = signals_from_json({k: v for k, v in data.items() if k in JSONL_KEYS})
+        except (ValueError, SignalError) as exc:
+            failures += 1
+            reason = exc.message if isinstance(exc, SignalError) else f"invalid JSON: {exc}"
+            out.write(json.dumps({"error": reason, "line": number}) + "\n")
+            continue
+        text = rendered.get(signals)
+        if text is None:
+            text = json.dumps(profile_json(identifier.profile(signals)), ensure_ascii=False)
+            if len(rendered) > 500_000:
+                rendered.clear()
+            rendered[signals] = text
+        out.write(text + "\n")
+    return 1 if failures else 0
+
+
+def _request(
+    snapshot_tz: object,
+    user: str,
+    resource: str,
+    at: str | None,
+    signals_args: tuple[str | None, ...],
+) -> Request:
+    from zoneinfo import ZoneInfo
+
+    assert isinstance(snapshot_tz, ZoneInfo)
+    return Request(
+        user=user,
+        resource=resource,
+        at=parse_at(at, snapshot_tz),
+        signals=make_signals(*signals_args),
+    )
+
+
+UserOpt = Annotated[str, typer.Option("--user", "-u", help="User as the service authenticated it.")]
+ResourceOpt = Annotated[
+    str, typer.Option("--resource", "-r", help="Work resource (email, web, …).")
+]
+
+
+def check(
+    policy: PolicyOpt,
+    user: UserOpt,
+    resource: ResourceOpt,
+    directory: DirectoryOpt = None,
+    devices: DevicesOpt = None,
+    at: AtOpt = None,
+    user_agent: UserAgentOpt = None,
+    activesync_query: ActiveSyncQueryOpt = None,
+    activesync_device_type: ActiveSyncTypeOpt = None,
+    activesync_device_id: ActiveSyncIdOpt = None,
+    imap_id: ImapIdOpt = None,
+    mac: MacOpt = None,
+    mdm_id: MdmIdOpt = None,
+    tls_fingerprint: TlsOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Decide one access: action, deciding rule, message, report-only hits, device."""
+    snapshot = load_snapshot(policy, directory, devices, quiet=quiet or as_json)
+    _check_resource(snapshot.resources, resource)
+    request = _request(
+        snapshot.timezone,
+        user,
+        resource,
+        at,
+        (
+            user_agent,
+            activesync_query,
+            activesync_device_type,
+            activesync_device_id,
+            imap_id,
+            mac,
+            mdm_id,
+            tls_fingerprint,
+        ),
+    )
+    decision = decide(snapshot, request)
+    if as_json:
+        write_json(decision_json(decision))
+        return
+    typer.echo(
+        f"{decision.action.value.upper()}"
+        + (f" by rule {decision.rule}" if decision.rule else " (default)")
+    )
+    if decision.message:
+        typer.echo(f"message: {decision.message}")
+    for rule_id in decision.excepted:
+        typer.echo(f"excepted: rule {rule_id} lifted by an active exception")
+    for hit in decision.report_only:
+        typer.echo(f"report-only: {hit.rule} would {hit.action.value}")
+    if decision.spoofing_suspected:
+        typer.echo("warning: signals conflict: spoofing suspected")
+
+
+def _check_resource(known: frozenset[str], resource: str) -> None:
+    if resource not in known:
+        from devicegate.policy.diagnostics import did_you_mean
+
+        raise UsageError(
+            f"unknown resource `{resource}`",
+            hint=did_you_mean(resource, known) or "known: " + ", ".join(sorted(known)),
+        )
+
+
+def explain_cmd(
+    policy: PolicyOpt,
+    user: UserOpt,
+    resource: ResourceOpt,
+    directory: DirectoryOpt = None,
+    devices: DevicesOpt = None,
+    at: AtOpt = None,
+    user_agent: UserAgentOpt = None,
+    activesync_query: ActiveSyncQueryOpt = None,
+    activesync_device_type: ActiveSyncTypeOpt = None,
+    activesync_device_id: ActiveSyncIdOpt = None,
+    imap_id: ImapIdOpt = None,
+    mac: MacOpt = None,
+    mdm_id: MdmIdOpt = None,
+    tls_fingerprint: TlsOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Print the reasoning behind a decision: the device evidence, every rule considered."""
+    snapshot = load_snapshot(policy, directory, devices, quiet=quiet)
+    _check_resource(snapshot.resources, resource)
+    request = _request(
+        snapshot.timezone,
+        user,
+        resource,
+        at,
+        (
+            user_agent,
+            activesync_query,
+            activesync_device_type,
+            activesync_device_id,
+            imap_id,
+            mac,
+            mdm_id,
+            tls_fingerprint,
+        ),
+    )
+    for line in explain(snapshot, request):
+        typer.echo(line)

@@ -1,0 +1,90 @@
+"""LDIF directories (an export of Active Directory / OpenLDAP), read with the `ldif` package.
+
+A user is an entry with `objectClass` person/inetOrgPerson/user. Its id is `uid`, else
+`sAMAccountName`, else `mail`. Its unit is the explicit `devicegateUnit` attribute when
+present, else the entry's `ou=` components read from the root down
+(`uid=a,ou=budget,ou=minfin,ou=gov,dc=example,dc=org` → `gov/minfin/budget`). Groups are the
+`cn` of each `memberOf` DN. URL-valued attributes (`attr:< file://…`) are never followed.
+"""
+
+from __future__ import annotations
+
+import binascii
+import io
+from pathlib import Path
+
+import ldif
+
+from devicegate.directory.rows import UNIT_RE, Row, normalise_unit
+from devicegate.errors import DirectoryError
+
+PERSON_CLASSES = {"person", "inetorgperson", "user", "organizationalperson", "posixaccount"}
+
+
+def _rdn_values(dn: str, attribute: str) -> list[str]:
+    values = []
+    for part in dn.split(","):
+        key, _, value = part.strip().partition("=")
+        if key.strip().lower() == attribute:
+            values.append(value.strip())
+    return values
+
+
+def _first(entry: dict[str, list[object]], *names: str) -> str | None:
+    lowered = {k.lower(): v for k, v in entry.items()}
+    for name in names:
+        values = lowered.get(name.lower())
+        if values and isinstance(values[0], str) and values[0].strip():
+            return values[0].strip()
+    return None
+
+
+def read_ldif_directory(path: Path) -> tuple[list[Row], list[tuple[int, str]]]:
+    rows: list[Row] = []
+    problems: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DirectoryError(f"cannot read directory `{path}`: {exc.strerror}") from None
+    parser = ldif.LDIFParser(io.BytesIO(data), strict=True)
+    try:
+        for dn, entry in parser.parse():
+            line = parser.line_counter
+            if dn is None:
+                continue
+            classes = {
+                str(c).lower() for c in entry.get("objectClass", entry.get("objectclass", []))
+            }
+            if not classes & PERSON_CLASSES:
+                continue
+            user = _first(entry, "uid", "sAMAccountName", "mail")
+            if not user:
+                problems.append((line, f"entry `{dn}` has no uid, sAMAccountName or mail"))
+                continue
+            unit_text = _first(entry, "devicegateUnit")
+            if unit_text is None:
+                unit_text = "/".join(reversed(_rdn_values(dn, "ou")))
+            unit = normalise_unit(unit_text)
+            if not UNIT_RE.match(unit):
+                problems.append((line, f"user `{user}`: no usable unit in `{dn}`"))
+                continue
+            if user.lower() in seen:
+                problems.append((line, f"user `{user}` listed twice"))
+                continue
+            seen.add(user.lower())
+            groups: list[str] = []
+            for member_of in entry.get("memberOf", entry.get("memberof", [])):
+                groups.extend(_rdn_values(str(member_of), "cn")[:1])
+            rows.append(
+                Row(
+                    user=user,
+                    unit=unit,
+                    groups=tuple(groups),
+                    email=_first(entry, "mail"),
+                    name=_first(entry, "cn", "displayName"),
+                )
+            )
+    except (ValueError, binascii.Error, UnicodeError, IndexError) as exc:
+        raise DirectoryError(f"{path}:{parser.line_counter}: malformed LDIF: {exc}") from None
+    return rows, problems

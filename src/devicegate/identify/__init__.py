@@ -1,0 +1,138 @@
+"""Identification: the raw `Signals` of one access → a `DeviceProfile` with its evidence.
+
+Identification is an ordered list of named extractors, each reporting `Evidence` (which
+signal said what, at which trust), and one combining rule (combine.py):
+
+    activesync   query string (plain / base64), DeviceType, DeviceModel, DeviceOS  reported
+    imap_id      RFC 2971 ID list (raw or Dovecot's retained form)                  reported
+    user_agent   our rules for mail/calendar/Exchange agents, then ua-parser        reported
+    mac          IEEE registries; randomised addresses claim nothing                 inferred
+    inventory    MDM records by mdm id / certificate (attested), DeviceId, MAC      per key
+
+Later extractors see the stable keys earlier ones found (the inventory looks up the
+DeviceId decoded from a base64 query). No extractor raises on what a client sent: hostile
+or malformed values end as evidence with a note. The parsers adapters need on their own —
+`parse_activesync_query`, `parse_imap_id`, `normalise_mac` — raise `SignalError` instead.
+
+The online path identifies each distinct `Signals` value once: `Identifier.profile` is a
+dict look-up on a hit. Public surface: see `__all__` (pinned by a test).
+"""
+
+from __future__ import annotations
+
+from devicegate.identify.activesync import (
+    ActiveSyncQuery,
+    extract_activesync,
+    parse_activesync_query,
+)
+from devicegate.identify.base import Extracted, Extractor
+from devicegate.identify.combine import combine
+from devicegate.identify.imapid import extract_imap_id, parse_imap_id
+from devicegate.identify.mac import extract_mac, normalise_mac
+from devicegate.identify.mdm import inventory_extractor
+from devicegate.identify.useragent import extract_user_agent
+from devicegate.inventory import EMPTY_INVENTORY, Inventory
+from devicegate.model import DeviceProfile, Evidence, Signals, Trust
+
+__all__ = [
+    "ActiveSyncQuery",
+    "Extracted",
+    "Extractor",
+    "Identifier",
+    "combine",
+    "default_extractors",
+    "identify",
+    "normalise_mac",
+    "parse_activesync_query",
+    "parse_imap_id",
+]
+
+
+def default_extractors(inventory: Inventory = EMPTY_INVENTORY) -> tuple[Extractor, ...]:
+    """The standard pipeline, in order; the inventory step only when there is one."""
+    steps = [
+        Extractor("activesync", extract_activesync),
+        Extractor("imap_id", extract_imap_id),
+        Extractor("user_agent", extract_user_agent),
+        Extractor("mac", extract_mac),
+    ]
+    if len(inventory):
+        steps.append(Extractor("inventory", inventory_extractor(inventory)))
+    return tuple(steps)
+
+
+class Identifier:
+    """Identification bound to one inventory snapshot, with a bounded cache of profiles.
+
+    `Signals` is a frozen, hashable value, so equal signals share one profile. The cache
+    is cleared when it reaches `cache_size` entries (0 disables it): crude, but a hit
+    stays a single `dict.get`, which is what millions of repeated requests need.
+    """
+
+    __slots__ = ("_cache", "cache_size", "extractors", "inventory")
+
+    def __init__(
+        self,
+        inventory: Inventory = EMPTY_INVENTORY,
+        cache_size: int = 200_000,
+        *,
+        extractors: tuple[Extractor, ...] | None = None,
+    ) -> None:
+        self.inventory = inventory
+        self.cache_size = cache_size
+        self.extractors = extractors if extractors is not None else default_extractors(inventory)
+        self._cache: dict[Signals, DeviceProfile] = {}
+
+    def profile(self, signals: Signals) -> DeviceProfile:
+        """The profile for `signals`, from the cache when these signals were seen before."""
+        cached = self._cache.get(signals)
+        if cached is not None:
+            return cached
+        made = self.identify(signals)
+        if self.cache_size > 0:
+            if len(self._cache) >= self.cache_size:
+                self._cache.clear()
+            self._cache[signals] = made
+        return made
+
+    def identify(self, signals: Signals) -> DeviceProfile:
+        """Run every extractor and combine (no cache)."""
+        evidence: list[Evidence] = []
+        keys: list[tuple[str, str]] = []
+        seen: dict[str, str] = {}
+        for step in self.extractors:
+            try:
+                found = step.run(signals, seen)
+            except Exception as exc:  # the safety net: one broken step never stops the rest
+                evidence.append(
+                    Evidence(
+                        signal=step.name,
+                        trust=Trust.INFERRED,
+                        source=step.name,
+                        note=f"extractor `{step.name}` failed ({type(exc).__name__}); "
+                        "its signal was not checked",
+                        confidence=0.0,
+                    )
+                )
+                continue
+            evidence.extend(found.evidence)
+            for kind, value in found.keys:
+                keys.append((kind, value))
+                seen.setdefault(kind, value)
+        return combine(evidence, keys)
+
+    def cache_len(self) -> int:
+        return len(self._cache)
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+
+_DEFAULT = Identifier(EMPTY_INVENTORY, cache_size=0)
+
+
+def identify(signals: Signals, inventory: Inventory = EMPTY_INVENTORY) -> DeviceProfile:
+    """Identify one access without caching (use `Identifier` on hot paths)."""
+    if inventory is EMPTY_INVENTORY or not len(inventory):
+        return _DEFAULT.identify(signals)
+    return Identifier(inventory, cache_size=0).identify(signals)

@@ -1,0 +1,470 @@
+"""Compile a loaded policy, a directory and an inventory into an immutable `Snapshot`.
+
+Compilation does every piece of work that does not depend on the single request, so that
+`decide` is a handful of dict lookups on the hot path:
+
+* users with the same scope membership (same rules, same depths, same exceptions) share a
+  *scope class*; 100k users typically collapse into a few hundred classes;
+* all dates (rule `from`, `from - notice`, `until`, exception windows) become sorted
+  breakpoints: between two breakpoints nothing about the policy changes, so a time is reduced
+  to a *segment* number with one bisect;
+* (class, resource, segment) reduces to a *plan*: the rules that can apply and in which
+  phase; plans are interned, and many classes share one.
+
+Decisions are then cached per (plan, device signals, device state) inside the snapshot: the
+cache belongs to this immutable version and dies with it.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from devicegate.directory import EMPTY_DIRECTORY, Directory, User
+from devicegate.identify import Identifier
+from devicegate.inventory import EMPTY_INVENTORY, Inventory, normalise_key
+from devicegate.model import Action, Decision, DeviceProfile, DeviceState
+from devicegate.policy.conditions import CompiledCondition, Tri, match_deny, match_only
+from devicegate.policy.load import LoadedPolicy
+from devicegate.policy.schema import ALL_RESOURCES, DeviceCondition, Rule, parse_duration
+from devicegate.policy.validate import known_resources, to_instant, unit_closure
+
+USER_SPECIFIC_DEPTH = 1000  # a rule naming the user outranks any unit depth
+NOTICE = "notice"
+ACTIVE = "active"
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    index: int
+    id: str
+    description: str
+    effect: Action
+    report_only: bool
+    resources: frozenset[str] | None  # None: every resource
+    notice_start: float
+    start: float
+    end: float
+    start_at: datetime
+    until_at: datetime | None
+    message: str
+    on_unidentified: Action | None  # None: an unidentified device is not matched
+    when: CompiledCondition | None
+    only: CompiledCondition | None
+    when_index: int  # position in Snapshot.conditions, -1 when absent
+    only_index: int
+    units: tuple[str, ...]
+    groups: frozenset[str]
+    users: frozenset[str]
+    exclude_units: tuple[str, ...]
+    exclude_groups: frozenset[str]
+    exclude_users: frozenset[str]
+    source: str
+
+    def covers(self, resource: str) -> bool:
+        return self.resources is None or resource in self.resources
+
+    def phase(self, ts: float) -> str | None:
+        if ts < self.notice_start or ts >= self.end:
+            return None
+        return ACTIVE if ts >= self.start else NOTICE
+
+    def scope_depth(self, user: User) -> int | None:
+        """How specifically this rule's scope names the user; None when out of scope."""
+        uid = user.id.lower()
+        email = (user.email or "").lower()
+        if uid in self.exclude_users or (email and email in self.exclude_users):
+            return None
+        if self.exclude_groups & user.groups:
+            return None
+        if any(_under(user.unit, unit) for unit in self.exclude_units):
+            return None
+        if not (self.units or self.groups or self.users):
+            return 0
+        depth: int | None = None
+        if uid in self.users or (email and email in self.users):
+            depth = USER_SPECIFIC_DEPTH
+        for unit in self.units:
+            if _under(user.unit, unit):
+                depth = max(depth or 0, unit.count("/") + 1)
+        if depth is None and self.groups & user.groups:
+            depth = 0
+        return depth
+
+
+def _under(unit: str, scope: str) -> bool:
+    return unit == scope or unit.startswith(scope + "/")
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledException:
+    index: int
+    user: str | None
+    device: str | None
+    rules: frozenset[str]
+    start: float
+    end: float
+    until_at: datetime
+    reason: str
+    approver: str | None
+
+    def active(self, ts: float) -> bool:
+        return self.start <= ts < self.end
+
+    def matches_device(self, keys: frozenset[str]) -> bool:
+        return self.device is None or self.device in keys
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeClass:
+    rules: tuple[tuple[int, int], ...]  # (rule index, depth)
+    exceptions: tuple[int, ...]  # exceptions naming this user
+    known: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceClass:
+    """How one device fares against every distinct condition of the policy."""
+
+    outcomes: tuple[tuple[Tri, str], ...]
+    device_exceptions: tuple[int, ...]
+    spoofing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What can apply to one scope class, for one resource, in one time segment."""
+
+    entries: tuple[tuple[int, int, str], ...]  # (rule index, depth, phase)
+    exceptions: tuple[int, ...]  # active exceptions that may lift entries
+    default: Action
+    known_user: bool
+
+
+@dataclass(eq=False)
+class Snapshot:
+    """An immutable, versioned policy ready for `decide`. Never mutated after compile, except
+    its private caches (which depend only on this snapshot's contents)."""
+
+    loaded: LoadedPolicy
+    directory: Directory
+    inventory: Inventory
+    version: str
+    timezone: ZoneInfo
+    rules: tuple[CompiledRule, ...]
+    exceptions: tuple[CompiledException, ...]
+    resources: frozenset[str]
+    defaults: dict[str, Action]
+    unknown_user: Action
+    compromised_message: str
+    breaks: tuple[float, ...]
+    class_breaks: tuple[tuple[float, ...], ...]
+    classes: tuple[ScopeClass, ...]
+    user_class: dict[str, int]
+    user_of: dict[str, User]
+    identifier: Identifier
+    conditions: tuple[tuple[str, CompiledCondition], ...] = ()
+    device_only_exceptions: tuple[int, ...] = ()  # name a device, not a user: every plan
+    device_bound_exceptions: tuple[int, ...] = ()  # name a device: checked per device class
+    rules_by_id: dict[str, CompiledRule] = field(default_factory=dict)
+    cache_limit: int = 1_000_000
+    # Caches: all derived from this snapshot's immutable contents, cleared together.
+    _plan_ids: dict[tuple[int, str, int], int] = field(default_factory=dict)
+    _plans: list[Plan] = field(default_factory=list)
+    _plan_index: dict[Plan, int] = field(default_factory=dict)
+    _front: dict[object, Decision] = field(default_factory=dict)
+    _decisions: dict[object, Decision] = field(default_factory=dict)
+    _templates: dict[object, Decision] = field(default_factory=dict)
+    _class_of: dict[object, tuple[DeviceProfile, DeviceState, int]] = field(default_factory=dict)
+    _device_classes: list[DeviceClass] = field(default_factory=list)
+    _device_class_index: dict[DeviceClass, int] = field(default_factory=dict)
+
+    def trim_caches(self) -> None:
+        """Bound memory: when a cache is full, start the per-request caches afresh."""
+        if len(self._front) + len(self._decisions) >= self.cache_limit:
+            self._front.clear()
+            self._decisions.clear()
+            self._class_of.clear()
+        if len(self._templates) >= self.cache_limit:
+            self._templates.clear()
+
+    def device_class(self, profile: DeviceProfile, state: DeviceState) -> int:
+        """Devices the policy cannot tell apart share a class: same outcome (and note) for
+        every distinct condition, same device exceptions, same spoofing flag."""
+        key = (id(profile), state)
+        found = self._class_of.get(key)
+        if found is not None and found[0] is profile:
+            return found[2]
+        outcomes = []
+        for kind, condition in self.conditions:
+            match = match_deny if kind == "when" else match_only
+            outcomes.append(match(condition, profile, state, detail=False))
+        exceptions: tuple[int, ...] = ()
+        if self.device_bound_exceptions:
+            keys = device_keys(profile.keys, (profile.device_id,))
+            exceptions = tuple(
+                i for i in self.device_bound_exceptions if self.exceptions[i].matches_device(keys)
+            )
+        vector = DeviceClass(tuple(outcomes), exceptions, profile.spoofing_suspected)
+        index = self._device_class_index.setdefault(vector, len(self._device_classes))
+        if index == len(self._device_classes):
+            self._device_classes.append(vector)
+        self._class_of[key] = (profile, state, index)
+        return index
+
+    def device_class_at(self, index: int) -> DeviceClass:
+        return self._device_classes[index]
+
+    @property
+    def unknown_class(self) -> int:
+        return len(self.classes) - 1
+
+    def segment(self, ts: float) -> int:
+        """The policy-wide time segment of `ts` (nothing in the policy changes inside one)."""
+        return bisect_right(self.breaks, ts)
+
+    def class_segment(self, cls: int, ts: float) -> int:
+        """The segment of `ts` among the dates that matter to one scope class (coarser than
+        the policy-wide segments, so fewer plans are computed)."""
+        return bisect_right(self.class_breaks[cls], ts)
+
+    def plan(self, cls: int, resource: str, ts: float) -> int:
+        """Plan id for (class, resource, time): computed once per segment, then looked up."""
+        key = (cls, resource, bisect_right(self.class_breaks[cls], ts))
+        found = self._plan_ids.get(key)
+        if found is not None:
+            return found
+        scope = self.classes[cls]
+        entries = []
+        for index, depth in scope.rules:
+            rule = self.rules[index]
+            phase = rule.phase(ts)
+            if phase is not None and rule.covers(resource):
+                entries.append((index, depth, phase))
+        exceptions = tuple(
+            i
+            for i in (*scope.exceptions, *self.device_only_exceptions)
+            if self.exceptions[i].active(ts)
+        )
+        plan = Plan(
+            tuple(entries), exceptions, self.defaults.get(resource, Action.ALLOW), scope.known
+        )
+        plan_id = self._plan_index.setdefault(plan, len(self._plans))
+        if plan_id == len(self._plans):
+            self._plans.append(plan)
+        self._plan_ids[key] = plan_id
+        return plan_id
+
+    def plan_at(self, plan_id: int) -> Plan:
+        return self._plans[plan_id]
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "policy_version": self.version,
+            "files": list(self.loaded.files),
+            "rules": len(self.rules),
+            "exceptions": len(self.exceptions),
+            "users": len(self.directory),
+            "scope_classes": len(self.classes) - 1,
+            "inventory_devices": len(self.inventory),
+            "directory_problems": len(self.directory.problems),
+        }
+
+
+def _instant(value: object, tz: str) -> datetime:
+    assert isinstance(value, datetime) or hasattr(value, "year")
+    return to_instant(value, tz)  # type: ignore[arg-type]
+
+
+class _Conditions:
+    """Distinct device conditions of a policy: devices are classed by their outcomes."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, CompiledCondition]] = []
+        self._index: dict[str, int] = {}
+
+    def add(
+        self, kind: str, condition: DeviceCondition | None
+    ) -> tuple[int, CompiledCondition | None]:
+        if condition is None:
+            return -1, None
+        key = kind + condition.model_dump_json()
+        if key not in self._index:
+            self._index[key] = len(self.items)
+            self.items.append((kind, CompiledCondition.build(condition)))
+        index = self._index[key]
+        return index, self.items[index][1]
+
+
+def _compile_rule(
+    index: int, rule: Rule, policy_tz: str, source: str, conditions: _Conditions
+) -> CompiledRule:
+    tz = rule.timezone or policy_tz
+    start_at = _instant(rule.from_, tz)
+    until_at = _instant(rule.until, tz) if rule.until is not None else None
+    notice = parse_duration(rule.notice) if rule.notice else timedelta(0)
+    effect = Action(rule.effect)
+    if rule.on_unidentified is not None:
+        on_unidentified: Action | None = (
+            None if rule.on_unidentified == "allow" else Action(rule.on_unidentified)
+        )
+    else:
+        # An allow-list cannot approve what it cannot see: unknown devices get the effect.
+        on_unidentified = effect if rule.only is not None and effect is not Action.ALLOW else None
+    when_index, when = conditions.add("when", rule.when)
+    only_index, only = conditions.add("only", rule.only)
+    return CompiledRule(
+        index=index,
+        id=rule.id,
+        description=rule.description,
+        effect=effect,
+        report_only=rule.mode == "report-only",
+        resources=None if ALL_RESOURCES in rule.resources else frozenset(rule.resources),
+        notice_start=(start_at - notice).timestamp(),
+        start=start_at.timestamp(),
+        end=until_at.timestamp() if until_at else math.inf,
+        start_at=start_at,
+        until_at=until_at,
+        message=rule.message or rule.description or f"blocked by rule {rule.id}",
+        on_unidentified=on_unidentified,
+        when=when,
+        only=only,
+        when_index=when_index,
+        only_index=only_index,
+        units=tuple(rule.scope.units),
+        groups=frozenset(rule.scope.groups),
+        users=frozenset(u.lower() for u in rule.scope.users),
+        exclude_units=tuple(rule.scope.exclude.units),
+        exclude_groups=frozenset(rule.scope.exclude.groups),
+        exclude_users=frozenset(u.lower() for u in rule.scope.exclude.users),
+        source=source,
+    )
+
+
+def compile_policy(
+    loaded: LoadedPolicy,
+    directory: Directory = EMPTY_DIRECTORY,
+    inventory: Inventory = EMPTY_INVENTORY,
+    *,
+    identifier: Identifier | None = None,
+) -> Snapshot:
+    policy = loaded.policy
+    conditions = _Conditions()
+    rules = tuple(
+        _compile_rule(i, rule, policy.timezone, "{}:{}".format(*loaded.where_rule(i)), conditions)
+        for i, rule in enumerate(policy.rules)
+    )
+    exceptions = []
+    for i, exc in enumerate(policy.exceptions):
+        until_at = to_instant(exc.until, policy.timezone)
+        exceptions.append(
+            CompiledException(
+                index=i,
+                user=exc.user.lower() if exc.user else None,
+                device=_device_key(exc.device) if exc.device else None,
+                rules=frozenset(exc.rules),
+                start=to_instant(exc.from_, policy.timezone).timestamp()
+                if exc.from_
+                else -math.inf,
+                end=until_at.timestamp(),
+                until_at=until_at,
+                reason=exc.reason,
+                approver=exc.approver,
+            )
+        )
+    breaks = sorted(
+        {t for r in rules for t in (r.notice_start, r.start, r.end) if math.isfinite(t)}
+        | {t for e in exceptions for t in (e.start, e.end) if math.isfinite(t)}
+    )
+    named_users = {u for r in rules for u in (*r.users, *r.exclude_users)}
+    excepted_users: dict[str, list[int]] = {}
+    for exc_c in exceptions:
+        if exc_c.user:
+            excepted_users.setdefault(exc_c.user, []).append(exc_c.index)
+    known = unit_closure(policy.units) if policy.units else None
+    if known is not None:
+        directory = directory.with_known_units(known)
+
+    classes: list[ScopeClass] = []
+    class_index: dict[ScopeClass, int] = {}
+    by_base: dict[tuple[str, frozenset[str]], ScopeClass] = {}
+    user_class: dict[str, int] = {}
+    user_of: dict[str, User] = {}
+    for user in directory.users:
+        names = {alias.lower() for alias in user.aliases()}
+        personal = bool(names & named_users) or bool(names & excepted_users.keys())
+        base = (user.unit, user.groups)
+        scope = None if personal else by_base.get(base)
+        if scope is None:
+            in_scope = []
+            for rule in rules:
+                depth = rule.scope_depth(user)
+                if depth is not None:
+                    in_scope.append((rule.index, depth))
+            own = tuple(i for name in sorted(names) for i in excepted_users.get(name, ()))
+            scope = ScopeClass(tuple(in_scope), own)
+            if not personal:
+                by_base[base] = scope
+        cls = class_index.setdefault(scope, len(classes))
+        if cls == len(classes):
+            classes.append(scope)
+        for name in names:
+            user_class.setdefault(name, cls)
+            user_of.setdefault(name, user)
+    classes.append(ScopeClass((), (), known=False))  # the unknown user's class, always last
+    device_only = [e.index for e in exceptions if e.user is None]
+    class_breaks = []
+    for scope in classes:
+        moments = {
+            t for i, _ in scope.rules for t in (rules[i].notice_start, rules[i].start, rules[i].end)
+        }
+        moments |= {
+            t
+            for i in (*scope.exceptions, *device_only)
+            for t in (exceptions[i].start, exceptions[i].end)
+        }
+        class_breaks.append(tuple(sorted(t for t in moments if math.isfinite(t))))
+
+    resources = known_resources(loaded)
+    defaults = {name: Action(spec.default) for name, spec in policy.resources.items()}
+    snapshot = Snapshot(
+        loaded=loaded,
+        directory=directory,
+        inventory=inventory,
+        version=loaded.version,
+        timezone=ZoneInfo(policy.timezone),
+        rules=rules,
+        exceptions=tuple(exceptions),
+        resources=frozenset(resources),
+        defaults=defaults,
+        unknown_user=Action(policy.unknown_user),
+        compromised_message=policy.compromised_message,
+        breaks=tuple(breaks),
+        class_breaks=tuple(class_breaks),
+        classes=tuple(classes),
+        user_class=user_class,
+        user_of=user_of,
+        identifier=identifier or Identifier(inventory),
+        conditions=tuple(conditions.items),
+        device_only_exceptions=tuple(device_only),
+        device_bound_exceptions=tuple(e.index for e in exceptions if e.device is not None),
+    )
+    snapshot.rules_by_id.update({rule.id: rule for rule in rules})
+    return snapshot
+
+
+def _device_key(text: str) -> str:
+    return text.strip().lower()
+
+
+def device_keys(
+    values: tuple[tuple[str, str], ...], extra: tuple[str | None, ...] = ()
+) -> frozenset[str]:
+    """Every identifier of a device, lower-cased, for matching device exceptions."""
+    out = {_device_key(value) for _, value in values}
+    out |= {_device_key(normalise_key("mac", v)) for k, v in values if k == "mac"}
+    out |= {_device_key(v) for v in extra if v}
+    return frozenset(out)

@@ -1,0 +1,286 @@
+"""Load policy files: parse with line numbers, check the schema, merge, check cross-references.
+
+`load_policy` is the API mode: it raises `PolicyError` carrying every error found (the first
+in its message). `check_policy` is the lint mode behind `devicegate validate`: it returns all
+findings, errors and warnings, ranked by severity. A policy with any error is never returned
+for use, so an invalid policy can never replace a valid one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import typing
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path as FsPath
+
+from pydantic import BaseModel, ValidationError
+
+from devicegate.errors import PolicyError
+from devicegate.policy.diagnostics import Issue, Severity, did_you_mean, sort_issues
+from devicegate.policy.schema import Policy, ResourceSpec
+from devicegate.policy.yamlsource import Path, SourceMap, YamlProblem, format_path, read_yaml
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """Where an item of the merged policy came from."""
+
+    file: str
+    source: SourceMap
+    path: Path
+
+    def line(self, *sub: str | int) -> int:
+        return self.source.line_of((*self.path, *sub))
+
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    """A merged, schema-valid policy with the origin of each rule and exception."""
+
+    policy: Policy
+    files: tuple[str, ...]
+    version: str
+    rule_origins: tuple[Located, ...]
+    exception_origins: tuple[Located, ...]
+    top: Located
+
+    def where_rule(self, index: int, *sub: str | int) -> tuple[str, int]:
+        origin = self.rule_origins[index]
+        return origin.file, origin.line(*sub)
+
+
+def _pydantic_issues(exc: ValidationError, source: SourceMap, base: Path) -> list[Issue]:
+    issues = []
+    seen: set[Path] = set()
+    for error in exc.errors():
+        # Drop pydantic's union-member tags (`date`, `datetime`, `list[str]`) from the path.
+        loc: Path = tuple(
+            part
+            for part in error["loc"]
+            if isinstance(part, int) or (isinstance(part, str) and part not in _TYPE_TAGS)
+        )
+        if loc in seen:
+            continue
+        seen.add(loc)
+        # pydantic reports aliases' python names; show what the user typed.
+        loc = tuple("from" if part == "from_" else part for part in loc)
+        path = (*base, *loc)
+        hint = None
+        message = error["msg"]
+        if error["type"] == "extra_forbidden" and loc:
+            unknown = str(loc[-1])
+            message = f"unknown field `{unknown}`"
+            hint = did_you_mean(unknown, _fields_at(loc[:-1]))
+        elif error["type"] == "missing":
+            message = "this field is required"
+        elif error["type"].startswith(("date", "datetime")):
+            message = f"expected a date (YYYY-MM-DD) or an ISO date-time, got `{error['input']}`"
+        elif error["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
+        elif "input" in error and not isinstance(error["input"], dict | list):
+            message = f"{message}, got `{error['input']}`"
+        issues.append(
+            Issue(
+                Severity.ERROR,
+                source.file,
+                source.line_of(path),
+                format_path(path) or "(document)",
+                message,
+                hint,
+                "schema",
+            )
+        )
+    return issues
+
+
+_TYPE_TAGS = {"date", "datetime", "str", "int", "bool", "float", "list[str]", "none"}
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as `list[Rule]` or `Scope | None`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _fields_at(loc: Path) -> list[str]:
+    """Field names valid at `loc` (for "did you mean"), walking the schema models."""
+    model: type[BaseModel] = Policy
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get("from_" if part == "from" else part)
+        found = _model_in(field.annotation) if field is not None else None
+        if found is None:
+            return []
+        model = found
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _parse_file(path: str) -> tuple[Policy | None, SourceMap | None, list[Issue]]:
+    try:
+        text = FsPath(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, None, [Issue(Severity.ERROR, path, 0, "(file)", "no such file")]
+    except IsADirectoryError:
+        return None, None, [Issue(Severity.ERROR, path, 0, "(file)", "is a directory")]
+    except UnicodeDecodeError:
+        return None, None, [Issue(Severity.ERROR, path, 1, "(file)", "not UTF-8 text")]
+    except OSError as exc:
+        return None, None, [Issue(Severity.ERROR, path, 0, "(file)", exc.strerror or str(exc))]
+    try:
+        data, source = read_yaml(text, path)
+    except YamlProblem as problem:
+        return None, None, [problem.issue]
+    if not isinstance(data, dict):
+        return (
+            None,
+            source,
+            [
+                Issue(
+                    Severity.ERROR,
+                    path,
+                    1,
+                    "(document)",
+                    "a policy file is a mapping",
+                    "start with `timezone:` and `rules:`",
+                )
+            ],
+        )
+    try:
+        return Policy.model_validate(data), source, []
+    except ValidationError as exc:
+        return None, source, _pydantic_issues(exc, source, ())
+
+
+def _merge(parsed: Sequence[tuple[str, Policy, SourceMap]]) -> tuple[LoadedPolicy, list[Issue]]:
+    issues: list[Issue] = []
+    first_file, first, first_source = parsed[0]
+    timezone = first.timezone
+    units: list[str] = []
+    resources: dict[str, ResourceSpec] = {}
+    rules = []
+    exceptions = []
+    rule_origins: list[Located] = []
+    exception_origins: list[Located] = []
+    unknown_user = first.unknown_user
+    names = []
+    for file, policy, source in parsed:
+        if policy.timezone != timezone and "timezone" in policy.model_fields_set:
+            issues.append(
+                Issue(
+                    Severity.ERROR,
+                    file,
+                    source.line_of(("timezone",)),
+                    "timezone",
+                    f"`{policy.timezone}` differs from `{timezone}` in {first_file}",
+                    "give one timezone, or set `timezone` on individual rules",
+                    "merge",
+                )
+            )
+        units.extend(u for u in policy.units if u not in units)
+        for name, spec in policy.resources.items():
+            if name in resources and resources[name] != spec:
+                issues.append(
+                    Issue(
+                        Severity.ERROR,
+                        file,
+                        source.line_of(("resources", name)),
+                        f"resources.{name}",
+                        "declared differently in two files",
+                        None,
+                        "merge",
+                    )
+                )
+            resources[name] = spec
+        for index, rule in enumerate(policy.rules):
+            rules.append(rule)
+            rule_origins.append(Located(file, source, ("rules", index)))
+        for index, exc in enumerate(policy.exceptions):
+            exceptions.append(exc)
+            exception_origins.append(Located(file, source, ("exceptions", index)))
+        if policy.name:
+            names.append(policy.name)
+        if policy.unknown_user != "allow":
+            unknown_user = policy.unknown_user
+    merged = Policy.model_validate(
+        {
+            "version": 1,
+            "name": " + ".join(names),
+            "timezone": timezone,
+            "units": units,
+            "resources": {k: v.model_dump() for k, v in resources.items()},
+            "unknown_user": unknown_user,
+            "compromised_message": first.compromised_message,
+            "rules": [r.model_dump(by_alias=True, exclude_unset=True) for r in rules],
+            "exceptions": [e.model_dump(by_alias=True, exclude_unset=True) for e in exceptions],
+        }
+    )
+    canonical = json.dumps(merged.model_dump(mode="json", by_alias=True), sort_keys=True)
+    version = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    loaded = LoadedPolicy(
+        policy=merged,
+        files=tuple(f for f, _, _ in parsed),
+        version=version,
+        rule_origins=tuple(rule_origins),
+        exception_origins=tuple(exception_origins),
+        top=Located(first_file, first_source, ()),
+    )
+    return loaded, issues
+
+
+def check_policy(
+    paths: Iterable[str | FsPath],
+    *,
+    known_units: Iterable[str] | None = None,
+    now: datetime | None = None,
+    lint: bool = True,
+) -> tuple[LoadedPolicy | None, list[Issue]]:
+    """Every finding about the given policy files, errors first. The policy is returned only
+    when it has no error."""
+    from devicegate.policy.validate import cross_check, lint_policy
+
+    files = [str(p) for p in paths]
+    if not files:
+        raise PolicyError("no policy file given", hint="pass one or more YAML files")
+    issues: list[Issue] = []
+    parsed: list[tuple[str, Policy, SourceMap]] = []
+    for file in files:
+        policy, source, found = _parse_file(file)
+        issues.extend(found)
+        if policy is not None and source is not None:
+            parsed.append((file, policy, source))
+    if issues or not parsed:
+        return None, sort_issues(issues)
+    loaded, merge_issues = _merge(parsed)
+    issues.extend(merge_issues)
+    issues.extend(cross_check(loaded, known_units))
+    if lint:
+        issues.extend(lint_policy(loaded, now=now))
+    if any(i.severity is Severity.ERROR for i in issues):
+        return None, sort_issues(issues)
+    return loaded, sort_issues(issues)
+
+
+def load_policy(
+    paths: Iterable[str | FsPath], *, known_units: Iterable[str] | None = None
+) -> LoadedPolicy:
+    """Load for use: raise `PolicyError` with every error if the policy is invalid."""
+    loaded, issues = check_policy(paths, known_units=known_units, lint=False)
+    errors = [i for i in issues if i.severity is Severity.ERROR]
+    if loaded is None or errors:
+        first = errors[0]
+        more = (
+            f" (and {len(errors) - 1} more error(s); run `devicegate validate`)"
+            if len(errors) > 1
+            else ""
+        )
+        raise PolicyError(first.format() + more, issues=tuple(errors), hint=None)
+    return loaded

@@ -1,0 +1,389 @@
+"""Shared state: devices and their identifiers, compromise verdicts, quarantine holds,
+sightings and the decision log. SQLite (WAL, one file) by default; PostgreSQL when several
+decision servers share state. The schema is created and upgraded by Alembic on open.
+
+Durability: every write method commits before it returns, and SQLite runs with
+`synchronous=FULL`, so a record a caller has seen acknowledged survives `kill -9` (and a
+power cut, as far as the disk honours fsync). Batching happens *above* this API: a caller
+that batches must acknowledge only after `write_*` returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from devicegate.errors import StoreError
+from devicegate.inventory import normalise_key
+from devicegate.model import DeviceState
+from devicegate.store import tables as t
+
+DEFAULT_URL = "sqlite:///devicegate.db"
+COMPROMISED = "compromised"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    device_ref: str
+    user: str | None
+    vendor: str | None
+    platform: str | None
+    model: str | None
+    keys: tuple[tuple[str, str], ...]
+    verdict: str | None
+    held: tuple[str, ...]
+    last_seen: datetime
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite returns naive datetimes; everything we store is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def make_engine(url: str) -> Engine:
+    try:
+        if url.startswith("sqlite"):
+            engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+            @sa.event.listens_for(engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cursor = dbapi_conn.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=FULL")
+                cursor.execute("PRAGMA busy_timeout=30000")
+                cursor.close()
+
+            return engine
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        return sa.create_engine(url, pool_pre_ping=True)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+        raise StoreError(
+            f"cannot use store `{url}`: {exc}", hint="sqlite:///FILE or postgresql://…"
+        ) from None
+    except ModuleNotFoundError as exc:
+        raise StoreError(
+            f"store `{url}` needs `{exc.name}`", hint="pip install 'devicegate[postgres]'"
+        ) from None
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (idempotent)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # ---- devices and identifiers -------------------------------------------------------
+    def _resolve(self, conn: sa.Connection, keys: Sequence[tuple[str, str]]) -> list[str]:
+        refs: list[str] = []
+        for kind, value in keys:
+            row = conn.execute(
+                sa.select(t.device_keys.c.device_ref).where(
+                    t.device_keys.c.kind == kind,
+                    t.device_keys.c.value == normalise_key(kind, value),
+                )
+            ).first()
+            if row is not None and row[0] not in refs:
+                refs.append(row[0])
+        return refs
+
+    def ensure_device(
+        self,
+        conn: sa.Connection,
+        keys: Sequence[tuple[str, str]],
+        *,
+        user: str | None = None,
+        vendor: str | None = None,
+        platform: str | None = None,
+        model: str | None = None,
+    ) -> str:
+        """The device these identifiers name, created if new; new identifiers are linked."""
+        keys = [(k, v) for k, v in keys if v]
+        if not keys:
+            raise StoreError("a device needs at least one identifier")
+        refs = self._resolve(conn, keys)
+        now = _now()
+        if refs:
+            ref = refs[0]
+            conn.execute(
+                t.devices.update().where(t.devices.c.device_ref == ref).values(last_seen=now)
+            )
+        else:
+            kind, value = keys[0]
+            ref = (
+                "d-"
+                + hashlib.sha256(f"{kind}:{normalise_key(kind, value)}".encode()).hexdigest()[:20]
+            )
+            conn.execute(
+                t.devices.insert().values(
+                    device_ref=ref,
+                    user=user,
+                    vendor=vendor,
+                    platform=platform,
+                    model=model,
+                    first_seen=now,
+                    last_seen=now,
+                )
+            )
+        for kind, value in keys:
+            normal = normalise_key(kind, value)
+            exists = conn.execute(
+                sa.select(t.device_keys.c.device_ref).where(
+                    t.device_keys.c.kind == kind, t.device_keys.c.value == normal
+                )
+            ).first()
+            if exists is None:
+                conn.execute(t.device_keys.insert().values(kind=kind, value=normal, device_ref=ref))
+        return ref
+
+    def device_state(self, keys: Iterable[tuple[str, str]]) -> DeviceState:
+        """What the engine must know about the device these identifiers name."""
+        keys = list(keys)
+        if not keys:
+            return DeviceState()
+        with self.engine.connect() as conn:
+            refs = self._resolve(conn, keys)
+            if not refs:
+                return DeviceState()
+            verdict = conn.execute(
+                sa.select(t.verdicts.c.verdict, t.verdicts.c.scan_id).where(
+                    t.verdicts.c.device_ref.in_(refs),
+                    t.verdicts.c.cleared_at.is_(None),
+                    t.verdicts.c.verdict == COMPROMISED,
+                )
+            ).first()
+            held = (
+                conn.execute(
+                    sa.select(t.holds.c.resource).where(
+                        t.holds.c.device_ref.in_(refs), t.holds.c.released_at.is_(None)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        return DeviceState(
+            compromised=verdict is not None,
+            verdict=f"{verdict[0]} (scan {verdict[1]})" if verdict else None,
+            held=frozenset(held),
+            device_ref=refs[0],
+        )
+
+    # ---- triage verdicts -----------------------------------------------------------------
+    def record_verdict(
+        self,
+        *,
+        keys: Sequence[tuple[str, str]],
+        verdict: str,
+        evidence: list[dict[str, object]],
+        scan_id: str,
+        source: str,
+    ) -> str:
+        with self.engine.begin() as conn:
+            ref = self.ensure_device(conn, keys)
+            conn.execute(
+                t.verdicts.insert().values(
+                    device_ref=ref,
+                    verdict=verdict,
+                    evidence=evidence,
+                    scan_id=scan_id,
+                    source=source,
+                    created_at=_now(),
+                )
+            )
+        return ref
+
+    def clear_verdict(self, device_ref: str, *, by: str = "operator") -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                t.verdicts.update()
+                .where(t.verdicts.c.device_ref == device_ref, t.verdicts.c.cleared_at.is_(None))
+                .values(cleared_at=_now(), cleared_by=by)
+            )
+        return int(result.rowcount or 0)
+
+    # ---- quarantine holds ----------------------------------------------------------------
+    def hold(
+        self,
+        keys: Sequence[tuple[str, str]],
+        *,
+        resource: str,
+        rule: str | None,
+        reason: str,
+        user: str | None = None,
+    ) -> str:
+        """Put a device in quarantine for `resource` (`*`: all) until an operator releases it."""
+        with self.engine.begin() as conn:
+            ref = self.ensure_device(conn, keys, user=user)
+            active = conn.execute(
+                sa.select(t.holds.c.id).where(
+                    t.holds.c.device_ref == ref,
+                    t.holds.c.resource == resource,
+                    t.holds.c.released_at.is_(None),
+                )
+            ).first()
+            if active is None:
+                conn.execute(
+                    t.holds.insert().values(
+                        device_ref=ref,
+                        resource=resource,
+                        rule=rule,
+                        reason=reason,
+                        created_at=_now(),
+                    )
+                )
+        return ref
+
+    def release(self, device_ref: str, *, by: str = "operator") -> int:
+        """Release every hold and clear every verdict on a device. Returns what changed."""
+        now = _now()
+        with self.engine.begin() as conn:
+            holds = conn.execute(
+                t.holds.update()
+                .where(t.holds.c.device_ref == device_ref, t.holds.c.released_at.is_(None))
+                .values(released_at=now, released_by=by)
+            ).rowcount
+            cleared = conn.execute(
+                t.verdicts.update()
+                .where(t.verdicts.c.device_ref == device_ref, t.verdicts.c.cleared_at.is_(None))
+                .values(cleared_at=now, cleared_by=by)
+            ).rowcount
+        return int(holds or 0) + int(cleared or 0)
+
+    def list_devices(self, *, only_restricted: bool = False) -> list[DeviceRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.devices).order_by(t.devices.c.last_seen.desc())).all()
+            keys: dict[str, list[tuple[str, str]]] = {}
+            for kind, value, ref in conn.execute(sa.select(t.device_keys)).all():
+                keys.setdefault(ref, []).append((kind, value))
+            verdict_of = dict(
+                conn.execute(
+                    sa.select(t.verdicts.c.device_ref, t.verdicts.c.verdict).where(
+                        t.verdicts.c.cleared_at.is_(None)
+                    )
+                ).all()
+            )
+            held: dict[str, list[str]] = {}
+            for ref, resource in conn.execute(
+                sa.select(t.holds.c.device_ref, t.holds.c.resource).where(
+                    t.holds.c.released_at.is_(None)
+                )
+            ).all():
+                held.setdefault(ref, []).append(resource)
+        out = []
+        for row in rows:
+            record = DeviceRecord(
+                device_ref=row.device_ref,
+                user=row.user,
+                vendor=row.vendor,
+                platform=row.platform,
+                model=row.model,
+                keys=tuple(sorted(keys.get(row.device_ref, []))),
+                verdict=verdict_of.get(row.device_ref),
+                held=tuple(sorted(held.get(row.device_ref, []))),
+                last_seen=_aware(row.last_seen),
+            )
+            if not only_restricted or record.held or record.verdict == COMPROMISED:
+                out.append(record)
+        return out
+
+    # ---- scans -----------------------------------------------------------------------------
+    def record_scan(
+        self,
+        *,
+        scan_id: str,
+        device_ref: str | None,
+        verdict: str,
+        source: str,
+        report: dict[str, object],
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.scans.insert().values(
+                    scan_id=scan_id,
+                    device_ref=device_ref,
+                    verdict=verdict,
+                    source=source,
+                    created_at=_now(),
+                    report=report,
+                )
+            )
+
+    # ---- sightings and decisions (batched by the caller) ----------------------------------
+    def write_batch(
+        self, sightings: Sequence[dict[str, Any]], decisions: Sequence[dict[str, Any]]
+    ) -> None:
+        """Insert one batch in one transaction; durable when this returns."""
+        with self.engine.begin() as conn:
+            if sightings:
+                conn.execute(t.sightings.insert(), list(sightings))
+            if decisions:
+                conn.execute(t.decisions.insert(), list(decisions))
+
+    def recent_sightings(
+        self, user: str, *, since: timedelta, now: datetime | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        """The user's devices seen on any adapter within `since` (newest first)."""
+        cutoff = (now or _now()) - since
+        with self.engine.connect() as conn:
+            rows = (
+                conn.execute(
+                    sa.select(t.sightings)
+                    .where(
+                        sa.func.lower(t.sightings.c.user) == user.lower(),
+                        t.sightings.c.at >= cutoff,
+                    )
+                    .order_by(t.sightings.c.at.desc())
+                    .limit(limit)
+                )
+                .mappings()
+                .all()
+            )
+        return [dict(row) | {"at": _aware(row["at"])} for row in rows]
+
+    def count(self, table: str) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count()).select_from(t.metadata.tables[table])
+                ).scalar_one()
+            )
+
+
+def open_store(url: str = DEFAULT_URL, *, migrate_schema: bool = True) -> Store:
+    """Open (and migrate) the store at a SQLAlchemy URL."""
+    engine = make_engine(url)
+    if migrate_schema:
+        try:
+            migrate(engine)
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"cannot open store `{url}`: {exc.orig}") from None
+    return Store(engine)
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+__all__ = ["DEFAULT_URL", "DeviceRecord", "Store", "new_request_id", "open_store"]

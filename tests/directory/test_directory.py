@@ -1,0 +1,94 @@
+"""Directories from CSV and LDIF; problems are reported, never silently dropped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from devicegate.directory import load_directory
+from devicegate.errors import DirectoryError
+
+LDIF = """\
+version: 1
+
+dn: ou=gov,dc=example,dc=org
+objectClass: organizationalUnit
+ou: gov
+
+dn: uid=s.volkova,ou=budget,ou=minfin,ou=gov,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: s.volkova
+cn: Svetlana Volkova
+mail: s.volkova@minfin.example
+memberOf: cn=finance-staff,ou=groups,dc=example,dc=org
+
+dn: uid=k.belov,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: k.belov
+devicegateUnit: rostec/cii
+jpegPhoto:< file:///etc/passwd
+
+dn: cn=Service Account,dc=example,dc=org
+objectClass: person
+cn: Service Account
+"""
+
+
+def test_csv_with_groups_and_aliases(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("user,unit,groups,email\nalice,Gov/MinFin/,a;b,alice@x.example\n"
+                    "bob,gov/bad unit,,\n,gov,,\nalice,gov,,\n", "utf-8")
+    directory = load_directory(path)
+    alice = directory.get("ALICE@x.example")
+    assert alice is not None and alice.unit == "gov/minfin" and alice.groups == {"a", "b"}
+    messages = [p.format() for p in directory.problems]
+    assert messages == [
+        f"{path}:3: user `bob`: invalid unit `gov/bad unit`",
+        f"{path}:4: empty `user`",
+        f"{path}:5: user `alice` already listed on line 2",
+    ]
+
+
+def test_csv_without_required_columns_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("login,ou\na,b\n", "utf-8")
+    with pytest.raises(DirectoryError, match="needs columns `user` and `unit`"):
+        load_directory(path)
+
+
+def test_ldif_units_from_ou_path_or_attribute_and_no_url_following(tmp_path: Path) -> None:
+    path = tmp_path / "d.ldif"
+    path.write_text(LDIF, "utf-8")
+    directory = load_directory(path)
+    volkova = directory.get("s.volkova@minfin.example")
+    assert volkova is not None
+    assert (volkova.unit, volkova.groups, volkova.name) == (
+        "gov/minfin/budget", frozenset({"finance-staff"}), "Svetlana Volkova")
+    belov = directory.get("k.belov")
+    assert belov is not None and belov.unit == "rostec/cii"
+    assert [p.message for p in directory.problems] == [
+        "entry `cn=Service Account,dc=example,dc=org` has no uid, sAMAccountName or mail"
+    ]
+
+
+def test_units_unknown_to_the_policy_are_reported(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("user,unit\na,gov/minfin\nb,gov/secret\nc,gov/secret\n", "utf-8")
+    directory = load_directory(path).with_known_units({"gov", "gov/minfin"})
+    assert [p.message for p in directory.problems] == [
+        "unit `gov/secret` (2 users) is not in the policy"
+    ]
+
+
+@settings(max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=400), st.sampled_from(["d.csv", "d.ldif"]))
+def test_hostile_files_give_directory_errors_only(tmp_path: Path, data: bytes, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(data)
+    try:
+        load_directory(path)
+    except DirectoryError as exc:
+        assert str(path) in exc.message
