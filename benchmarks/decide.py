@@ -77,16 +77,28 @@ def build_rules(rng: random.Random) -> list[dict[str, Any]]:
 
 
 UA_TEMPLATES = [
-    ("Apple", "Mozilla/5.0 (iPhone; CPU iPhone OS {a}_{b} like Mac OS X) AppleWebKit/605.1.15 "
-              "(KHTML, like Gecko) Version/{a}.{b} Mobile/15E148 Safari/604.1"),
+    (
+        "Apple",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS {a}_{b} like Mac OS X) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) Version/{a}.{b} Mobile/15E148 Safari/604.1",
+    ),
     ("Apple", "Apple-iPhone{a}C{b}/20{a}{b}.{c}.1"),
     ("Apple", "MobileMail/1.0 CFNetwork/14{a}{b}.0.{c} Darwin/22.{b}.0"),
-    ("Samsung", "Mozilla/5.0 (Linux; Android {a}; SM-S91{b}B) AppleWebKit/537.36 (KHTML, like "
-                "Gecko) Chrome/1{a}{b}.0.{c}.144 Mobile Safari/537.36"),
-    ("Xiaomi", "Mozilla/5.0 (Linux; Android {a}; 2201117T{b}) AppleWebKit/537.36 (KHTML, like "
-               "Gecko) Chrome/1{a}{b}.0.{c}.90 Mobile Safari/537.36"),
-    ("Other", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like "
-              "Gecko) Chrome/1{a}{b}.0.{c}.0 Safari/537.36"),
+    (
+        "Samsung",
+        "Mozilla/5.0 (Linux; Android {a}; SM-S91{b}B) AppleWebKit/537.36 (KHTML, like "
+        "Gecko) Chrome/1{a}{b}.0.{c}.144 Mobile Safari/537.36",
+    ),
+    (
+        "Xiaomi",
+        "Mozilla/5.0 (Linux; Android {a}; 2201117T{b}) AppleWebKit/537.36 (KHTML, like "
+        "Gecko) Chrome/1{a}{b}.0.{c}.90 Mobile Safari/537.36",
+    ),
+    (
+        "Other",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like "
+        "Gecko) Chrome/1{a}{b}.0.{c}.0 Safari/537.36",
+    ),
 ]
 
 
@@ -96,8 +108,11 @@ def signal_pool(rng: random.Random, size: int) -> list[Signals]:
         _, template = UA_TEMPLATES[i % len(UA_TEMPLATES)]
         ua = template.format(a=rng.randrange(12, 18), b=rng.randrange(1, 8), c=rng.randrange(1, 99))
         if rng.random() < 0.1:
-            pool.append(Signals(user_agent=ua, activesync_device_type="iPhone"
-                                if "iPhone" in ua else "Android"))
+            pool.append(
+                Signals(
+                    user_agent=ua, activesync_device_type="iPhone" if "iPhone" in ua else "Android"
+                )
+            )
         else:
             pool.append(Signals(user_agent=ua))
     return pool
@@ -107,7 +122,9 @@ def cedar_policy(rules: list[dict[str, Any]]) -> str:
     """The same rules in Cedar. Deeper `allow` rules become `unless` clauses of the broader
     forbids they override; `warn` rules permit (they let the access through)."""
     # Deeper allow *and* warn rules override a broader block (both let the access through).
-    allows = [r for r in rules if r.get("effect") in ("allow", "warn") and r.get("mode") != "report-only"]
+    allows = [
+        r for r in rules if r.get("effect") in ("allow", "warn") and r.get("mode") != "report-only"
+    ]
     out = ["permit(principal, action, resource);"]
     for rule in rules:
         if rule.get("effect") not in ("block",) or rule.get("mode") == "report-only":
@@ -131,7 +148,8 @@ def cedar_policy(rules: list[dict[str, Any]]) -> str:
         clause = f" unless {{ {' || '.join(unless)} }}" if unless else ""
         out.append(
             f'forbid(principal in Unit::"{unit}", action, resource) when {{ context.now >= {start}'
-            f" && {vendors}.containsAny(context.vendors) && {res}.contains(resource.name) }}{clause};"
+            f" && {vendors}.containsAny(context.vendors)"
+            f" && {res}.contains(resource.name) }}{clause};"
         )
     return "\n".join(out)
 
@@ -147,10 +165,17 @@ def cedar_entities(all_units: list[str], users: list[User]) -> list[dict[str, An
     entities = []
     for node in sorted(nodes):
         parent = node.rsplit("/", 1)[0] if "/" in node else None
-        entities.append({"uid": uid("Unit", node), "attrs": {},
-                         "parents": [uid("Unit", parent)] if parent else []})
+        entities.append(
+            {
+                "uid": uid("Unit", node),
+                "attrs": {},
+                "parents": [uid("Unit", parent)] if parent else [],
+            }
+        )
     for user in users:
-        entities.append({"uid": uid("User", user.id), "attrs": {}, "parents": [uid("Unit", user.unit)]})
+        entities.append(
+            {"uid": uid("User", user.id), "attrs": {}, "parents": [uid("Unit", user.unit)]}
+        )
     for name in RESOURCES:
         entities.append({"uid": uid("Resource", name), "attrs": {"name": name}, "parents": []})
     return entities
@@ -178,8 +203,10 @@ def main() -> int:
         t0 = time.perf_counter()
         snapshot = compile_policy(load_policy([path]), Directory(users))
         compile_s = time.perf_counter() - t0
-    print(f"compiled {len(rules)} rules for {len(users)} users in {len(all_units)} units "
-          f"({len(snapshot.classes) - 1} scope classes) in {compile_s:.2f} s")
+    print(
+        f"compiled {len(rules)} rules for {len(users)} users in {len(all_units)} units "
+        f"({len(snapshot.classes) - 1} scope classes) in {compile_s:.2f} s"
+    )
 
     pool = signal_pool(rng, 4000)
     weights = [1 / (i + 1) ** 1.1 for i in range(len(pool))]
@@ -190,13 +217,20 @@ def main() -> int:
     for i in range(args.requests):
         sig = pool[chosen_signals[i]]
         # a fresh, equal Signals object per request, as a server parsing headers would make
-        requests.append(Request(
-            users[chosen_users[i]].id, rng.choice(RESOURCES),
-            START + timedelta(seconds=rng.randrange(0, 90 * 86400)),
-            Signals(user_agent=sig.user_agent, activesync_device_type=sig.activesync_device_type),
-        ))
-    print(f"{args.requests} requests, {len(set(chosen_signals))} distinct signal sets, "
-          f"{len(set(chosen_users))} distinct users")
+        requests.append(
+            Request(
+                users[chosen_users[i]].id,
+                rng.choice(RESOURCES),
+                START + timedelta(seconds=rng.randrange(0, 90 * 86400)),
+                Signals(
+                    user_agent=sig.user_agent, activesync_device_type=sig.activesync_device_type
+                ),
+            )
+        )
+    print(
+        f"{args.requests} requests, {len(set(chosen_signals))} distinct signal sets, "
+        f"{len(set(chosen_users))} distinct users"
+    )
 
     # -- devicegate, first pass: cold caches (identification and evaluation included)
     t0 = time.perf_counter()
@@ -217,8 +251,10 @@ def main() -> int:
         decide(snapshot, request)
         lat.append((clock() - t) / 1000)
     median_us, p99_us = statistics.median(lat), percentile(lat, 0.99)
-    print(f"devicegate: cold {cold_per_s:,.0f} decisions/s (first pass, caches empty); "
-          f"steady {dg_per_s:,.0f} decisions/s; median {median_us:.2f} µs, p99 {p99_us:.2f} µs")
+    print(
+        f"devicegate: cold {cold_per_s:,.0f} decisions/s (first pass, caches empty); "
+        f"steady {dg_per_s:,.0f} decisions/s; median {median_us:.2f} µs, p99 {p99_us:.2f} µs"
+    )
 
     # -- floor: one dict lookup of a precomputed answer
     table = {}
@@ -241,11 +277,14 @@ def main() -> int:
     cedar_reqs = []
     for request in sample:
         vendors = list(snapshot.identifier.profile(request.signals).claimed("vendor"))
-        cedar_reqs.append({
-            "principal": f'User::"{request.user}"', "action": 'Action::"access"',
-            "resource": f'Resource::"{request.resource}"',
-            "context": {"vendors": vendors, "now": int(request.at.timestamp())},
-        })
+        cedar_reqs.append(
+            {
+                "principal": f'User::"{request.user}"',
+                "action": 'Action::"access"',
+                "resource": f'Resource::"{request.resource}"',
+                "context": {"vendors": vendors, "now": int(request.at.timestamp())},
+            }
+        )
     t0 = time.perf_counter()
     cedar_results = [cedarpy.is_authorized(r, policy_set, entities) for r in cedar_reqs]
     cedar_s = time.perf_counter() - t0
@@ -260,22 +299,35 @@ def main() -> int:
         del floor  # the floor answers a lookup, not the policy: only its speed is compared
         if ours != result.allowed:
             disagreements += 1
-    print(f"agreement with Cedar on {len(sample)} requests: {len(sample) - disagreements} "
-          f"agree, {disagreements} disagree")
+    print(
+        f"agreement with Cedar on {len(sample)} requests: {len(sample) - disagreements} "
+        f"agree, {disagreements} disagree"
+    )
 
     ratio_cedar = dg_per_s / cedar_per_s
     print(f"cold pass vs cedarpy: {cold_per_s / cedar_per_s:.1f}x")
     ratio_floor = dg_per_s / floor_per_s
-    print(f"devicegate / cedarpy = {ratio_cedar:.1f}x (target >= 20x); "
-          f"devicegate / floor = {ratio_floor:.2f} (target >= 0.2, i.e. within 5x)")
-    print(json.dumps({
-        "name": "decide", "per_s": round(dg_per_s), "cold_per_s": round(cold_per_s),
-        "median_us": round(median_us, 3),
-        "p99_us": round(p99_us, 3), "cedarpy_per_s": round(cedar_per_s),
-        "floor_per_s": round(floor_per_s), "ratio_vs_cedarpy": round(ratio_cedar, 2),
-        "ratio_vs_floor": round(ratio_floor, 3), "requests": len(requests),
-        "disagreements": disagreements,
-    }))
+    print(
+        f"devicegate / cedarpy = {ratio_cedar:.1f}x (target >= 20x); "
+        f"devicegate / floor = {ratio_floor:.2f} (target >= 0.2, i.e. within 5x)"
+    )
+    print(
+        json.dumps(
+            {
+                "name": "decide",
+                "per_s": round(dg_per_s),
+                "cold_per_s": round(cold_per_s),
+                "median_us": round(median_us, 3),
+                "p99_us": round(p99_us, 3),
+                "cedarpy_per_s": round(cedar_per_s),
+                "floor_per_s": round(floor_per_s),
+                "ratio_vs_cedarpy": round(ratio_cedar, 2),
+                "ratio_vs_floor": round(ratio_floor, 3),
+                "requests": len(requests),
+                "disagreements": disagreements,
+            }
+        )
+    )
     return 1 if disagreements else 0
 
 

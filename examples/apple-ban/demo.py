@@ -42,8 +42,10 @@ def step(title: str) -> None:
 
 
 def run(*args: str, check: bool = True) -> int:
-    shown = " ".join(shlex.quote(a if not a.startswith(str(ROOT)) else
-                                 str(Path(a).relative_to(ROOT))) for a in args)
+    shown = " ".join(
+        shlex.quote(a if not a.startswith(str(ROOT)) else str(Path(a).relative_to(ROOT)))
+        for a in args
+    )
     print(f"$ devicegate {shown}")
     sys.stdout.flush()
     result = subprocess.run([DEVICEGATE, *args], check=False)
@@ -69,8 +71,9 @@ def core() -> None:
 
     step("4. Decisions on the day (Monday 17 July 2023, Europe/Moscow)")
     check("i.petrov@minpromtorg.example", "email", "2023-07-03T09:00", "--user-agent", IPHONE_EAS)
-    check("m.sokolova@minpromtorg.example", "web", "2023-07-17T09:00",
-          "--user-agent", ANDROID_CHROME)
+    check(
+        "m.sokolova@minpromtorg.example", "web", "2023-07-17T09:00", "--user-agent", ANDROID_CHROME
+    )
     check("a.orlov@rostec.example", "web", "2023-07-17T09:00", "--user-agent", IPHONE_SAFARI)
     check("o.smirnova@mintsifry.example", "web", "2023-07-17T09:00", "--user-agent", IPHONE_SAFARI)
     check("d.kozlov@mintsifry.example", "web", "2023-07-17T09:00", "--user-agent", IPHONE_SAFARI)
@@ -80,10 +83,21 @@ def core() -> None:
     check("k.belov@rostec.example", "web", "2025-01-10T09:00", "--user-agent", WINDOWS_EDGE)
 
     step("5. Why? `explain` gives the reason chain for any decision")
-    run("explain", *COMMON, "--quiet", "--user", "i.petrov@minpromtorg.example",
-        "--resource", "email", "--at", "2023-07-20T09:00",
-        "--activesync-device-id", "AB12CD34EF56AB12CD34EF56AB12CD34",
-        "--user-agent", IPHONE_EAS)
+    run(
+        "explain",
+        *COMMON,
+        "--quiet",
+        "--user",
+        "i.petrov@minpromtorg.example",
+        "--resource",
+        "email",
+        "--at",
+        "2023-07-20T09:00",
+        "--activesync-device-id",
+        "AB12CD34EF56AB12CD34EF56AB12CD34",
+        "--user-agent",
+        IPHONE_EAS,
+    )
 
 
 def extensions() -> None:

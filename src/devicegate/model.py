@@ -134,11 +134,7 @@ class Signals:
 
     def as_dict(self) -> dict[str, str]:
         """The signals that are present, by name (for logs and JSON)."""
-        return {
-            name: value
-            for name in SIGNAL_FIELDS
-            if (value := getattr(self, name)) is not None
-        }
+        return {name: value for name in SIGNAL_FIELDS if (value := getattr(self, name)) is not None}
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,8 +76,6 @@ def decision_json(decision: Decision, *, with_device: bool = True) -> dict[str, 
     return out
 
 
-
-
 def signals_from_json(data: dict[str, Any]) -> Signals:
     """Signals from a JSON object; unknown keys are an error naming the key."""
     from devicegate.errors import SignalError

@@ -28,8 +28,11 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 def test_validate_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["validate", POLICY, "--at", "2023-07-01"], capsys)[0] == 0
     bad = tmp_path / "bad.yaml"
-    bad.write_text("rules:\n  - id: x\n    when: {vendor: [Apple]}\n    resources: [mail]\n"
-                   "    from: 2023-07-17\n", "utf-8")
+    bad.write_text(
+        "rules:\n  - id: x\n    when: {vendor: [Apple]}\n    resources: [mail]\n"
+        "    from: 2023-07-17\n",
+        "utf-8",
+    )
     code, out, _ = run(["validate", str(bad)], capsys)
     assert code == 1
     assert f"error: {bad}:4: rules[0].resources[0]: unknown resource `mail`" in out
@@ -37,7 +40,9 @@ def test_validate_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert run(["validate", POLICY, "--at", "yesterday"], capsys)[0] == 2
 
 
-def test_validate_strict_fails_on_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_strict_fails_on_warnings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, _ = run(["validate", POLICY, "--at", "2030-01-01", "--strict", "--json"], capsys)
     report = json.loads(out)
     assert code == 1 and not report["valid"]
@@ -55,8 +60,15 @@ def test_identify_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["identify", "--user-agent", "Apple-iPhone14C2/2003.1.1", "--json"], capsys)
     profile = json.loads(out)
     assert code == 0
-    assert {"vendor", "platform", "model", "os_version", "confidence", "evidence",
-            "conflicts"} <= set(profile)
+    assert {
+        "vendor",
+        "platform",
+        "model",
+        "os_version",
+        "confidence",
+        "evidence",
+        "conflicts",
+    } <= set(profile)
     assert (profile["vendor"], profile["platform"]) == ("Apple", "iOS")
 
 
@@ -64,9 +76,12 @@ def test_check_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     base = ["check", "--policy", POLICY, "--directory", DIRECTORY, "--user", "a"]
     code, _, err = run([*base, "--resource", "emial"], capsys)
     assert code == 2 and err.strip().splitlines()[-1] == (
-        "error: unknown resource `emial` (hint: did you mean `email`?)")
-    code, _, err = run(["check", "--policy", str(tmp_path / "none.yaml"), "--user", "a",
-                        "--resource", "email"], capsys)
+        "error: unknown resource `emial` (hint: did you mean `email`?)"
+    )
+    code, _, err = run(
+        ["check", "--policy", str(tmp_path / "none.yaml"), "--user", "a", "--resource", "email"],
+        capsys,
+    )
     assert code == 1 and "no such file" in err and "Traceback" not in err
     code, _, err = run([*base, "--resource", "email", "--at", "17/07/2023"], capsys)
     assert code == 2 and "is not an ISO-8601 date" in err
@@ -82,7 +97,11 @@ def test_identify_jsonl_keeps_order_and_reports_bad_lines() -> None:
     ] * 2000
     result = subprocess.run(
         [sys.executable, "-m", "devicegate.cli", "identify", "--jsonl"],
-        input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=120, check=False,
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     out = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(out) == len(lines)
@@ -94,7 +113,9 @@ def test_identify_jsonl_keeps_order_and_reports_bad_lines() -> None:
 
 
 @pytest.mark.parametrize("value", ["\x00\x01\x02", "A" * 100_000, "é" * 5000, "() (" * 100])
-def test_hostile_header_values_never_traceback(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_hostile_header_values_never_traceback(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     for flag in ("--user-agent", "--imap-id", "--activesync-query", "--mac"):
         code, out, err = run(["identify", flag, value, "--json"], capsys)
         assert code == 0, err
@@ -103,9 +124,9 @@ def test_hostile_header_values_never_traceback(value: str, capsys: pytest.Captur
 
 def test_every_command_is_documented_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    from devicegate.cli import app
-
     import typer.main
+
+    from devicegate.cli import app
 
     command = typer.main.get_command(app)
     names = list(getattr(command, "commands", {}))

@@ -41,9 +41,16 @@ def cases() -> list[Case]:
     out = []
     for item in data:
         at = datetime.fromisoformat(item["at"])
-        out.append(Case(item["name"], item["user"], item["resource"],
-                        at if at.tzinfo else at.replace(tzinfo=ZONE),
-                        item.get("signals") or {}, item["expect"]))
+        out.append(
+            Case(
+                item["name"],
+                item["user"],
+                item["resource"],
+                at if at.tzinfo else at.replace(tzinfo=ZONE),
+                item.get("signals") or {},
+                item["expect"],
+            )
+        )
     return out
 
 

@@ -14,10 +14,16 @@ from .loader import DEVICES, DIRECTORY, POLICY, Case, cases, check_expectation, 
 
 CASES = cases()
 SNAPSHOT = corpus_snapshot()
-FLAG = {"user_agent": "--user-agent", "activesync_query": "--activesync-query",
-        "activesync_device_type": "--activesync-device-type",
-        "activesync_device_id": "--activesync-device-id", "imap_id": "--imap-id", "mac": "--mac",
-        "mdm_id": "--mdm-id", "tls_fingerprint": "--tls-fingerprint"}
+FLAG = {
+    "user_agent": "--user-agent",
+    "activesync_query": "--activesync-query",
+    "activesync_device_type": "--activesync-device-type",
+    "activesync_device_id": "--activesync-device-id",
+    "imap_id": "--imap-id",
+    "mac": "--mac",
+    "mdm_id": "--mdm-id",
+    "tls_fingerprint": "--tls-fingerprint",
+}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -27,9 +33,22 @@ def test_decide(case: Case) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_cli_matches_decide(case: Case, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["check", "--policy", str(POLICY), "--directory", str(DIRECTORY), "--devices",
-            str(DEVICES), "--user", case.user, "--resource", case.resource,
-            "--at", case.at.isoformat(), "--json"]
+    argv = [
+        "check",
+        "--policy",
+        str(POLICY),
+        "--directory",
+        str(DIRECTORY),
+        "--devices",
+        str(DEVICES),
+        "--user",
+        case.user,
+        "--resource",
+        case.resource,
+        "--at",
+        case.at.isoformat(),
+        "--json",
+    ]
     for key, value in case.signals.items():
         argv += [FLAG[key], value]
     with pytest.raises(SystemExit) as exited:

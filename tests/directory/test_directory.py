@@ -39,8 +39,11 @@ cn: Service Account
 
 def test_csv_with_groups_and_aliases(tmp_path: Path) -> None:
     path = tmp_path / "d.csv"
-    path.write_text("user,unit,groups,email\nalice,Gov/MinFin/,a;b,alice@x.example\n"
-                    "bob,gov/bad unit,,\n,gov,,\nalice,gov,,\n", "utf-8")
+    path.write_text(
+        "user,unit,groups,email\nalice,Gov/MinFin/,a;b,alice@x.example\n"
+        "bob,gov/bad unit,,\n,gov,,\nalice,gov,,\n",
+        "utf-8",
+    )
     directory = load_directory(path)
     alice = directory.get("ALICE@x.example")
     assert alice is not None and alice.unit == "gov/minfin" and alice.groups == {"a", "b"}
@@ -66,7 +69,10 @@ def test_ldif_units_from_ou_path_or_attribute_and_no_url_following(tmp_path: Pat
     volkova = directory.get("s.volkova@minfin.example")
     assert volkova is not None
     assert (volkova.unit, volkova.groups, volkova.name) == (
-        "gov/minfin/budget", frozenset({"finance-staff"}), "Svetlana Volkova")
+        "gov/minfin/budget",
+        frozenset({"finance-staff"}),
+        "Svetlana Volkova",
+    )
     belov = directory.get("k.belov")
     assert belov is not None and belov.unit == "rostec/cii"
     assert [p.message for p in directory.problems] == [

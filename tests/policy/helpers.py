@@ -19,8 +19,13 @@ USERS = [
     User("dave", "rostec/cii", frozenset()),
     User("erin", "gov/minzdrav", frozenset()),
 ]
-UNITS = ["gov/minfin/budget", "gov/mintsifry/ios-lab", "gov/mintsifry/platforms", "rostec/cii",
-         "gov/minzdrav"]
+UNITS = [
+    "gov/minfin/budget",
+    "gov/mintsifry/ios-lab",
+    "gov/mintsifry/platforms",
+    "rostec/cii",
+    "gov/minzdrav",
+]
 
 
 def write_policy(tmp: Path, data: dict[str, Any], name: str = "policy.yaml") -> Path:

@@ -52,16 +52,49 @@ def test_good_policy_has_no_errors(tmp_path: Path) -> None:
         (GOOD.replace("from: 2023-07-17", "from: 2023-02-30"), ":8: rules[0].from: invalid value"),
         (GOOD.replace("from: 2023-07-17", "from: next monday"), ":8: rules[0].from:"),
         (GOOD.replace("Europe/Moscow", "Mars/Olympus"), ":1: timezone: `Mars/Olympus` is not"),
-        (GOOD.replace("    when:", "    wehn:"), ":6: rules[0].wehn: unknown field `wehn` (hint: did you mean `when`?)"),
-        (GOOD.replace("units: [gov]}", "units: [gov/minfn]}"), "rules[0].scope.units[0]: unknown unit `gov/minfn` (hint: did you mean `gov/minfin`?)"),
-        (GOOD.replace("[email]", "[emial]"), "rules[0].resources[0]: unknown resource `emial` (hint: did you mean `email`?)"),
-        (GOOD + "  - id: ban\n    when: {vendor: [Apple]}\n    resources: [web]\n    from: 2023-08-01\n", ":9: rules[1].id: duplicate rule id `ban`"),
-        (GOOD.replace("    when: {vendor: [Apple]}\n", ""), "rules[0]: a rule needs `when` (deny-list) or `only` (allow-list)"),
-        (GOOD + "exceptions:\n  - user: a\n    rules: [ban]\n    reason: r\n", ":10: exceptions[0].until: this field is required"),
-        (GOOD + "exceptions:\n  - user: a\n    rules: [bna]\n    until: 2023-09-01\n    reason: r\n", "exceptions[0].rules[0]: unknown rule `bna` (hint: did you mean `ban`?)"),
-        (GOOD.replace("from: 2023-07-17", "from: 2023-07-17\n    until: 2023-07-01"), "rules[0].until: `until` 2023-07-01 is not after `from`"),
-        (GOOD.replace("from: 2023-07-17", "from: 2023-07-17\n    notice: two weeks"), "rules[0].notice: `two weeks` is not a duration"),
-        (GOOD.replace("vendor: [Apple]", "os_version: 'sixteen'"), "rules[0].when.os_version: `sixteen` is not a version range"),
+        (
+            GOOD.replace("    when:", "    wehn:"),
+            ":6: rules[0].wehn: unknown field `wehn` (hint: did you mean `when`?)",
+        ),
+        (
+            GOOD.replace("units: [gov]}", "units: [gov/minfn]}"),
+            "rules[0].scope.units[0]: unknown unit `gov/minfn` (hint: did you mean `gov/minfin`?)",
+        ),
+        (
+            GOOD.replace("[email]", "[emial]"),
+            "rules[0].resources[0]: unknown resource `emial` (hint: did you mean `email`?)",
+        ),
+        (
+            GOOD
+            + "  - id: ban\n    when: {vendor: [Apple]}\n"
+            + "    resources: [web]\n    from: 2023-08-01\n",
+            ":9: rules[1].id: duplicate rule id `ban`",
+        ),
+        (
+            GOOD.replace("    when: {vendor: [Apple]}\n", ""),
+            "rules[0]: a rule needs `when` (deny-list) or `only` (allow-list)",
+        ),
+        (
+            GOOD + "exceptions:\n  - user: a\n    rules: [ban]\n    reason: r\n",
+            ":10: exceptions[0].until: this field is required",
+        ),
+        (
+            GOOD
+            + "exceptions:\n  - user: a\n    rules: [bna]\n    until: 2023-09-01\n    reason: r\n",
+            "exceptions[0].rules[0]: unknown rule `bna` (hint: did you mean `ban`?)",
+        ),
+        (
+            GOOD.replace("from: 2023-07-17", "from: 2023-07-17\n    until: 2023-07-01"),
+            "rules[0].until: `until` 2023-07-01 is not after `from`",
+        ),
+        (
+            GOOD.replace("from: 2023-07-17", "from: 2023-07-17\n    notice: two weeks"),
+            "rules[0].notice: `two weeks` is not a duration",
+        ),
+        (
+            GOOD.replace("vendor: [Apple]", "os_version: 'sixteen'"),
+            "rules[0].when.os_version: `sixteen` is not a version range",
+        ),
         ("- just\n- a list\n", ":1: (document): a policy file is a mapping"),
         (GOOD + "timezone: UTC\n", "duplicate key `timezone`"),
     ],

@@ -25,13 +25,25 @@ PROFILES: list[DeviceProfile] = [
     profile("Samsung", "Android"),
     profile("OMP", "Aurora"),
     profile(None, None),
-    profile("Samsung", "Android", more={"vendor": ("Samsung", "Apple"), "platform": ("Android", "iOS")},
-            conflicts=(Conflict("vendor", (("ua", "Samsung"), ("eas", "Apple"))),)),
+    profile(
+        "Samsung",
+        "Android",
+        more={"vendor": ("Samsung", "Apple"), "platform": ("Android", "iOS")},
+        conflicts=(Conflict("vendor", (("ua", "Samsung"), ("eas", "Apple"))),),
+    ),
 ]
 
 conditions = st.one_of(
-    st.fixed_dictionaries({"vendor": st.lists(st.sampled_from(["Apple", "Samsung", "OMP"]), min_size=1, max_size=2)}),
-    st.fixed_dictionaries({"platform": st.lists(st.sampled_from(["iOS", "Android", "Aurora", "macOS"]), min_size=1, max_size=2)}),
+    st.fixed_dictionaries(
+        {"vendor": st.lists(st.sampled_from(["Apple", "Samsung", "OMP"]), min_size=1, max_size=2)}
+    ),
+    st.fixed_dictionaries(
+        {
+            "platform": st.lists(
+                st.sampled_from(["iOS", "Android", "Aurora", "macOS"]), min_size=1, max_size=2
+            )
+        }
+    ),
     st.just({"spoofing_suspected": True}),
     st.just({"managed": True}),
 )
@@ -42,7 +54,12 @@ def rules(draw: st.DrawFn, index: int) -> dict[str, Any]:
     rule: dict[str, Any] = {
         "id": f"r{index}",
         "scope": {"units": draw(st.lists(st.sampled_from(UNITS), max_size=2, unique=True))},
-        "resources": draw(st.one_of(st.just(["all"]), st.lists(st.sampled_from(RESOURCES), min_size=1, max_size=3, unique=True))),
+        "resources": draw(
+            st.one_of(
+                st.just(["all"]),
+                st.lists(st.sampled_from(RESOURCES), min_size=1, max_size=3, unique=True),
+            )
+        ),
         "from": draw(st.sampled_from(DATES)),
         "effect": draw(st.sampled_from(["block", "quarantine", "warn", "allow"])),
         "mode": draw(st.sampled_from(["enforce", "enforce", "report-only"])),
@@ -112,13 +129,21 @@ def test_an_exception_past_its_until_has_no_effect(
     policy: dict[str, Any], reqs: list[tuple[str, str, str, int]], until: str
 ) -> None:
     ids = [r["id"] for r in policy["rules"]]
-    excepted = {**policy, "exceptions": [
-        {"user": u.id, "rules": ids, "until": until, "reason": "test"} for u in USERS
-    ]}
+    excepted = {
+        **policy,
+        "exceptions": [
+            {"user": u.id, "rules": ids, "until": until, "reason": "test"} for u in USERS
+        ],
+    }
     plain, with_exc = build(policy), build(excepted)
     for user, resource, when, p in reqs:
         if when < until:
             continue
         a = decide(plain, request(user, resource, when, PROFILES[p]))
         b = decide(with_exc, request(user, resource, when, PROFILES[p]))
-        assert (a.action, a.rule, a.matched, a.report_only) == (b.action, b.rule, b.matched, b.report_only)
+        assert (a.action, a.rule, a.matched, a.report_only) == (
+            b.action,
+            b.rule,
+            b.matched,
+            b.report_only,
+        )

@@ -50,9 +50,15 @@ def test_2_rule_applies_only_in_scope_resource_window_and_device(tmp_path: Path)
     assert decide(snap, hit).action is Action.BLOCK
     assert decide(snap, request("carol", "email", "2023-08-01", IPHONE)).action is Action.ALLOW
     assert decide(snap, request("alice", "web", "2023-08-01", IPHONE)).action is Action.ALLOW
-    assert decide(snap, request("alice", "email", "2023-07-16T23:59", IPHONE)).action is Action.ALLOW
-    assert decide(snap, request("alice", "email", "2023-07-17T00:00", IPHONE)).action is Action.BLOCK
-    assert decide(snap, request("alice", "email", "2024-01-01T00:00", IPHONE)).action is Action.ALLOW
+    assert (
+        decide(snap, request("alice", "email", "2023-07-16T23:59", IPHONE)).action is Action.ALLOW
+    )
+    assert (
+        decide(snap, request("alice", "email", "2023-07-17T00:00", IPHONE)).action is Action.BLOCK
+    )
+    assert (
+        decide(snap, request("alice", "email", "2024-01-01T00:00", IPHONE)).action is Action.ALLOW
+    )
     assert decide(snap, request("alice", "email", "2023-08-01", ANDROID)).action is Action.ALLOW
 
 
@@ -64,7 +70,10 @@ def test_3_notice_period_warns_naming_the_date(tmp_path: Path) -> None:
     assert warned.action is Action.WARN
     assert warned.rule == "ban"
     assert "2023-07-17" in warned.message
-    assert warned.effective_from is not None and warned.effective_from.date().isoformat() == "2023-07-17"
+    assert (
+        warned.effective_from is not None
+        and warned.effective_from.date().isoformat() == "2023-07-17"
+    )
     assert decide(snap, request("alice", "email", "2023-07-17", IPHONE)).action is Action.BLOCK
 
 
@@ -74,8 +83,13 @@ def test_4_exception_lifts_named_rules_until_its_date(tmp_path: Path) -> None:
         {
             "rules": [rule(), rule(id="other", resources=["email"], effect="warn")],
             "exceptions": [
-                {"user": "alice@minfin.example", "rules": ["ban"], "until": "2023-09-01",
-                 "reason": "replacement on order", "approver": "ciso"},
+                {
+                    "user": "alice@minfin.example",
+                    "rules": ["ban"],
+                    "until": "2023-09-01",
+                    "reason": "replacement on order",
+                    "approver": "ciso",
+                },
                 {"device": "DEV-1", "rules": ["ban"], "until": "2023-09-01", "reason": "lab"},
             ],
         },
@@ -111,8 +125,12 @@ def test_5_deeper_unit_overrides_broader_then_severity(tmp_path: Path) -> None:
 def test_5b_user_named_in_scope_is_most_specific(tmp_path: Path) -> None:
     snap = snapshot(
         tmp_path,
-        {"rules": [rule(id="lab-allow", scope={"units": ["gov/mintsifry/ios-lab"]}, effect="allow"),
-                   rule(id="bob-ban", scope={"users": ["bob"]})]},
+        {
+            "rules": [
+                rule(id="lab-allow", scope={"units": ["gov/mintsifry/ios-lab"]}, effect="allow"),
+                rule(id="bob-ban", scope={"users": ["bob"]}),
+            ]
+        },
     )
     assert decide(snap, request("bob", "web", "2023-08-01", IPHONE)).rule == "bob-ban"
 
@@ -133,7 +151,11 @@ def test_7_unidentified_device_follows_on_unidentified(tmp_path: Path) -> None:
     assert decide(warn, request("alice", "email", "2023-08-01", UNKNOWN)).action is Action.WARN
     allow_list = snapshot(
         tmp_path,
-        {"rules": [rule(when=None, only={"platform": ["Aurora", "Linux"]}, scope={"units": ["rostec"]})]},
+        {
+            "rules": [
+                rule(when=None, only={"platform": ["Aurora", "Linux"]}, scope={"units": ["rostec"]})
+            ]
+        },
     )
     assert decide(allow_list, request("dave", "web", "2023-08-01", UNKNOWN)).action is Action.BLOCK
     aurora = profile("OMP", "Aurora")
@@ -143,23 +165,27 @@ def test_7_unidentified_device_follows_on_unidentified(tmp_path: Path) -> None:
 
 def test_8_conflicting_signals_deny_on_any_allow_list_needs_all(tmp_path: Path) -> None:
     conflict = (Conflict("vendor", (("user_agent", "Samsung"), ("activesync", "Apple"))),)
-    spoofed = profile("Samsung", "Android", more={"vendor": ("Samsung", "Apple"),
-                                                   "platform": ("Android", "iOS")},
-                      conflicts=conflict)
+    spoofed = profile(
+        "Samsung",
+        "Android",
+        more={"vendor": ("Samsung", "Apple"), "platform": ("Android", "iOS")},
+        conflicts=conflict,
+    )
     deny = snapshot(tmp_path, {"rules": [rule()]})
     decision = decide(deny, request("alice", "email", "2023-08-01", spoofed))
     assert decision.action is Action.BLOCK
     assert decision.spoofing_suspected
     assert any("spoofing suspected" in r for r in decision.reasons)
-    allow_list = snapshot(
-        tmp_path, {"rules": [rule(when=None, only={"platform": ["Android"]})]}
-    )
+    allow_list = snapshot(tmp_path, {"rules": [rule(when=None, only={"platform": ["Android"]})]})
     assert decide(allow_list, request("alice", "web", "2023-08-01", spoofed)).action is Action.BLOCK
     assert decide(allow_list, request("alice", "web", "2023-08-01", ANDROID)).action is Action.ALLOW
     on_spoof = snapshot(
         tmp_path, {"rules": [rule(id="q", when={"spoofing_suspected": True}, effect="quarantine")]}
     )
-    assert decide(on_spoof, request("alice", "email", "2023-08-01", spoofed)).action is Action.QUARANTINE
+    assert (
+        decide(on_spoof, request("alice", "email", "2023-08-01", spoofed)).action
+        is Action.QUARANTINE
+    )
     assert decide(on_spoof, request("alice", "email", "2023-08-01", ANDROID)).action is Action.ALLOW
 
 
@@ -184,11 +210,20 @@ def test_unknown_user_follows_policy_setting(tmp_path: Path) -> None:
 def test_conditions_model_os_version_managed_attested(tmp_path: Path) -> None:
     snap = snapshot(
         tmp_path,
-        {"rules": [
-            rule(id="old-ios", when={"platform": ["iOS"], "os_version": "<16.5", "model": ["iPhone1[0-2]*"]}),
-            rule(id="managed-only", when=None, only={"managed": True, "attested": True},
-                 resources=["vpn"]),
-        ]},
+        {
+            "rules": [
+                rule(
+                    id="old-ios",
+                    when={"platform": ["iOS"], "os_version": "<16.5", "model": ["iPhone1[0-2]*"]},
+                ),
+                rule(
+                    id="managed-only",
+                    when=None,
+                    only={"managed": True, "attested": True},
+                    resources=["vpn"],
+                ),
+            ]
+        },
     )
     old = profile("Apple", "iOS", more={"os_version": ("16.4.1",), "model": ("iPhone12,1",)})
     new = profile("Apple", "iOS", more={"os_version": ("16.6",), "model": ("iPhone12,1",)})

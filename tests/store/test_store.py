@@ -11,9 +11,13 @@ from devicegate.store import open_store
 def test_verdict_by_serial_reaches_a_lookup_by_udid(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'dg.db'}"
     store = open_store(url)
-    ref = store.record_verdict(keys=[("serial", "f2lx1234"), ("udid", "u-1")],
-                               verdict="compromised", evidence=[{"kind": "process"}],
-                               scan_id="s1", source="backup")
+    ref = store.record_verdict(
+        keys=[("serial", "f2lx1234"), ("udid", "u-1")],
+        verdict="compromised",
+        evidence=[{"kind": "process"}],
+        scan_id="s1",
+        source="backup",
+    )
     reopened = open_store(url)
     state = reopened.device_state([("udid", "U-1")])
     assert state.compromised and state.device_ref == ref
@@ -35,9 +39,19 @@ def test_holds_are_per_resource_until_released(tmp_path: Path) -> None:
 def test_batches_and_recent_sightings(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'dg.db'}")
     now = datetime.now(UTC)
-    sightings = [{"at": now - timedelta(hours=h), "user": "Alice", "resource": "email",
-                  "adapter": "dovecot", "device_ref": None, "vendor": "Apple",
-                  "platform": "iOS", "signals": {"imap_id": "x"}} for h in (1, 30)]
+    sightings = [
+        {
+            "at": now - timedelta(hours=h),
+            "user": "Alice",
+            "resource": "email",
+            "adapter": "dovecot",
+            "device_ref": None,
+            "vendor": "Apple",
+            "platform": "iOS",
+            "signals": {"imap_id": "x"},
+        }
+        for h in (1, 30)
+    ]
     store.write_batch(sightings, [])
     recent = store.recent_sightings("alice", since=timedelta(hours=24))
     assert len(recent) == 1 and recent[0]["vendor"] == "Apple"
