@@ -54,12 +54,12 @@ def _mount() -> None:
             raise
         module.register(app)
     try:
-        from devicegate.triage.cli import app as triage_app
+        triage = importlib.import_module("devicegate.triage.cli")
     except ModuleNotFoundError as exc:
         if not (exc.name or "").startswith("devicegate.triage"):
             raise
     else:
-        app.add_typer(triage_app, name="triage", help="Triage iPhone backups for compromise.")
+        app.add_typer(triage.app, name="triage", help="Triage iPhone backups for compromise.")
 
 
 _mount()
