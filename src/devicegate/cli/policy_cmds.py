@@ -31,6 +31,22 @@ def validate(
     loaded, issues = check_policy(
         files, known_units=users.units() if users else None, now=parse_at(at)
     )
+    if users is not None and loaded is not None and loaded.policy.units:
+        from devicegate.policy.diagnostics import Issue
+        from devicegate.policy.validate import unit_closure
+
+        for problem in users.with_known_units(unit_closure(loaded.policy.units)).problems:
+            issues.append(
+                Issue(
+                    Severity.WARNING,
+                    problem.file,
+                    problem.line,
+                    "directory",
+                    problem.message,
+                    "add the unit to the policy's `units:` or fix the directory",
+                    "directory-unit",
+                )
+            )
     failing = [
         i
         for i in issues
