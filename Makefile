@@ -33,6 +33,10 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python benchmarks/decide.py
 	$(BIN)/python benchmarks/identify.py
+	$(BIN)/python benchmarks/forward_auth.py
+	$(BIN)/python benchmarks/mail_policy.py
+	$(BIN)/python benchmarks/triage.py
+	$(BIN)/python benchmarks/audit.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,313 @@
+"""Postfix policy delegation (`check_policy_service inet:HOST:PORT`) for SMTP submission.
+
+The protocol (Postfix SMTPD_POLICY_README): the client sends `name=value` lines ending with
+an empty line; the server answers `action=…` and an empty line; Postfix keeps the connection
+open and sends the next request on it. devicegate reads `request`, `sasl_username`,
+`client_address` and `protocol_state`.
+
+SMTP carries no device data at all, so an authenticated submission is decided from the
+newest device *sighting* of the same user on any adapter (IMAP ID, ActiveSync, web, RADIUS)
+within `window`. The decision's first reason names that sighting; without one the request is
+decided on no device signals (each rule's `on_unidentified`). Decisions map to actions:
+
+    allow → DUNNO                       warn → PREPEND X-Devicegate-Warning: <message>
+    block → REJECT 5.7.1 <message>      quarantine → HOLD <message> (kept for IT review)
+
+Fail modes: an unauthenticated request (no `sasl_username`) is not devicegate's business and
+gets DUNNO. A malformed request (a line without `=`, no `request=smtpd_access_policy`, a line
+over `MAX_LINE` or a request over `MAX_REQUEST` octets) gets `DEFER_IF_PERMIT` and the
+connection is closed, since the stream cannot be trusted to resynchronise; a request cut
+off by EOF is dropped unanswered. If devicegate is down, Postfix itself answers
+`451 4.3.5 Server configuration problem` (a deferral, never an accept).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from devicegate.adapters.base import DecisionService, Sighting
+from devicegate.errors import SignalError
+from devicegate.model import Action, Decision, Signals
+
+log = logging.getLogger("devicegate.adapters.postfix")
+
+ADAPTER = "postfix"
+RESOURCE = "email"
+DEFAULT_WINDOW = timedelta(days=7)
+MAX_LINE = 4096
+MAX_REQUEST = 64 * 1024
+MAX_ATTRIBUTES = 200
+MAX_MESSAGE = 300
+#: Seconds a user's newest sighting is reused: a message to many recipients asks once per
+#: recipient, and a sighting a few seconds old decides the same. 0 disables the cache.
+SIGHTING_TTL = 5.0
+MAX_CACHED_USERS = 100_000
+IDLE_TIMEOUT = 600.0  # seconds; Postfix closes idle policy connections after 300 s
+MALFORMED = "DEFER_IF_PERMIT 4.7.1 devicegate: malformed policy request"
+UNAVAILABLE = "DEFER_IF_PERMIT 4.3.0 devicegate: decision log unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRequest:
+    """The attributes of one Postfix policy request devicegate uses."""
+
+    request: str
+    sasl_username: str | None
+    client_address: str | None
+    protocol_state: str | None
+
+
+def parse_request(lines: list[bytes]) -> PolicyRequest:
+    """Attribute lines (without the final empty line) → PolicyRequest; SignalError if malformed."""
+    if len(lines) > MAX_ATTRIBUTES:
+        raise SignalError(f"postfix policy request has more than {MAX_ATTRIBUTES} attributes")
+    attrs: dict[str, str] = {}
+    for raw in lines:
+        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        name, sep, value = line.partition("=")
+        if not sep or not name:
+            raise SignalError("postfix policy request has a line without `name=value`")
+        attrs.setdefault(name.strip().lower(), value)
+    request = attrs.get("request", "")
+    if request != "smtpd_access_policy":
+        raise SignalError("postfix policy request is not `request=smtpd_access_policy`")
+    return PolicyRequest(
+        request=request,
+        sasl_username=attrs.get("sasl_username", "").strip() or None,
+        client_address=attrs.get("client_address") or None,
+        protocol_state=attrs.get("protocol_state") or None,
+    )
+
+
+def _one_line(text: str) -> str:
+    clean = " ".join(text.split())
+    return clean[:MAX_MESSAGE]
+
+
+def describe_sighting(sighting: Sighting | None, user: str, window: timedelta) -> str:
+    """The reason naming the sighting an SMTP decision was made from."""
+    if sighting is None:
+        return (
+            f"smtp carries no device data and `{user}` was seen on no device within "
+            f"{window}: decided on no device signals"
+        )
+    profile = sighting.profile
+    device = " ".join(v for v in (profile.vendor, profile.platform, profile.model) if v)
+    return (
+        f"smtp carries no device data: decided from the {sighting.adapter} sighting of "
+        f"{sighting.at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({device or 'unidentified device'})"
+    )
+
+
+def decide_submission(
+    service: DecisionService,
+    user: str,
+    *,
+    window: timedelta = DEFAULT_WINDOW,
+    at: datetime | None = None,
+) -> tuple[Decision, Sighting | None]:
+    """Decide an authenticated submission from the user's newest sighting within `window`;
+    the decision's first reason names the sighting used."""
+    decision, sighting = _decide(service, user, window, at)
+    reason = describe_sighting(sighting, user, window)
+    return replace(decision, reasons=(reason, *decision.reasons)), sighting
+
+
+def _decide(
+    service: DecisionService, user: str, window: timedelta, at: datetime | None = None
+) -> tuple[Decision, Sighting | None]:
+    sighting = service.recent_sighting(user, window=window)
+    signals = sighting.signals if sighting is not None else Signals()
+    return service.decide(user, RESOURCE, signals, adapter=ADAPTER, at=at), sighting
+
+
+def render(decision: Decision) -> str:
+    """A decision as a Postfix action (without the `action=` prefix)."""
+    message = _one_line(decision.message) or "access refused by device policy"
+    if decision.action is Action.BLOCK:
+        return f"REJECT 5.7.1 {message}"
+    if decision.action is Action.QUARANTINE:
+        return f"HOLD {message}"
+    if decision.action is Action.WARN:
+        return f"PREPEND X-Devicegate-Warning: {message}"
+    return "DUNNO"
+
+
+class PostfixPolicyServer:
+    """An asyncio TCP policy service; one connection serves many requests, in order."""
+
+    def __init__(
+        self,
+        service: DecisionService,
+        host: str,
+        port: int,
+        *,
+        window: timedelta = DEFAULT_WINDOW,
+        sighting_ttl: float = SIGHTING_TTL,
+        durable: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
+        self.service = service
+        self.host = host
+        self.port = port
+        self.window = window
+        self.sighting_ttl = sighting_ttl
+        #: Awaited before answering a decided request: True once the decision log holds it.
+        #: False (log unavailable) turns the answer into a deferral: fail closed.
+        self.durable = durable
+        self._recent: dict[str, tuple[float, Sighting | None]] = {}
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Listen; with port 0 the chosen port is stored in `self.port`."""
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        sockets = self._server.sockets
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        """Stop listening, end open connections (Postfix reconnects), then wait for both."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for task in list(self._connections):
+            task.cancel()
+        if self._connections:
+            await asyncio.gather(*self._connections, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
+
+    def answer(self, request: PolicyRequest) -> str:
+        """The action for one well-formed request."""
+        if request.sasl_username is None:
+            return "DUNNO"
+        decision, sighting = _decide(_CachedSightings(self), request.sasl_username, self.window)
+        if log.isEnabledFor(logging.INFO):  # the reason is built only when it is logged
+            log.info(
+                "postfix: %s from %s at %s -> %s (%s; %s)",
+                request.sasl_username,
+                request.client_address or "?",
+                request.protocol_state or "?",
+                decision.action.value,
+                decision.rule or "default",
+                describe_sighting(sighting, request.sasl_username, self.window),
+            )
+        action = render(decision)
+        if sighting is not None and decision.action is Action.BLOCK:
+            action += f" (device last seen via {sighting.adapter})"
+        return action
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+        buffer = bytearray()
+        try:
+            while True:
+                lines = await self._next_request(reader, buffer)
+                if lines is None:
+                    return
+                try:
+                    request = parse_request(lines)
+                except SignalError as exc:
+                    log.warning("postfix: malformed policy request: %s", exc.message)
+                    await self._reply(writer, MALFORMED)
+                    return
+                action = self.answer(request)
+                if (
+                    self.durable is not None
+                    and request.sasl_username is not None
+                    and not await self.durable()
+                ):
+                    action = UNAVAILABLE
+                await self._reply(writer, action)
+        except _Malformed as exc:
+            log.warning("postfix: malformed policy request: %s", exc)
+            await self._reply(writer, MALFORMED)
+        except (ConnectionError, TimeoutError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+            if task is not None:
+                self._connections.discard(task)
+
+    @staticmethod
+    async def _next_request(reader: asyncio.StreamReader, buffer: bytearray) -> list[bytes] | None:
+        """The next request's attribute lines from `buffer` (refilled from `reader`).
+
+        None on EOF, whether clean or mid-request (a truncated request gets no answer).
+        Reading in chunks and splitting on the empty line costs one await per request, not
+        one per attribute line; a request Postfix pipelines behind this one stays buffered.
+        """
+        while True:
+            while buffer[:1] == b"\n":
+                del buffer[:1]  # a stray empty line between requests: tolerated
+            end = buffer.find(b"\n\n")
+            if end >= 0:
+                if end + 2 > MAX_REQUEST:
+                    raise _Malformed(f"the request is longer than {MAX_REQUEST} octets")
+                lines = bytes(buffer[: end + 1]).split(b"\n")[:-1]
+                del buffer[: end + 2]
+                if any(len(line) > MAX_LINE for line in lines):
+                    raise _Malformed(f"a line is longer than {MAX_LINE} octets")
+                return lines
+            problem = _framing_problem(buffer)
+            if problem is not None:
+                raise _Malformed(problem)
+            async with asyncio.timeout(IDLE_TIMEOUT):
+                chunk = await reader.read(65536)
+            if not chunk:
+                return None
+            buffer += chunk
+
+    @staticmethod
+    async def _reply(writer: asyncio.StreamWriter, action: str) -> None:
+        writer.write(f"action={action}\n\n".encode())
+        await writer.drain()
+
+
+def _framing_problem(buffer: bytearray) -> str | None:
+    """Why an incomplete request can never become a valid one (None: keep reading)."""
+    if len(buffer) > MAX_REQUEST:
+        return f"the request is longer than {MAX_REQUEST} octets"
+    first = buffer.find(b"\n")
+    if first < 0:
+        return f"a line is longer than {MAX_LINE} octets" if len(buffer) > MAX_LINE else None
+    if b"=" not in buffer[:first]:
+        return "a line without `name=value`"
+    return None
+
+
+class _CachedSightings:
+    """The service, with `recent_sighting` answered from the server's short-lived cache."""
+
+    def __init__(self, server: PostfixPolicyServer) -> None:
+        self._server = server
+        self.snapshot = server.service.snapshot
+        self.decide = server.service.decide
+
+    def recent_sighting(self, user: str, *, window: timedelta) -> Sighting | None:
+        server = self._server
+        key = user.lower()
+        now = time.monotonic()
+        cached = server._recent.get(key)
+        if cached is not None and now - cached[0] < server.sighting_ttl:
+            return cached[1]
+        sighting = server.service.recent_sighting(user, window=window)
+        if server.sighting_ttl > 0:
+            if len(server._recent) >= MAX_CACHED_USERS:
+                server._recent.clear()
+            server._recent[key] = (now, sighting)
+        return sighting
+
+
+class _Malformed(Exception):
+    """The byte stream broke the protocol's framing; answered with DEFER, then closed."""

@@ -1,0 +1,171 @@
+"""From the engine's tables to what people read: the JSON summary and the `--out` files."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from devicegate.audit.events import BadLine
+from devicegate.audit.tables import AuditTables
+from devicegate.model import Action
+from devicegate.policy import Snapshot
+
+STILL_TO_REPLACE_DAYS = 7
+
+
+def unit_deadlines(snapshot: Snapshot, units: list[str]) -> dict[str, str | None]:
+    """Each unit's deadline: the earliest start of an enforced device-conditioned `block`
+    rule whose unit scope covers it, unless a deeper enforced `allow` rule carves the unit
+    out (the iOS lab). Group- and user-scoped rules name no unit deadline."""
+    out: dict[str, str | None] = {}
+    for unit in units:
+        starts = []
+        for rule in snapshot.rules:
+            if rule.report_only or rule.effect is not Action.BLOCK:
+                continue
+            if rule.when is None and rule.only is None:
+                continue
+            depth = _depth(unit, rule.units, rule.exclude_units)
+            if depth is None:
+                continue
+            lifted = any(
+                (_depth(unit, other.units, other.exclude_units) or -1) > depth
+                for other in snapshot.rules
+                if other.effect is Action.ALLOW and not other.report_only
+            )
+            if not lifted:
+                starts.append(rule.start_at)
+        out[unit] = min(starts).date().isoformat() if starts else None
+    return out
+
+
+def _depth(unit: str, scopes: tuple[str, ...], excluded: tuple[str, ...]) -> int | None:
+    """How deep a unit scope covers `unit` (None: not covered) — for deadlines only."""
+    if any(unit == s or unit.startswith(s + "/") for s in excluded):
+        return None
+    depths = [s.count("/") + 1 for s in scopes if unit == s or unit.startswith(s + "/")]
+    return max(depths) if depths else None
+
+
+def _iso(value: object) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else None
+
+
+def summary(
+    snapshot: Snapshot,
+    tables: AuditTables,
+    *,
+    bad_lines: int,
+    bad_sample: list[BadLine],
+    skipped: int,
+    files: list[dict[str, Any]],
+    engine: str,
+) -> dict[str, Any]:
+    """The `--json` summary: the issue's keys first, then context a reader needs."""
+    totals = tables.totals
+    units = tables.units.to_pylist()
+    deadlines = unit_deadlines(snapshot, [str(row["unit"]) for row in units])
+    by_unit = {
+        str(row["unit"]): {
+            "events": row["events"],
+            "violations": row["violations"],
+            "users_violating": row["users_violating"],
+            "excepted": row["excepted"],
+            "warned": row["warned"],
+            "deadline": deadlines[str(row["unit"])],
+        }
+        for row in units
+    }
+    return {
+        "events": int(totals["events"] or 0),  # type: ignore[call-overload]
+        "bad_lines": bad_lines,
+        "violations": int(totals["violations"] or 0),  # type: ignore[call-overload]
+        "excepted": int(totals["excepted"] or 0),  # type: ignore[call-overload]
+        "report_only_hits": int(totals["report_only_hits"] or 0),  # type: ignore[call-overload]
+        "by_unit": by_unit,
+        "first_event": _iso(totals["first_event"]),
+        "last_event": _iso(totals["last_event"]),
+        "policy_version": snapshot.version,
+        "warned": int(totals["warned"] or 0),  # type: ignore[call-overload]
+        "skipped_lines": skipped,
+        "bad_line_sample": [
+            {"file": b.file, "line": b.line, "reason": b.reason, "text": b.text} for b in bad_sample
+        ],
+        "engine": engine,
+        "files": files,
+    }
+
+
+def still_to_replace(tables: AuditTables, last_event: object) -> pa.Table:
+    """Devices flagged (violation, warning or exception) in the last days of the data."""
+    devices = tables.devices
+    if not isinstance(last_event, datetime) or devices.num_rows == 0:
+        return devices.slice(0, 0)
+    from datetime import timedelta
+
+    import pyarrow.compute as pc
+
+    cutoff = pa.scalar(
+        last_event - timedelta(days=STILL_TO_REPLACE_DAYS),
+        devices.schema.field("last_flagged").type,
+    )
+    keep = pc.fill_null(pc.greater_equal(devices.column("last_flagged"), cutoff), False)
+    return devices.filter(keep)
+
+
+def write_outputs(out: Path, tables: AuditTables, summary_data: dict[str, Any]) -> list[Path]:
+    """Parquet tables and CSV exports of the small tables, plus summary.json."""
+    written = []
+    for name, table in (
+        ("compliance_daily", tables.daily),
+        ("devices_per_user", tables.devices),
+        ("units", tables.units),
+        ("report_only", tables.report_only),
+    ):
+        pq.write_table(table, out / f"{name}.parquet")
+        pacsv.write_csv(table, out / f"{name}.csv")
+        written += [out / f"{name}.parquet", out / f"{name}.csv"]
+    violations = out / "violations.csv"
+    if not violations.exists():  # the engine writes it beside violations.parquet when it can
+        pacsv.write_csv(pq.read_table(out / "violations.parquet"), violations)
+    written.append(violations)
+    (out / "summary.json").write_text(
+        json.dumps(summary_data, indent=2, ensure_ascii=False, default=str) + "\n",
+        encoding="utf-8",
+    )
+    written.append(out / "summary.json")
+    return written
+
+
+def read_events(out: Path) -> pa.Table:
+    """The events of an audit's `--out` with their dimensions joined back (readable rows).
+
+    `events.parquet` holds integer keys only (it has millions of rows); `users`, `decisions`,
+    `signals` and `files` hold what they stand for. Works for either engine's output (Spark
+    writes `events.parquet` as a directory of parts).
+    """
+    import duckdb
+
+    def src(name: str) -> str:
+        path = out / f"{name}.parquet"
+        target = str(path / "*.parquet") if path.is_dir() else str(path)
+        return "read_parquet('" + target.replace("'", "''") + "')"
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        return con.sql(
+            "SELECT e.ts, e.day, u.user, u.unit, d.resource, e.sid, s.device, s.vendor, "
+            "s.platform, s.model, d.action, d.rule, d.violation, d.excepted, d.report_only, "
+            f"d.spoofing_suspected, f.file, e.line FROM {src('events')} e "
+            f"JOIN {src('users')} u USING (uid) JOIN {src('decisions')} d USING (did) "
+            f"JOIN {src('signals')} s ON s.sid = e.sid JOIN {src('files')} f USING (fid)"
+        ).to_arrow_table()
+    finally:
+        con.close()

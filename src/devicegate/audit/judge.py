@@ -1,0 +1,248 @@
+"""Judging in bulk with the online engine: distinct values in, `decide` per distinct case.
+
+The engines (DuckDB, Spark) reduce millions of events to a few distinct things and call
+back here; nothing in this module re-implements matching:
+
+* users → (`snapshot.user_class`, unit): the scope class is what the engine keys plans on;
+* raw signal tuples → `Signals` (the same value the online adapters build), identified once
+  through the snapshot's `Identifier`;
+* (class, resource, time segment) → the snapshot's *plan* (`snapshot.plan`), then
+  (plan, resource, signals) → one `decide(snapshot, Request(…))` call with a representative
+  user of a class and an event time of that plan — the engine's decision is a pure
+  function of (plan, signals, device state), so every event of the combination gets it.
+
+Device state (compromise verdicts, holds) lives in the store, not in logs: the audit judges
+with `NO_STATE`, i.e. what the policy alone says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pyarrow as pa
+
+from devicegate.audit.events import SIGNAL_COLUMNS
+from devicegate.audit.formats.base import user_or_none
+from devicegate.audit.formats.nginx import unescape
+from devicegate.model import NO_STATE, Action, Decision, DeviceProfile, Request, Signals
+from devicegate.policy import Snapshot, decide
+
+UNKNOWN_UNIT = "(not in directory)"
+VIOLATION_ACTIONS = (Action.BLOCK.value, Action.QUARANTINE.value)
+
+
+def segment_breaks_us(snapshot: Snapshot) -> list[int]:
+    """The snapshot's time breakpoints in integer microseconds (for SQL `seg` columns).
+
+    `segment(ts)` is `bisect_right(breaks, ts)`: the number of breaks at or before `ts`.
+    """
+    return [round(b * 1_000_000) for b in snapshot.breaks]
+
+
+def segment_sql(column: str, breaks_us: Sequence[int]) -> str:
+    """A SQL expression equal to `snapshot.segment(ts)` for a TIMESTAMPTZ column."""
+    if not breaks_us:
+        return "0"
+    return " + ".join(f"(epoch_us({column}) >= {b})::INTEGER" for b in breaks_us)
+
+
+def users_table(snapshot: Snapshot, rows: Iterable[tuple[str, bool]]) -> pa.Table:
+    """(logged user, escaped) → uid, canonical user, scope class, unit."""
+    raw: list[str] = []
+    escaped_col: list[bool] = []
+    canon: list[str] = []
+    classes: list[int] = []
+    units: list[str] = []
+    for logged, escaped in sorted(rows):
+        name = user_or_none(unescape(logged)) if escaped else logged
+        name = name or logged
+        lowered = name.lower()
+        cls = snapshot.user_class.get(name, snapshot.user_class.get(lowered))
+        user = snapshot.user_of.get(lowered)
+        raw.append(logged)
+        escaped_col.append(bool(escaped))
+        canon.append(user.email or user.id if user is not None else name)
+        classes.append(snapshot.unknown_class if cls is None else cls)
+        units.append(user.unit if user is not None else UNKNOWN_UNIT)
+    return pa.table(
+        {
+            "raw": pa.array(raw, pa.string()),
+            "escaped": pa.array(escaped_col, pa.bool_()),
+            "uid": pa.array(range(len(raw)), pa.int32()),
+            "user": pa.array(canon, pa.string()),
+            "cls": pa.array(classes, pa.int32()),
+            "unit": pa.array(units, pa.string()),
+        }
+    )
+
+
+def signals_of(values: dict[str, str | None], escaped: bool) -> Signals:
+    """The `Signals` an online adapter would have built from these logged values."""
+    if escaped:
+        values = {k: unescape(v) if v is not None else None for k, v in values.items()}
+    return Signals(**{k: v for k, v in values.items() if v is not None})
+
+
+def device_label(profile: DeviceProfile) -> str:
+    parts = [p for p in (profile.vendor, profile.platform, profile.model) if p]
+    return " ".join(dict.fromkeys(parts)) or "unidentified"
+
+
+@dataclass
+class SignalMap:
+    """Raw signal keys mapped to distinct `Signals` (sid) and their identified devices."""
+
+    keys: pa.Table  # sig, escaped, sid
+    devices: pa.Table  # sid, device, vendor, platform, model, os_version, device_id, + signals
+    signals: list[Signals]
+
+
+def signal_map(snapshot: Snapshot, rows: Iterable[Sequence[object]]) -> SignalMap:
+    """`rows` are (sig, escaped, *SIGNAL_COLUMNS); equal `Signals` share one sid."""
+    sid_of: dict[Signals, int] = {}
+    signals: list[Signals] = []
+    sig_col: list[int] = []
+    esc_col: list[bool] = []
+    sid_col: list[int] = []
+    for row in sorted(rows, key=lambda r: (int(r[0]), bool(r[1]))):  # type: ignore[call-overload]
+        sig, escaped, *values = row
+        made = signals_of(dict(zip(SIGNAL_COLUMNS, values, strict=True)), bool(escaped))  # type: ignore[arg-type]
+        sid = sid_of.get(made)
+        if sid is None:
+            sid = sid_of[made] = len(signals)
+            signals.append(made)
+        sig_col.append(int(sig))  # type: ignore[call-overload]
+        esc_col.append(bool(escaped))
+        sid_col.append(sid)
+    profiles = [snapshot.identifier.profile(s) for s in signals]
+    devices: dict[str, list[object]] = {
+        "sid": list(range(len(signals))),
+        "device": [device_label(p) for p in profiles],
+        "vendor": [p.vendor for p in profiles],
+        "platform": [p.platform for p in profiles],
+        "model": [p.model for p in profiles],
+        "os_version": [p.os_version for p in profiles],
+        "device_id": [p.device_id for p in profiles],
+        "spoofing_suspected": [p.spoofing_suspected for p in profiles],
+    }
+    for name in SIGNAL_COLUMNS:
+        devices[name] = [getattr(s, name) for s in signals]
+    keys = pa.table(
+        {
+            "sig": pa.array(sig_col, pa.uint64()),
+            "escaped": pa.array(esc_col, pa.bool_()),
+            "sid": pa.array(sid_col, pa.int32()),
+        }
+    )
+    return SignalMap(keys, pa.table(devices), signals)
+
+
+def plan_table(snapshot: Snapshot, rows: Iterable[tuple[int, str, int, datetime]]) -> pa.Table:
+    """(class, resource, segment, a time in it) → the snapshot's plan id.
+
+    Many classes and segments share a plan (a unit no rule names has the same empty plan in
+    every segment), so deciding per plan instead of per (class, segment) saves most calls.
+    """
+    cols: dict[str, list[object]] = {"cls": [], "resource": [], "seg": [], "pid": []}
+    for cls, resource, seg, at in sorted(rows):
+        ts = at.timestamp()
+        if snapshot.segment(ts) != seg:
+            raise RuntimeError(f"engine put {at.isoformat()} in segment {seg}: a bug")
+        cols["cls"].append(cls)
+        cols["resource"].append(resource)
+        cols["seg"].append(seg)
+        cols["pid"].append(snapshot.plan(cls, resource, ts))
+    return pa.table(
+        {
+            "cls": pa.array(cols["cls"], pa.int32()),
+            "resource": pa.array(cols["resource"], pa.string()),
+            "seg": pa.array(cols["seg"], pa.int32()),
+            "pid": pa.array(cols["pid"], pa.int32()),
+        }
+    )
+
+
+DECISION_SCHEMA = pa.schema(
+    [
+        ("did", pa.int32()),
+        ("pid", pa.int32()),
+        ("resource", pa.string()),
+        ("sid", pa.int32()),
+        ("action", pa.string()),
+        ("rule", pa.string()),
+        ("violation", pa.bool_()),
+        ("excepted", pa.string()),
+        ("report_only", pa.string()),
+        ("report_only_action", pa.string()),
+        ("spoofing_suspected", pa.bool_()),
+    ]
+)
+
+
+def representatives(snapshot: Snapshot, users: pa.Table) -> dict[int, str]:
+    """One user name per scope class (any member decides identically)."""
+    reps: dict[int, str] = {}
+    for cls, name in zip(
+        users.column("cls").to_pylist(), users.column("user").to_pylist(), strict=True
+    ):
+        reps.setdefault(int(cls), str(name))
+    return reps
+
+
+def decide_combos(
+    snapshot: Snapshot,
+    combos: Iterable[tuple[int, str, int, int, datetime]],
+    reps: dict[int, str],
+    smap: SignalMap,
+) -> pa.Table:
+    """One `decide` per (plan, resource, sid). Each combo carries a class of that plan and
+    an event time, which `decide` turns back into the same plan."""
+    cols: dict[str, list[object]] = {name: [] for name in DECISION_SCHEMA.names}
+    classes = _device_classes(snapshot, smap)
+    made: dict[tuple[int, str, object], Decision] = {}
+    for did, (pid, resource, sid, cls, at) in enumerate(combos):
+        when = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+        if snapshot.plan(cls, resource, when.timestamp()) != pid:
+            raise RuntimeError(f"engine put class {cls} at {when.isoformat()} in plan {pid}: a bug")
+        key = (pid, resource, classes[sid])
+        decision = made.get(key)
+        if decision is None:
+            decision = made[key] = decide(
+                snapshot, Request(reps[cls], resource, when, smap.signals[sid])
+            )
+        ro = decision.report_only
+        row = {
+            "did": did,
+            "pid": pid,
+            "resource": resource,
+            "sid": sid,
+            "action": decision.action.value,
+            "rule": decision.rule,
+            "violation": decision.action.value in VIOLATION_ACTIONS,
+            "excepted": ",".join(decision.excepted) or None,
+            "report_only": ",".join(f"{h.rule}={h.action.value}" for h in ro) or None,
+            "report_only_action": max((h.action for h in ro), key=_severity).value if ro else None,
+            "spoofing_suspected": decision.spoofing_suspected,
+        }
+        for name, value in row.items():
+            cols[name].append(value)
+    return pa.table(cols, schema=DECISION_SCHEMA)
+
+
+def _device_classes(snapshot: Snapshot, smap: SignalMap) -> list[object]:
+    """The engine's own device class per sid, when the snapshot has one: devices the policy
+    cannot tell apart get the same action, rule, exceptions and report-only hits, so one
+    `decide` per (plan, resource, class) answers for all of them. Without it, every sid is
+    its own class."""
+    classify = getattr(snapshot, "device_class", None)
+    if classify is None:
+        return list(range(len(smap.signals)))
+    return [classify(snapshot.identifier.profile(s), NO_STATE) for s in smap.signals]
+
+
+def _severity(action: Action) -> int:
+    from devicegate.model import SEVERITY
+
+    return SEVERITY[action]

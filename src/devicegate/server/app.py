@@ -1,0 +1,98 @@
+"""The ASGI application: the bare forward-auth hot path in front of a Starlette app.
+
+`create_app(config)` loads the policy and opens the store (so a bad policy or store fails
+before the port opens); the lifespan starts the state-cache refresher and the log writer,
+and on shutdown drains the log so everything answered is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from devicegate.server.admin import admin_routes
+from devicegate.server.api import basic_routes, mail_routes
+from devicegate.server.config import ServerConfig
+from devicegate.server.hotpath import BLOCK_PAGE, PREFIX, ForwardAuth, block_page
+from devicegate.server.metrics import Metrics
+from devicegate.server.service import ServerService, load_configured_snapshot
+from devicegate.store import open_store
+
+log = logging.getLogger("devicegate.server")
+
+
+class DevicegateApp:
+    """ASGI callable: forward-auth requests bypass the framework; the rest go to Starlette."""
+
+    def __init__(self, service: ServerService) -> None:
+        self.service = service
+        self.forward_auth = ForwardAuth(service)
+
+        @asynccontextmanager
+        async def lifespan(_: Starlette) -> AsyncIterator[None]:
+            await self.startup()
+            try:
+                yield
+            finally:
+                await self.shutdown()
+
+        async def http_error(_: Request, exc: Exception) -> Response:
+            assert isinstance(exc, HTTPException)
+            return JSONResponse(
+                {"error": str(exc.detail).lower(), "hint": None},
+                status_code=exc.status_code,
+                headers=exc.headers,
+            )
+
+        self.web = Starlette(
+            routes=[*basic_routes(service), *admin_routes(service), *mail_routes(service)],
+            exception_handlers={HTTPException: http_error},
+            lifespan=lifespan,
+        )
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            if path.startswith(PREFIX):
+                await self.forward_auth(scope, receive, send)
+                return
+            if path == BLOCK_PAGE and scope["method"] in ("GET", "HEAD"):
+                await block_page(scope, send)
+                return
+        await self.web(scope, receive, send)
+
+    async def startup(self) -> None:
+        await asyncio.to_thread(self.service.state.start)
+        self.service.log.start(asyncio.get_running_loop())
+        # The policy, directory and identification caches are long-lived: keep them out of
+        # the cyclic GC's full collections, which otherwise add pauses to p99 latency.
+        gc.collect()
+        gc.freeze()
+        snapshot = self.service.snapshot
+        log.warning(
+            "devicegate serving policy %s (%d rules) with store %s",
+            snapshot.version,
+            len(snapshot.rules),
+            self.service.store.engine.url.render_as_string(hide_password=True),
+        )
+
+    async def shutdown(self) -> None:
+        await asyncio.to_thread(self.service.log.stop)
+        await asyncio.to_thread(self.service.state.stop)
+
+
+def create_app(config: ServerConfig) -> DevicegateApp:
+    """Load policy, directory and inventory, open (and migrate) the store, build the app."""
+    snapshot = load_configured_snapshot(config)
+    store = open_store(config.store_url)
+    service = ServerService(config, snapshot, store, Metrics())
+    return DevicegateApp(service)

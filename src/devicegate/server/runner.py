@@ -1,0 +1,80 @@
+"""Run the app under uvicorn (httptools + uvloop), with SIGHUP reload and the Postfix server.
+
+uvicorn was chosen by measurement (benchmarks/forward_auth.py measures the bare app on the
+same server): one worker process, one event loop; the writer and state threads beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+
+import uvicorn
+
+from devicegate.server.admin import reload_policy
+from devicegate.server.app import DevicegateApp
+from devicegate.server.config import ServerConfig
+from devicegate.server.declog import LogUnavailable
+
+log = logging.getLogger("devicegate.server")
+
+
+def _uvicorn_config(app: DevicegateApp, config: ServerConfig) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        date_header=False,
+        backlog=2048,
+    )
+
+
+async def serve(app: DevicegateApp, config: ServerConfig) -> None:
+    """Serve until SIGINT/SIGTERM; SIGHUP reloads the policy (an invalid one is refused)."""
+    server = uvicorn.Server(_uvicorn_config(app, config))
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[object]] = set()
+
+    def on_hup() -> None:
+        log.warning("SIGHUP: reloading policy")
+        task: asyncio.Task[object] = asyncio.ensure_future(reload_policy(app.service))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    postfix = None
+    if config.postfix_port is not None:
+        module = importlib.import_module("devicegate.adapters.postfix")
+
+        async def durable() -> bool:
+            """True once everything decided so far is committed; False fails the answer."""
+            try:
+                await app.service.durable()
+            except LogUnavailable:
+                return False
+            return True
+
+        postfix = module.PostfixPolicyServer(
+            app.service, config.host, config.postfix_port, durable=durable
+        )
+        await postfix.start()
+    try:
+        await server.serve()
+    finally:
+        if postfix is not None:
+            await postfix.close()
+        loop.remove_signal_handler(signal.SIGHUP)
+
+
+def run(app: DevicegateApp, config: ServerConfig) -> None:
+    import uvloop
+
+    uvloop.run(serve(app, config))

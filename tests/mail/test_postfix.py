@@ -1,0 +1,220 @@
+"""The Postfix policy service over real TCP on 127.0.0.1, with the in-process service."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from devicegate.adapters import postfix
+from devicegate.adapters.base import LocalService, Sighting
+from devicegate.model import Signals
+from tests.mail.conftest import BANNED, IOS_MAIL, THUNDERBIRD
+
+
+def request(user: str | None = BANNED, **extra: str) -> bytes:
+    attrs = {
+        "request": "smtpd_access_policy",
+        "protocol_state": "RCPT",
+        "protocol_name": "ESMTP",
+        "client_address": "198.51.100.7",
+        "sender": BANNED,
+        "recipient": "someone@example.org",
+        **extra,
+    }
+    if user is not None:
+        attrs["sasl_username"] = user
+    return "".join(f"{k}={v}\n" for k, v in attrs.items()).encode() + b"\n"
+
+
+def seen(service: LocalService, user: str, imap_id: str, ago: timedelta) -> None:
+    signals = Signals(imap_id=imap_id)
+    profile = service.snapshot.identifier.profile(signals)
+    at = datetime.now(UTC) - ago
+    service.sightings.setdefault(user, []).append(Sighting(at, "dovecot", signals, profile))
+
+
+async def ask(port: int, *payloads: bytes) -> list[bytes]:
+    """Send requests on one connection; read one answer per request."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    answers = []
+    for payload in payloads:
+        writer.write(payload)
+        await writer.drain()
+        answers.append(await asyncio.wait_for(reader.readuntil(b"\n\n"), 5))
+    writer.close()
+    await writer.wait_closed()
+    return answers
+
+
+def with_server(
+    service: LocalService, talk: Callable[[int], Awaitable[list[bytes]]]
+) -> list[bytes]:
+    """Start the policy service on a free port, run `talk(port)`, always close it."""
+
+    async def main() -> list[bytes]:
+        srv = postfix.PostfixPolicyServer(service, "127.0.0.1", 0, window=timedelta(days=2))
+        await srv.start()
+        try:
+            return await talk(srv.port)
+        finally:
+            await srv.close()
+
+    return asyncio.run(main())
+
+
+def test_unauthenticated_mail_is_not_devicegates_business(service: LocalService) -> None:
+    assert with_server(service, lambda port: ask(port, request(None))) == [b"action=DUNNO\n\n"]
+    assert service.log == []
+
+
+def test_submission_is_decided_from_the_newest_sighting(service: LocalService) -> None:
+    seen(service, BANNED, THUNDERBIRD, timedelta(hours=5))
+    seen(service, BANNED, IOS_MAIL, timedelta(hours=1))
+    (answer,) = with_server(service, lambda port: ask(port, request()))
+    assert answer.startswith(b"action=REJECT 5.7.1 Apple devices may no longer be used")
+    assert answer.endswith(b"(device last seen via dovecot)\n\n")
+    # no new sighting from SMTP: it carries no device data
+    assert len(service.sightings[BANNED]) == 2
+    assert service.log[-1][0] == "postfix"
+
+
+def test_decision_names_the_sighting_used(service: LocalService) -> None:
+    seen(service, BANNED, IOS_MAIL, timedelta(hours=1))
+    decision, sighting = postfix.decide_submission(service, BANNED, window=timedelta(days=1))
+    assert sighting is not None and sighting.signals.imap_id == IOS_MAIL
+    assert decision.reasons[0].startswith("smtp carries no device data: decided from the dovecot")
+    assert "Apple iOS" in decision.reasons[0]
+
+
+def test_sightings_outside_the_window_are_ignored(service: LocalService) -> None:
+    seen(service, BANNED, IOS_MAIL, timedelta(days=3))
+    decision, sighting = postfix.decide_submission(service, BANNED, window=timedelta(days=2))
+    assert sighting is None and decision.action.value == "allow"
+    assert "seen on no device within 2 days" in decision.reasons[0]
+    (answer,) = with_server(service, lambda port: ask(port, request()))
+    assert answer == b"action=DUNNO\n\n"
+
+
+def test_connection_is_reused_for_many_requests(service: LocalService) -> None:
+    seen(service, BANNED, IOS_MAIL, timedelta(hours=1))
+    payloads = [request(), request(None), request("k.belov@rostec.example")] * 5
+    answers = with_server(service, lambda port: ask(port, *payloads))
+    assert len(answers) == 15
+    assert answers[0].startswith(b"action=REJECT") and answers[1] == b"action=DUNNO\n\n"
+    # k.belov was never seen: rostec/cii's allow-list blocks the unidentified
+    assert answers[2].startswith(b"action=REJECT 5.7.1 From 1 January 2025")
+
+
+def test_quarantine_holds_the_message() -> None:
+    from devicegate.model import Action, Decision, DeviceProfile
+
+    quarantine = Decision(Action.QUARANTINE, "r", "held for\nreview", (), DeviceProfile(), "v")
+    assert postfix.render(quarantine) == "HOLD held for review"
+    warn = Decision(Action.WARN, "r", "from Monday", (), DeviceProfile(), "v")
+    assert postfix.render(warn) == "PREPEND X-Devicegate-Warning: from Monday"
+
+
+async def _raw(port: int, payload: bytes) -> list[bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(payload)
+    await writer.drain()
+    data = await asyncio.wait_for(reader.read(), 5)  # the server closes after a bad request
+    writer.close()
+    return [data]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"request=smtpd_access_policy\nno equals sign\n\n",
+        b"sasl_username=a\n\n",
+        b"request=smtpd_access_policy\n" + b"x=" + b"y" * 70_000 + b"\n\n",
+        b"request=smtpd_access_policy\n" + b"x=" + b"y" * 5_000 + b"\n\n",
+        b"request=smtpd_access_policy\n" + b"x=y\n" * 20_000 + b"\n",
+    ],
+)
+def test_garbage_is_deferred_and_the_connection_closed(
+    service: LocalService, payload: bytes
+) -> None:
+    (answer,) = with_server(service, lambda port: _raw(port, payload))
+    assert answer == f"action={postfix.MALFORMED}\n\n".encode()
+    assert service.log == []
+
+
+def test_truncated_request_is_dropped_unanswered(service: LocalService) -> None:
+    (answer,) = with_server(service, lambda port: _raw_eof(port, request()[:-10]))
+    assert answer == b""
+    assert service.log == []
+
+
+async def _raw_eof(port: int, payload: bytes) -> list[bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(payload)
+    writer.write_eof()
+    data = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    return [data]
+
+
+def test_sightings_are_cached_for_a_few_seconds(service: LocalService) -> None:
+    server = postfix.PostfixPolicyServer(service, "127.0.0.1", 0, sighting_ttl=60)
+    ask_once = postfix.PolicyRequest("smtpd_access_policy", BANNED, "198.51.100.7", "RCPT")
+    seen(service, BANNED, IOS_MAIL, timedelta(minutes=5))
+    assert server.answer(ask_once).startswith("REJECT")
+    seen(service, BANNED, THUNDERBIRD, timedelta(minutes=1))
+    assert server.answer(ask_once).startswith("REJECT")  # still the cached sighting
+    server.sighting_ttl = 0
+    assert server.answer(ask_once) == "DUNNO"
+
+
+def test_pipelined_requests_in_one_segment(service: LocalService) -> None:
+    seen(service, BANNED, IOS_MAIL, timedelta(hours=1))
+
+    async def talk(port: int) -> list[bytes]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"\n" + request() + request(None) + request())
+        answers = [await asyncio.wait_for(reader.readuntil(b"\n\n"), 5) for _ in range(3)]
+        writer.close()
+        return answers
+
+    answers = with_server(service, talk)
+    assert [a.split(b" ")[0] for a in answers] == [
+        b"action=REJECT",
+        b"action=DUNNO\n\n",
+        b"action=REJECT",
+    ]
+
+
+def test_answers_wait_for_the_decision_log(service: LocalService) -> None:
+    calls: list[str] = []
+
+    async def durable_ok() -> bool:
+        calls.append("ok")
+        return True
+
+    async def durable_down() -> bool:
+        return False
+
+    for durable, first in ((durable_ok, b"action=DUNNO"), (durable_down, b"action=DEFER_IF")):
+
+        async def main(durable: object = durable) -> list[bytes]:
+            srv = postfix.PostfixPolicyServer(
+                service,
+                "127.0.0.1",
+                0,
+                durable=durable,  # type: ignore[arg-type]
+            )
+            await srv.start()
+            try:
+                return await ask(srv.port, request(), request(None))
+            finally:
+                await srv.close()
+
+        answers = asyncio.run(main())
+        assert answers[0].startswith(first)
+        assert answers[1] == b"action=DUNNO\n\n"  # not decided: nothing to wait for
+    assert calls == ["ok"]

@@ -1,0 +1,61 @@
+"""The public surface of devicegate.triage, pinned so a change to it is deliberate."""
+
+from __future__ import annotations
+
+import typer
+
+import devicegate.triage as triage
+from devicegate.errors import DevicegateError, InputError
+from devicegate.triage.cli import app
+
+
+def test_public_names() -> None:
+    assert sorted(triage.__all__) == [
+        "ArtefactError",
+        "Backup",
+        "BackupCorruptError",
+        "Coverage",
+        "Detection",
+        "DeviceInfo",
+        "IndicatorError",
+        "IndicatorIndex",
+        "Limits",
+        "NotABackupError",
+        "Options",
+        "PasswordRequiredError",
+        "RiskAttributes",
+        "ScanReport",
+        "TriageError",
+        "Verdict",
+        "WrongPasswordError",
+        "load_indicators",
+        "open_backup",
+        "scan_backup",
+    ]
+
+
+def test_errors_share_the_devicegate_root() -> None:
+    for name in ("NotABackupError", "BackupCorruptError", "WrongPasswordError", "IndicatorError"):
+        error = getattr(triage, name)
+        assert issubclass(error, InputError) and issubclass(error, DevicegateError)
+        assert error.exit_code == 1
+
+
+def test_cli_app_is_a_typer_with_the_two_commands() -> None:
+    assert isinstance(app, typer.Typer)
+    names = {
+        command.name or command.callback.__name__
+        for command in app.registered_commands
+        if command.callback
+    }
+    assert names == {"scan", "scan-many"}
+
+
+def test_every_artefact_is_documented_in_the_readme() -> None:
+    from pathlib import Path
+
+    from devicegate.triage.artefacts import ARTEFACTS
+
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "triage.md").read_text()
+    for artefact in ARTEFACTS:
+        assert f"`{artefact.name}`" in readme, artefact.name
