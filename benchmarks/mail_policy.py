@@ -11,10 +11,12 @@ Measures requests/s and p50/p99 latency of
   refused, decision durably logged) against a bare ASGI app on the same uvicorn settings
   (uvloop, httptools) that answers `{"status": 0}`.
 
-Every server is a separate process on 127.0.0.1; each pair is measured in the same run, in
-alternating rounds (best round kept), with the same keep-alive load generator. The machine
-has 2 cores: the generator takes one, so absolute figures are lower bounds; the ratios are the
-result. The last line is one JSON object.
+Both `devicegate serve` variants run: `--log-ack durable` (the default: the answer waits for
+the decision's group commit) and `--log-ack buffered` (answered at once, committed within
+milliseconds). Every server is a separate process on 127.0.0.1; each pair is measured in the
+same run, in alternating rounds (best round kept), with the same keep-alive load generator.
+The machine has 2 cores: the generator takes one, so absolute figures are lower bounds; the
+ratios are the result. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -344,6 +346,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dg-bench-") as tmp:
         base = Path(tmp)
         dg_http, dg_postfix, c_http, c_postfix, a_http, a_postfix = (free_port() for _ in range(6))
+        bf_http, bf_postfix = free_port(), free_port()
         try:
             devicegate = [
                 str(Path(PYTHON).parent / "devicegate"),
@@ -356,6 +359,14 @@ def main() -> None:
                 "--postfix-port", str(dg_postfix),
             ]  # fmt: skip
             procs.append(start(devicegate, [dg_http, dg_postfix], base / "devicegate.log"))
+            buffered = [
+                *devicegate[:-4],
+                "--port", str(bf_http),
+                "--postfix-port", str(bf_postfix),
+                "--log-ack", "buffered",
+            ]  # fmt: skip
+            buffered[buffered.index("--store") + 1] = f"sqlite:///{base}/buffered.db"
+            procs.append(start(buffered, [bf_http, bf_postfix], base / "buffered.log"))
             me = [PYTHON, str(Path(__file__).resolve())]
             procs.append(start([*me, "--constant-http", str(c_http)], [c_http], base / "c1.log"))
             procs.append(
@@ -366,12 +377,15 @@ def main() -> None:
                 start([*me, "--adapter-postfix", str(a_postfix)], [a_postfix], base / "a2.log")
             )
             seed_sighting(dg_http, dg_postfix)
+            seed_sighting(bf_http, bf_postfix)
             best: dict[str, dict[str, float]] = {}
             pairs = [
                 ("postfix-adapter", "postfix-constant", "postfix", a_postfix, c_postfix),
                 ("postfix-serve", "postfix-constant", "postfix", dg_postfix, c_postfix),
                 ("dovecot-adapter", "http-constant", "http", a_http, c_http),
                 ("dovecot-serve", "http-constant", "http", dg_http, c_http),
+                ("postfix-serve-buffered", "postfix-constant", "postfix", bf_postfix, c_postfix),
+                ("dovecot-serve-buffered", "http-constant", "http", bf_http, c_http),
             ]
             for _ in range(args.rounds):
                 for name, baseline, kind, port, cport in pairs:
@@ -387,11 +401,11 @@ def main() -> None:
         "seconds": args.seconds,
         "cores": os.cpu_count(),
     }
-    print(f"{'server':<18}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
+    print(f"{'server':<24}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
     for name, baseline, *_ in pairs:
         for label in (baseline, name):
             r = best[label]
-            print(f"{label:<18}{r['rps']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}")
+            print(f"{label:<24}{r['rps']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}")
         ratio = best[name]["rps"] / best[baseline]["rps"]
         print(f"  {name} / constant: {ratio:.2f}x requests/s (target >= 0.7x)")
         result[name] = {k: round(v, 3) for k, v in best[name].items()}

@@ -166,13 +166,35 @@ def test_block_page_escapes_the_message(client: TestClient) -> None:
 
 
 def test_log_failure_fails_closed(client: TestClient, app: DevicegateApp) -> None:
-    def broken(*_: object) -> None:
-        raise RuntimeError("disk on fire")
+    """The writer process really fails to insert (the table is gone): 503, counted; and
+    once the table is back the same request is answered again."""
+    import sqlalchemy as sa
 
-    app.service.log.writer.write = broken  # type: ignore[method-assign]
+    engine = app.service.store.engine
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE decisions RENAME TO decisions_away"))
     answer = fa(client, OPS, ANDROID_CHROME)
     assert answer.status_code == 503 and answer.json()["error"]
     assert "devicegate_log_write_failures_total 1.0" in client.get("/metrics").text
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE decisions_away RENAME TO decisions"))
+    assert fa(client, OPS, ANDROID_CHROME).status_code == 200
+
+
+def test_writer_process_death_fails_closed_then_recovers(
+    client: TestClient, app: DevicegateApp
+) -> None:
+    """kill -9 of the writer: the batch it held is refused (503), a new writer takes over."""
+    import signal
+
+    assert fa(client, OPS, ANDROID_CHROME).status_code == 200
+    proc = app.service.log._proc
+    assert proc is not None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    statuses = [fa(client, OPS, ANDROID_CHROME).status_code for _ in range(3)]
+    assert statuses[-1] == 200 and set(statuses) <= {200, 503}
+    assert app.service.log._proc is not None and app.service.log._proc.pid != proc.pid
 
 
 def test_sightings_read_back_through_the_store(client: TestClient, app: DevicegateApp) -> None:

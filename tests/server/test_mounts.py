@@ -1,67 +1,46 @@
-"""The mail adapters' routes are mounted when their modules exist (a fake stands in until
-the real ones land) and go through the same service, log and durability wait."""
+"""The Dovecot endpoint is a bare ASGI path in front of the framework: it answers in
+Dovecot's shape, logs every login (replayed ones too), and refuses what it cannot read."""
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import sys
-import types
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-import pytest
-
-from devicegate.adapters.base import DecisionService
-from devicegate.model import Signals
 from tests.server.conftest import TestClient, make_app
-from tests.server.scenario import IPHONE_SAFARI, OPS
+from tests.server.scenario import OPS
+
+IOS_MAIL_ID = '("name" "iPhone Mail" "version" "20C65" "os" "iOS" "os-version" "16.2 (20C65)")'
+THUNDERBIRD_ID = '("name" "Thunderbird" "version" "115.6.0")'
+URL = "/v1/dovecot/auth-policy?command=allow"
 
 
-def _fake_dovecot() -> types.ModuleType:
-    module = types.ModuleType("devicegate.adapters.dovecot")
-
-    def handle(
-        service: DecisionService, body: bytes, params: Mapping[str, str]
-    ) -> tuple[int, dict[str, object]]:
-        data = json.loads(body)
-        decision = service.decide(
-            data["login"], "web", Signals(user_agent=IPHONE_SAFARI), adapter="dovecot"
-        )
-        return 200, {
-            "status": 0 if decision.allowed else -1,
-            "msg": decision.message,
-            "params": dict(params),
-        }
-
-    module.handle = handle  # type: ignore[attr-defined]
-    return module
+def login(client: TestClient, device_id: str | None, session: str) -> dict[str, object]:
+    body: dict[str, object] = {"login": OPS, "remote": "198.51.100.1", "protocol": "imap"}
+    body["session_id"] = session
+    if device_id is not None:
+        body["device_id"] = device_id
+    response = client.post(URL, json=body)
+    assert response.status_code == 200
+    data = response.json()
+    assert isinstance(data, dict)
+    return data
 
 
-@pytest.fixture
-def fake_dovecot() -> Iterator[None]:
-    name = "devicegate.adapters.dovecot"
-    if importlib.util.find_spec(name) is not None:
-        yield  # the real adapter is installed: test through it instead
-        return
-    sys.modules[name] = _fake_dovecot()
-    try:
-        yield
-    finally:
-        del sys.modules[name]
-
-
-def test_dovecot_route_mounted(
-    fake_dovecot: None, tmp_path: Path, scenario: tuple[Path, Path]
-) -> None:
+def test_dovecot_path_decides_and_logs_replays(tmp_path: Path, scenario: tuple[Path, Path]) -> None:
     app = make_app(tmp_path, *scenario)
     with TestClient(app) as client:
-        response = client.post(
-            "/v1/dovecot/auth-policy?command=allow",
-            json={"login": OPS, "remote": "198.51.100.1", "protocol": "imap"},
-        )
-        assert response.status_code == 200
-        if "params" in response.json():  # only the fake echoes params
-            assert response.json()["status"] == -1
-            assert response.json()["params"] == {"command": "allow"}
-    assert app.service.store.count("decisions") == 1
+        # this scenario bans Apple on the web only: iOS Mail on email is allowed here (the
+        # refusals are pinned through real Dovecot in tests/mail)
+        first = login(client, IOS_MAIL_ID, "s1")
+        again = login(client, IOS_MAIL_ID, "s2")  # same device, new session: replayed
+        assert first == again == {"status": 0, "msg": ""}
+        assert len(app.dovecot._answers) == 1
+        assert login(client, THUNDERBIRD_ID, "s3") == {"status": 0, "msg": ""}
+        report = client.post("/v1/dovecot/auth-policy?command=report", json={"login": OPS})
+        assert report.json() == {"status": 0, "msg": ""}
+        garbage = client.post(URL, content=b"\xff{not json")
+        assert garbage.status_code == 200 and garbage.json()["status"] == -1
+        assert client.post("/v1/dovecot/auth-policy?command=nope", json={}).status_code == 400
+        assert client.get(URL).status_code == 405
+        huge = client.post(URL, content=b"x" * (64 * 1024 + 1))
+        assert huge.status_code == 413 and huge.json()["error"]
+    assert app.service.store.count("decisions") == 3  # both iOS logins and Thunderbird

@@ -4,6 +4,7 @@ plain and base64, devicegate down → 503, SIGHUP with a broken policy → old p
 
 from __future__ import annotations
 
+import html
 import os
 import signal
 import time
@@ -57,8 +58,10 @@ def test_allow_block_warn(stack: tuple[httpx.Client, procs.Devicegate, Path]) ->
     assert allowed.status_code == 200 and allowed.text.startswith("intranet app: /reports?q=1")
     blocked = get(client, "/reports", IPHONE_SAFARI)
     assert blocked.status_code == 403
-    assert "Apple devices may no longer be used for work" in blocked.text
-    assert "«not affected»" in blocked.text  # non-ASCII message survives the round trip
+    page = html.unescape(blocked.text)
+    assert "Apple devices may no longer be used for work" in page
+    assert "«not affected»" in page  # non-ASCII message survives the round trip
+    assert "rule: no-apple-web" in page and "<script" not in blocked.text.lower()
     warned = get(client, "/", WINDOWS_EDGE)
     assert warned.status_code == 200
     assert "Windows laptops leave work use" in warned.headers["x-devicegate-warning"]

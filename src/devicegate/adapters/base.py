@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from devicegate.model import NO_STATE, Decision, DeviceProfile, DeviceState, Request, Signals
 from devicegate.policy import Snapshot, decide
@@ -61,6 +61,29 @@ class DecisionService(Protocol):
     def recent_sighting(self, user: str, *, window: timedelta) -> Sighting | None:
         """The newest device sighting of `user` on any adapter within `window`, if any."""
         ...
+
+
+class Replayable(Protocol):
+    """A prepared decision (`devicegate.server.service.Prepared`): what a replay repeats."""
+
+    @property
+    def decision(self) -> Decision: ...
+
+
+@runtime_checkable
+class ReplayingService(DecisionService, Protocol):
+    """A DecisionService that can *replay* a decision for an identical request: logged and
+    counted like a decision, without deciding again (`devicegate serve` is one). Adapters
+    that see the same request often (a Postfix message to many recipients, an IMAP client
+    reconnecting) keep the prepared decision and replay it while `replayable` says so."""
+
+    def prepare(
+        self, user: str, resource: str, signals: Signals, *, adapter: str
+    ) -> tuple[Replayable, object]: ...
+
+    def replay(self, prepared: Replayable, now: float) -> object: ...
+
+    def replayable(self, prepared: Replayable, now: float) -> bool: ...
 
 
 @dataclass

@@ -30,8 +30,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
-from devicegate.adapters.base import DecisionService, Sighting
+from devicegate.adapters.base import DecisionService, Replayable, ReplayingService, Sighting
 from devicegate.errors import SignalError
 from devicegate.model import Action, Decision, Signals
 
@@ -161,6 +162,10 @@ class PostfixPolicyServer:
         #: False (log unavailable) turns the answer into a deferral: fail closed.
         self.durable = durable
         self._recent: dict[str, tuple[float, Sighting | None]] = {}
+        # With a replaying service: user → (expiry, prepared decision, action), for
+        # `sighting_ttl` seconds — the same span the sighting itself is cached.
+        self._replaying = isinstance(service, ReplayingService)
+        self._answers: dict[str, tuple[float, Replayable, str]] = {}
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -185,22 +190,41 @@ class PostfixPolicyServer:
 
     def answer(self, request: PolicyRequest) -> str:
         """The action for one well-formed request."""
-        if request.sasl_username is None:
+        user = request.sasl_username
+        if user is None:
             return "DUNNO"
-        decision, sighting = _decide(_CachedSightings(self), request.sasl_username, self.window)
+        replaying = cast(ReplayingService, self.service) if self._replaying else None
+        if replaying is not None:
+            now = time.time()
+            hit = self._answers.get(user)
+            if hit is not None and now < hit[0] and replaying.replayable(hit[1], now):
+                replaying.replay(hit[1], now)
+                return hit[2]
+        sighting = _CachedSightings(self).recent_sighting(user, window=self.window)
+        signals = sighting.signals if sighting is not None else Signals()
+        prepared = None
+        if replaying is not None:
+            prepared = replaying.prepare(user, RESOURCE, signals, adapter=ADAPTER)[0]
+            decision = prepared.decision
+        else:
+            decision = self.service.decide(user, RESOURCE, signals, adapter=ADAPTER)
         if log.isEnabledFor(logging.INFO):  # the reason is built only when it is logged
             log.info(
                 "postfix: %s from %s at %s -> %s (%s; %s)",
-                request.sasl_username,
+                user,
                 request.client_address or "?",
                 request.protocol_state or "?",
                 decision.action.value,
                 decision.rule or "default",
-                describe_sighting(sighting, request.sasl_username, self.window),
+                describe_sighting(sighting, user, self.window),
             )
         action = render(decision)
         if sighting is not None and decision.action is Action.BLOCK:
             action += f" (device last seen via {sighting.adapter})"
+        if prepared is not None:
+            if len(self._answers) >= MAX_CACHED_USERS:
+                self._answers.clear()
+            self._answers[user] = (time.time() + self.sighting_ttl, prepared, action)
         return action
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

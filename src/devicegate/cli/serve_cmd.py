@@ -45,10 +45,26 @@ def serve(
     postfix_port: Annotated[
         int | None, typer.Option("--postfix-port", help="Also serve Postfix policy delegation.")
     ] = None,
+    postfix_window: Annotated[
+        str,
+        typer.Option(
+            "--postfix-window",
+            help="How old a device sighting SMTP may be decided from (e.g. 7d, 36h).",
+        ),
+    ] = "7d",
+    log_ack: Annotated[
+        str,
+        typer.Option(
+            "--log-ack",
+            help="durable: answer after the decision is committed (default); buffered: "
+            "answer at once, commit within milliseconds (a crash may lose those).",
+        ),
+    ] = "durable",
 ) -> None:
     """Serve forward-auth, /v1/check, admin and mail-adapter endpoints on one port."""
     from devicegate.adapters.forward_auth import HeaderNames
     from devicegate.errors import UsageError
+    from devicegate.policy.schema import parse_duration
     from devicegate.server import ServerConfig, create_app
     from devicegate.server.runner import run
 
@@ -61,6 +77,12 @@ def serve(
         raise UsageError("the admin token must be at least 16 characters")
     if state_refresh <= 0:
         raise UsageError("--state-refresh must be positive")
+    if log_ack not in ("durable", "buffered"):
+        raise UsageError(f"unknown --log-ack `{log_ack}`", hint="use durable or buffered")
+    try:
+        window = parse_duration(postfix_window)
+    except ValueError as exc:
+        raise UsageError(f"--postfix-window: {exc}") from None
     config = ServerConfig(
         policy=tuple(policy),
         directory=directory,
@@ -72,12 +94,15 @@ def serve(
         headers=HeaderNames(user_header.lower(), fingerprint_header.lower()),
         state_refresh=state_refresh,
         postfix_port=postfix_port,
+        postfix_window=window.total_seconds(),
+        log_ack=log_ack,
     )
     app = create_app(config)
     snapshot = app.service.snapshot
     err(
         f"devicegate serve: policy {snapshot.version} ({len(snapshot.rules)} rules), "
-        f"http://{host}:{port}, admin endpoints {'on' if token else 'off (no token)'}"
+        f"http://{host}:{port}, admin endpoints {'on' if token else 'off (no token)'}, "
+        f"decision log acknowledged {log_ack}"
     )
     run(app, config)
 

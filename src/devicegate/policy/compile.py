@@ -226,6 +226,24 @@ class Snapshot:
         """The policy-wide time segment of `ts` (nothing in the policy changes inside one)."""
         return bisect_right(self.breaks, ts)
 
+    def class_of(self, user: str) -> int:
+        """The scope class of a user name as `decide` resolves it (exact, then lower case,
+        else the class of users the directory does not know)."""
+        found = self.user_class.get(user)
+        if found is None:
+            found = self.user_class.get(user.lower(), self.unknown_class)
+        return found
+
+    def valid_until(self, user: str, ts: float) -> float:
+        """The next moment after `ts` at which anything in the policy changes for `user`
+        (a rule's notice, start or end, an exception's start or expiry); `inf` if none.
+
+        A decision made at `ts` stays the same until then, all other inputs equal — what lets
+        a server replay it instead of deciding again."""
+        breaks = self.class_breaks[self.class_of(user)]
+        index = bisect_right(breaks, ts)
+        return breaks[index] if index < len(breaks) else math.inf
+
     def class_segment(self, cls: int, ts: float) -> int:
         """The segment of `ts` among the dates that matter to one scope class (coarser than
         the policy-wide segments, so fewer plans are computed)."""

@@ -6,13 +6,38 @@ api.py      /v1/check, /healthz, /metrics, /openapi.json, mail adapter routes
 admin.py    bearer-token admin endpoints; reload (also on SIGHUP)
 service.py  ServerService, the DecisionService implementation
 state.py    device-state cache (holds, verdicts) refreshed from the store
-declog.py   batching decision-log writer that acknowledges after durable commit
+declog.py   decision log: group commit, acknowledges after durable commit
+logproc.py  the decision-log writer process (python -m devicegate.server.logproc)
 metrics.py  Prometheus metrics (devicegate_*)
 runner.py   uvicorn + uvloop + httptools, SIGHUP, the Postfix policy server
+
+The names below load on first use (PEP 562), so that the writer process, which imports
+`devicegate.server.logproc`, does not pay for the web stack it never runs.
 """
 
-from devicegate.server.app import DevicegateApp, create_app
-from devicegate.server.config import ServerConfig
-from devicegate.server.service import ServerService
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from devicegate.server.app import DevicegateApp, create_app
+    from devicegate.server.config import ServerConfig
+    from devicegate.server.service import ServerService
+
+_LAZY = {
+    "DevicegateApp": "devicegate.server.app",
+    "create_app": "devicegate.server.app",
+    "ServerConfig": "devicegate.server.config",
+    "ServerService": "devicegate.server.service",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = ["DevicegateApp", "ServerConfig", "ServerService", "create_app"]

@@ -7,10 +7,7 @@ when the store cannot acknowledge (503) or on a bug (500).
 
 from __future__ import annotations
 
-import importlib
 import json
-from collections.abc import Awaitable, Callable
-from types import ModuleType
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -18,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from devicegate.adapters import radius
 from devicegate.cli.common import parse_at
 from devicegate.errors import DevicegateError, SignalError
 from devicegate.serialize import decision_json, signals_from_json
@@ -57,7 +55,7 @@ async def read_json(request: Request) -> dict[str, Any]:
 async def durable(service: ServerService) -> JSONResponse | None:
     """Wait until everything decided so far is committed; a 503 if it cannot be."""
     try:
-        await service.log.wait(service.log.last_seq)
+        await service.durable()
     except LogUnavailable as exc:
         return error(503, exc.message, "the decision log is unavailable: failing closed")
     return None
@@ -133,50 +131,15 @@ def basic_routes(service: ServerService) -> list[Route]:
     ]
 
 
-def _optional(name: str) -> ModuleType | None:
-    """A mail adapter module if it is part of this build (written by another feature)."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name == name:
-            return None
-        raise
-
-
-Handler = Callable[[Request], Awaitable[Response]]
-
-
 def mail_routes(service: ServerService) -> list[Route]:
-    """Dovecot auth policy and FreeRADIUS rlm_rest, when their adapters are installed."""
-    routes: list[Route] = []
-    dovecot = _optional("devicegate.adapters.dovecot")
-    radius = _optional("devicegate.adapters.radius")
+    """FreeRADIUS rlm_rest (the Dovecot endpoint is a bare ASGI path: server/mailpath.py)."""
 
-    def answer(status: int, payload: dict[str, object]) -> Response:
-        return JSONResponse(payload, status_code=status)
+    async def radius_authorize(request: Request) -> Response:
+        body = await read_body(request)
+        try:
+            status, payload = radius.handle(service, body)
+        except SignalError as exc:
+            return error(400, exc.message, exc.hint)
+        return await durable(service) or JSONResponse(payload, status_code=status)
 
-    if dovecot is not None:
-        handle_dovecot = dovecot.handle
-
-        async def dovecot_policy(request: Request) -> Response:
-            body = await read_body(request)
-            try:
-                status, payload = handle_dovecot(service, body, dict(request.query_params))
-            except SignalError as exc:
-                return error(400, exc.message, exc.hint)
-            return await durable(service) or answer(status, payload)
-
-        routes.append(Route("/v1/dovecot/auth-policy", dovecot_policy, methods=["POST"]))
-    if radius is not None:
-        handle_radius = radius.handle
-
-        async def radius_authorize(request: Request) -> Response:
-            body = await read_body(request)
-            try:
-                status, payload = handle_radius(service, body)
-            except SignalError as exc:
-                return error(400, exc.message, exc.hint)
-            return await durable(service) or answer(status, payload)
-
-        routes.append(Route("/v1/radius/authorize", radius_authorize, methods=["POST"]))
-    return routes
+    return [Route("/v1/radius/authorize", radius_authorize, methods=["POST"])]

@@ -1,4 +1,4 @@
-"""The ASGI application: the bare forward-auth hot path in front of a Starlette app.
+"""The ASGI application: the bare forward-auth and Dovecot paths in front of a Starlette app.
 
 `create_app(config)` loads the policy and opens the store (so a bad policy or store fails
 before the port opens); the lifespan starts the state-cache refresher and the log writer,
@@ -23,6 +23,8 @@ from devicegate.server.admin import admin_routes
 from devicegate.server.api import basic_routes, mail_routes
 from devicegate.server.config import ServerConfig
 from devicegate.server.hotpath import BLOCK_PAGE, PREFIX, ForwardAuth, block_page
+from devicegate.server.mailpath import PATH as DOVECOT_PATH
+from devicegate.server.mailpath import DovecotPolicy
 from devicegate.server.metrics import Metrics
 from devicegate.server.service import ServerService, load_configured_snapshot
 from devicegate.store import open_store
@@ -36,6 +38,7 @@ class DevicegateApp:
     def __init__(self, service: ServerService) -> None:
         self.service = service
         self.forward_auth = ForwardAuth(service)
+        self.dovecot = DovecotPolicy(service)
 
         @asynccontextmanager
         async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -65,6 +68,9 @@ class DevicegateApp:
             if path.startswith(PREFIX):
                 await self.forward_auth(scope, receive, send)
                 return
+            if path == DOVECOT_PATH:
+                await self.dovecot(scope, receive, send)
+                return
             if path == BLOCK_PAGE and scope["method"] in ("GET", "HEAD"):
                 await block_page(scope, send)
                 return
@@ -86,7 +92,7 @@ class DevicegateApp:
         )
 
     async def shutdown(self) -> None:
-        await asyncio.to_thread(self.service.log.stop)
+        await self.service.log.close()
         await asyncio.to_thread(self.service.state.stop)
 
 

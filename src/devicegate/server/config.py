@@ -22,5 +22,6 @@ class ServerConfig:
     headers: HeaderNames = field(default_factory=HeaderNames)
     state_refresh: float = 1.0  # seconds: the propagation bound of holds between servers
     sighting_interval: float = 60.0  # seconds: one sighting per (user, signals, adapter)
-    batch_max: int = 512
+    log_ack: str = "durable"  # or "buffered": see server/declog.py
     postfix_port: int | None = None
+    postfix_window: float = 7 * 86400.0  # seconds: how old a sighting SMTP may rely on

@@ -1,156 +1,287 @@
-"""The batching decision-log writer: group commit, acknowledged only after durable commit.
+"""The decision log: group commit in a writer process, acknowledged only after durable commit.
 
-Requests append their decision (and, when new, a sighting) to a queue and get a sequence
-number; one writer thread takes everything queued, writes it in one transaction
-(`RowWriter.write`, which commits with SQLite `synchronous=FULL` or PostgreSQL's default
-`synchronous_commit=on`), and then marks that sequence number committed. The HTTP handler
-answers only after `await wait(seq)` returns, so an answered request is on disk.
+Requests append a compact record (request counter, two timestamps, template id, sighting
+flag; see `rows.Record`) to the *open batch* and get that batch back. While no batch is in
+flight, the open batch is sent to the writer process (`logproc.py`) at the end of the current
+event-loop iteration, so every request handled in that iteration joins it; while one is in
+flight, the next one fills and goes as soon as the first is acknowledged. The writer inserts
+the batch in one transaction (SQLite `synchronous=FULL`, PostgreSQL's default
+`synchronous_commit=on`) and only then acknowledges it. The HTTP handler answers only after
+`await wait(batch)` returns, so an answered request is on disk.
 
-Loss bound: `kill -9` loses only records whose requests had not been answered yet — at most
-the requests in flight (one batch being written plus those queued behind it, bounded by the
-number of open connections); none that were acknowledged. If a batch fails to commit, its
-waiters get `LogUnavailable` and the request is answered 503 (fail closed), never allowed
-unlogged.
+Templates (the decision and sighting rows a `Prepared` decision produces, minus id and time)
+go to the writer once; a replayed decision costs a 5-tuple. The batch, not the request, is the
+unit of waiting: every request of one batch awaits the same future.
+
+Two acknowledgement modes (`devicegate serve --log-ack`):
+
+* `durable` (default): as above — an answered request is on disk. This is PostgreSQL's
+  `synchronous_commit=on`: the answer waits for a group commit (an fsync per batch), which at
+  low concurrency bounds the request rate by the commit round trip.
+* `buffered`: the answer does not wait; the record is committed with the next batch (in
+  practice within one commit round trip, a few milliseconds). `kill -9` can lose the records
+  of requests answered since the last commit — at most the open batch and the one in flight,
+  never more than `BUFFER_MAX` records. Failures still fail closed: after a batch fails,
+  every request waits for its own batch again (and gets 503 if that fails too) until a batch
+  commits. Like OPA's buffered decision logs, or `synchronous_commit=off`.
+
+Loss bound in `durable` mode: `kill -9` of the server loses only records whose requests had
+not been answered — the batch in flight plus the open one, at most the requests in flight
+(one per open connection); none that were acknowledged (the writer finishes the batch it
+has, then sees its input close and exits). If a batch fails to commit, or the writer dies,
+the batch's waiters get `LogUnavailable` and are answered 503 (fail closed), never allowed
+unlogged; a new writer is started for the next batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
-import queue
-import threading
+import os
+import pickle
+import subprocess
+import sys
 from collections.abc import Callable
 
 from devicegate.errors import StoreError
-from devicegate.server.rows import Row, RowWriter
+from devicegate.server.logproc import HEADER, read_frame, write_frame
+from devicegate.server.rows import Record, Template
 from devicegate.store import Store
 
 log = logging.getLogger("devicegate.server")
 
-Record = tuple[Row | None, Row | None]  # (sighting, decision): see server/rows.py
+OPEN, COMMITTED, FAILED = 0, 1, 2
+TEMPLATES_MAX = 200_000  # templates the writer keeps; then both sides start over
+BUFFER_MAX = 10_000  # `buffered` mode: a batch this full makes requests wait (back-pressure)
+ACK_MODES = ("durable", "buffered")
 
 
 class LogUnavailable(StoreError):
     """The decision log could not commit: the request must not be acknowledged."""
 
 
+class Batch:
+    """Records committed together; `future` is created by the first waiter (loop thread)."""
+
+    __slots__ = ("future", "records", "status", "templates")
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+        self.templates: dict[int, Template] = {}
+        self.status = OPEN
+        self.future: asyncio.Future[None] | None = None
+
+
 class DecisionLog:
+    """The server side of the writer process. Every method runs on the event-loop thread."""
+
     def __init__(
         self,
         store: Store,
         *,
-        batch_max: int = 512,
+        id_prefix: str,
+        ack: str = "durable",
         on_batch: Callable[[int, float], None] | None = None,
         on_failure: Callable[[], None] | None = None,
     ) -> None:
+        if ack not in ACK_MODES:
+            raise ValueError(f"unknown log acknowledgement mode {ack!r}")
         self.store = store
-        self.writer = RowWriter(store)
-        self.batch_max = batch_max
+        self.id_prefix = id_prefix
+        self.buffered = ack == "buffered"
+        self._failing = False  # the last batch failed: even `buffered` requests wait
         self._on_batch = on_batch
         self._on_failure = on_failure
-        self._queue: queue.SimpleQueue[tuple[int, Record] | None] = queue.SimpleQueue()
-        self._seq = 0
-        self.committed = 0
-        self._failed: set[int] = set()
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._open = Batch()
+        self._latest = self._open  # the batch of the newest record (await it to cover all)
+        self._in_flight: Batch | None = None
+        self._scheduled = False
+        self._sent: set[int] = set()  # template ids the writer has
+        self._number = 0
+        self._buffer = b""
+        self.committed = 0  # records committed since start (health endpoint)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # ---- lifecycle ------------------------------------------------------------------------
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the writer process and wait until it has opened the store."""
+        self._loop = loop
+        self._spawn()
+
+    def _spawn(self) -> None:
+        url = self.store.engine.url.render_as_string(hide_password=False)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "devicegate.server.logproc"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        write_frame(proc.stdin, {"store": url, "id_prefix": self.id_prefix})
+        reply = read_frame(proc.stdout)
+        if reply is None or reply[0] != "ready":
+            proc.wait(10)
+            reason = reply[1] if reply else f"exited with status {proc.returncode}"
+            raise LogUnavailable(f"the decision-log writer did not start: {reason}")
+        os.set_blocking(proc.stdout.fileno(), False)
+        assert self._loop is not None
+        self._loop.add_reader(proc.stdout.fileno(), self._on_readable)
+        self._proc = proc
+        self._sent = set()
+        self._buffer = b""
+
+    async def close(self) -> None:
+        """Write what is queued, wait for it, then end the writer process."""
+        while self._in_flight is not None or self._open.records:
+            batch = self._in_flight or self._open
+            self._flush()
+            await self._committed(batch)
+            if self._proc is None:
+                break
+        self._stop_process()
+
+    def _stop_process(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        assert proc.stdin is not None and proc.stdout is not None
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(proc.stdout.fileno())
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        proc.stdout.close()
+
+    # ---- appending and waiting ----------------------------------------------------------------
+    def append(self, record: Record, template: Template) -> Batch:
+        """Add one record (with the template it refers to) to the open batch."""
+        batch = self._open
+        batch.records.append(record)
+        tid = record[3]
+        if tid not in batch.templates:
+            batch.templates[tid] = template
+        if self._in_flight is None and not self._scheduled and self._loop is not None:
+            self._scheduled = True
+            self._loop.call_soon(self._flush)
+        self._latest = batch
+        return batch
 
     @property
-    def last_seq(self) -> int:
-        """The newest sequence number handed out (await it to cover everything before)."""
-        return self._seq
+    def pending(self) -> int:
+        """Records appended but not yet committed (in `buffered` mode: what a crash loses)."""
+        return len(self._open.records) + (
+            len(self._in_flight.records) if self._in_flight is not None else 0
+        )
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._thread = threading.Thread(target=self._run, name="devicegate-log", daemon=True)
-        self._thread.start()
+    @property
+    def latest(self) -> Batch:
+        """The batch holding the newest record: once it is durable, everything before is."""
+        return self._latest
 
-    def stop(self) -> None:
-        """Write what is queued, then end the writer thread."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=30)
-            self._thread = None
+    def must_wait(self, batch: Batch) -> bool:
+        """False when `wait(batch)` would return at once (lets hot paths skip the await)."""
+        if batch.status == COMMITTED:
+            return False
+        return not (
+            self.buffered
+            and batch.status == OPEN
+            and not self._failing
+            and len(batch.records) <= BUFFER_MAX
+        )
 
-    def append(self, sighting: Row | None, decision: Row | None) -> int:
-        """Queue one record; returns its sequence number. Called on the event-loop thread."""
-        self._seq += 1
-        self._queue.put((self._seq, (sighting, decision)))
-        return self._seq
-
-    async def wait(self, seq: int) -> None:
-        """Return once record `seq` (and all before it) committed; raise if its batch failed."""
-        if seq <= self.committed:
-            self._raise_if_failed(seq)
+    async def wait(self, batch: Batch) -> None:
+        """Return once `batch` committed; raise `LogUnavailable` if it failed. In `buffered`
+        mode return at once while the log is healthy and the batch not over `BUFFER_MAX`."""
+        if (
+            self.buffered
+            and batch.status == OPEN
+            and not self._failing
+            and len(batch.records) <= BUFFER_MAX
+        ):
             return
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        heapq.heappush(self._waiters, (seq, id(future), future))
-        await future
-
-    def _raise_if_failed(self, seq: int) -> None:
-        if seq in self._failed:
-            self._failed.discard(seq)
+        await self._committed(batch)
+        if batch.status == FAILED:
             raise LogUnavailable("the decision log could not be written")
 
-    def _run(self) -> None:
-        import time
+    @staticmethod
+    async def _committed(batch: Batch) -> None:
+        """Until the writer has answered for `batch` (committed or failed), in any mode."""
+        if batch.status == OPEN:
+            future = batch.future
+            if future is None:
+                future = batch.future = asyncio.get_running_loop().create_future()
+            await future
 
-        stopping = False
-        while not stopping:
-            item = self._queue.get()
-            batch: list[tuple[int, Record]] = []
-            if item is None:
-                stopping = True
-            else:
-                batch.append(item)
-            while len(batch) < self.batch_max:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stopping = True
-                    break
-                batch.append(more)
-            if not batch:
-                continue
-            sightings = [rec[0] for _, rec in batch if rec[0] is not None]
-            decisions = [rec[1] for _, rec in batch if rec[1] is not None]
-            started = time.perf_counter()
-            ok = True
-            try:
-                self.writer.write(sightings, decisions)
-            except Exception as exc:
-                ok = False
-                log.error("decision log write failed (%d records): %s", len(batch), exc)
-                if self._on_failure is not None:
-                    self._on_failure()
-            elapsed = time.perf_counter() - started
-            if ok and self._on_batch is not None:
-                self._on_batch(len(batch), elapsed)
-            first, last = batch[0][0], batch[-1][0]
-            if self._loop is not None and not self._loop.is_closed():
-                with contextlib.suppress(RuntimeError):  # loop closed while we wrote
-                    self._loop.call_soon_threadsafe(self._done, first, last, ok)
+    # ---- the pipe ---------------------------------------------------------------------------
+    def _flush(self) -> None:
+        self._scheduled = False
+        if self._in_flight is not None or not self._open.records:
+            return
+        batch, self._open = self._open, Batch()
+        self._in_flight = batch
+        try:
+            if self._proc is None or self._proc.poll() is not None:
+                self._stop_process()
+                self._spawn()
+            reset = len(self._sent) > TEMPLATES_MAX
+            if reset:
+                self._sent = set()
+            sent = self._sent
+            new = [(tid, t) for tid, t in batch.templates.items() if tid not in sent]
+            sent.update(batch.templates)
+            self._number += 1
+            assert self._proc is not None and self._proc.stdin is not None
+            write_frame(self._proc.stdin, (self._number, reset, new, batch.records))
+        except (OSError, StoreError, subprocess.SubprocessError) as exc:
+            log.error("decision-log writer unavailable: %s", exc)
+            self._stop_process()
+            self._finish(False, None, 0.0)
 
-    def _done(self, first: int, last: int, ok: bool) -> None:
-        """On the loop thread: mark [first, last] committed (or failed) and wake waiters."""
-        if not ok:
-            self._failed.update(range(first, last + 1))
-        self.committed = max(self.committed, last)
-        while self._waiters and self._waiters[0][0] <= self.committed:
-            seq, _, future = heapq.heappop(self._waiters)
-            if future.done():
-                continue
-            if seq in self._failed:
-                self._failed.discard(seq)
-                future.set_exception(LogUnavailable("the decision log could not be written"))
-            else:
-                future.set_result(None)
-        # Waiters register before the writer can finish their batch (no await between
-        # `append` and `wait`), so no later waiter can need these failure marks.
-        self._failed.clear()
+    def _on_readable(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        try:
+            chunk = os.read(self._proc.stdout.fileno(), 1 << 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            log.error("decision-log writer exited (status %s)", self._proc.poll())
+            self._stop_process()
+            self._finish(False, "the writer process exited", 0.0)
+            return
+        self._buffer += chunk
+        while len(self._buffer) >= HEADER.size:
+            (size,) = HEADER.unpack_from(self._buffer)
+            if len(self._buffer) < HEADER.size + size:
+                break
+            frame = self._buffer[HEADER.size : HEADER.size + size]
+            self._buffer = self._buffer[HEADER.size + size :]
+            _number, ok, error, seconds = pickle.loads(frame)
+            self._finish(ok, error, seconds)
+
+    def _finish(self, ok: bool, error: str | None, seconds: float) -> None:
+        """The batch in flight committed (or failed): wake its waiters, send the next."""
+        batch, self._in_flight = self._in_flight, None
+        if batch is None:
+            return
+        batch.status = COMMITTED if ok else FAILED
+        self._failing = not ok
+        if ok:
+            self.committed += len(batch.records)
+            if self._on_batch is not None:
+                self._on_batch(len(batch.records), seconds)
+        else:
+            log.error("decision log write failed (%d records): %s", len(batch.records), error)
+            if self._on_failure is not None:
+                self._on_failure()
+        future = batch.future
+        if future is not None and not future.done():
+            future.set_result(None)
+        if self._open.records:
+            self._flush()

@@ -1,22 +1,25 @@
 """`/v1/forward-auth/{resource}[/original/path]` as a bare ASGI handler.
 
 Every proxied request passes through here, so it skips the framework: read the headers the
-adapter needs, decide, wait for the durable log commit, answer. Measured on this machine a
-Starlette route costs 40–50 % of the throughput of a bare ASGI app; this path does not pay it.
+adapter needs, decide (or replay an identical earlier decision), wait for the durable log
+commit, answer. Measured on this machine a Starlette route costs 40–50 % of the throughput of
+a bare ASGI app; this path does not pay it.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
 from devicegate.adapters import forward_auth as fa
 from devicegate.errors import SignalError
 from devicegate.server.declog import LogUnavailable
-from devicegate.server.service import ServerService
+from devicegate.server.service import Prepared, ServerService
 
 PREFIX = "/v1/forward-auth/"
 BLOCK_PAGE = "/v1/block-page"
@@ -27,8 +30,7 @@ Scope = dict[str, Any]
 async def send_response(
     send: Any, status: int, headers: list[tuple[str, str]], body: bytes
 ) -> None:
-    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-    raw.append((b"content-length", str(len(body)).encode()))
+    raw = raw_headers(headers, body)
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 
@@ -63,30 +65,114 @@ def json_error(status: int, message: str, hint: str | None = None) -> fa.Rendere
     return status, [("content-type", "application/json")], body
 
 
+ANSWER_CACHE_MAX = 100_000
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+@dataclass(slots=True, eq=False)
+class Answer:
+    """A forward-auth answer ready to send again: the replayable decision and its bytes."""
+
+    prepared: Prepared
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+def raw_headers(headers: list[tuple[str, str]], body: bytes) -> list[tuple[bytes, bytes]]:
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    raw.append((b"content-length", str(len(body)).encode()))
+    return raw
+
+
 class ForwardAuth:
-    """The hot path. `service` is shared with the rest of the app (same cache, same log)."""
+    """The hot path. `service` is shared with the rest of the app (same cache, same log).
+
+    The first request with a given set of relevant header values goes the whole way (parse,
+    identify, decide, render); the answer is kept under those raw values and replayed —
+    logged, counted and awaited like any decision — while `ServerService.replayable` holds.
+    What takes part in the key: the path, the user headers, Authorization, User-Agent, the
+    forwarding and certificate headers, the peer, and the original URI when it is an
+    ActiveSync request (other URIs do not change the decision but are still checked)."""
 
     def __init__(self, service: ServerService) -> None:
         self.service = service
         self.parser = fa.ParseCache(service.config.headers)
-        self.latency = service.metrics.latency.labels(ADAPTER)
+        self.latency = service.metrics.requests.histogram(ADAPTER)
+        names = service.config.headers
+        interesting = [
+            names.user,
+            "remote-user",
+            "authorization",
+            "user-agent",
+            "x-forwarded-for",
+            "x-real-ip",
+            names.fingerprint,
+            "x-original-uri",
+            "x-forwarded-uri",
+        ]
+        self._names = tuple(name.encode("latin-1") for name in interesting)
+        self._answers: dict[tuple[object, ...], Answer] = {}
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         started = time.perf_counter()
-        status, headers, body = await self.answer(scope)
+        key = self._key(scope)
+        answer = self._answers.get(key) if key is not None else None
+        service = self.service
+        now = time.time()
+        batch = service.replay_if_valid(answer.prepared, now) if answer is not None else None
+        if batch is not None:
+            assert answer is not None
+            if service.log.must_wait(batch):
+                try:
+                    await service.log.wait(batch)
+                except LogUnavailable as exc:
+                    await self._send(send, *self._unavailable(exc))
+                    return
+            self.latency.observe(time.perf_counter() - started)
+            await send(
+                {"type": "http.response.start", "status": answer.status, "headers": answer.headers}
+            )
+            await send({"type": "http.response.body", "body": answer.body})
+            return
+        status, headers, body = await self.answer(scope, key)
         if status >= 400 and status != 403:
-            self.service.metrics.bad_requests.labels(ADAPTER, str(status)).inc()
+            service.metrics.bad_requests.labels(ADAPTER, str(status)).inc()
         else:
             self.latency.observe(time.perf_counter() - started)
         await send_response(send, status, headers, body)
 
-    async def answer(self, scope: Scope) -> fa.Rendered:
+    @staticmethod
+    async def _send(send: Any, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        await send_response(send, status, headers, body)
+
+    @staticmethod
+    def _unavailable(exc: LogUnavailable) -> fa.Rendered:
+        return json_error(503, exc.message, "the decision log is unavailable: failing closed")
+
+    def _key(self, scope: Scope) -> tuple[object, ...] | None:
+        """The raw values that decide the answer; None when the request must be parsed.
+
+        A repeated header counts by its last value, here and in `answer` alike (`dict`)."""
+        headers = dict(scope["headers"])
+        values = [headers.get(name) for name in self._names]
+        uri = values[7] if values[7] is not None else values[8]
+        if uri is not None:
+            if len(uri) > fa.MAX_URI or _CONTROL_BYTES.search(uri):
+                return None  # the parser refuses it with the reason
+            if b"?" not in uri or b"activesync" not in uri.partition(b"?")[0].lower():
+                values[7] = values[8] = None  # not a device-bearing URI: not part of the key
+        client = scope.get("client")
+        return (scope["path"], scope.get("query_string"), client[0] if client else None, *values)
+
+    async def answer(self, scope: Scope, key: tuple[object, ...] | None = None) -> fa.Rendered:
         rest = scope["path"][len(PREFIX) :]
         resource, slash, extra = rest.partition("/")
         service = self.service
-        headers: dict[str, str] = {}
-        for name, value in scope["headers"]:
-            headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in scope["headers"]
+        }  # a repeated header counts by its last value, as in `_key`
         client = scope.get("client")
         try:
             request = self.parser.parse(
@@ -104,9 +190,17 @@ class ForwardAuth:
                 f"unknown resource `{request.resource}`",
                 "known: " + ", ".join(sorted(service.snapshot.resources)),
             )
-        decision = service.decide(request.user, request.resource, request.signals, adapter=ADAPTER)
-        try:
-            await service.log.wait(service.log.last_seq)
-        except LogUnavailable as exc:
-            return json_error(503, exc.message, "the decision log is unavailable: failing closed")
-        return fa.render(decision)
+        prepared, batch = service.prepare(
+            request.user, request.resource, request.signals, adapter=ADAPTER
+        )
+        if service.log.must_wait(batch):
+            try:
+                await service.log.wait(batch)
+            except LogUnavailable as exc:
+                return self._unavailable(exc)
+        status, headers_out, body = fa.render(prepared.decision)
+        if key is not None and not extra:  # Envoy's per-page paths would only fill the cache
+            if len(self._answers) >= ANSWER_CACHE_MAX:
+                self._answers.clear()
+            self._answers[key] = Answer(prepared, status, raw_headers(headers_out, body), body)
+        return status, headers_out, body

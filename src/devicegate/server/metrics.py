@@ -1,14 +1,103 @@
 """Prometheus metrics, all named `devicegate_…`, on a registry per server instance.
 
 A registry per instance (not the global default) lets tests run several apps in one process.
+
+The two per-request metrics (decisions by label set, decision latency) are plain integers
+updated on the event-loop thread and exposed by a custom collector at scrape time:
+prometheus_client's own `Counter.inc`/`Histogram.observe` take a lock and walk the buckets in
+Python, ≈ 1.5 µs a request measured here — a tenth of the whole per-request budget. Scrapes run
+on the same loop thread, so they read consistent values without a lock.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+DECISION_LABELS = ("action", "rule", "resource", "adapter")
+
+
+class Cell:
+    """One counter value (a label set of `devicegate_decisions`)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+class LatencyHistogram:
+    """Cumulative on export; per observation one bisect and two additions."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.total += seconds
+
+
+class RequestMetrics(Collector):
+    """`devicegate_decisions_total` and `devicegate_decision_seconds` without locks."""
+
+    def __init__(self) -> None:
+        self.cells: dict[tuple[str, str, str, str], Cell] = {}
+        self.latency: dict[str, LatencyHistogram] = {}
+
+    def cell(self, action: str, rule: str, resource: str, adapter: str) -> Cell:
+        key = (action, rule, resource, adapter)
+        found = self.cells.get(key)
+        if found is None:
+            found = self.cells[key] = Cell()
+        return found
+
+    def histogram(self, adapter: str) -> LatencyHistogram:
+        found = self.latency.get(adapter)
+        if found is None:
+            found = self.latency[adapter] = LatencyHistogram()
+        return found
+
+    def collect(self) -> Iterator[Metric]:
+        decisions = CounterMetricFamily(
+            "devicegate_decisions",
+            "Decisions by action, deciding rule, resource and adapter.",
+            labels=DECISION_LABELS,
+        )
+        for key, cell in list(self.cells.items()):
+            decisions.add_metric(list(key), cell.value)
+        yield decisions
+        latency = HistogramMetricFamily(
+            "devicegate_decision_seconds",
+            "Time from request to durable acknowledgement, per adapter.",
+            labels=("adapter",),
+        )
+        for adapter, hist in list(self.latency.items()):
+            buckets, running = [], 0
+            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), hist.counts, strict=True):
+                running += count
+                buckets.append((_bound(bound), running))
+            latency.add_metric([adapter], buckets, hist.total)
+        yield latency
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+
+def _bound(value: float) -> str:
+    return "+Inf" if value == float("inf") else repr(value)
 
 
 class Metrics:
@@ -17,19 +106,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.decisions = Counter(
-            "devicegate_decisions",
-            "Decisions by action, deciding rule, resource and adapter.",
-            ["action", "rule", "resource", "adapter"],
-            registry=r,
-        )
-        self.latency = Histogram(
-            "devicegate_decision_seconds",
-            "Time from request to durable acknowledgement, per adapter.",
-            ["adapter"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
+        self.requests = RequestMetrics()
+        r.register(self.requests)
         self.bad_requests = Counter(
             "devicegate_bad_requests",
             "Requests refused as malformed (4xx), per adapter.",
@@ -54,6 +132,12 @@ class Metrics:
             "devicegate_log_commit_seconds",
             "Time of one decision-log commit.",
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.log_pending = Gauge(
+            "devicegate_log_pending_records",
+            "Decisions appended but not yet committed (with --log-ack buffered: what a crash "
+            "now would lose).",
             registry=r,
         )
         self.log_failures = Counter(

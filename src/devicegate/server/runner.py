@@ -10,6 +10,7 @@ import asyncio
 import importlib
 import logging
 import signal
+from datetime import timedelta
 
 import uvicorn
 
@@ -32,6 +33,7 @@ def _uvicorn_config(app: DevicegateApp, config: ServerConfig) -> uvicorn.Config:
         access_log=False,
         log_level="warning",
         server_header=False,
+        proxy_headers=False,  # devicegate reads X-Forwarded-For itself (forward_auth.py)
         date_header=False,
         backlog=2048,
     )
@@ -63,7 +65,11 @@ async def serve(app: DevicegateApp, config: ServerConfig) -> None:
             return True
 
         postfix = module.PostfixPolicyServer(
-            app.service, config.host, config.postfix_port, durable=durable
+            app.service,
+            config.host,
+            config.postfix_port,
+            window=timedelta(seconds=config.postfix_window),
+            durable=durable,
         )
         await postfix.start()
     try:

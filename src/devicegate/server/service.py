@@ -3,7 +3,10 @@
 Per request: identify (cached per distinct Signals by the snapshot's Identifier), look the
 device up in the in-memory state cache (no store query), decide with the one engine, queue
 the decision (and a sighting, at most one per user/signals/adapter per `sighting_interval`)
-for the batching log writer. The caller acknowledges only after `await log.wait(seq)`.
+for the batching log writer. The caller acknowledges only after `await log.wait(batch)`.
+`prepare` also returns a `Prepared` decision that the forward-auth and mail fast paths replay
+for identical requests until anything it depends on changes (policy, device state, the next
+policy date): a replay is logged and counted like a decision, it only skips the work.
 
 A rule whose effect is `quarantine` also puts the device on hold in the store (synchronously:
 the hold is durable before the answer), so it stays blocked on every server until an operator
@@ -15,20 +18,22 @@ old snapshot or the new one, never a mix. An invalid policy raises and the old o
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import math
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from devicegate.adapters.base import INFERRING_ADAPTERS, Sighting
 from devicegate.model import SIGNAL_FIELDS, Action, Decision, DeviceState, Request, Signals
 from devicegate.policy import Snapshot, decide
 from devicegate.serialize import signals_from_json
 from devicegate.server.config import ServerConfig
-from devicegate.server.declog import DecisionLog
-from devicegate.server.metrics import Metrics
+from devicegate.server.declog import Batch, DecisionLog
+from devicegate.server.metrics import Cell, Metrics
 from devicegate.server.rows import Row
 from devicegate.server.state import StateCache
 from devicegate.store import Store
@@ -51,6 +56,28 @@ def _signals_dict(signals: Signals) -> dict[str, str]:
     }
 
 
+@dataclass(slots=True, eq=False)
+class Prepared:
+    """One decision with everything needed to log it again without deciding again.
+
+    A server may *replay* it for an identical request while the snapshot, the device-state
+    generation and the policy segment (`valid_until`) are unchanged: the engine would return
+    the same Decision object then (its caches are keyed the same way), so a replay differs
+    from deciding only in the work it skips. Every replay is logged and counted like a
+    decision."""
+
+    decision: Decision
+    tid: int  # template id in the decision log: `row` and `sighting` are sent once
+    row: Row  # the decision row from `user` on (rows.DECISION_COLUMNS)
+    sighting: Row | None  # the sighting row from `user` on; None: this adapter records none
+    sighting_key: tuple[str, str, Signals] | None
+    sighting_due: float  # epoch seconds: the next replay to record a sighting
+    cell: Cell
+    snapshot: Snapshot
+    generation: int
+    valid_until: float  # epoch seconds; -inf: never replay (a decision for a given time)
+
+
 class ServerService:
     """Implements `devicegate.adapters.base.DecisionService` over the cache and the log."""
 
@@ -64,19 +91,20 @@ class ServerService:
         self.state = StateCache(
             store, refresh=config.state_refresh, on_failure=metrics.state_failures.inc
         )
+        # request ids: unique per process start, then a counter (uuid4 per request costs more
+        # than the decision)
         self.log = DecisionLog(
             store,
-            batch_max=config.batch_max,
+            id_prefix=uuid.uuid4().hex[:16] + "-",
+            ack=config.log_ack,
             on_batch=metrics.batch,
             on_failure=metrics.log_failures.inc,
         )
+        metrics.log_pending.set_function(lambda: float(self.log.pending))
         self._seen: dict[tuple[str, str, Signals], float] = {}
-        self._details: dict[tuple[int, Signals], tuple[Decision, str]] = {}
-        self._counters: dict[tuple[str, str, str, str], Any] = {}
-        # request ids: unique per process start, then a counter (uuid4 per request costs more
-        # than the decision)
-        self._id_prefix = uuid.uuid4().hex[:16] + "-"
+        self._details: dict[tuple[int, Signals, str | None], tuple[Decision, str]] = {}
         self._counter = 0
+        self._tids = itertools.count(1)
         self._publish(snapshot)
 
     # ---- DecisionService -----------------------------------------------------------------
@@ -93,12 +121,27 @@ class ServerService:
         adapter: str,
         at: datetime | None = None,
     ) -> Decision:
+        return self.prepare(user, resource, signals, adapter=adapter, at=at)[0].decision
+
+    def prepare(
+        self,
+        user: str,
+        resource: str,
+        signals: Signals,
+        *,
+        adapter: str,
+        at: datetime | None = None,
+    ) -> tuple[Prepared, Batch]:
+        """Decide, apply the effects (quarantine hold), log; return what a replay needs and
+        the log batch to await before answering."""
         snapshot = self._snapshot  # one read: a reload mid-request cannot mix snapshots
-        now = datetime.now(UTC)
-        at = at or now
+        generation = self.state.generation  # before a hold this decision may add
+        now = time.time()
+        when = at if at is not None else datetime.fromtimestamp(now, UTC)
+        ts = when.timestamp()
         profile = snapshot.identifier.profile(signals)
         state = self.state.get(profile.keys) if profile.keys else self.state.get(())
-        decision = decide(snapshot, Request(user, resource, at, signals, profile), state)
+        decision = decide(snapshot, Request(user, resource, when, signals, profile), state)
         if (
             decision.action is Action.QUARANTINE
             and decision.rule is not None
@@ -107,12 +150,91 @@ class ServerService:
             and resource not in state.held
         ):
             self._hold(user, resource, decision, state)
-        self.log.append(
-            self._sighting(now, user, resource, adapter, signals, decision, state),
-            self._decision_row(at, user, resource, adapter, signals, decision, state),
+        device = decision.device
+        row = (
+            user,
+            resource,
+            adapter,
+            decision.action.value,
+            decision.rule,
+            decision.policy_version,
+            state.device_ref,
+            device.vendor,
+            device.platform,
+            self._detail(decision, signals),
         )
-        self._count(decision, resource, adapter)
-        return decision
+        sighting: Row | None = None
+        sighting_key = None
+        if not (signals.is_empty() or adapter in INFERRING_ADAPTERS):
+            # SMTP reuses an earlier sighting: recording it again would keep a user "seen"
+            # on a device for as long as they send mail.
+            sighting_key = (user.lower(), adapter, signals)
+            signals_json = json.dumps(_signals_dict(signals), ensure_ascii=False)
+            sighting = (
+                user,
+                resource,
+                adapter,
+                state.device_ref,
+                device.vendor,
+                device.platform,
+                signals_json,
+            )
+        prepared = Prepared(
+            decision=decision,
+            tid=next(self._tids),
+            row=row,
+            sighting=sighting,
+            sighting_key=sighting_key,
+            sighting_due=0.0,
+            cell=self.metrics.requests.cell(
+                decision.action.value, decision.rule or "default", resource, adapter
+            ),
+            snapshot=snapshot,
+            generation=generation,
+            valid_until=snapshot.valid_until(user, ts) if at is None else -math.inf,
+        )
+        return prepared, self._append(prepared, ts, now)
+
+    def replay_if_valid(self, prepared: Prepared, now: float) -> Batch | None:
+        """`replay` if `replayable`, in one call (the hot paths' common case); else None."""
+        if (
+            prepared.snapshot is self._snapshot
+            and prepared.generation == self.state.generation
+            and now < prepared.valid_until
+        ):
+            return self._append(prepared, now, now)
+        return None
+
+    def replay(self, prepared: Prepared, now: float) -> Batch:
+        """Log (and count) one more request answered by `prepared`; the caller checked
+        `replayable`."""
+        return self._append(prepared, now, now)
+
+    def replayable(self, prepared: Prepared, now: float) -> bool:
+        return (
+            prepared.snapshot is self._snapshot
+            and prepared.generation == self.state.generation
+            and now < prepared.valid_until
+        )
+
+    def _append(self, prepared: Prepared, at: float, now: float) -> Batch:
+        self._counter += 1
+        prepared.cell.value += 1
+        with_sighting = False
+        if prepared.sighting is not None and now >= prepared.sighting_due:
+            key = prepared.sighting_key
+            last = self._seen.get(key) if key is not None else None
+            if last is None or now - last >= self.config.sighting_interval:
+                with_sighting = True
+                if len(self._seen) >= SIGHTING_CACHE_MAX:
+                    self._seen.clear()
+                if key is not None:
+                    self._seen[key] = last = now
+            prepared.sighting_due = (last or now) + self.config.sighting_interval
+        return self.log.append(
+            (self._counter, at, now, prepared.tid, with_sighting),
+            (prepared.row, prepared.sighting),
+        )
 
     def recent_sighting(self, user: str, *, window: timedelta) -> Sighting | None:
         rows = self.store.recent_sightings(user, since=window, limit=1)
@@ -129,7 +251,7 @@ class ServerService:
 
         For adapters that answer on their own sockets (the Postfix policy server): call it
         after `decide` and before writing the answer, as the HTTP routes do."""
-        await self.log.wait(self.log.last_seq)
+        await self.log.wait(self.log.latest)
 
     # ---- effects -----------------------------------------------------------------------------
     def _hold(self, user: str, resource: str, decision: Decision, state: DeviceState) -> None:
@@ -153,45 +275,10 @@ class ServerService:
             ),
         )
 
-    def _sighting(
-        self,
-        now: datetime,
-        user: str,
-        resource: str,
-        adapter: str,
-        signals: Signals,
-        decision: Decision,
-        state: DeviceState,
-    ) -> Row | None:
-        if signals.is_empty() or adapter in INFERRING_ADAPTERS:
-            # SMTP reuses an earlier sighting: recording it again would keep a user "seen"
-            # on a device for as long as they send mail.
-            return None
-        key = (user.lower(), adapter, signals)
-        clock = time.monotonic()
-        last = self._seen.get(key)
-        if last is not None and clock - last < self.config.sighting_interval:
-            return None
-        if len(self._seen) >= SIGHTING_CACHE_MAX:
-            self._seen.clear()
-        self._seen[key] = clock
-        device = decision.device
-        signals_json = json.dumps(_signals_dict(signals), ensure_ascii=False)
-        return (
-            now,
-            user,
-            resource,
-            adapter,
-            state.device_ref,
-            device.vendor,
-            device.platform,
-            signals_json,
-        )
-
     def _detail(self, decision: Decision, signals: Signals) -> str:
         """The decision's explanation as JSON, cached: the engine hands out the same Decision
         object for equal inputs, so most requests reuse a string built once."""
-        key = (id(decision), signals)
+        key = (id(decision), signals, signals.client_ip)
         hit = self._details.get(key)
         if hit is not None and hit[0] is decision:
             return hit[1]
@@ -211,40 +298,6 @@ class ServerService:
             self._details.clear()
         self._details[key] = (decision, detail)
         return detail
-
-    def _decision_row(
-        self,
-        at: datetime,
-        user: str,
-        resource: str,
-        adapter: str,
-        signals: Signals,
-        decision: Decision,
-        state: DeviceState,
-    ) -> Row:
-        self._counter += 1
-        device = decision.device
-        return (
-            f"{self._id_prefix}{self._counter:x}",
-            at,
-            user,
-            resource,
-            adapter,
-            decision.action.value,
-            decision.rule,
-            decision.policy_version,
-            state.device_ref,
-            device.vendor,
-            device.platform,
-            self._detail(decision, signals),
-        )
-
-    def _count(self, decision: Decision, resource: str, adapter: str) -> None:
-        key = (decision.action.value, decision.rule or "default", resource, adapter)
-        child = self._counters.get(key)
-        if child is None:
-            child = self._counters[key] = self.metrics.decisions.labels(*key)
-        child.inc()
 
     # ---- reload -------------------------------------------------------------------------------
     def reload(self) -> Snapshot:

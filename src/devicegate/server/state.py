@@ -15,6 +15,7 @@ If the store cannot be read, the last good state stays in force (holds keep bloc
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -84,12 +85,18 @@ class StateCache:
         self._by_key: dict[Key, DeviceState] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._generations = itertools.count(1)  # next() is atomic: two threads bump it
         self.generation = 0
 
     def reload(self) -> None:
-        """Replace the whole map in one assignment: readers never see a half-built one."""
-        self._by_key = load_restricted(self.store)
-        self.generation += 1
+        """Replace the whole map in one assignment: readers never see a half-built one.
+
+        `generation` changes only when the content did: servers replay decisions made under
+        the same generation (see `ServerService.replayable`)."""
+        fresh = load_restricted(self.store)
+        if fresh != self._by_key:
+            self._by_key = fresh
+            self.generation = next(self._generations)
 
     def start(self) -> None:
         self.reload()
@@ -126,6 +133,7 @@ class StateCache:
         for kind, value in keys:
             by_key[(kind, normalise_key(kind, value))] = state
         self._by_key = by_key
+        self.generation = next(self._generations)
 
     def __len__(self) -> int:
         return len(self._by_key)

@@ -1,0 +1,132 @@
+"""`POST /v1/dovecot/auth-policy` as a bare ASGI handler, with replayed decisions.
+
+Dovecot asks before every IMAP/POP3/submission login, and mail clients log in often (each
+folder poll, each reconnect), so this path skips the framework like forward-auth does. The
+body carries a per-login `session_id`, so answers are kept under the fields that decide them
+— login, the raw IMAP ID and the remote address — and replayed (logged and counted like a
+decision) while `ServerService.replayable` holds. Parsing and rendering are the adapter's
+(`devicegate.adapters.dovecot`); this module only moves bytes and caches.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from devicegate.adapters import dovecot
+from devicegate.errors import SignalError
+from devicegate.server.declog import LogUnavailable
+from devicegate.server.service import Prepared, ServerService
+
+PATH = "/v1/dovecot/auth-policy"
+ANSWERS_MAX = 100_000
+Scope = dict[str, Any]
+JSON = [(b"content-type", b"application/json")]
+
+
+@dataclass(slots=True, eq=False)
+class _Answer:
+    prepared: Prepared
+    body: bytes
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(receive: Any, limit: int) -> bytes:
+    """The whole request body, refused past `limit` bytes (without reading the rest)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def send_json(send: Any, status: int, body: bytes) -> None:
+    headers = [*JSON, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _json(payload: dict[str, object]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False).encode()
+
+
+ALLOW = _json(dovecot.ALLOW)
+MALFORMED = _json({"status": -1, "msg": dovecot.MALFORMED_MESSAGE})
+
+
+class DovecotPolicy:
+    def __init__(self, service: ServerService) -> None:
+        self.service = service
+        self.latency = service.metrics.requests.histogram(dovecot.ADAPTER)
+        self._answers: dict[tuple[str, str | None, str | None], _Answer] = {}
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        started = time.perf_counter()
+        service = self.service
+        if scope["method"] != "POST":
+            await self._error(send, 405, "method not allowed")
+            return
+        try:
+            body = await read_body(receive, dovecot.MAX_BODY)
+        except BodyTooLarge:
+            await self._error(send, 413, f"request body is larger than {dovecot.MAX_BODY} bytes")
+            return
+        query = scope.get("query_string", b"")
+        command = (
+            "allow"
+            if query in (b"", b"command=allow")
+            else dict(parse_qsl(query.decode("latin-1"))).get("command", "allow")
+        )
+        if command == "report":  # Dovecot ignores the answer; the decision was logged on allow
+            await send_json(send, 200, ALLOW)
+            return
+        if command != "allow":
+            await send_json(send, 400, MALFORMED)
+            return
+        try:
+            request = dovecot.parse_request(body)
+        except SignalError as exc:
+            dovecot.log.warning("dovecot: refused a malformed policy request: %s", exc.message)
+            await send_json(send, 200, MALFORMED)
+            return
+        key = (request.login, request.device_id, request.remote)
+        now = time.time()
+        answer = self._answers.get(key)
+        batch = service.replay_if_valid(answer.prepared, now) if answer is not None else None
+        if answer is None or batch is None:
+            prepared, batch = service.prepare(
+                request.login, dovecot.RESOURCE, request.signals(), adapter=dovecot.ADAPTER
+            )
+            answer = _Answer(prepared, _json(dovecot.render(prepared.decision)))
+            if len(self._answers) >= ANSWERS_MAX:
+                self._answers.clear()
+            self._answers[key] = answer
+        if service.log.must_wait(batch):
+            try:
+                await service.log.wait(batch)
+            except LogUnavailable as exc:
+                await self._error(
+                    send, 503, exc.message, "the decision log is unavailable: failing closed"
+                )
+                return
+        self.latency.observe(time.perf_counter() - started)
+        await send_json(send, 200, answer.body)
+
+    async def _error(self, send: Any, status: int, message: str, hint: str | None = None) -> None:
+        self.service.metrics.bad_requests.labels(dovecot.ADAPTER, str(status)).inc()
+        await send_json(send, status, _json({"error": message, "hint": hint}))

@@ -1,0 +1,100 @@
+"""Replayed decisions are exactly what deciding again would give: a hold, a release, a
+reload and the next policy date each end a replay at once; every replay is logged."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from devicegate.model import Signals
+from devicegate.policy.engine import HELD_RULE
+from devicegate.server import DevicegateApp
+from tests.server.conftest import TestClient, make_app
+from tests.server.procs import TOKEN
+from tests.server.scenario import ANDROID_CHROME, ANDROID_EAS, OPS, WINDOWS_EDGE, plain_eas
+
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def eas(client: TestClient, device: str) -> int:
+    headers = {
+        "X-Devicegate-User": OPS,
+        "User-Agent": ANDROID_EAS,
+        "X-Original-URI": plain_eas(device, "Android"),
+    }
+    return client.get("/v1/forward-auth/email", headers=headers).status_code
+
+
+def test_hold_and_release_end_replays(client: TestClient, app: DevicegateApp) -> None:
+    assert eas(client, "R1") == 200
+    assert eas(client, "R1") == 200  # replayed
+    ref = app.service.store.hold(
+        (("activesync_id", "R1"),), resource="email", rule="operator", reason="lost", user=OPS
+    )
+    app.service.state.reload()  # what the refresher thread does within --state-refresh
+    held = client.get(
+        "/v1/forward-auth/email",
+        headers={
+            "X-Devicegate-User": OPS,
+            "User-Agent": ANDROID_EAS,
+            "X-Original-URI": plain_eas("R1", "Android"),
+        },
+    )
+    assert held.status_code == 403 and held.json()["rule"] == HELD_RULE
+    assert client.post(f"/v1/admin/devices/{ref}/release", headers=ADMIN).status_code == 200
+    assert eas(client, "R1") == 200
+    assert app.service.store.count("decisions") == 4  # replays are logged too
+
+
+def test_reload_ends_replays(client: TestClient, app: DevicegateApp, tmp_path: Path) -> None:
+    headers = {"X-Devicegate-User": OPS, "User-Agent": WINDOWS_EDGE}
+    first = client.get("/v1/forward-auth/web", headers=headers)
+    assert first.headers["x-devicegate-action"] == "warn"
+    policy = app.service.config.policy[0]
+    text = policy.read_text(encoding="utf-8")
+    policy.write_text(text.replace("notice: 30d", "notice: 1d"), encoding="utf-8")
+    assert client.post("/v1/admin/reload", headers=ADMIN).status_code == 200
+    after = client.get("/v1/forward-auth/web", headers=headers)
+    assert after.headers["x-devicegate-action"] == "allow"  # out of the shorter notice
+    assert after.headers["x-devicegate-policy"] != first.headers["x-devicegate-policy"]
+
+
+def test_next_policy_date_ends_replays(tmp_path: Path, scenario: tuple[Path, Path]) -> None:
+    app = make_app(tmp_path, *scenario)
+
+    async def run() -> None:
+        await app.startup()
+        try:
+            service = app.service
+            prepared, batch = service.prepare(
+                OPS, "web", Signals(user_agent=WINDOWS_EDGE), adapter="forward-auth"
+            )
+            await service.log.wait(batch)
+            assert prepared.decision.action.value == "warn"  # in the notice period
+            start = service.snapshot.rules_by_id["windows-soon"].start
+            assert prepared.valid_until == start  # the rule takes effect then
+            assert service.replay_if_valid(prepared, start - 1) is not None
+            assert service.replay_if_valid(prepared, start) is None
+            # deciding at that moment gives another answer: the replay had to end
+            later = datetime.fromtimestamp(start, UTC)
+            again, _ = service.prepare(
+                OPS, "web", Signals(user_agent=WINDOWS_EDGE), adapter="forward-auth", at=later
+            )
+            assert again.decision.action.value == "block"
+            assert service.replay_if_valid(again, time.time()) is None  # an `at` never replays
+        finally:
+            await app.shutdown()
+
+    asyncio.run(run())
+    assert app.service.store.count("decisions") == 3
+
+
+def test_unrelated_header_changes_still_replay(client: TestClient, app: DevicegateApp) -> None:
+    """Page URIs and other headers are not part of the key; the log still gets each one."""
+    for page in ("/a", "/b?x=1", "/c"):
+        headers = {"X-Devicegate-User": OPS, "User-Agent": ANDROID_CHROME, "X-Original-URI": page}
+        assert client.get("/v1/forward-auth/web", headers=headers).status_code == 200
+    assert len(app.forward_auth._answers) == 1
+    assert app.service.store.count("decisions") == 3
