@@ -98,3 +98,33 @@ def test_unrelated_header_changes_still_replay(client: TestClient, app: Devicega
         assert client.get("/v1/forward-auth/web", headers=headers).status_code == 200
     assert len(app.forward_auth._answers) == 1
     assert app.service.store.count("decisions") == 3
+
+
+def test_postfix_answers_replay_and_log_the_sighting_used(
+    client: TestClient, app: DevicegateApp
+) -> None:
+    """SMTP decides from the newest sighting; the decision row says which one (`basis`)."""
+    import json
+
+    import sqlalchemy as sa
+
+    from devicegate.adapters.postfix import PolicyRequest, PostfixPolicyServer
+    from devicegate.store import tables as t
+
+    headers = {"X-Devicegate-User": OPS, "User-Agent": WINDOWS_EDGE}
+    assert client.get("/v1/forward-auth/web", headers=headers).status_code == 200  # a sighting
+    server = PostfixPolicyServer(app.service, "127.0.0.1", 0)
+    request = PolicyRequest("smtpd_access_policy", OPS, "198.51.100.7", "RCPT")
+
+    async def submit() -> list[str]:
+        actions = [server.answer(request) for _ in range(3)]
+        await app.service.durable()
+        return actions
+
+    actions = client._run(submit())
+    assert len(set(actions)) == 1 and len(server._answers) == 1  # decided once, replayed
+    with app.service.store.engine.connect() as conn:
+        rows = conn.execute(sa.select(t.decisions).where(t.decisions.c.adapter == "postfix")).all()
+    assert len(rows) == 3
+    detail = json.loads(rows[0].detail) if isinstance(rows[0].detail, str) else rows[0].detail
+    assert "forward-auth sighting" in detail["basis"] and "Windows" in detail["basis"]

@@ -78,8 +78,10 @@ class ReplayingService(DecisionService, Protocol):
     reconnecting) keep the prepared decision and replay it while `replayable` says so."""
 
     def prepare(
-        self, user: str, resource: str, signals: Signals, *, adapter: str
-    ) -> tuple[Replayable, object]: ...
+        self, user: str, resource: str, signals: Signals, *, adapter: str, basis: str | None = None
+    ) -> tuple[Replayable, object]:
+        """Decide and log; `basis` (logged) says where inferred signals came from."""
+        ...
 
     def replay(self, prepared: Replayable, now: float) -> object: ...
 

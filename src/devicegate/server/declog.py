@@ -18,12 +18,13 @@ Two acknowledgement modes (`devicegate serve --log-ack`):
 * `durable` (default): as above — an answered request is on disk. This is PostgreSQL's
   `synchronous_commit=on`: the answer waits for a group commit (an fsync per batch), which at
   low concurrency bounds the request rate by the commit round trip.
-* `buffered`: the answer does not wait; the record is committed with the next batch (in
-  practice within one commit round trip, a few milliseconds). `kill -9` can lose the records
-  of requests answered since the last commit — at most the open batch and the one in flight,
-  never more than `BUFFER_MAX` records. Failures still fail closed: after a batch fails,
-  every request waits for its own batch again (and gets 503 if that fails too) until a batch
-  commits. Like OPA's buffered decision logs, or `synchronous_commit=off`.
+* `buffered`: the answer does not wait; batches collect for `BUFFER_INTERVAL` (2 ms) and
+  the record is committed with the next one (in practice within a few milliseconds).
+  `kill -9` can lose the records of requests answered since the last commit — at most the
+  open batch and the one in flight, never more than `BUFFER_MAX` records. Failures still
+  fail closed: after a batch fails, every request waits for its own batch again (and gets
+  503 if that fails too) until a batch commits. Like OPA's buffered decision logs, or
+  `synchronous_commit=off`.
 
 Loss bound in `durable` mode: `kill -9` of the server loses only records whose requests had
 not been answered — the batch in flight plus the open one, at most the requests in flight
@@ -54,6 +55,7 @@ log = logging.getLogger("devicegate.server")
 OPEN, COMMITTED, FAILED = 0, 1, 2
 TEMPLATES_MAX = 200_000  # templates the writer keeps; then both sides start over
 BUFFER_MAX = 10_000  # `buffered` mode: a batch this full makes requests wait (back-pressure)
+BUFFER_INTERVAL = 0.002  # `buffered` mode: seconds a batch collects before it is sent
 ACK_MODES = ("durable", "buffered")
 
 
@@ -166,10 +168,20 @@ class DecisionLog:
         if tid not in batch.templates:
             batch.templates[tid] = template
         if self._in_flight is None and not self._scheduled and self._loop is not None:
-            self._scheduled = True
-            self._loop.call_soon(self._flush)
+            self._schedule()
         self._latest = batch
         return batch
+
+    def _schedule(self) -> None:
+        """Send the open batch at the end of this loop iteration (`durable`: everything this
+        iteration handled joins it) or after `BUFFER_INTERVAL` (`buffered`: nobody waits, so
+        fewer, larger commits cost less on both sides)."""
+        assert self._loop is not None
+        self._scheduled = True
+        if self.buffered and not self._failing:
+            self._loop.call_later(BUFFER_INTERVAL, self._flush)
+        else:
+            self._loop.call_soon(self._flush)
 
     @property
     def pending(self) -> int:
@@ -283,5 +295,8 @@ class DecisionLog:
         future = batch.future
         if future is not None and not future.done():
             future.set_result(None)
-        if self._open.records:
-            self._flush()
+        if self._open.records and not self._scheduled:
+            if self.buffered and self._loop is not None:
+                self._schedule()
+            else:
+                self._flush()

@@ -154,16 +154,28 @@ class ForwardAuth:
         """The raw values that decide the answer; None when the request must be parsed.
 
         A repeated header counts by its last value, here and in `answer` alike (`dict`)."""
-        headers = dict(scope["headers"])
-        values = [headers.get(name) for name in self._names]
-        uri = values[7] if values[7] is not None else values[8]
+        get = dict(scope["headers"]).get
+        n = self._names
+        uri = get(n[7]) or get(n[8])
         if uri is not None:
             if len(uri) > fa.MAX_URI or _CONTROL_BYTES.search(uri):
                 return None  # the parser refuses it with the reason
             if b"?" not in uri or b"activesync" not in uri.partition(b"?")[0].lower():
-                values[7] = values[8] = None  # not a device-bearing URI: not part of the key
+                uri = None  # not a device-bearing URI: not part of the key
         client = scope.get("client")
-        return (scope["path"], scope.get("query_string"), client[0] if client else None, *values)
+        return (
+            scope["path"],
+            scope.get("query_string"),
+            client[0] if client else None,
+            uri,
+            get(n[0]),
+            get(n[1]),
+            get(n[2]),
+            get(n[3]),
+            get(n[4]),
+            get(n[5]),
+            get(n[6]),
+        )
 
     async def answer(self, scope: Scope, key: tuple[object, ...] | None = None) -> fa.Rendered:
         rest = scope["path"][len(PREFIX) :]

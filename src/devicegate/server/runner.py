@@ -10,6 +10,7 @@ import asyncio
 import importlib
 import logging
 import signal
+from collections.abc import Awaitable
 from datetime import timedelta
 
 import uvicorn
@@ -17,7 +18,7 @@ import uvicorn
 from devicegate.server.admin import reload_policy
 from devicegate.server.app import DevicegateApp
 from devicegate.server.config import ServerConfig
-from devicegate.server.declog import LogUnavailable
+from devicegate.server.declog import Batch, LogUnavailable
 
 log = logging.getLogger("devicegate.server")
 
@@ -56,13 +57,20 @@ async def serve(app: DevicegateApp, config: ServerConfig) -> None:
     if config.postfix_port is not None:
         module = importlib.import_module("devicegate.adapters.postfix")
 
-        async def durable() -> bool:
-            """True once everything decided so far is committed; False fails the answer."""
+        decision_log = app.service.log
+
+        async def committed(batch: Batch) -> bool:
             try:
-                await app.service.durable()
+                await decision_log.wait(batch)
             except LogUnavailable:
                 return False
             return True
+
+        def durable() -> Awaitable[bool] | bool:
+            """True (or an awaitable of it) once everything decided so far may be answered;
+            False fails the answer closed. No coroutine when there is nothing to wait for."""
+            batch = decision_log.latest
+            return committed(batch) if decision_log.must_wait(batch) else True
 
         postfix = module.PostfixPolicyServer(
             app.service,

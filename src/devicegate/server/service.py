@@ -102,7 +102,7 @@ class ServerService:
         )
         metrics.log_pending.set_function(lambda: float(self.log.pending))
         self._seen: dict[tuple[str, str, Signals], float] = {}
-        self._details: dict[tuple[int, Signals, str | None], tuple[Decision, str]] = {}
+        self._details: dict[tuple[int, Signals, str | None, str | None], tuple[Decision, str]] = {}
         self._counter = 0
         self._tids = itertools.count(1)
         self._publish(snapshot)
@@ -131,9 +131,11 @@ class ServerService:
         *,
         adapter: str,
         at: datetime | None = None,
+        basis: str | None = None,
     ) -> tuple[Prepared, Batch]:
         """Decide, apply the effects (quarantine hold), log; return what a replay needs and
-        the log batch to await before answering."""
+        the log batch to await before answering. `basis` says where the signals came from
+        when the request carried none (Postfix: the sighting used); it is logged."""
         snapshot = self._snapshot  # one read: a reload mid-request cannot mix snapshots
         generation = self.state.generation  # before a hold this decision may add
         now = time.time()
@@ -161,7 +163,7 @@ class ServerService:
             state.device_ref,
             device.vendor,
             device.platform,
-            self._detail(decision, signals),
+            self._detail(decision, signals, basis),
         )
         sighting: Row | None = None
         sighting_key = None
@@ -275,10 +277,10 @@ class ServerService:
             ),
         )
 
-    def _detail(self, decision: Decision, signals: Signals) -> str:
+    def _detail(self, decision: Decision, signals: Signals, basis: str | None = None) -> str:
         """The decision's explanation as JSON, cached: the engine hands out the same Decision
         object for equal inputs, so most requests reuse a string built once."""
-        key = (id(decision), signals, signals.client_ip)
+        key = (id(decision), signals, signals.client_ip, basis)
         hit = self._details.get(key)
         if hit is not None and hit[0] is decision:
             return hit[1]
@@ -291,6 +293,7 @@ class ServerService:
                 "spoofing_suspected": decision.spoofing_suspected,
                 "keys": [list(k) for k in decision.device.keys],
                 "signals": _signals_dict(signals),
+                **({"basis": basis} if basis else {}),
             },
             ensure_ascii=False,
         )
