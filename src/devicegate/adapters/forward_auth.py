@@ -60,6 +60,20 @@ class HeaderNames:
     user: str = DEFAULT_USER_HEADER
     fingerprint: str = DEFAULT_FINGERPRINT_HEADER
 
+    def decisive(self) -> tuple[str, ...]:
+        """Every header whose value can change (user, resource, Signals) — what a cache of
+        parse results or of answers must key on — except the original URI, which only
+        matters for ActiveSync (see `ParseCache`)."""
+        return (
+            self.user,
+            "remote-user",
+            "authorization",
+            "user-agent",
+            "x-forwarded-for",
+            "x-real-ip",
+            self.fingerprint,
+        )
+
 
 def _text(name: str, value: str | None, limit: int = MAX_HEADER) -> str | None:
     """A header value, refused when oversized or carrying control characters."""
@@ -177,15 +191,7 @@ class ParseCache:
     def __init__(self, names: HeaderNames = HeaderNames(), size: int = 100_000) -> None:
         self.names = names
         self.size = size
-        self._headers = (
-            names.user,
-            "remote-user",
-            "authorization",
-            "user-agent",
-            "x-forwarded-for",
-            "x-real-ip",
-            names.fingerprint,
-        )
+        self._headers = names.decisive()
         self._cache: dict[tuple[str | None, ...], ForwardAuthRequest] = {}
 
     def parse(

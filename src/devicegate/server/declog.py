@@ -191,9 +191,7 @@ class DecisionLog:
     @property
     def pending(self) -> int:
         """Records appended but not yet committed (in `buffered` mode: what a crash loses)."""
-        return len(self._open.records) + (
-            sum(len(b.records) for b in self._in_flight)
-        )
+        return len(self._open.records) + (sum(len(b.records) for b in self._in_flight))
 
     @property
     def latest(self) -> Batch:

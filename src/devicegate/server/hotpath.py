@@ -99,18 +99,7 @@ class ForwardAuth:
         self.service = service
         self.parser = fa.ParseCache(service.config.headers)
         self.latency = service.metrics.requests.histogram(ADAPTER)
-        names = service.config.headers
-        interesting = [
-            names.user,
-            "remote-user",
-            "authorization",
-            "user-agent",
-            "x-forwarded-for",
-            "x-real-ip",
-            names.fingerprint,
-            "x-original-uri",
-            "x-forwarded-uri",
-        ]
+        interesting = (*service.config.headers.decisive(), "x-original-uri", "x-forwarded-uri")
         self._names = tuple(name.encode("latin-1") for name in interesting)
         self._answers: dict[tuple[object, ...], Answer] = {}
 
