@@ -37,6 +37,7 @@ app.command("impact")(impact_cmd)
 COMMAND_MODULES = (
     "devicegate.cli.serve_cmd",
     "devicegate.cli.devices_cmd",
+    "devicegate.cli.decisions_cmd",
     "devicegate.cli.audit_cmd",
     "devicegate.cli.notify_cmd",
 )

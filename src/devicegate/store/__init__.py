@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -361,6 +361,40 @@ class Store:
                 .all()
             )
         return [dict(row) | {"at": _aware(row["at"])} for row in rows]
+
+    def iter_decisions(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        chunk: int = 10_000,
+    ) -> Iterator[dict[str, Any]]:
+        """The decision log in order of writing, streamed in chunks of `chunk` rows (by id, so
+        a log that grows meanwhile is read consistently up to where it was)."""
+        table = t.decisions
+        where = []
+        if since is not None:
+            where.append(table.c.at >= since)
+        if until is not None:
+            where.append(table.c.at < until)
+        last = 0
+        while True:
+            with self.engine.connect() as conn:
+                rows = (
+                    conn.execute(
+                        sa.select(table)
+                        .where(table.c.id > last, *where)
+                        .order_by(table.c.id)
+                        .limit(chunk)
+                    )
+                    .mappings()
+                    .all()
+                )
+            if not rows:
+                return
+            for row in rows:
+                yield dict(row) | {"at": _aware(row["at"])}
+            last = rows[-1]["id"]
 
     def count(self, table: str) -> int:
         with self.engine.connect() as conn:

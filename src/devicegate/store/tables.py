@@ -7,6 +7,7 @@ recorded by serial reaches the mail server that sees only the ActiveSync DeviceI
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -86,6 +87,8 @@ sightings = Table(
     Column("signals", JSON, nullable=False),
     Index("ix_sightings_user_at", "user", "at"),
 )
+# what `Store.recent_sightings` filters on (migration 0002)
+Index("ix_sightings_lower_user_at", sa.func.lower(sightings.c.user), sightings.c.at)
 
 decisions = Table(
     "decisions",
