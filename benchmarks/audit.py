@@ -14,7 +14,11 @@ policy. Then, in one run:
              it reads the first `--baseline-lines` (2M) lines and its time is scaled to the
              file (it is a linear loop; `--baseline-lines 0` runs it on everything, ~4 min);
 * devicegate — `devicegate audit --quiet --json --out DIR` end to end (subprocess), its
-             peak RSS, then the same command again (re-audit of already ingested data).
+             peak RSS, then the same command again (re-audit of already ingested data:
+             nothing changed, so the last run's results are reused), then once more with
+             a *changed* policy (a rule's message edited: a new policy version), which
+             re-judges everything from the stored groups without re-reading the log
+             (`rejudge_seconds`, not a target of the issue, reported for honesty).
 
 Both sides must agree on events and violations. The last line is one JSON object.
 """
@@ -173,7 +177,21 @@ def baseline(log: Path, directory: Path, limit: int) -> tuple[float, int, int, i
     return time.perf_counter() - started, read, events, violations
 
 
-def audit(log: Path, directory: Path, out: Path) -> tuple[float, float, dict[str, object]]:
+def draft_policy(folder: Path) -> Path:
+    """The scenario's policy with one rule's message edited: same decisions, new version."""
+    import yaml
+
+    data = yaml.safe_load(POLICY.read_text(encoding="utf-8"))
+    rule = next(r for r in data["rules"] if r.get("message"))
+    rule["message"] = str(rule["message"]) + " (draft)"
+    path = folder / "draft-policy.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def audit(
+    log: Path, directory: Path, out: Path, policy: Path = POLICY
+) -> tuple[float, float, dict[str, object]]:
     """(seconds, peak RSS in MB, summary) of one `devicegate audit` run as a subprocess."""
     command = [
         str(Path(sys.executable).with_name("devicegate")),
@@ -181,7 +199,7 @@ def audit(log: Path, directory: Path, out: Path) -> tuple[float, float, dict[str
         "--quiet",
         "--json",
         "-p",
-        str(POLICY),
+        str(policy),
         "-d",
         str(directory),
         "--resource",
@@ -247,6 +265,16 @@ def main() -> None:
         )
         again, rss2, summary2 = audit(log, directory, out)
         print(f"re-audit:           {again:7.2f} s  (peak RSS {rss2:.0f} MB)")
+        draft = draft_policy(Path(tmp))
+        rejudge, rss3, summary3 = audit(log, directory, out, draft)
+        print(f"re-judge (policy changed): {rejudge:7.2f} s  (peak RSS {rss3:.0f} MB)")
+        if summary3["policy_version"] == summary["policy_version"]:
+            print("WARNING: the draft policy has the same version", file=sys.stderr)
+        if (summary3["events"], summary3["violations"]) != (
+            summary["events"],
+            summary["violations"],
+        ):
+            print("WARNING: re-judging disagrees with the first run", file=sys.stderr)
     if measured == args.lines and (base_events, base_violations) != (
         summary["events"],
         summary["violations"],
@@ -266,8 +294,9 @@ def main() -> None:
                 "baseline_measured_lines": measured,
                 "ratio_vs_baseline": round(ratio, 2),
                 "floor_seconds": round(floor_s, 3),
-                "peak_rss_mb": round(max(rss, rss2)),
+                "peak_rss_mb": round(max(rss, rss2, rss3)),
                 "reaudit_seconds": round(again, 3),
+                "rejudge_seconds": round(rejudge, 3),
             }
         )
     )

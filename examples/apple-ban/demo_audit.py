@@ -67,8 +67,8 @@ def run() -> None:
     for bad in data["bad_line_sample"][:2]:  # type: ignore[index]
         print(f"  unreadable line kept in the count: {bad['file']}:{bad['line']} ({bad['reason']})")
     step("a new day's log arrives: only the new file is read")
-    extra = out / "new-logs"
-    extra.mkdir()
+    extra = Path(tempfile.mkdtemp(prefix="devicegate-demo-newlogs-"))  # not inside --out:
+    # the audit never reads its own output folder as logs
     (extra / "access-0803.log").write_text(
         "198.51.100.9 - i.petrov@minpromtorg.example [03/Aug/2023:09:00:00 +0300] "
         '"GET /portal/news HTTP/1.1" 200 512 "-" "Mozilla/5.0 (iPhone; CPU iPhone OS 16_6 like '

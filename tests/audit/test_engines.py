@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from devicegate.audit import AuditOptions, read_events, run_audit
@@ -56,6 +57,11 @@ def test_duckdb_and_spark_agree(tmp_path: Path, snapshot: Snapshot) -> None:
         )
 
     assert events(tmp_path / "duck") == events(tmp_path / "spark")
+    # the violations come from each engine's own second pass over the events
+    duck_violations = pq.read_table(tmp_path / "duck" / "violations.parquet")
+    spark_violations = pq.read_table(tmp_path / "spark" / "violations.parquet")
+    assert duck_violations.num_rows == duck.summary["violations"]
+    assert duck_violations.to_pylist() == spark_violations.to_pylist()
 
 
 def test_spark_without_pyspark_says_which_extra(monkeypatch: pytest.MonkeyPatch) -> None:

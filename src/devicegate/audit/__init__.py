@@ -5,10 +5,13 @@ engine tables, per-file ingestion results). The pieces, one concern each:
 
     formats/        one module per log format (+ the DuckDB fast path for combined logs)
     sources         finding files, gzip, format detection, fingerprints
-    ingest          a file → typed Parquet with a signal key; bad lines counted and sampled
-    state           incremental manifest (only new or changed files are ingested)
+    ingest          a file → grouped, typed Parquet (one row per distinct user and signals,
+                    with the list of event times); bad lines counted and sampled
+    state           incremental manifest (only new or changed files are ingested) and the
+                    last run's record (unchanged inputs: its results are reused)
     judge           distinct users / signals / cases → the online `decide` (no re-implementation)
-    duckdb_engine   the default engine; spark_engine the same audit on PySpark
+    pipeline        the steps in order, shared by both engines
+    duckdb_engine   the default engine's passes over events; spark_engine the same on PySpark
     compliance      summary JSON, Parquet and CSV outputs
 """
 

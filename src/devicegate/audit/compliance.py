@@ -144,27 +144,34 @@ def write_outputs(out: Path, tables: AuditTables, summary_data: dict[str, Any]) 
 
 
 def read_events(out: Path) -> pa.Table:
-    """The events of an audit's `--out` with their dimensions joined back (readable rows).
+    """The events of an audit's `--out`, one row each, with their dimensions joined back.
 
-    `events.parquet` holds integer keys only (it has millions of rows); `users`, `decisions`,
-    `signals` and `files` hold what they stand for. Works for either engine's output (Spark
-    writes `events.parquet` as a directory of parts).
+    `events.parquet` holds one row per group of equal (user, resource, signals) of a log
+    file, with the list of its event times and line numbers; `segments` the decision of
+    each group in each policy segment (`breaks` says where segments start); `users`,
+    `decisions`, `signals` and `files` what the keys stand for. Works for either engine.
     """
     import duckdb
 
-    def src(name: str) -> str:
-        path = out / f"{name}.parquet"
-        target = str(path / "*.parquet") if path.is_dir() else str(path)
-        return "read_parquet('" + target.replace("'", "''") + "')"
+    from devicegate.audit.judge import segment_sql
 
+    def src(name: str) -> str:
+        return "read_parquet('" + str(out / f"{name}.parquet").replace("'", "''") + "')"
+
+    breaks = pq.read_table(out / "breaks.parquet").to_pylist()
+    tz = str(breaks[0]["tz"]).replace("'", "''")
+    seg = segment_sql("ts", [int(b["start_us"]) for b in breaks if b["start_us"] is not None])
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
         return con.sql(
-            "SELECT e.ts, e.day, u.user, u.unit, d.resource, e.sid, s.device, s.vendor, "
-            "s.platform, s.model, d.action, d.rule, d.violation, d.excepted, d.report_only, "
-            f"d.spoofing_suspected, f.file, e.line FROM {src('events')} e "
-            f"JOIN {src('users')} u USING (uid) JOIN {src('decisions')} d USING (did) "
+            f"SELECT e.ts, CAST(timezone('{tz}', e.ts) AS DATE) AS day, u.user, u.unit, "
+            "d.resource, e.sid, s.device, s.vendor, s.platform, s.model, d.action, d.rule, "
+            "d.violation, d.excepted, d.report_only, d.spoofing_suspected, f.file, e.line FROM "
+            f"(SELECT *, ({seg})::INTEGER AS seg FROM (SELECT part, g, uid, sid, fid, "
+            f"unnest(ts) AS ts, unnest(line) AS line FROM {src('events')})) e "
+            f"JOIN {src('segments')} x USING (part, g, seg) "
+            f"JOIN {src('users')} u USING (uid) JOIN {src('decisions')} d ON d.did = x.did "
             f"JOIN {src('signals')} s ON s.sid = e.sid JOIN {src('files')} f USING (fid)"
         ).to_arrow_table()
     finally:

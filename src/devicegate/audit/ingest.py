@@ -1,10 +1,13 @@
-"""Ingestion: one log file → typed Parquet (events with a signal key), counts, bad lines.
+"""Ingestion: one log file → grouped, typed Parquet; counts; bad lines.
 
-Every format ends in the same Parquet shape (`PARSED_COLUMNS`), which the engines read:
-the heavy text work happens once per file, and a re-audit reads typed columns only.
+Every format ends in the same *grouped* Parquet shape, which the engines read: one row per
+distinct (user, resource, raw signals) of the file — `g` (its row number in the file),
+`user`, `escaped`, `resource`, the `SIGNAL_COLUMNS`, `sig`, `n` (events), `ts` (the list
+of event times) and `line` (their line numbers, aligned with `ts`; NULL when the reader
+does not know them — the nginx fast path). The wide strings are stored once per group,
+the events as a list of times: a re-audit reads compact typed columns only, never text.
 `sig` is a 64-bit hash of the raw signal columns, computed by DuckDB for every format so
-that equal signals meet across files; `ok` marks rows that are events (the nginx fast path
-also stores the lines it handed to the reference parser, with `ok = false`).
+that equal signals meet across files.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from types import ModuleType
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from devicegate.audit.events import (
     SIGNAL_COLUMNS,
@@ -58,12 +63,15 @@ class Ingested:
 
 
 def _write_events(con: duckdb.DuckDBPyConnection, table: pa.Table, target: Path) -> None:
+    """Parsed events → the grouped shape (times and line numbers listed in line order)."""
     con.register("batch_events", table)
     cols = ", ".join(SIGNAL_COLUMNS)
     con.execute(
-        f'COPY (SELECT line, ts, "user", resource, client_ip, {cols}, {SIG_EXPR} AS sig, '
-        f"false AS escaped, true AS ok FROM batch_events) TO {sql_literal(str(target))} "
-        "(FORMAT parquet)"
+        f"COPY (SELECT (row_number() OVER (ORDER BY min(line)) - 1)::INTEGER AS g, "
+        f'"user", false AS escaped, resource, {cols}, {SIG_EXPR} AS sig, count(*) AS n, '
+        "list(ts ORDER BY line, ts) AS ts, list(line ORDER BY line, ts) AS line "
+        f'FROM batch_events GROUP BY "user", resource, {cols}) '
+        f"TO {sql_literal(str(target))} (FORMAT parquet)"
     )
     con.unregister("batch_events")
 
@@ -125,24 +133,22 @@ def ingest_nginx_fast(
     """The DuckDB path for combined logs; None when a split row failed its checks."""
     compression = "gzip" if is_gzip(path) else "none"
     query = parse_query(str(path), compression, ctx.resource or "web")
-    fast = target.with_suffix(".fast.parquet")
-    con.execute(
-        f"COPY (SELECT *, {SIG_EXPR} AS sig FROM ({query})) TO {sql_literal(str(fast))} "
-        "(FORMAT parquet, ROW_GROUP_SIZE 500000)"
-    )
-    counted = con.execute(
-        'SELECT count(*) FILTER (WHERE ok AND "user" IS NOT NULL), '
-        'count(*) FILTER (WHERE ok AND "user" IS NULL), count(*) FILTER (WHERE NOT ok) '
-        f"FROM read_parquet({sql_literal(str(fast))})"
-    ).fetchone()
-    assert counted is not None
-    if counted[2]:
-        fast.unlink()
+    groups = con.sql(f"SELECT *, {SIG_EXPR} AS sig FROM ({query})").to_arrow_table()
+    if not pc.all(groups.column("shaped")).as_py() and groups.num_rows:
         return None
+    nobody = pc.is_null(groups.column("user"))
+    skipped = pc.sum(pc.if_else(nobody, groups.column("n"), 0)).as_py() or 0
+    groups = groups.filter(pc.invert(nobody))
+    groups = groups.select(
+        ["user", "escaped", "resource", *SIGNAL_COLUMNS, "sig", "n", "ts"]
+    ).append_column("line", pa.nulls(groups.num_rows, pa.list_(pa.int64())))
+    groups = groups.add_column(0, "g", pa.array(range(groups.num_rows), pa.int32()))
+    fast = target.with_suffix(".fast.parquet")
+    pq.write_table(groups, fast)
     if progress is not None:
         progress(path.stat().st_size)
     result = Ingested(str(path), "nginx", [str(fast)])
-    result.events, result.skipped = int(counted[0]), int(counted[1])
+    result.events, result.skipped = int(pc.sum(groups.column("n")).as_py() or 0), int(skipped)
     rejected = con.execute(
         "SELECT line, first(csv_line ORDER BY column_idx) FROM nginx_rejects "
         "GROUP BY line ORDER BY line"
@@ -165,11 +171,15 @@ def ingest_file(
     progress: Progress | None = None,
     *,
     fast: bool = True,
+    threads: int | None = None,
 ) -> Ingested:
     """Ingest one file into Parquet under `target` (a path without the `.parquet` suffix)."""
     con = duckdb.connect()
     try:
         con.execute("SET preserve_insertion_order = false")
+        con.execute("SET TimeZone = 'UTC'")
+        if threads:
+            con.execute(f"SET threads = {int(threads)}")
         if fast and fmt == "nginx" and path.stat().st_size >= FAST_MIN_BYTES:
             done = ingest_nginx_fast(con, path, ctx, target.with_suffix(".parquet"), progress)
             if done is not None:

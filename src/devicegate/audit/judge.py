@@ -41,11 +41,13 @@ def segment_breaks_us(snapshot: Snapshot) -> list[int]:
     return [round(b * 1_000_000) for b in snapshot.breaks]
 
 
-def segment_sql(column: str, breaks_us: Sequence[int]) -> str:
-    """A SQL expression equal to `snapshot.segment(ts)` for a TIMESTAMPTZ column."""
+def segment_sql(column: str, breaks_us: Sequence[int], micros: str = "epoch_us") -> str:
+    """A SQL expression equal to `snapshot.segment(ts)` for a timestamp column; `micros`
+    names the dialect's epoch-microseconds function (DuckDB `epoch_us`, Spark
+    `unix_micros`)."""
     if not breaks_us:
         return "0"
-    return " + ".join(f"(epoch_us({column}) >= {b})::INTEGER" for b in breaks_us)
+    return " + ".join(f"CAST({micros}({column}) >= {b} AS INTEGER)" for b in breaks_us)
 
 
 def users_table(snapshot: Snapshot, rows: Iterable[tuple[str, bool]]) -> pa.Table:
@@ -199,36 +201,41 @@ def decide_combos(
 ) -> pa.Table:
     """One `decide` per (plan, resource, sid). Each combo carries a class of that plan and
     an event time, which `decide` turns back into the same plan."""
-    cols: dict[str, list[object]] = {name: [] for name in DECISION_SCHEMA.names}
+    keys: dict[str, list[object]] = {"did": [], "pid": [], "resource": [], "sid": []}
+    described: list[tuple[object, ...]] = []
     classes = _device_classes(snapshot, smap)
-    made: dict[tuple[int, str, object], Decision] = {}
+    made: dict[tuple[int, str, object], tuple[object, ...]] = {}
     for did, (pid, resource, sid, cls, at) in enumerate(combos):
         when = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
         if snapshot.plan(cls, resource, when.timestamp()) != pid:
             raise RuntimeError(f"engine put class {cls} at {when.isoformat()} in plan {pid}: a bug")
         key = (pid, resource, classes[sid])
-        decision = made.get(key)
-        if decision is None:
-            decision = made[key] = decide(
-                snapshot, Request(reps[cls], resource, when, smap.signals[sid])
+        row = made.get(key)
+        if row is None:
+            row = made[key] = _described(
+                decide(snapshot, Request(reps[cls], resource, when, smap.signals[sid]))
             )
-        ro = decision.report_only
-        row = {
-            "did": did,
-            "pid": pid,
-            "resource": resource,
-            "sid": sid,
-            "action": decision.action.value,
-            "rule": decision.rule,
-            "violation": decision.action.value in VIOLATION_ACTIONS,
-            "excepted": ",".join(decision.excepted) or None,
-            "report_only": ",".join(f"{h.rule}={h.action.value}" for h in ro) or None,
-            "report_only_action": max((h.action for h in ro), key=_severity).value if ro else None,
-            "spoofing_suspected": decision.spoofing_suspected,
-        }
-        for name, value in row.items():
-            cols[name].append(value)
+        for name, value in zip(keys, (did, pid, resource, sid), strict=True):
+            keys[name].append(value)
+        described.append(row)
+    cols: dict[str, list[object]] = dict(keys)
+    for index, name in enumerate(DECISION_SCHEMA.names[len(keys) :]):
+        cols[name] = [row[index] for row in described]
     return pa.table(cols, schema=DECISION_SCHEMA)
+
+
+def _described(decision: Decision) -> tuple[object, ...]:
+    """A decision as the `DECISION_SCHEMA` columns after the keys."""
+    ro = decision.report_only
+    return (
+        decision.action.value,
+        decision.rule,
+        decision.action.value in VIOLATION_ACTIONS,
+        ",".join(decision.excepted) or None,
+        ",".join(f"{h.rule}={h.action.value}" for h in ro) or None,
+        max((h.action for h in ro), key=_severity).value if ro else None,
+        decision.spoofing_suspected,
+    )
 
 
 def _device_classes(snapshot: Snapshot, smap: SignalMap) -> list[object]:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import pyarrow.parquet as pq
 
 from devicegate.audit import compliance
 from devicegate.audit.events import BadLine
@@ -15,7 +20,7 @@ from devicegate.audit.formats import FORMATS
 from devicegate.audit.formats.base import ParseContext
 from devicegate.audit.ingest import BAD_SAMPLE, Ingested, ingest_file
 from devicegate.audit.sources import detect_format, expand, fingerprint
-from devicegate.audit.state import STATE_DIR, State
+from devicegate.audit.state import STATE_DIR, RunRecord, State
 from devicegate.audit.tables import AuditTables
 from devicegate.errors import UsageError
 from devicegate.policy import Snapshot
@@ -34,6 +39,9 @@ class AuditOptions:
     master: str | None = None  # Spark master URL
     threads: int | None = None
     fast: bool = True  # the nginx DuckDB fast path
+    #: `input_digest` of the policy, directory and inventory files the snapshot was loaded
+    #: from, when the caller knows them (the CLI): lets `reuse_previous` skip loading.
+    inputs: str | None = None
 
 
 @dataclass
@@ -73,18 +81,126 @@ def _check(options: AuditOptions, snapshot: Snapshot) -> None:
         )
 
 
-def run_audit(
-    snapshot: Snapshot, options: AuditOptions, reporter: Reporter | None = None
-) -> AuditResult:
-    """Audit `options.logs` under `snapshot`; write `options.out` when given."""
-    _check(options, snapshot)
-    report = reporter or Reporter()
+def input_digest(files: Iterable[Path | None]) -> str:
+    """A hash of the bytes of the given files (None: absent), in order."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(b"-" if path is None else hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def snapshot_digest(snapshot: Snapshot) -> str:
+    """The compiled policy's version with the directory and inventory it was compiled with."""
+    digest = hashlib.sha256(f"{snapshot.version}|{snapshot.inventory.version}".encode())
+    for user in snapshot.directory.users:
+        row = (user.id, user.unit, sorted(user.groups), user.email, user.name)
+        digest.update(json.dumps(row).encode())
+    return digest.hexdigest()
+
+
+def _log_paths(options: AuditOptions) -> list[Path]:
     paths = expand(options.logs)
     if options.out is not None:  # never read our own outputs as logs
         out_dir = options.out.resolve()
         paths = [p for p in paths if out_dir not in p.resolve().parents]
     if not paths:
         raise UsageError("no log files given", hint="pass LOGFILE… or a directory")
+    return paths
+
+
+def _run_key(options: AuditOptions, paths: list[Path], inputs: str) -> str:
+    """What a run's results depend on besides the code: logs, options, policy inputs."""
+    logs = [
+        [
+            str(p.resolve()),
+            fingerprint(p),
+            detect_format(p) if options.format == "auto" else options.format,
+        ]
+        for p in paths
+    ]
+    settings = [
+        options.resource,
+        options.engine,
+        options.year,
+        options.fast,
+        options.format,
+        _code_version(),
+    ]
+    text = json.dumps([logs, settings, inputs], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _code_version() -> str:
+    """The installed devicegate's version: results of another release are not reused."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("devicegate")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def reuse_previous(options: AuditOptions) -> AuditResult | None:
+    """The last run's result when nothing it depends on changed (`options.inputs` must be
+    the `input_digest` of the policy, directory and inventory files); else None."""
+    if options.out is None or options.inputs is None:
+        return None
+    paths = _log_paths(options)
+    record = RunRecord(options.out / STATE_DIR)
+    data = record.load(_run_key(options, paths, options.inputs), "inputs")
+    return None if data is None else _reused(options.out, data)
+
+
+def _reused(out: Path, data: dict[str, Any]) -> AuditResult:
+    """A stored run as an `AuditResult`: summary and tables read back, nothing rewritten."""
+    summary: dict[str, Any] = data["summary"]
+    for entry in summary.get("files", []):
+        entry["reused"] = True
+    totals = dict(data["totals"])
+    for key in ("first_event", "last_event"):
+        if totals.get(key) is not None:
+            totals[key] = datetime.fromisoformat(totals[key])
+    tables = AuditTables(
+        daily=pq.read_table(out / "compliance_daily.parquet"),
+        devices=pq.read_table(out / "devices_per_user.parquet"),
+        units=pq.read_table(out / "units.parquet"),
+        report_only=pq.read_table(out / "report_only.parquet"),
+        totals=totals,
+    )
+    ingested = [
+        Ingested(
+            str(entry["file"]),
+            str(entry["format"]),
+            [],
+            int(entry["events"]),
+            int(entry["skipped_lines"]),
+            int(entry["bad_lines"]),
+        )
+        for entry in summary.get("files", [])
+    ]
+    return AuditResult(summary, tables, ingested, [i.file for i in ingested], [])
+
+
+def run_audit(
+    snapshot: Snapshot, options: AuditOptions, reporter: Reporter | None = None
+) -> AuditResult:
+    """Audit `options.logs` under `snapshot`; write `options.out` when given.
+
+    With `--out`, a run whose logs, options and policy inputs equal the last run's returns
+    that run's results without recomputing or rewriting anything (`state.RunRecord`)."""
+    _check(options, snapshot)
+    report = reporter or Reporter()
+    paths = _log_paths(options)
+    keys: dict[str, str] = {}
+    if options.out is not None:
+        keys["snapshot"] = _run_key(options, paths, snapshot_digest(snapshot))
+        if options.inputs is not None:
+            keys["inputs"] = _run_key(options, paths, options.inputs)
+        record = RunRecord(options.out / STATE_DIR)
+        data = record.load(keys["snapshot"], "snapshot")
+        if data is not None:
+            return _reused(options.out, data)
+        record.forget()
     scratch = None
     if options.out is None:
         scratch = Path(tempfile.mkdtemp(prefix="devicegate-audit-"))
@@ -126,6 +242,7 @@ def run_audit(
             from devicegate.report import render_report
 
             written.append(render_report(options.out, snapshot, tables, data))
+            RunRecord(root).save(keys, data, tables.totals)
         return AuditResult(data, tables, results, reused, written)
     finally:
         report.stop()
@@ -165,7 +282,15 @@ def _ingest(
         report.file(path, fmt)
         year = options.year or datetime.fromtimestamp(path.stat().st_mtime).year
         ctx = ParseContext(str(path), options.resource, snapshot.timezone, year)
-        done = ingest_file(path, fmt, ctx, state.target(), report.advance, fast=options.fast)
+        done = ingest_file(
+            path,
+            fmt,
+            ctx,
+            state.target(),
+            report.advance,
+            fast=options.fast,
+            threads=options.threads,
+        )
         state.record(str(path.resolve()), stamp, done)
         results.append(done)
     return results, reused

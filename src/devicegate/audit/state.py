@@ -19,7 +19,7 @@ from devicegate.audit.events import BadLine
 from devicegate.audit.ingest import Ingested
 
 STATE_DIR = ".audit-state"
-VERSION = 2
+VERSION = 3  # 3: grouped Parquet (one row per distinct user and signals)
 
 
 class State:
@@ -79,3 +79,55 @@ class State:
             encoding="utf-8",
         )
         tmp.replace(self.path)
+
+
+class RunRecord:
+    """The last complete run in `<out>/.audit-state/run.json`: what it was computed from
+    (two keys, below), its summary, totals and the outputs it wrote (name → size).
+
+    A run whose inputs are the same as the last one's — the same log files (fingerprints),
+    options and policy inputs — has the same results: they are returned as they are and no
+    output is rewritten. "The same policy inputs" is checked two ways: `inputs` hashes the
+    bytes of the policy, directory and inventory files (the CLI knows them before loading
+    anything, so a re-audit costs no policy compile), `snapshot` hashes the compiled
+    policy's version with the directory and inventory it was compiled with (for callers
+    that pass a snapshot). Either key matching is enough; a missing or changed output
+    file is not reused.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / "run.json"
+
+    def load(self, key: str, kind: str) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if data.get("version") != VERSION or data.get("keys", {}).get(kind) != key:
+            return None
+        for name, size in data.get("outputs", {}).items():
+            path = self.path.parent.parent / name
+            if not path.is_file() or path.stat().st_size != size:
+                return None
+        return data
+
+    def save(self, keys: dict[str, str], summary: dict[str, Any], totals: dict[str, Any]) -> None:
+        out = self.path.parent.parent
+        outputs = {
+            p.name: p.stat().st_size
+            for p in sorted(out.iterdir())
+            if p.is_file() and not p.name.startswith(".")
+        }
+        data = {
+            "version": VERSION,
+            "keys": keys,
+            "summary": summary,
+            "totals": totals,
+            "outputs": outputs,
+        }
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, default=str), encoding="utf-8")
+        tmp.replace(self.path)
+
+    def forget(self) -> None:
+        self.path.unlink(missing_ok=True)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from devicegate.audit import AuditOptions, Reporter, run_audit
+from devicegate.audit.run import input_digest, reuse_previous
 from devicegate.cli.common import (
     DevicesOpt,
     DirectoryOpt,
@@ -91,12 +92,23 @@ def audit(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no chatter.")] = False,
 ) -> None:
     """Judge past logs: violations, exceptions and per-unit compliance over time."""
-    snapshot = load_snapshot(policy, directory, devices, quiet=quiet)
     options = AuditOptions(
         logs=logs, out=out, format=fmt, resource=resource, engine=engine, master=master, year=year
     )
-    reporter = None if quiet else RichReporter()
-    result = run_audit(snapshot, options, reporter)
+    if out is not None and policy:  # unchanged inputs: the last run's results, nothing redone
+        try:
+            options.inputs = input_digest([*policy, directory, devices])
+        except OSError:
+            options.inputs = None  # loading the snapshot below says what is wrong
+    result = reuse_previous(options)
+    if result is None:
+        snapshot = load_snapshot(policy, directory, devices, quiet=quiet)
+        result = run_audit(snapshot, options, None if quiet else RichReporter())
+    elif not quiet:
+        err(
+            f"policy {result.summary['policy_version']}: policy, directory, inventory and logs "
+            f"unchanged since the last audit in {out}: its results are reused"
+        )
     data = result.summary
     if as_json:
         write_json(data)

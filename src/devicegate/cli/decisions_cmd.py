@@ -66,7 +66,7 @@ def export(
     end = parse_at(until) if until else None
     rows = open_store(store).iter_decisions(since=start, until=end)
     count = 0
-    with (out.open("w", encoding="utf-8") if out else _stdout()) as sink:
+    with out.open("w", encoding="utf-8") if out else _stdout() as sink:
         for row in rows:
             sink.write(export_line(row) + "\n")
             count += 1

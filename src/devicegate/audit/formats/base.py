@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from devicegate.audit.events import Event
+from devicegate.audit.events import Event, LineError
 
 ACTIVESYNC_PATH = "/microsoft-server-activesync"
 _MAIL_PATHS = (ACTIVESYNC_PATH, "/owa", "/ews", "/mapi", "/rpc", "/autodiscover", "/oab")
@@ -90,6 +90,19 @@ MONTHS = {
         ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
     )
 }
+
+
+def syslog_line(line: str, ctx: ParseContext) -> tuple[datetime, str] | None:
+    """The preamble of the syslog formats (Dovecot, Postfix): (time, message after the host)
+    of `line`; None for a blank line (nothing, not even skipped); `LineError` when the line
+    is not syslog."""
+    text = line.rstrip("\r\n")
+    if not text.strip():
+        return None
+    split = split_syslog(text, ctx)
+    if split is None:
+        raise LineError("not a syslog line")
+    return split
 
 
 def split_syslog(line: str, ctx: ParseContext) -> tuple[datetime, str] | None:

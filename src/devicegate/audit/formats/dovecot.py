@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from devicegate.audit.events import Event, LineError
-from devicegate.audit.formats.base import ParseContext, split_syslog
+from devicegate.audit.formats.base import ParseContext, syslog_line
 
 name = "dovecot"
 default_resource = "email"
@@ -70,12 +70,9 @@ class Parser:
         self.pending_login: dict[str, Event] = {}  # session → login still awaiting its ID
 
     def feed(self, line: str, number: int) -> Sequence[Event]:
-        text = line.rstrip("\r\n")
-        if not text.strip():
-            return ()  # blank lines are nothing, not even skipped
-        split = split_syslog(text, self.ctx)
+        split = syslog_line(line, self.ctx)
         if split is None:
-            raise LineError("not a syslog line")
+            return ()  # blank lines are nothing, not even skipped
         at, rest = split
         proc = _PROC.match(rest)
         if proc is None:

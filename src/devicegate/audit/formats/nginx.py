@@ -9,7 +9,7 @@ and `\\\\`: both are undone here so that identification sees the header the clie
 An ActiveSync request (`/Microsoft-Server-ActiveSync?…`) is `email` and its query travels
 on as the `activesync_query` signal; anything else is the `--resource` (default `web`).
 
-The Python parser below is the reference; `fastpath.py` reads well-formed lines of big
+The Python parser below is the reference; `nginx_fast.py` reads well-formed lines of big
 files in DuckDB and hands every line it is not sure about to this parser.
 """
 

@@ -1,17 +1,26 @@
 """The DuckDB fast path for big combined logs: DuckDB's CSV reader splits the lines.
 
-A combined line is ten space-separated fields, three of them double-quoted, so DuckDB's
-parallel CSV reader (delimiter space, quote `"`) types them far faster than a Python loop.
-What it cannot split — Apache's `\\"` escapes, extra fields, garbage — it *rejects* with
-the line number and text, and those lines go through the reference parser in `nginx.py`
-(they become events or counted bad lines). Rows it splits are then checked in SQL (time in
-brackets, numeric status); if any row fails that check, the caller re-reads the whole file
-with the reference parser, because accepted rows carry no line number to report.
+A combined line is three double-quoted fields among space-separated ones. Read with `"` as
+the *delimiter* and no quoting, a well-formed line has exactly seven fields —
 
-Values are stored as logged: rows whose user, request or agent contain a backslash are
-flagged `escaped`, and `judge` undoes the escaping on the distinct values (cheap) with the
-same `nginx.unescape` the reference parser uses. `tests/audit/test_nginx.py` pins that
-both paths give the same judged events.
+    f0 `ip ident user [time] `   f1 request   f2 ` status bytes `   f3 referer
+    f4 ` `                       f5 agent     f6 '' (or ` more fields…`)
+
+— which DuckDB's parallel CSV reader splits at close to memory speed (a field holds no
+`"`: nginx logs it as `\\x22`). What it cannot split into seven — Apache's `\\"` escapes,
+quoted extra fields, garbage — it *rejects* with the line number and text, and those lines
+go through the reference parser in `nginx.py` (they become events or counted bad lines).
+Rows it splits are checked in SQL against the reference line pattern (time in brackets,
+numeric status); if any row fails, the caller re-reads the whole file with the reference
+parser, because accepted rows carry no line number to report.
+
+The query groups events as it reads them: one row per distinct (user, agent, mail
+endpoint, ActiveSync query) with the count and the list of event times, so the wide
+strings are kept once per group, not once per line (the grouped shape of `ingest`).
+Values are kept as logged; `escaped` marks groups whose user or signals contain a
+backslash, and `judge` undoes the escaping on those distinct values with the same
+`nginx.unescape` the reference parser uses. `tests/audit/test_audit.py` pins that both
+paths give the same judged events.
 """
 
 from __future__ import annotations
@@ -19,16 +28,8 @@ from __future__ import annotations
 from devicegate.audit.formats.base import ACTIVESYNC_PATH
 from devicegate.audit.formats.nginx import TIME_FORMAT
 
-MAIL_PREFIXES = (
-    "/microsoft-server-activesync",
-    "/owa",
-    "/ews",
-    "/mapi",
-    "/rpc",
-    "/autodiscover",
-    "/oab",
-)
-COLUMNS = ("ip", "ident", "u", "t", "tz", "req", "status", "bytes", "ref", "ua")
+MAIL_PATTERN = "(?i:/microsoft-server-activesync|/owa|/ews|/mapi|/rpc|/autodiscover|/oab)"
+FIELDS = 7
 
 
 def sql_literal(text: str) -> str:
@@ -36,9 +37,9 @@ def sql_literal(text: str) -> str:
 
 
 def reader(source: str, compression: str) -> str:
-    columns = ", ".join(f"'{name}': 'VARCHAR'" for name in COLUMNS)
+    columns = ", ".join(f"'f{i}': 'VARCHAR'" for i in range(FIELDS))
     return (
-        f"read_csv({sql_literal(source)}, delim = ' ', quote = '\"', escape = '\"', "
+        f"read_csv({sql_literal(source)}, delim = '\"', quote = '', escape = '', "
         f"header = false, auto_detect = false, columns = {{{columns}}}, "
         f"compression = {sql_literal(compression)}, strict_mode = true, "
         "store_rejects = true, rejects_table = 'nginx_rejects', rejects_scan = 'nginx_scan')"
@@ -46,36 +47,40 @@ def reader(source: str, compression: str) -> str:
 
 
 def parse_query(source: str, compression: str, resource: str) -> str:
-    """A SELECT over the file yielding the parsed columns and `ok` (the row checks out)."""
-    mail = " OR ".join(f"starts_with(lower(path), {sql_literal(p)})" for p in MAIL_PREFIXES)
+    """A SELECT over the file yielding one row per distinct (user, signals, resource):
+    `user` (NULL: nobody authenticated), `escaped`, `resource`, the signal columns, `n`,
+    `ts` (the list of event times), `shaped` (every row of the group checks out)."""
+    target = "split_part(req, ' ', 2)"
     return f"""
-    WITH fields AS (
-        SELECT ip, u, ua,
-            try_strptime(t || ' ' || tz, '[{TIME_FORMAT}]') AS ts,
-            split_part(req, ' ', 2) AS target,
-            (t LIKE '[%' AND tz LIKE '%]' AND regexp_full_match(status, '\\d{{3}}|-')
-             AND regexp_full_match(bytes, '\\d+|-')) AS shaped,
-            (contains(u, '\\') OR contains(req, '\\') OR contains(ua, '\\')) AS escaped
+    WITH lines AS (
+        SELECT regexp_extract(f0, '^\\S+ \\S+ (\\S+) \\[[^\\]]{{26}}\\] $', 1) AS u, f5 AS ua,
+            try_strptime(substr(f0, -28, 26), {sql_literal(TIME_FORMAT)}) AS ts,
+            lower(regexp_extract(f1, '^[^ ]* ({MAIL_PATTERN})', 1)) AS mail_path,
+            CASE WHEN mail_path = {sql_literal(ACTIVESYNC_PATH)} THEN f1 END AS req,
+            (u <> '' AND regexp_full_match(f2, ' (\\d{{3}}|-) (\\d+|-) ')
+             AND f4 = ' ' AND (f6 IS NULL OR starts_with(f6, ' '))) AS shaped
         FROM {reader(source, compression)}
-    ), parsed AS (
-        SELECT *,
-            split_part(target, '?', 1) AS path,
-            CASE WHEN strpos(target, '?') > 0 THEN substr(target, strpos(target, '?') + 1) END
-                AS query
-        FROM fields
+    ), activesync AS (
+        SELECT u, ua, ts, mail_path <> '' AS mail, shaped,
+            nullif(CASE WHEN strpos({target}, '?') > 0
+                        THEN substr({target}, strpos({target}, '?') + 1) END, '') AS query
+        FROM lines
+    ), groups AS (
+        SELECT u, ua, mail, query, count(*) AS n,
+            bool_and(coalesce(shaped AND ts IS NOT NULL, false)) AS shaped,
+            list(ts) AS ts
+        FROM activesync GROUP BY ALL
     )
-    SELECT NULL::BIGINT AS line, ts,
-        CASE WHEN u NOT IN ('', '-') THEN u END AS "user",
-        CASE WHEN {mail} THEN 'email' ELSE {sql_literal(resource)} END AS resource,
-        ip AS client_ip,
+    SELECT CASE WHEN u NOT IN ('', '-') THEN u END AS "user",
+        (contains(u, '\\') OR contains(ua, '\\') OR contains(coalesce(query, ''), '\\'))
+            AS escaped,
+        CASE WHEN mail THEN 'email' ELSE {sql_literal(resource)} END AS resource,
         CASE WHEN ua NOT IN ('', '-') THEN ua END AS user_agent,
-        CASE WHEN starts_with(lower(path), {sql_literal(ACTIVESYNC_PATH)}) AND query <> ''
-             THEN query END AS activesync_query,
+        query AS activesync_query,
         NULL::VARCHAR AS activesync_device_id,
         NULL::VARCHAR AS activesync_device_type,
         NULL::VARCHAR AS imap_id,
         NULL::VARCHAR AS mac,
-        escaped,
-        coalesce(shaped AND ts IS NOT NULL, false) AS ok
-    FROM parsed
+        n, shaped, ts
+    FROM groups
     """

@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from devicegate.audit.events import Event, LineError
-from devicegate.audit.formats.base import ParseContext, split_syslog
+from devicegate.audit.events import Event
+from devicegate.audit.formats.base import ParseContext, syslog_line
 
 name = "postfix"
 default_resource = "email"
@@ -34,12 +34,9 @@ class Parser:
         self.skipped = 0
 
     def feed(self, line: str, number: int) -> Sequence[Event]:
-        text = line.rstrip("\r\n")
-        if not text.strip():
-            return ()  # blank lines are nothing, not even skipped
-        split = split_syslog(text, self.ctx)
+        split = syslog_line(line, self.ctx)
         if split is None:
-            raise LineError("not a syslog line")
+            return ()  # blank lines are nothing, not even skipped
         at, rest = split
         found = _SASL.search(rest)
         if found is None:

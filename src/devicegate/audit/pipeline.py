@@ -1,0 +1,380 @@
+"""The audit's steps in order, shared by both engines; only the passes over events differ.
+
+Ingestion leaves grouped Parquet (`ingest`): one row per distinct (user, resource, raw
+signals) of a file, with the list of its event times. Everything but two passes works on
+those groups and on tables derived from them, which are small (one row per group and
+policy segment or day), so it runs here, in DuckDB on the driver, for either engine:
+
+1. groups → distinct users and distinct raw signals → `judge` maps them (directory,
+   identification) → each group gets `uid`, scope class `cls`, `sid`;
+2. **pass over events** (`EventPasses.segment_days`): per group, policy segment and day,
+   the count and the first and last time;
+3. distinct (class, resource, segment) → plans; distinct (plan, resource, signals) →
+   one `decide` each (`judge`); every (group, segment) gets its decision `did`;
+4. the compliance tables from the (user, device, decision, day) aggregate;
+5. with `--out`: the events as a star (groups with their times, decisions per group and
+   segment, dimensions), and the violations, read by the second **pass over events**
+   (`EventPasses.violation_events`), restricted to the groups that have any.
+
+The DuckDB engine runs the two passes in SQL on the same connection; the Spark engine runs
+them on PySpark (`spark_engine`). Judging never happens outside `judge` → `decide`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from devicegate.audit import judge
+from devicegate.audit.events import SIGNAL_COLUMNS
+from devicegate.audit.formats.nginx_fast import sql_literal
+from devicegate.audit.tables import (
+    DAILY_COLUMNS,
+    DEVICE_COLUMNS,
+    DEVICE_KEYS,
+    REPORT_ONLY_COLUMNS,
+    UNIT_COLUMNS,
+    AuditTables,
+    shape,
+)
+from devicegate.policy import Snapshot
+
+FLAGGED = "(d.violation OR d.action = 'warn' OR d.excepted IS NOT NULL)"
+VIOLATION_COLUMNS = (
+    "v.ts, CAST(timezone({tz}, v.ts) AS DATE) AS day, u.user, u.unit, d.resource, s.device, "
+    "s.vendor, s.platform, s.model, s.device_id, d.action, d.rule, d.spoofing_suspected, "
+    "f.file, v.line"
+)
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The grouped Parquet files of one audit: `paths[i]` is part `i`, read from log file
+    `sources[fids[i]]` (a log file may have several parts)."""
+
+    paths: list[str]
+    fids: list[int]
+    sources: list[str]
+
+    @classmethod
+    def of(cls, parquet: list[tuple[str, str]]) -> Parts:
+        sources = sorted({source for _, source in parquet})
+        return cls(
+            [p for p, _ in parquet], [sources.index(source) for _, source in parquet], sources
+        )
+
+    def sql_list(self) -> str:
+        return "[" + ", ".join(sql_literal(p) for p in self.paths) + "]"
+
+
+class EventPasses(Protocol):
+    """The two passes that read every event (the rest reads groups)."""
+
+    def segment_days(self, parts: Parts, breaks_us: list[int], tz: str) -> pa.Table:
+        """(part, g, seg, day, n, first_seen, last_seen) over all events."""
+        ...
+
+    def violation_events(self, parts: Parts, flagged: pa.Table, breaks_us: list[int]) -> pa.Table:
+        """(part, g, seg, ts, line) of the events of the `flagged` (part, g, seg)."""
+        ...
+
+
+def segment_expr(column: str, breaks_us: list[int], micros: str = "epoch_us") -> str:
+    """`snapshot.segment` of a timestamp column, as SQL (DuckDB; Spark with `unix_micros`)."""
+    return judge.segment_sql(column, breaks_us, micros)
+
+
+def time_range(parts: Parts) -> tuple[datetime, datetime] | None:
+    """The first and last event time of all parts, from the Parquet statistics of the `ts`
+    lists (no data read); None when a part has no statistics."""
+    lows: list[datetime] = []
+    highs: list[datetime] = []
+    for path in parts.paths:
+        meta = pq.ParquetFile(path).metadata
+        names = [meta.schema.column(i).path for i in range(meta.num_columns)]
+        index = next((i for i, n in enumerate(names) if n.startswith("ts.")), None)
+        if index is None:
+            return None
+        for group in range(meta.num_row_groups):
+            stats = meta.row_group(group).column(index).statistics
+            if meta.row_group(group).num_rows == 0:
+                continue
+            if stats is None or not stats.has_min_max:
+                return None
+            lows.append(_as_time(stats.min))
+            highs.append(_as_time(stats.max))
+    return (min(lows), max(highs)) if lows else None
+
+
+def _as_time(value: object) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(int(value) / 1_000_000, UTC)  # type: ignore[call-overload]
+
+
+def day_sql(column: str, tz: str, span: tuple[datetime, datetime] | None) -> str:
+    """The day in zone `tz` of a TIMESTAMPTZ column, as DuckDB SQL. When the zone's UTC
+    offset is the same on every day of `span` (a zone without daylight saving, or a span
+    between two changes), integer arithmetic on the epoch; otherwise the zone conversion
+    (several times slower per event)."""
+    exact = f"CAST(timezone({sql_literal(tz)}, {column}) AS DATE)"
+    if span is None:
+        return exact
+    zone = ZoneInfo(tz)
+    first, last = span[0] - timedelta(days=2), span[1] + timedelta(days=2)
+    days = int((last - first).total_seconds() // 86400) + 1
+    offsets = {(first + timedelta(days=i)).astimezone(zone).utcoffset() for i in range(days)}
+    offsets.add(last.astimezone(zone).utcoffset())
+    if len(offsets) != 1 or None in offsets:
+        return exact
+    (offset,) = offsets
+    assert offset is not None
+    shift = int(offset.total_seconds()) * 1_000_000
+    return f"(DATE '1970-01-01' + CAST((epoch_us({column}) + {shift}) // 86400000000 AS INTEGER))"
+
+
+def run(
+    con: duckdb.DuckDBPyConnection,
+    snapshot: Snapshot,
+    parquet: list[tuple[str, str]],
+    out: Path | None,
+    passes: EventPasses,
+) -> AuditTables:
+    """`parquet` pairs each grouped Parquet file with the log file it came from."""
+    parts = Parts.of(parquet)
+    tz = snapshot.timezone.key
+    con.register(
+        "parts_t",
+        pa.table(
+            {
+                "filename": parts.paths,
+                "part": pa.array(range(len(parts.paths)), pa.int32()),
+                "fid": pa.array(parts.fids, pa.int32()),
+            }
+        ),
+    )
+    con.register(
+        "sources_t",
+        pa.table({"fid": pa.array(range(len(parts.sources)), pa.int32()), "file": parts.sources}),
+    )
+    cols = ", ".join(f"q.{c}" for c in SIGNAL_COLUMNS)
+    con.execute(
+        'CREATE TEMP TABLE grp AS SELECT p.part, q.g, p.fid, q."user", q.escaped, q.resource, '
+        f"q.sig, {cols}, q.n FROM read_parquet({parts.sql_list()}, filename = true, "
+        "union_by_name = true) q JOIN parts_t p USING (filename)"
+    )
+    users = judge.users_table(
+        snapshot, con.execute('SELECT DISTINCT "user", escaped FROM grp').fetchall()
+    )
+    anyv = ", ".join(f"any_value({c})" for c in SIGNAL_COLUMNS)
+    smap = judge.signal_map(
+        snapshot,
+        con.execute(f"SELECT sig, escaped, {anyv} FROM grp GROUP BY sig, escaped").fetchall(),
+    )
+    con.register("users_t", users)
+    con.register("sigkeys", smap.keys)
+    con.register("devices_t", smap.devices)
+    con.execute(
+        "CREATE TEMP TABLE gk AS SELECT g.part, g.g, g.fid, u.uid, u.cls, k.sid, g.resource "
+        'FROM grp g JOIN users_t u ON g."user" = u.raw AND g.escaped = u.escaped '
+        "JOIN sigkeys k ON g.sig = k.sig AND g.escaped = k.escaped"
+    )
+    con.execute("DROP TABLE grp")
+    breaks = judge.segment_breaks_us(snapshot)
+    con.register("sd", passes.segment_days(parts, breaks, tz))
+    # per group and segment (a few rows per group): plans, cases and decisions come from here
+    con.execute(
+        "CREATE TEMP TABLE gs AS SELECT s.part, s.g, s.seg, k.cls, k.resource, k.sid, "
+        "min(s.first_seen) AS first_seen FROM sd s JOIN gk k USING (part, g) GROUP BY ALL"
+    )
+    plans = judge.plan_table(
+        snapshot,
+        con.execute("SELECT cls, resource, seg, min(first_seen) FROM gs GROUP BY ALL").fetchall(),
+    )
+    con.register("plans_t", plans)
+    planned = "FROM gs s JOIN plans_t p USING (cls, resource, seg)"
+    combos = con.execute(
+        f"SELECT p.pid, s.resource, s.sid, arg_min(s.cls, s.first_seen), min(s.first_seen) "
+        f"{planned} GROUP BY p.pid, s.resource, s.sid ORDER BY ALL"
+    ).fetchall()
+    decisions = judge.decide_combos(snapshot, combos, judge.representatives(snapshot, users), smap)
+    con.register("decisions_t", decisions)
+    con.execute(
+        "CREATE TEMP TABLE gsd AS SELECT s.part, s.g, s.seg, d.did "
+        f"{planned} JOIN decisions_t d USING (pid, resource, sid)"
+    )
+    con.execute(
+        "CREATE TEMP TABLE agg AS SELECT k.uid, k.sid, x.did, s.day, sum(s.n) AS n, "
+        "min(s.first_seen) AS first_seen, max(s.last_seen) AS last_seen "
+        "FROM sd s JOIN gk k USING (part, g) JOIN gsd x USING (part, g, seg) GROUP BY ALL"
+    )
+    con.unregister("sd")  # the biggest table so far: gone before the outputs are written
+    con.execute("DROP TABLE gs")
+    if out is not None:
+        _write_events(con, out, parts, users, decisions, smap.devices, breaks, tz)
+        _write_violations(con, out, parts, passes, breaks, tz)
+    return _tables(con)
+
+
+def _write_events(
+    con: duckdb.DuckDBPyConnection,
+    out: Path,
+    parts: Parts,
+    users: pa.Table,
+    decisions: pa.Table,
+    devices: pa.Table,
+    breaks: list[int],
+    tz: str,
+) -> None:
+    """The events as a star: `events` (one row per group: its user, device and file keys,
+    the list of event times and line numbers), `segments` (the decision of each group in
+    each policy segment), `breaks` (where segments start) and the dimensions. Compact:
+    the times are stored once, never a row per event; `read_events` flattens it."""
+    con.execute(
+        "COPY (SELECT k.part, k.g, k.uid, k.sid, k.fid, q.n, q.ts, q.line "
+        f"FROM read_parquet({parts.sql_list()}, filename = true, union_by_name = true) q "
+        "JOIN parts_t p USING (filename) JOIN gk k ON k.part = p.part AND k.g = q.g) "
+        f"TO {sql_literal(str(out / 'events.parquet'))} (FORMAT parquet)"
+    )
+    con.execute(f"COPY gsd TO {sql_literal(str(out / 'segments.parquet'))} (FORMAT parquet)")
+    pq.write_table(
+        pa.table(
+            {
+                "seg": pa.array(range(len(breaks) + 1), pa.int32()),
+                "start_us": pa.array([None, *breaks], pa.int64()),
+                "tz": [tz] * (len(breaks) + 1),
+            }
+        ),
+        out / "breaks.parquet",
+    )
+    for name, table in (
+        ("users", users.select(["uid", "user", "unit", "cls"])),
+        ("decisions", decisions),
+        ("signals", devices),
+    ):
+        pq.write_table(table, out / f"{name}.parquet")
+    con.execute(f"COPY sources_t TO {sql_literal(str(out / 'files.parquet'))} (FORMAT parquet)")
+
+
+def _write_violations(
+    con: duckdb.DuckDBPyConnection,
+    out: Path,
+    parts: Parts,
+    passes: EventPasses,
+    breaks: list[int],
+    tz: str,
+) -> None:
+    """The violations, denormalised (people read them as they are), Parquet and CSV."""
+    flagged = con.sql(
+        "SELECT x.part, x.g, x.seg FROM gsd x JOIN decisions_t d USING (did) WHERE d.violation"
+    ).to_arrow_table()
+    con.register("violating", passes.violation_events(parts, flagged, breaks))
+    columns = VIOLATION_COLUMNS.format(tz=sql_literal(tz))
+    rows = con.sql(
+        f"SELECT {columns} FROM violating v JOIN gk k USING (part, g) "
+        "JOIN gsd x USING (part, g, seg) JOIN users_t u ON u.uid = k.uid "
+        "JOIN decisions_t d ON d.did = x.did JOIN devices_t s ON s.sid = k.sid "
+        "JOIN sources_t f ON f.fid = k.fid ORDER BY v.ts, u.user, v.line"
+    ).to_arrow_table()
+    pq.write_table(rows, out / "violations.parquet")
+    con.register("violations_t", rows)
+    con.execute("SET preserve_insertion_order = true")  # the CSV keeps the sorted order
+    con.execute(
+        f"COPY violations_t TO {sql_literal(str(out / 'violations.csv'))} (FORMAT csv, HEADER)"
+    )
+    con.execute("SET preserve_insertion_order = false")
+    con.unregister("violations_t")
+    con.unregister("violating")
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> AuditTables:
+    """The compliance tables from `agg` (user, device, decision, day → counts, times)."""
+    joined = "FROM agg a JOIN users_t u USING (uid) JOIN decisions_t d USING (did)"
+    # per user and day first: distinct users then become plain counts
+    con.execute(
+        "CREATE TEMP TABLE per_day AS SELECT p.*, u.unit FROM (SELECT a.uid, a.day, "
+        "sum(a.n) AS events, "
+        "coalesce(sum(a.n) FILTER (WHERE d.violation), 0) AS violations, "
+        "coalesce(sum(a.n) FILTER (WHERE d.excepted IS NOT NULL), 0) AS excepted, "
+        "coalesce(sum(a.n) FILTER (WHERE d.action = 'warn'), 0) AS warned, "
+        "coalesce(sum(a.n) FILTER (WHERE d.report_only IS NOT NULL), 0) AS report_only_hits, "
+        "min(a.first_seen) AS first_seen, max(a.last_seen) AS last_seen "
+        "FROM agg a JOIN decisions_t d USING (did) GROUP BY a.uid, a.day) p "
+        "JOIN users_t u USING (uid)"
+    )
+    sums = (
+        "sum(events) AS events, sum(violations) AS violations, sum(excepted) AS excepted, "
+        "sum(warned) AS warned, sum(report_only_hits) AS report_only_hits"
+    )
+    daily = con.sql(
+        f"SELECT unit, day, {sums}, count(*) AS users, "
+        "count(*) FILTER (WHERE violations > 0) AS users_violating FROM per_day GROUP BY ALL"
+    ).to_arrow_table()
+    per_user = (
+        f"SELECT uid, unit, {sums}, min(first_seen) AS first_seen, max(last_seen) AS last_seen "
+        "FROM per_day GROUP BY uid, unit"
+    )
+    units = con.sql(
+        f"SELECT unit, {sums}, count(*) AS users, "
+        f"count(*) FILTER (WHERE violations > 0) AS users_violating FROM ({per_user}) "
+        "GROUP BY ALL"
+    ).to_arrow_table()
+    # per (user, signals) on integer keys first, then merged by what people read
+    per_device = (
+        "SELECT a.uid, a.sid, sum(a.n) AS events, "
+        "coalesce(sum(a.n) FILTER (WHERE d.violation), 0) AS violations, "
+        "coalesce(sum(a.n) FILTER (WHERE d.action = 'warn'), 0) AS warned, "
+        "coalesce(sum(a.n) FILTER (WHERE d.excepted IS NOT NULL), 0) AS excepted, "
+        "min(a.first_seen) AS first_seen, max(a.last_seen) AS last_seen, "
+        f"max(a.last_seen) FILTER (WHERE {FLAGGED}) AS last_flagged "
+        "FROM agg a JOIN decisions_t d USING (did) GROUP BY a.uid, a.sid"
+    )
+    devices = con.sql(
+        "SELECT u.user, u.unit, v.device, v.vendor, v.platform, v.model, "
+        "max(v.os_version) AS os_version, v.device_id, sum(p.events) AS events, "
+        "sum(p.violations) AS violations, sum(p.warned) AS warned, "
+        "sum(p.excepted) AS excepted, min(p.first_seen) AS first_seen, "
+        "max(p.last_seen) AS last_seen, max(p.last_flagged) AS last_flagged "
+        f"FROM ({per_device}) p JOIN users_t u USING (uid) JOIN devices_t v ON v.sid = p.sid "
+        "GROUP BY u.user, u.unit, v.device, v.vendor, v.platform, v.model, v.device_id"
+    ).to_arrow_table()
+    report_only = con.sql(
+        "SELECT split_part(ro, '=', 1) AS rule, split_part(ro, '=', 2) AS action, unit, "
+        "sum(n) AS events, count(DISTINCT uid) AS users FROM ("
+        "SELECT unnest(string_split(d.report_only, ',')) AS ro, u.unit, a.uid, a.n "
+        f"{joined} WHERE d.report_only IS NOT NULL) GROUP BY ALL"
+    ).to_arrow_table()
+    total = con.execute(
+        f"SELECT {sums}, count(*) AS users, count(*) FILTER (WHERE violations > 0), "
+        f"min(first_seen), max(last_seen) FROM ({per_user})"
+    ).fetchone()
+    assert total is not None
+    names = (
+        "events",
+        "violations",
+        "excepted",
+        "warned",
+        "report_only_hits",
+        "users",
+        "users_violating",
+        "first_event",
+        "last_event",
+    )
+    totals = {
+        k: (0 if v is None and k not in ("first_event", "last_event") else v)
+        for k, v in zip(names, total, strict=True)
+    }
+    return AuditTables(
+        daily=shape(daily, DAILY_COLUMNS, ("unit", "day")),
+        devices=shape(devices, DEVICE_COLUMNS, DEVICE_KEYS),
+        units=shape(units, UNIT_COLUMNS, ("unit",)),
+        report_only=shape(report_only, REPORT_ONLY_COLUMNS, ("rule", "action", "unit")),
+        totals=totals,
+    )
