@@ -13,7 +13,10 @@ One run, on loopback, with wrk (Debian) and one server worker each:
 * nginx in front of a static upstream, with `auth_request` to devicegate (deploy/nginx) and
   without it.
 
-Prints each figure with its baseline and ratio; the last line is one JSON object.
+Every configuration is measured once per round, the rounds interleaved (default 3), and the
+best round of each counts: on a shared machine that keeps a neighbour's burst during one
+measurement from deciding a ratio. Prints each figure with its baseline and ratio; the last
+line is one JSON object.
 """
 
 from __future__ import annotations
@@ -215,6 +218,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="every configuration is measured once per round, in turn; the best round counts "
+        "(the machine is shared: this keeps a neighbour's burst from deciding a ratio)",
+    )
     args = parser.parse_args()
     for binary in ("wrk", "nginx"):
         if shutil.which(binary) is None and not Path(f"/usr/sbin/{binary}").exists():
@@ -268,26 +278,36 @@ def main() -> int:
             for port in (dg_port, hello_port, auth_port, noauth_port, buffered_port):
                 wait_port(port)
             s, c = args.seconds, args.connections
-            dg_url = f"http://127.0.0.1:{dg_port}/"
-            wrk(dg_url, tmp / "direct.lua", 1, c)  # warm-up: identification caches
-            per_s, p99 = wrk(dg_url, tmp / "direct.lua", s, c)
-            buffered_url = f"http://127.0.0.1:{buffered_port}/"
-            wrk(buffered_url, tmp / "direct.lua", 1, c)
-            buffered_per_s, buffered_p99 = wrk(buffered_url, tmp / "direct.lua", s, c)
-            bare_url = f"http://127.0.0.1:{hello_port}/"
-            wrk(bare_url, tmp / "direct.lua", 1, c)  # warm-up, as for devicegate
-            bare_per_s, bare_p99 = wrk(bare_url, tmp / "direct.lua", s, c)
-            wrk(f"http://127.0.0.1:{auth_port}/", tmp / "nginx.lua", 1, c)
-            nginx_per_s, nginx_p99 = wrk(f"http://127.0.0.1:{auth_port}/", tmp / "nginx.lua", s, c)
-            noauth_per_s, noauth_p99 = wrk(
-                f"http://127.0.0.1:{noauth_port}/", tmp / "nginx.lua", s, c
-            )
+            runs = {
+                "devicegate": (f"http://127.0.0.1:{dg_port}/", "direct.lua"),
+                "buffered": (f"http://127.0.0.1:{buffered_port}/", "direct.lua"),
+                "bare": (f"http://127.0.0.1:{hello_port}/", "direct.lua"),
+                "nginx": (f"http://127.0.0.1:{auth_port}/", "nginx.lua"),
+                "noauth": (f"http://127.0.0.1:{noauth_port}/", "nginx.lua"),
+            }
+            for url, script in runs.values():  # warm-up: identification and answer caches
+                wrk(url, tmp / script, 1, c)
+            best: dict[str, tuple[float, float]] = {}
+            for round_no in range(1, args.rounds + 1):
+                print(f"round {round_no}/{args.rounds}")
+                for name, (url, script) in runs.items():
+                    got = wrk(url, tmp / script, s, c)
+                    if name not in best or got[0] > best[name][0]:
+                        best[name] = got
+            per_s, p99 = best["devicegate"]
+            buffered_per_s, buffered_p99 = best["buffered"]
+            bare_per_s, bare_p99 = best["bare"]
+            nginx_per_s, nginx_p99 = best["nginx"]
+            noauth_per_s, noauth_p99 = best["noauth"]
         finally:
             for proc, sig in reversed(procs):
                 stop(proc, sig)
         decisions = _count_decisions(tmp / "bench.db")
         buffered_decisions = _count_decisions(tmp / "buffered.db")
-    print(f"wrk -t2 -c{args.connections} -d{args.seconds}s, one server worker, loopback")
+    print(
+        f"wrk -t2 -c{args.connections} -d{args.seconds}s, one server worker, loopback, "
+        f"best of {args.rounds} interleaved rounds"
+    )
     print(f"devicegate forward-auth      {per_s:10.0f} req/s  p99 {p99:6.2f} ms")
     print(f"bare ASGI app (baseline)     {bare_per_s:10.0f} req/s  p99 {bare_p99:6.2f} ms")
     print(f"  ratio vs bare              {per_s / bare_per_s:10.2f}   (target >= 0.8)")
@@ -307,6 +327,7 @@ def main() -> int:
         "nginx_per_s": round(nginx_per_s, 1),
         "nginx_noauth_per_s": round(noauth_per_s, 1),
         "ratio_vs_nginx_noauth": round(nginx_per_s / noauth_per_s, 3),
+        "rounds": args.rounds,
         "decisions_logged": decisions,
         "buffered_per_s": round(buffered_per_s, 1),
         "buffered_p99_ms": round(buffered_p99, 3),
