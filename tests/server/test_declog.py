@@ -68,3 +68,25 @@ def test_replays_are_logged_in_both_modes(
         for _ in range(10):
             assert fa(client, IPHONE_SAFARI) == 403
     assert app.service.store.count("decisions") == 10
+
+
+def test_a_sighting_counts_before_it_is_committed(
+    tmp_path: Path, scenario: tuple[Path, Path]
+) -> None:
+    """With `buffered`, SMTP right after an IMAP/web access must still see that device."""
+    from datetime import timedelta
+
+    from devicegate.model import Signals
+
+    app = make_app(tmp_path, *scenario, log_ack="buffered")
+    with TestClient(app) as client:
+
+        async def access_then_ask() -> tuple[int, str | None, str | None]:
+            service = app.service
+            service.prepare(OPS, "web", Signals(user_agent=IPHONE_SAFARI), adapter="forward-auth")
+            pending = service.log.pending  # not committed yet
+            seen = service.recent_sighting(OPS, window=timedelta(minutes=5))
+            return pending, seen and seen.adapter, seen and seen.signals.user_agent
+
+        pending, adapter, agent = client._run(access_then_ask())
+    assert pending >= 1 and adapter == "forward-auth" and agent == IPHONE_SAFARI

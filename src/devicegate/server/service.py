@@ -102,6 +102,8 @@ class ServerService:
         )
         metrics.log_pending.set_function(lambda: float(self.log.pending))
         self._seen: dict[tuple[str, str, Signals], float] = {}
+        # user (lower case) → (time, adapter, signals) of this server's newest sighting
+        self._latest: dict[str, tuple[float, str, Signals]] = {}
         self._details: dict[tuple[int, Signals, str | None, str | None], tuple[Decision, str]] = {}
         self._counter = 0
         self._tids = itertools.count(1)
@@ -230,8 +232,10 @@ class ServerService:
                 with_sighting = True
                 if len(self._seen) >= SIGHTING_CACHE_MAX:
                     self._seen.clear()
+                    self._latest.clear()
                 if key is not None:
                     self._seen[key] = last = now
+                    self._latest[key[0]] = (now, key[1], key[2])
             prepared.sighting_due = (last or now) + self.config.sighting_interval
         return self.log.append(
             (self._counter, at, now, prepared.tid, with_sighting),
@@ -239,14 +243,22 @@ class ServerService:
         )
 
     def recent_sighting(self, user: str, *, window: timedelta) -> Sighting | None:
+        """The newest sighting of `user` within `window`: from the store (every server's),
+        or this server's own newest if that is newer — it may not be committed yet (with
+        `--log-ack buffered`, or a batch still in flight)."""
+        identify = self._snapshot.identifier.profile
+        found: Sighting | None = None
         rows = self.store.recent_sightings(user, since=window, limit=1)
-        if not rows:
-            return None
-        row = rows[0]
-        signals = signals_from_json(dict(row["signals"]))
-        return Sighting(
-            row["at"], row["adapter"], signals, self._snapshot.identifier.profile(signals)
-        )
+        if rows:
+            row = rows[0]
+            signals = signals_from_json(dict(row["signals"]))
+            found = Sighting(row["at"], row["adapter"], signals, identify(signals))
+        own = self._latest.get(user.lower())
+        if own is not None and time.time() - own[0] <= window.total_seconds():
+            at = datetime.fromtimestamp(own[0], UTC)
+            if found is None or at > found.at:
+                found = Sighting(at, own[1], own[2], identify(own[2]))
+        return found
 
     async def durable(self) -> None:
         """Wait until every decision made so far is committed (raises `LogUnavailable`).
