@@ -218,3 +218,18 @@ def test_answers_wait_for_the_decision_log(service: LocalService) -> None:
         assert answers[0].startswith(first)
         assert answers[1] == b"action=DUNNO\n\n"  # not decided: nothing to wait for
     assert calls == ["ok"]
+
+
+def test_idle_connections_are_closed(
+    service: LocalService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that connects and goes quiet is closed by the reaper (no timer per read)."""
+    monkeypatch.setattr(postfix, "IDLE_TIMEOUT", 0.2)
+
+    async def idle(port: int) -> list[bytes]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        data = await asyncio.wait_for(reader.read(), 5)  # EOF from the server side
+        writer.close()
+        return [data]
+
+    assert with_server(service, idle) == [b""]

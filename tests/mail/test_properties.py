@@ -94,7 +94,13 @@ def test_postfix_stream_never_crashes(snapshot: Snapshot, data: bytes) -> None:
     server = postfix.PostfixPolicyServer(LocalService(snapshot), "127.0.0.1", 0)
     out: list[bytes] = []
 
+    class Transport:
+        def get_write_buffer_size(self) -> int:
+            return 0
+
     class Writer:
+        transport = Transport()
+
         def write(self, chunk: bytes) -> None:
             out.append(chunk)
 

@@ -50,6 +50,7 @@ MAX_MESSAGE = 300
 SIGHTING_TTL = 5.0
 MAX_CACHED_USERS = 100_000
 IDLE_TIMEOUT = 600.0  # seconds; Postfix closes idle policy connections after 300 s
+DRAIN_ABOVE = 64 * 1024  # bytes of unsent answers before a connection waits for its client
 MALFORMED = "DEFER_IF_PERMIT 4.7.1 devicegate: malformed policy request"
 UNAVAILABLE = "DEFER_IF_PERMIT 4.3.0 devicegate: decision log unavailable"
 
@@ -176,10 +177,15 @@ class PostfixPolicyServer:
         self._answers: dict[str, tuple[float, Replayable, str]] = {}
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        # writer → monotonic time of its last read; a reaper closes the idle ones, so no
+        # request pays for arming and cancelling a timer of its own
+        self._activity: dict[asyncio.StreamWriter, float] = {}
+        self._reaper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Listen; with port 0 the chosen port is stored in `self.port`."""
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        self._reaper = asyncio.create_task(self._reap_idle())
         sockets = self._server.sockets
         if sockets:
             self.port = int(sockets[0].getsockname()[1])
@@ -189,6 +195,10 @@ class PostfixPolicyServer:
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
         for task in list(self._connections):
             task.cancel()
         if self._connections:
@@ -241,9 +251,10 @@ class PostfixPolicyServer:
         if task is not None:
             self._connections.add(task)
         buffer = bytearray()
+        self._activity[writer] = time.monotonic()
         try:
             while True:
-                lines = await self._next_request(reader, buffer)
+                lines = await self._next_request(reader, writer, buffer)
                 if lines is None:
                     return
                 try:
@@ -266,14 +277,26 @@ class PostfixPolicyServer:
         except (ConnectionError, TimeoutError):
             pass
         finally:
+            self._activity.pop(writer, None)
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
             if task is not None:
                 self._connections.discard(task)
 
-    @staticmethod
-    async def _next_request(reader: asyncio.StreamReader, buffer: bytearray) -> list[bytes] | None:
+    async def _reap_idle(self) -> None:
+        """Close connections idle for `IDLE_TIMEOUT` (Postfix closes its own after 300 s;
+        this only frees what a vanished client left open)."""
+        while True:
+            await asyncio.sleep(IDLE_TIMEOUT / 10)
+            cutoff = time.monotonic() - IDLE_TIMEOUT
+            for writer, last in list(self._activity.items()):
+                if last < cutoff:
+                    writer.close()  # the read in `_next_request` then ends: EOF
+
+    async def _next_request(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buffer: bytearray
+    ) -> list[bytes] | None:
         """The next request's attribute lines from `buffer` (refilled from `reader`).
 
         None on EOF, whether clean or mid-request (a truncated request gets no answer).
@@ -295,16 +318,17 @@ class PostfixPolicyServer:
             problem = _framing_problem(buffer)
             if problem is not None:
                 raise _Malformed(problem)
-            async with asyncio.timeout(IDLE_TIMEOUT):
-                chunk = await reader.read(65536)
+            chunk = await reader.read(65536)
             if not chunk:
                 return None
+            self._activity[writer] = time.monotonic()
             buffer += chunk
 
     @staticmethod
     async def _reply(writer: asyncio.StreamWriter, action: str) -> None:
         writer.write(f"action={action}\n\n".encode())
-        await writer.drain()
+        if writer.transport.get_write_buffer_size() > DRAIN_ABOVE:
+            await writer.drain()  # only a client that stopped reading makes us wait
 
 
 def _framing_problem(buffer: bytearray) -> str | None:
