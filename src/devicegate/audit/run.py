@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from devicegate.audit import compliance
 from devicegate.audit.events import BadLine
 from devicegate.audit.formats import FORMATS
 from devicegate.audit.formats.base import ParseContext
+from devicegate.audit.inference import DEFAULT_WINDOW, judged_parts
 from devicegate.audit.ingest import BAD_SAMPLE, Ingested, ingest_file
 from devicegate.audit.sources import detect_format, expand, fingerprint
 from devicegate.audit.state import STATE_DIR, RunRecord, State
@@ -42,6 +43,8 @@ class AuditOptions:
     #: `input_digest` of the policy, directory and inventory files the snapshot was loaded
     #: from, when the caller knows them (the CLI): lets `reuse_previous` skip loading.
     inputs: str | None = None
+    #: how old a device sighting a Postfix submission may take its signals from (inference.py)
+    smtp_window: timedelta = DEFAULT_WINDOW
 
 
 @dataclass
@@ -124,6 +127,7 @@ def _run_key(options: AuditOptions, paths: list[Path], inputs: str) -> str:
         options.year,
         options.fast,
         options.format,
+        options.smtp_window.total_seconds(),
         _code_version(),
     ]
     text = json.dumps([logs, settings, inputs], sort_keys=True, default=str)
@@ -213,7 +217,7 @@ def run_audit(
         results, reused = _ingest(snapshot, options, paths, state, report)
         state.save()
         report.phase("judging")
-        parquet = [(p, r.file) for r in results for p in r.parquet]
+        parquet = judged_parts(results, options.smtp_window, root / "inferred")
         tables = _engine(options, snapshot, parquet)
         bad_sample: list[BadLine] = [b for r in results for b in r.bad_sample][:BAD_SAMPLE]
         data = compliance.summary(

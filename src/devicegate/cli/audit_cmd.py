@@ -88,12 +88,34 @@ def audit(
     year: Annotated[
         int | None, typer.Option("--year", help="Year of BSD syslog stamps (default: file mtime).")
     ] = None,
+    postfix_window: Annotated[
+        str,
+        typer.Option(
+            "--postfix-window",
+            help="How old a device sighting a Postfix submission may take its device from "
+            "(as `serve --postfix-window`).",
+        ),
+    ] = "7d",
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no chatter.")] = False,
 ) -> None:
     """Judge past logs: violations, exceptions and per-unit compliance over time."""
+    from devicegate.errors import UsageError
+    from devicegate.policy.schema import parse_duration
+
+    try:
+        window = parse_duration(postfix_window)
+    except ValueError as exc:
+        raise UsageError(f"--postfix-window: {exc}") from None
     options = AuditOptions(
-        logs=logs, out=out, format=fmt, resource=resource, engine=engine, master=master, year=year
+        logs=logs,
+        out=out,
+        format=fmt,
+        resource=resource,
+        engine=engine,
+        master=master,
+        year=year,
+        smtp_window=window,
     )
     if out is not None and policy:  # unchanged inputs: the last run's results, nothing redone
         try:
