@@ -195,10 +195,11 @@ class PostfixPolicyServer:
         server, self._server = self._server, None
         if server is not None:
             server.close()
-        if self._reaper is not None:
-            self._reaper.cancel()
+        reaper, self._reaper = self._reaper, None
+        if reaper is not None:
+            reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
+                await reaper
         for task in list(self._connections):
             task.cancel()
         if self._connections:

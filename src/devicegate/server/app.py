@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -39,6 +39,8 @@ class DevicegateApp:
         self.service = service
         self.forward_auth = ForwardAuth(service)
         self.dovecot = DovecotPolicy(service)
+        #: awaited first on shutdown (the runner adds the Postfix server's `close`)
+        self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
 
         @asynccontextmanager
         async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -92,6 +94,11 @@ class DevicegateApp:
         )
 
     async def shutdown(self) -> None:
+        """Stop what still decides (the Postfix server), then drain the log, then the rest:
+        a decision made after the log closed would start a new writer."""
+        for stop in self.on_shutdown:
+            await stop()
+        self.on_shutdown.clear()
         await self.service.log.close()
         await asyncio.to_thread(self.service.state.stop)
 

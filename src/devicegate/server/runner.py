@@ -80,6 +80,7 @@ async def serve(app: DevicegateApp, config: ServerConfig) -> None:
             durable=durable,
         )
         await postfix.start()
+        app.on_shutdown.append(postfix.close)
     try:
         await server.serve()
     finally:
