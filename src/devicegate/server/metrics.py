@@ -125,7 +125,7 @@ class Metrics:
         self.log_batches = Histogram(
             "devicegate_log_batch_size",
             "Records per decision-log commit.",
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 2048, 8192),
             registry=r,
         )
         self.log_commit = Histogram(
