@@ -23,7 +23,7 @@ CURL = "curl/8.4.0"  # says nothing about the device
 DEVICES = (
     "device_id,user,vendor,platform,model,os_version,ownership,managed,serial,udid,mdm_id,"
     "activesync_id,mac,cert_fingerprint\n"
-    "MAC-1,{user},Apple,macOS,\"MacBookPro18,1\",14.1,corporate,true,,,,,,{fp}\n"
+    'MAC-1,{user},Apple,macOS,"MacBookPro18,1",14.1,corporate,true,,,,,,{fp}\n'
 )
 
 
