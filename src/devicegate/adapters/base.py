@@ -75,7 +75,7 @@ class ReplayingService(DecisionService, Protocol):
     """A DecisionService that can *replay* a decision for an identical request: logged and
     counted like a decision, without deciding again (`devicegate serve` is one). Adapters
     that see the same request often (a Postfix message to many recipients, an IMAP client
-    reconnecting) keep the prepared decision and replay it while `replayable` says so."""
+    reconnecting) keep the prepared decision and replay it while `replay_if_valid` accepts it."""
 
     def prepare(
         self, user: str, resource: str, signals: Signals, *, adapter: str, basis: str | None = None
@@ -83,9 +83,9 @@ class ReplayingService(DecisionService, Protocol):
         """Decide and log; `basis` (logged) says where inferred signals came from."""
         ...
 
-    def replay(self, prepared: Replayable, now: float) -> object: ...
-
-    def replayable(self, prepared: Replayable, now: float) -> bool: ...
+    def replay_if_valid(self, prepared: Replayable, now: float) -> object | None:
+        """Log one more request answered by `prepared` if it still holds; None: decide."""
+        ...
 
 
 @dataclass

@@ -216,8 +216,11 @@ class PostfixPolicyServer:
         if replaying is not None:
             now = time.time()
             hit = self._answers.get(user)
-            if hit is not None and now < hit[0] and replaying.replayable(hit[1], now):
-                replaying.replay(hit[1], now)
+            if (
+                hit is not None
+                and now < hit[0]
+                and replaying.replay_if_valid(hit[1], now) is not None
+            ):
                 return hit[2]
         sighting = _CachedSightings(self).recent_sighting(user, window=self.window)
         signals = sighting.signals if sighting is not None else Signals()

@@ -90,7 +90,7 @@ class ForwardAuth:
 
     The first request with a given set of relevant header values goes the whole way (parse,
     identify, decide, render); the answer is kept under those raw values and replayed —
-    logged, counted and awaited like any decision — while `ServerService.replayable` holds.
+    logged, counted and awaited like any decision — while `ServerService.replay_if_valid` holds.
     What takes part in the key: the path, the user headers, Authorization, User-Agent, the
     forwarding and certificate headers, the peer, and the original URI when it is an
     ActiveSync request (other URIs do not change the decision but are still checked)."""
@@ -116,7 +116,7 @@ class ForwardAuth:
                 try:
                     await service.log.wait(batch)
                 except LogUnavailable as exc:
-                    await self._send(send, *self._unavailable(exc))
+                    await send_response(send, *self._unavailable(exc))
                     return
             self.latency.observe(time.perf_counter() - started)
             await send(
@@ -129,10 +129,6 @@ class ForwardAuth:
             service.metrics.bad_requests.labels(ADAPTER, str(status)).inc()
         else:
             self.latency.observe(time.perf_counter() - started)
-        await send_response(send, status, headers, body)
-
-    @staticmethod
-    async def _send(send: Any, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         await send_response(send, status, headers, body)
 
     @staticmethod

@@ -4,7 +4,7 @@ Dovecot asks before every IMAP/POP3/submission login, and mail clients log in of
 folder poll, each reconnect), so this path skips the framework like forward-auth does. The
 body carries a per-login `session_id`, so answers are kept under the fields that decide them
 — login, the raw IMAP ID and the remote address — and replayed (logged and counted like a
-decision) while `ServerService.replayable` holds. Parsing and rendering are the adapter's
+decision) while `ServerService.replay_if_valid` holds. Parsing and rendering are the adapter's
 (`devicegate.adapters.dovecot`); this module only moves bytes and caches.
 """
 

@@ -200,7 +200,9 @@ class ServerService:
         return prepared, self._append(prepared, ts, now)
 
     def replay_if_valid(self, prepared: Prepared, now: float) -> Batch | None:
-        """`replay` if `replayable`, in one call (the hot paths' common case); else None."""
+        """Log (and count) one more request answered by `prepared` if it still holds — same
+        snapshot, same device-state generation, same policy segment — and return the batch
+        to await; None when it must be decided again."""
         if (
             prepared.snapshot is self._snapshot
             and prepared.generation == self.state.generation
@@ -208,18 +210,6 @@ class ServerService:
         ):
             return self._append(prepared, now, now)
         return None
-
-    def replay(self, prepared: Prepared, now: float) -> Batch:
-        """Log (and count) one more request answered by `prepared`; the caller checked
-        `replayable`."""
-        return self._append(prepared, now, now)
-
-    def replayable(self, prepared: Prepared, now: float) -> bool:
-        return (
-            prepared.snapshot is self._snapshot
-            and prepared.generation == self.state.generation
-            and now < prepared.valid_until
-        )
 
     def _append(self, prepared: Prepared, at: float, now: float) -> Batch:
         self._counter += 1

@@ -92,7 +92,7 @@ class StateCache:
         """Replace the whole map in one assignment: readers never see a half-built one.
 
         `generation` changes only when the content did: servers replay decisions made under
-        the same generation (see `ServerService.replayable`)."""
+        the same generation (see `ServerService.replay_if_valid`)."""
         fresh = load_restricted(self.store)
         if fresh != self._by_key:
             self._by_key = fresh
