@@ -146,10 +146,12 @@ def write_outputs(out: Path, tables: AuditTables, summary_data: dict[str, Any]) 
 def read_events(out: Path) -> pa.Table:
     """The events of an audit's `--out`, one row each, with their dimensions joined back.
 
-    `events.parquet` holds one row per group of equal (user, resource, signals) of a log
-    file, with the list of its event times and line numbers; `segments` the decision of
-    each group in each policy segment (`breaks` says where segments start); `users`,
-    `decisions`, `signals` and `files` what the keys stand for. Works for either engine.
+    `events.parquet/` is a dataset of the ingested parts (`part-N.parquet`: one row per
+    group of equal (user, resource, signals) of a log file, with the list of its event
+    times and line numbers); `groups` gives each (part, group) its user, signals and file
+    keys; `segments` the decision of each group in each policy segment (`breaks` says where
+    segments start); `users`, `decisions`, `signals` and `files` what the keys stand for.
+    Works for either engine.
     """
     import duckdb
 
@@ -161,18 +163,22 @@ def read_events(out: Path) -> pa.Table:
     breaks = pq.read_table(out / "breaks.parquet").to_pylist()
     tz = str(breaks[0]["tz"]).replace("'", "''")
     seg = segment_sql("ts", [int(b["start_us"]) for b in breaks if b["start_us"] is not None])
+    dataset = str(out / "events.parquet" / "part-*.parquet").replace("'", "''")
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
         return con.sql(
             f"SELECT e.ts, CAST(timezone('{tz}', e.ts) AS DATE) AS day, u.user, u.unit, "
-            "d.resource, e.sid, s.device, s.vendor, s.platform, s.model, d.action, d.rule, "
+            "d.resource, k.sid, s.device, s.vendor, s.platform, s.model, d.action, d.rule, "
             "d.violation, d.excepted, d.report_only, d.spoofing_suspected, f.file, e.line FROM "
-            f"(SELECT *, ({seg})::INTEGER AS seg FROM (SELECT part, g, uid, sid, fid, "
-            f"unnest(ts) AS ts, unnest(line) AS line FROM {src('events')})) e "
+            f"(SELECT *, ({seg})::INTEGER AS seg FROM (SELECT "
+            "CAST(regexp_extract(filename, 'part-(\\d+)\\.parquet$', 1) AS INTEGER) AS part, g, "
+            f"unnest(ts) AS ts, unnest(line) AS line FROM read_parquet('{dataset}', "
+            "filename = true, union_by_name = true))) e "
+            f"JOIN {src('groups')} k USING (part, g) "
             f"JOIN {src('segments')} x USING (part, g, seg) "
-            f"JOIN {src('users')} u USING (uid) JOIN {src('decisions')} d ON d.did = x.did "
-            f"JOIN {src('signals')} s ON s.sid = e.sid JOIN {src('files')} f USING (fid)"
+            f"JOIN {src('users')} u ON u.uid = k.uid JOIN {src('decisions')} d ON d.did = x.did "
+            f"JOIN {src('signals')} s ON s.sid = k.sid JOIN {src('files')} f ON f.fid = k.fid"
         ).to_arrow_table()
     finally:
         con.close()

@@ -20,7 +20,7 @@ from devicegate.audit.tables import AuditTables
 from devicegate.policy import Snapshot
 
 
-def connect(threads: int | None = None, memory_limit: str = "768MB") -> duckdb.DuckDBPyConnection:
+def connect(threads: int | None = None, memory_limit: str = "1GB") -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute(f"SET threads = {int(threads or os.cpu_count() or 1)}")
     con.execute(f"SET memory_limit = {sql_literal(memory_limit)}")

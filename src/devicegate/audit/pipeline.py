@@ -22,6 +22,8 @@ them on PySpark (`spark_engine`). Judging never happens outside `judge` → `dec
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from devicegate.audit import judge
@@ -46,9 +49,10 @@ from devicegate.audit.tables import (
 )
 from devicegate.policy import Snapshot
 
+EVENTS = "events.parquet"  # a directory: one Parquet file per ingested part
 FLAGGED = "(d.violation OR d.action = 'warn' OR d.excepted IS NOT NULL)"
 VIOLATION_COLUMNS = (
-    "v.ts, CAST(timezone({tz}, v.ts) AS DATE) AS day, u.user, u.unit, d.resource, s.device, "
+    "v.ts, {day} AS day, u.user, u.unit, d.resource, s.device, "
     "s.vendor, s.platform, s.model, s.device_id, d.action, d.rule, d.spoofing_suspected, "
     "f.file, v.line"
 )
@@ -233,16 +237,22 @@ def _write_events(
     breaks: list[int],
     tz: str,
 ) -> None:
-    """The events as a star: `events` (one row per group: its user, device and file keys,
-    the list of event times and line numbers), `segments` (the decision of each group in
-    each policy segment), `breaks` (where segments start) and the dimensions. Compact:
-    the times are stored once, never a row per event; `read_events` flattens it."""
-    con.execute(
-        "COPY (SELECT k.part, k.g, k.uid, k.sid, k.fid, q.n, q.ts, q.line "
-        f"FROM read_parquet({parts.sql_list()}, filename = true, union_by_name = true) q "
-        "JOIN parts_t p USING (filename) JOIN gk k ON k.part = p.part AND k.g = q.g) "
-        f"TO {sql_literal(str(out / 'events.parquet'))} (FORMAT parquet)"
-    )
+    """The events as a star: `events.parquet/` (a Parquet dataset, one file per ingested
+    part: one row per group, its user and signals as logged, the list of event times and
+    line numbers), `groups` (each group's user, device and file keys), `segments` (the
+    decision of each group in each policy segment), `breaks` (where segments start) and
+    the dimensions. The parts are the ingested files themselves, hard-linked (copied only
+    across file systems): the times are never rewritten. `read_events` flattens it."""
+    dataset = out / EVENTS
+    if dataset.is_dir():
+        shutil.rmtree(dataset)
+    else:
+        dataset.unlink(missing_ok=True)  # a single file from an older release
+    dataset.mkdir()
+    for part, path in enumerate(parts.paths):
+        _link(Path(path), dataset / part_name(part))
+    groups = sql_literal(str(out / "groups.parquet"))
+    con.execute(f"COPY (SELECT part, g, uid, sid, fid FROM gk) TO {groups} (FORMAT parquet)")
     con.execute(f"COPY gsd TO {sql_literal(str(out / 'segments.parquet'))} (FORMAT parquet)")
     pq.write_table(
         pa.table(
@@ -263,6 +273,18 @@ def _write_events(
     con.execute(f"COPY sources_t TO {sql_literal(str(out / 'files.parquet'))} (FORMAT parquet)")
 
 
+def part_name(part: int) -> str:
+    """The file of part `part` in the `events.parquet/` dataset (`read_events` parses it)."""
+    return f"part-{part:05d}.parquet"
+
+
+def _link(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or links not allowed
+        shutil.copyfile(source, target)
+
+
 def _write_violations(
     con: duckdb.DuckDBPyConnection,
     out: Path,
@@ -271,27 +293,35 @@ def _write_violations(
     breaks: list[int],
     tz: str,
 ) -> None:
-    """The violations, denormalised (people read them as they are), Parquet and CSV."""
+    """The violations, denormalised (people read them as they are), Parquet and CSV, in
+    (time, user, line) order. Sorted in Arrow on integer keys — the user's rank in name
+    order stands for the name — rather than by SQL on the strings (half the time)."""
     flagged = con.sql(
         "SELECT x.part, x.g, x.seg FROM gsd x JOIN decisions_t d USING (did) WHERE d.violation"
     ).to_arrow_table()
     con.register("violating", passes.violation_events(parts, flagged, breaks))
-    columns = VIOLATION_COLUMNS.format(tz=sql_literal(tz))
+    columns = VIOLATION_COLUMNS.format(day=day_sql("v.ts", tz, time_range(parts)))
     rows = con.sql(
-        f"SELECT {columns} FROM violating v JOIN gk k USING (part, g) "
+        f"SELECT {columns}, r.rank FROM violating v JOIN gk k USING (part, g) "
         "JOIN gsd x USING (part, g, seg) JOIN users_t u ON u.uid = k.uid "
         "JOIN decisions_t d ON d.did = x.did JOIN devices_t s ON s.sid = k.sid "
-        "JOIN sources_t f ON f.fid = k.fid ORDER BY v.ts, u.user, v.line"
+        "JOIN sources_t f ON f.fid = k.fid JOIN (SELECT uid, dense_rank() OVER "
+        '(ORDER BY "user") AS rank FROM users_t) r ON r.uid = k.uid'
     ).to_arrow_table()
+    con.unregister("violating")
+    order = pc.sort_indices(
+        rows, [("ts", "ascending"), ("rank", "ascending"), ("line", "ascending")]
+    )
+    rows = rows.take(order).drop_columns(["rank"])
     pq.write_table(rows, out / "violations.parquet")
     con.register("violations_t", rows)
     con.execute("SET preserve_insertion_order = true")  # the CSV keeps the sorted order
-    con.execute(
-        f"COPY violations_t TO {sql_literal(str(out / 'violations.csv'))} (FORMAT csv, HEADER)"
-    )
-    con.execute("SET preserve_insertion_order = false")
-    con.unregister("violations_t")
-    con.unregister("violating")
+    try:
+        csv = sql_literal(str(out / "violations.csv"))
+        con.execute(f"COPY violations_t TO {csv} (FORMAT csv, HEADER)")
+    finally:
+        con.execute("SET preserve_insertion_order = false")
+        con.unregister("violations_t")
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> AuditTables:
@@ -317,14 +347,13 @@ def _tables(con: duckdb.DuckDBPyConnection) -> AuditTables:
         f"SELECT unit, day, {sums}, count(*) AS users, "
         "count(*) FILTER (WHERE violations > 0) AS users_violating FROM per_day GROUP BY ALL"
     ).to_arrow_table()
-    per_user = (
-        f"SELECT uid, unit, {sums}, min(first_seen) AS first_seen, max(last_seen) AS last_seen "
-        "FROM per_day GROUP BY uid, unit"
+    con.execute(
+        f"CREATE TEMP TABLE per_user AS SELECT uid, unit, {sums}, min(first_seen) AS first_seen, "
+        "max(last_seen) AS last_seen FROM per_day GROUP BY uid, unit"
     )
     units = con.sql(
         f"SELECT unit, {sums}, count(*) AS users, "
-        f"count(*) FILTER (WHERE violations > 0) AS users_violating FROM ({per_user}) "
-        "GROUP BY ALL"
+        "count(*) FILTER (WHERE violations > 0) AS users_violating FROM per_user GROUP BY ALL"
     ).to_arrow_table()
     # per (user, signals) on integer keys first, then merged by what people read
     per_device = (
@@ -353,7 +382,7 @@ def _tables(con: duckdb.DuckDBPyConnection) -> AuditTables:
     ).to_arrow_table()
     total = con.execute(
         f"SELECT {sums}, count(*) AS users, count(*) FILTER (WHERE violations > 0), "
-        f"min(first_seen), max(last_seen) FROM ({per_user})"
+        "min(first_seen), max(last_seen) FROM per_user"
     ).fetchone()
     assert total is not None
     names = (
