@@ -101,9 +101,12 @@ class RowWriter:
     def rows(
         self, records: list[Record], templates: dict[int, Template]
     ) -> tuple[list[Row], list[Row]]:
+        """Sightings and decisions. A request id is the server's prefix and its counter in
+        fixed-width hex: ids of one server sort in the order they are written, so the unique
+        index grows at one place (unpadded, inserts landed all over it: ≈ 2 µs a row more)."""
         prefix, stamp = self.id_prefix, self._time
         decisions = [
-            (f"{prefix}{n:x}", stamp(at), *templates[tid][0]) for n, at, _, tid, _ in records
+            (f"{prefix}{n:010x}", stamp(at), *templates[tid][0]) for n, at, _, tid, _ in records
         ]
         sightings: list[Row] = []
         for _, _, now, tid, with_sighting in records:
