@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -134,14 +135,25 @@ def _run_key(options: AuditOptions, paths: list[Path], inputs: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+@functools.cache
 def _code_version() -> str:
-    """The installed devicegate's version: results of another release are not reused."""
+    """What the judging code is: devicegate's version, a hash of its installed files (an
+    editable install changes without a new version; the bundled OUI data is among them),
+    and the versions of the libraries that parse and identify. Results computed by other
+    code are not reused."""
     from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        return version("devicegate")
-    except PackageNotFoundError:
-        return "unknown"
+    digest = hashlib.sha256()
+    for name in ("devicegate", "duckdb", "pyarrow", "ua-parser", "ua-parser-rs", "netaddr"):
+        try:
+            digest.update(f"{name}={version(name)};".encode())
+        except PackageNotFoundError:
+            digest.update(f"{name}=-;".encode())
+    package = Path(__file__).resolve().parent.parent
+    for path in sorted(package.rglob("*")):
+        if path.is_file() and path.suffix not in (".pyc", ".pyo"):
+            digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def reuse_previous(options: AuditOptions) -> AuditResult | None:
