@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from devicegate.audit.events import BadLine
@@ -119,6 +118,22 @@ def still_to_replace(tables: AuditTables, last_event: object) -> pa.Table:
     return devices.filter(keep)
 
 
+def write_csv(table: pa.Table, path: Path) -> None:
+    """`table` as CSV with a header, in its row order, written the way the engine writes
+    violations.csv (DuckDB's writer: ten times Arrow's on devices_per_user's 80k rows)."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET preserve_insertion_order = true")
+        con.register("table_t", table)
+        target = "'" + str(path).replace("'", "''") + "'"
+        con.execute(f"COPY table_t TO {target} (FORMAT csv, HEADER)")
+    finally:
+        con.close()
+
+
 def write_outputs(out: Path, tables: AuditTables, summary_data: dict[str, Any]) -> list[Path]:
     """Parquet tables and CSV exports of the small tables, plus summary.json."""
     written = []
@@ -129,11 +144,11 @@ def write_outputs(out: Path, tables: AuditTables, summary_data: dict[str, Any]) 
         ("report_only", tables.report_only),
     ):
         pq.write_table(table, out / f"{name}.parquet")
-        pacsv.write_csv(table, out / f"{name}.csv")
+        write_csv(table, out / f"{name}.csv")
         written += [out / f"{name}.parquet", out / f"{name}.csv"]
     violations = out / "violations.csv"
     if not violations.exists():  # the engine writes it beside violations.parquet when it can
-        pacsv.write_csv(pq.read_table(out / "violations.parquet"), violations)
+        write_csv(pq.read_table(out / "violations.parquet"), violations)
     written.append(violations)
     (out / "summary.json").write_text(
         json.dumps(summary_data, indent=2, ensure_ascii=False, default=str) + "\n",
