@@ -172,17 +172,39 @@ def sample_app() -> Iterator[int]:
         server.server_close()
 
 
+def _proxy_config(
+    template: Path, listen: str, devicegate_port: int, app_port: int
+) -> tuple[str, int]:
+    """A deploy/ proxy config moved to the test's ports: devicegate (8181 in the template),
+    the sample app (8080) and the proxy's own `listen` address, which gets a free port.
+    Returns the text and that port."""
+    port = free_port()
+    text = (
+        template.read_text()
+        .replace("127.0.0.1:8181", f"127.0.0.1:{devicegate_port}")
+        .replace("127.0.0.1:8080", f"127.0.0.1:{app_port}")
+        .replace(listen, f"127.0.0.1:{port}")
+    )
+    return text, port
+
+
+@contextmanager
+def _serving(proc: subprocess.Popen[bytes], port: int, stop_signal: int) -> Iterator[int]:
+    """`port` once `proc` listens on it; `proc` is stopped with `stop_signal` on the way out."""
+    try:
+        wait_port(port, proc)
+        yield port
+    finally:
+        stop(proc, stop_signal)
+
+
 @contextmanager
 def nginx(tmp: Path, devicegate_port: int, app_port: int) -> Iterator[int]:
     binary = need("nginx")
     prefix = tmp / "nginx"
     prefix.mkdir()
-    port = free_port()
-    site = (DEPLOY / "nginx" / "devicegate.conf").read_text()
-    site = (
-        site.replace("127.0.0.1:8181", f"127.0.0.1:{devicegate_port}")
-        .replace("127.0.0.1:8080", f"127.0.0.1:{app_port}")
-        .replace("127.0.0.1:8443", f"127.0.0.1:{port}")
+    site, port = _proxy_config(
+        DEPLOY / "nginx" / "devicegate.conf", "127.0.0.1:8443", devicegate_port, app_port
     )
     (prefix / "devicegate.conf").write_text(site)
     conf = (DEPLOY / "nginx" / "nginx-test.conf.in").read_text().replace("@PREFIX@", str(prefix))
@@ -200,11 +222,8 @@ def nginx(tmp: Path, devicegate_port: int, app_port: int) -> Iterator[int]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    try:
-        wait_port(port, proc)
+    with _serving(proc, port, signal.SIGQUIT):
         yield port
-    finally:
-        stop(proc, signal.SIGQUIT)
 
 
 @contextmanager
@@ -212,25 +231,18 @@ def haproxy(tmp: Path, devicegate_port: int, app_port: int) -> Iterator[int]:
     binary = need("haproxy")
     prefix = tmp / "haproxy"
     prefix.mkdir()
-    port = free_port()
-    conf = (DEPLOY / "haproxy" / "haproxy.cfg").read_text()
-    conf = (
-        conf.replace("127.0.0.1:8181", f"127.0.0.1:{devicegate_port}")
-        .replace("127.0.0.1:8080", f"127.0.0.1:{app_port}")
-        .replace("127.0.0.1:8444", f"127.0.0.1:{port}")
-        .replace("/etc/haproxy/devicegate/", str(DEPLOY / "haproxy") + "/")
+    conf, port = _proxy_config(
+        DEPLOY / "haproxy" / "haproxy.cfg", "127.0.0.1:8444", devicegate_port, app_port
     )
+    conf = conf.replace("/etc/haproxy/devicegate/", str(DEPLOY / "haproxy") + "/")
     (prefix / "haproxy.cfg").write_text(conf)
     proc = subprocess.Popen(
         [binary, "-db", "-f", str(prefix / "haproxy.cfg")],
         stdout=subprocess.DEVNULL,
         stderr=(prefix / "haproxy.log").open("wb"),
     )
-    try:
-        wait_port(port, proc)
+    with _serving(proc, port, signal.SIGUSR1):
         yield port
-    finally:
-        stop(proc, signal.SIGUSR1)
 
 
 @contextmanager

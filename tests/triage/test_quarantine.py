@@ -11,18 +11,27 @@ from typing import ClassVar
 
 import pytest
 import yaml
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from devicegate.errors import StoreError
 from devicegate.triage import TriageError, Verdict
 from devicegate.triage.cli import app
 from devicegate.triage.quarantine import record, redact
 
-from .builder import SERIAL, UDID, BackupBuilder
-from .scenarios import PASSWORD, build
+from .builder import SERIAL, UDID
+from .scenarios import PASSWORD
 
 Make = Callable[[str], Path]
 ENV = {"BACKUP_PW": PASSWORD}
+
+
+def _scan_triangulation(make: Make, *options: str) -> Result:
+    """`triage scan` of the Triangulation backup, its password from the environment."""
+    return CliRunner().invoke(
+        app,
+        ["scan", str(make("triangulation")), "--password-env", "BACKUP_PW", *options],
+        env=ENV,
+    )
 
 
 class FakeStore:
@@ -55,21 +64,8 @@ def fake_store(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
 def test_quarantine_records_keys_verdict_and_evidence(
     make: Make, fake_store: list[dict[str, object]]
 ) -> None:
-    result = CliRunner().invoke(
-        app,
-        [
-            "scan",
-            str(make("triangulation")),
-            "--password-env",
-            "BACKUP_PW",
-            "--json",
-            "--store",
-            "sqlite:///ignored.db",
-            "--quarantine",
-            "--device",
-            "dev-42",
-        ],
-        env=ENV,
+    result = _scan_triangulation(
+        make, "--json", "--store", "sqlite:///ignored.db", "--quarantine", "--device", "dev-42"
     )
     assert result.exit_code == 5, result.stderr
     (call,) = fake_store
@@ -111,18 +107,8 @@ def test_store_failure_is_an_error_without_the_password(
 
     module.open_store = broken  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "devicegate.store", module)
-    result = CliRunner().invoke(
-        app,
-        [
-            "scan",
-            str(make("triangulation")),
-            "--password-env",
-            "BACKUP_PW",
-            "--store",
-            "postgresql://gate:s3cret@db.example.org/gate",
-            "--quarantine",
-        ],
-        env=ENV,
+    result = _scan_triangulation(
+        make, "--store", "postgresql://gate:s3cret@db.example.org/gate", "--quarantine"
     )
     assert result.exit_code == 1
     assert "s3cret" not in result.stderr and "connection refused" in result.stderr
@@ -131,21 +117,11 @@ def test_store_failure_is_an_error_without_the_password(
     assert isinstance(StoreError("x"), Exception)
 
 
-def _real_store() -> types.ModuleType:
-    try:
-        import devicegate.store as store
-    except ImportError:
-        pytest.skip("store not yet available")
-    if not hasattr(store, "open_store"):
-        pytest.skip("store not yet available")
-    return store
-
-
 def test_quarantined_device_is_refused_everywhere_despite_exception(
     make: Make, tmp_path: Path
 ) -> None:
     """End to end: triage --quarantine → store → engine, with the user's exception active."""
-    store_module = _real_store()
+    import devicegate.store as store_module
     from devicegate.directory import Directory, User
     from devicegate.model import Action, DeviceKind, DeviceProfile, Request, Trust
     from devicegate.policy import compile_policy, decide, load_policy
@@ -156,19 +132,7 @@ def test_quarantined_device_is_refused_everywhere_despite_exception(
     with store.engine.begin() as conn:
         store.ensure_device(conn, [("serial", SERIAL), ("activesync_id", "ABCDEF0123456789")])
 
-    result = CliRunner().invoke(
-        app,
-        [
-            "scan",
-            str(make("triangulation")),
-            "--password-env",
-            "BACKUP_PW",
-            "--store",
-            url,
-            "--quarantine",
-        ],
-        env=ENV,
-    )
+    result = _scan_triangulation(make, "--store", url, "--quarantine")
     assert result.exit_code == 5, result.stderr
     state = store.device_state([("activesync_id", "ABCDEF0123456789")])
     assert state.compromised
@@ -217,5 +181,6 @@ def test_quarantined_device_is_refused_everywhere_despite_exception(
 
 
 def test_verdict_enum_is_what_the_store_expects() -> None:
-    assert Verdict.COMPROMISED.value == "compromised"
-    assert BackupBuilder is not None and build is not None
+    from devicegate.store import COMPROMISED
+
+    assert Verdict.COMPROMISED.value == COMPROMISED

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pyarrow as pa
 
@@ -28,6 +28,7 @@ from devicegate.audit.formats.base import user_or_none
 from devicegate.audit.formats.nginx import unescape
 from devicegate.model import NO_STATE, Action, Decision, DeviceProfile, Request, Signals
 from devicegate.policy import Snapshot, decide
+from devicegate.timeutil import assume_utc
 
 UNKNOWN_UNIT = "(not in directory)"
 VIOLATION_ACTIONS = (Action.BLOCK.value, Action.QUARANTINE.value)
@@ -206,7 +207,7 @@ def decide_combos(
     classes = _device_classes(snapshot, smap)
     made: dict[tuple[int, str, object], tuple[object, ...]] = {}
     for did, (pid, resource, sid, cls, at) in enumerate(combos):
-        when = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+        when = assume_utc(at)
         if snapshot.plan(cls, resource, when.timestamp()) != pid:
             raise RuntimeError(f"engine put class {cls} at {when.isoformat()} in plan {pid}: a bug")
         key = (pid, resource, classes[sid])

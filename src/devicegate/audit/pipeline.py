@@ -48,6 +48,7 @@ from devicegate.audit.tables import (
     shape,
 )
 from devicegate.policy import Snapshot
+from devicegate.timeutil import assume_utc
 
 EVENTS = "events.parquet"  # a directory: one Parquet file per ingested part
 FLAGGED = "(d.violation OR d.action = 'warn' OR d.excepted IS NOT NULL)"
@@ -119,7 +120,7 @@ def time_range(parts: Parts) -> tuple[datetime, datetime] | None:
 
 def _as_time(value: object) -> datetime:
     if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return assume_utc(value)
     return datetime.fromtimestamp(int(value) / 1_000_000, UTC)  # type: ignore[call-overload]
 
 

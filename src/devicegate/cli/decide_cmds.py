@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -32,7 +33,7 @@ from devicegate.errors import SignalError, UsageError
 from devicegate.identify import Identifier
 from devicegate.inventory import EMPTY_INVENTORY, load_inventory
 from devicegate.model import Request
-from devicegate.policy import decide, explain
+from devicegate.policy import Snapshot, decide, explain
 from devicegate.serialize import decision_json, profile_json, signals_from_json
 
 JSONL_KEYS = {
@@ -127,22 +128,29 @@ def _identify_stream(identifier: Identifier) -> int:
     return 1 if failures else 0
 
 
-def _request(
-    snapshot_tz: object,
+def _load_request(
+    policy: list[Path],
+    directory: Path | None,
+    devices: Path | None,
     user: str,
     resource: str,
     at: str | None,
     signals_args: tuple[str | None, ...],
-) -> Request:
-    from zoneinfo import ZoneInfo
-
-    assert isinstance(snapshot_tz, ZoneInfo)
-    return Request(
+    *,
+    quiet: bool,
+) -> tuple[Snapshot, Request]:
+    """What `check` and `explain` do before deciding: load the policy (saying what was loaded
+    unless `quiet`), refuse an unknown resource, and build the request, `--at` read in the
+    policy's time zone."""
+    snapshot = load_snapshot(policy, directory, devices, quiet=quiet)
+    _check_resource(snapshot.resources, resource)
+    request = Request(
         user=user,
         resource=resource,
-        at=parse_at(at, snapshot_tz),
+        at=parse_at(at, snapshot.timezone),
         signals=make_signals(*signals_args),
     )
+    return snapshot, request
 
 
 UserOpt = Annotated[str, typer.Option("--user", "-u", help="User as the service authenticated it.")]
@@ -170,10 +178,10 @@ def check(
     quiet: QuietOpt = False,
 ) -> None:
     """Decide one access: action, deciding rule, message, report-only hits, device."""
-    snapshot = load_snapshot(policy, directory, devices, quiet=quiet or as_json)
-    _check_resource(snapshot.resources, resource)
-    request = _request(
-        snapshot.timezone,
+    snapshot, request = _load_request(
+        policy,
+        directory,
+        devices,
         user,
         resource,
         at,
@@ -187,6 +195,7 @@ def check(
             mdm_id,
             tls_fingerprint,
         ),
+        quiet=quiet or as_json,
     )
     decision = decide(snapshot, request)
     if as_json:
@@ -234,10 +243,10 @@ def explain_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Print the reasoning behind a decision: the device evidence, every rule considered."""
-    snapshot = load_snapshot(policy, directory, devices, quiet=quiet)
-    _check_resource(snapshot.resources, resource)
-    request = _request(
-        snapshot.timezone,
+    snapshot, request = _load_request(
+        policy,
+        directory,
+        devices,
         user,
         resource,
         at,
@@ -251,6 +260,7 @@ def explain_cmd(
             mdm_id,
             tls_fingerprint,
         ),
+        quiet=quiet,
     )
     for line in explain(snapshot, request):
         typer.echo(line)

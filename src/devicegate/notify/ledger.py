@@ -8,12 +8,12 @@ have left, so it is reported as uncertain and not resent automatically — never
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 from devicegate.store import Store
 from devicegate.store import tables as t
+from devicegate.timeutil import utc_now
 
 SENDING = "sending"
 SENT = "sent"
@@ -46,7 +46,7 @@ class Ledger:
         self, user: str, rule: str, device_id: str, status: str, error: str | None = None
     ) -> None:
         """Set the state (committed before returning); `sending` counts an attempt."""
-        now = datetime.now(UTC)
+        now = utc_now()
         where = (
             (t.notices.c.user == user)
             & (t.notices.c.rule == rule)

@@ -14,7 +14,7 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from devicegate.errors import StoreError
 from devicegate.inventory import normalise_key
 from devicegate.model import DeviceState
 from devicegate.store import tables as t
+from devicegate.timeutil import assume_utc, utc_now
 
 DEFAULT_URL = "sqlite:///devicegate.db"
 COMPROMISED = "compromised"
@@ -43,13 +44,19 @@ class DeviceRecord:
     last_seen: datetime
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+def _at_in_utc(row: sa.RowMapping) -> dict[str, Any]:
+    """A sighting or decision row as a dict, its `at` aware (SQLite returns it naive)."""
+    return dict(row) | {"at": assume_utc(row["at"])}
 
 
-def _aware(value: datetime) -> datetime:
-    """SQLite returns naive datetimes; everything we store is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+def _clear_verdicts(conn: sa.Connection, device_ref: str, *, by: str, now: datetime) -> int:
+    """Clear the device's standing verdicts; how many were cleared."""
+    result = conn.execute(
+        t.verdicts.update()
+        .where(t.verdicts.c.device_ref == device_ref, t.verdicts.c.cleared_at.is_(None))
+        .values(cleared_at=now, cleared_by=by)
+    )
+    return int(result.rowcount or 0)
 
 
 def make_engine(url: str) -> Engine:
@@ -124,7 +131,7 @@ class Store:
         if not keys:
             raise StoreError("a device needs at least one identifier")
         refs = self._resolve(conn, keys)
-        now = _now()
+        now = utc_now()
         if refs:
             ref = refs[0]
             conn.execute(
@@ -209,19 +216,14 @@ class Store:
                     evidence=evidence,
                     scan_id=scan_id,
                     source=source,
-                    created_at=_now(),
+                    created_at=utc_now(),
                 )
             )
         return ref
 
     def clear_verdict(self, device_ref: str, *, by: str = "operator") -> int:
         with self.engine.begin() as conn:
-            result = conn.execute(
-                t.verdicts.update()
-                .where(t.verdicts.c.device_ref == device_ref, t.verdicts.c.cleared_at.is_(None))
-                .values(cleared_at=_now(), cleared_by=by)
-            )
-        return int(result.rowcount or 0)
+            return _clear_verdicts(conn, device_ref, by=by, now=utc_now())
 
     # ---- quarantine holds ----------------------------------------------------------------
     def hold(
@@ -250,26 +252,22 @@ class Store:
                         resource=resource,
                         rule=rule,
                         reason=reason,
-                        created_at=_now(),
+                        created_at=utc_now(),
                     )
                 )
         return ref
 
     def release(self, device_ref: str, *, by: str = "operator") -> int:
         """Release every hold and clear every verdict on a device. Returns what changed."""
-        now = _now()
+        now = utc_now()
         with self.engine.begin() as conn:
             holds = conn.execute(
                 t.holds.update()
                 .where(t.holds.c.device_ref == device_ref, t.holds.c.released_at.is_(None))
                 .values(released_at=now, released_by=by)
             ).rowcount
-            cleared = conn.execute(
-                t.verdicts.update()
-                .where(t.verdicts.c.device_ref == device_ref, t.verdicts.c.cleared_at.is_(None))
-                .values(cleared_at=now, cleared_by=by)
-            ).rowcount
-        return int(holds or 0) + int(cleared or 0)
+            cleared = _clear_verdicts(conn, device_ref, by=by, now=now)
+        return int(holds or 0) + cleared
 
     def list_devices(self, *, only_restricted: bool = False) -> list[DeviceRecord]:
         with self.engine.connect() as conn:
@@ -302,7 +300,7 @@ class Store:
                 keys=tuple(sorted(keys.get(row.device_ref, []))),
                 verdict=verdict_of.get(row.device_ref),
                 held=tuple(sorted(held.get(row.device_ref, []))),
-                last_seen=_aware(row.last_seen),
+                last_seen=assume_utc(row.last_seen),
             )
             if not only_restricted or record.held or record.verdict == COMPROMISED:
                 out.append(record)
@@ -325,7 +323,7 @@ class Store:
                     device_ref=device_ref,
                     verdict=verdict,
                     source=source,
-                    created_at=_now(),
+                    created_at=utc_now(),
                     report=report,
                 )
             )
@@ -345,7 +343,7 @@ class Store:
         self, user: str, *, since: timedelta, now: datetime | None = None, limit: int = 20
     ) -> list[dict[str, Any]]:
         """The user's devices seen on any adapter within `since` (newest first)."""
-        cutoff = (now or _now()) - since
+        cutoff = (now or utc_now()) - since
         with self.engine.connect() as conn:
             rows = (
                 conn.execute(
@@ -360,7 +358,7 @@ class Store:
                 .mappings()
                 .all()
             )
-        return [dict(row) | {"at": _aware(row["at"])} for row in rows]
+        return [_at_in_utc(row) for row in rows]
 
     def iter_decisions(
         self,
@@ -393,7 +391,7 @@ class Store:
             if not rows:
                 return
             for row in rows:
-                yield dict(row) | {"at": _aware(row["at"])}
+                yield _at_in_utc(row)
             last = rows[-1]["id"]
 
     def count(self, table: str) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 
 from devicegate.audit.events import Event, LineError
 from devicegate.audit.formats.base import ParseContext, syslog_line
@@ -87,14 +88,7 @@ class Parser:
                 raise LineError("login line without user=<…>")
             session: str | None = attrs.get("session", "")
             imap_id = self.pending_id.pop(session, None) if session else None
-            event = Event(
-                number,
-                at,
-                user,
-                self.ctx.resource or default_resource,
-                client_ip=attrs.get("rip"),
-                imap_id=imap_id,
-            )
+            event = self._access(number, at, user, attrs, imap_id)
             if imap_id is not None or not session:
                 return (event,)
             self.pending_login[session] = event
@@ -113,16 +107,7 @@ class Parser:
                 return (replace(waiting, imap_id=listed),)
             if user:
                 # the ID of a session whose login this log does not show: an access of its own
-                return (
-                    Event(
-                        number,
-                        at,
-                        user,
-                        self.ctx.resource or default_resource,
-                        client_ip=attrs.get("rip"),
-                        imap_id=listed,
-                    ),
-                )
+                return (self._access(number, at, user, attrs, listed),)
             if session:
                 if len(self.pending_id) >= MAX_PENDING:
                     self.pending_id.clear()
@@ -131,6 +116,19 @@ class Parser:
             return ()
         self.skipped += 1
         return ()
+
+    def _access(
+        self, number: int, at: datetime, user: str, attrs: dict[str, str], imap_id: str | None
+    ) -> Event:
+        """The e-mail access a login line, or an ID line naming its user, stands for."""
+        return Event(
+            number,
+            at,
+            user,
+            self.ctx.resource or default_resource,
+            client_ip=attrs.get("rip"),
+            imap_id=imap_id,
+        )
 
     def finish(self) -> Sequence[Event]:
         waiting = list(self.pending_login.values())
