@@ -47,11 +47,21 @@ class DuckDBPasses:
         )
 
     def segment_days(self, parts: pipeline.Parts, breaks_us: list[int], tz: str) -> pa.Table:
-        day = pipeline.day_sql("t", tz, pipeline.time_range(parts))
+        span = pipeline.time_range(parts)
+        day = pipeline.day_sql("t", tz, span)
+        days = pipeline.break_days(breaks_us, tz, span)
+        counted = "count(*) AS n, min(t) AS first_seen, max(t) AS last_seen"
+        if days is None:  # a break inside a day: each event placed in its segment
+            return self.con.sql(
+                f"SELECT part, g, seg, {day} AS day, {counted} "
+                f"FROM ({self._events(parts, breaks_us)}) GROUP BY ALL"
+            ).to_arrow_table()
+        # breaks at local midnights: count per day, then place the days (a third faster)
+        seg = pipeline.segment_of_day("day", days)
         return self.con.sql(
-            f"SELECT part, g, seg, {day} AS day, "
-            "count(*) AS n, min(t) AS first_seen, max(t) AS last_seen "
-            f"FROM ({self._events(parts, breaks_us)}) GROUP BY ALL"
+            f"SELECT part, g, ({seg})::INTEGER AS seg, day, n, first_seen, last_seen FROM ("
+            f"SELECT part, g, {day} AS day, {counted} FROM ({self._events(parts, [])}) "
+            "GROUP BY ALL)"
         ).to_arrow_table()
 
     def violation_events(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -124,25 +124,59 @@ def _as_time(value: object) -> datetime:
     return datetime.fromtimestamp(int(value) / 1_000_000, UTC)  # type: ignore[call-overload]
 
 
-def day_sql(column: str, tz: str, span: tuple[datetime, datetime] | None) -> str:
-    """The day in zone `tz` of a TIMESTAMPTZ column, as DuckDB SQL. When the zone's UTC
-    offset is the same on every day of `span` (a zone without daylight saving, or a span
-    between two changes), integer arithmetic on the epoch; otherwise the zone conversion
-    (several times slower per event)."""
-    exact = f"CAST(timezone({sql_literal(tz)}, {column}) AS DATE)"
+def constant_offset_us(tz: str, span: tuple[datetime, datetime] | None) -> int | None:
+    """The UTC offset of zone `tz` in microseconds when it is the same on every day of
+    `span` (and two days around it); None when it changes or the span is unknown."""
     if span is None:
-        return exact
+        return None
     zone = ZoneInfo(tz)
     first, last = span[0] - timedelta(days=2), span[1] + timedelta(days=2)
     days = int((last - first).total_seconds() // 86400) + 1
     offsets = {(first + timedelta(days=i)).astimezone(zone).utcoffset() for i in range(days)}
     offsets.add(last.astimezone(zone).utcoffset())
     if len(offsets) != 1 or None in offsets:
-        return exact
+        return None
     (offset,) = offsets
     assert offset is not None
-    shift = int(offset.total_seconds()) * 1_000_000
+    return int(offset.total_seconds()) * 1_000_000
+
+
+def day_sql(column: str, tz: str, span: tuple[datetime, datetime] | None) -> str:
+    """The day in zone `tz` of a TIMESTAMPTZ column, as DuckDB SQL. When the zone's UTC
+    offset is the same on every day of `span` (a zone without daylight saving, or a span
+    between two changes), integer arithmetic on the epoch; otherwise the zone conversion
+    (several times slower per event)."""
+    shift = constant_offset_us(tz, span)
+    if shift is None:
+        return f"CAST(timezone({sql_literal(tz)}, {column}) AS DATE)"
     return f"(DATE '1970-01-01' + CAST((epoch_us({column}) + {shift}) // 86400000000 AS INTEGER))"
+
+
+def break_days(
+    breaks_us: list[int], tz: str, span: tuple[datetime, datetime] | None
+) -> list[date] | None:
+    """The local days at whose start the policy's segments break, when every break is a
+    local midnight and the zone's offset is constant over `span` (what dated policies give:
+    waves, notices and expiries are days). Then an event's segment is a function of its
+    day — `day >= break day` for each break — and the passes can count per day first and
+    place days, not events, in segments. None when some break falls inside a day."""
+    shift = constant_offset_us(tz, span)
+    if shift is None:
+        return None
+    days: list[date] = []
+    for b in breaks_us:
+        local, rest = divmod(b + shift, 86_400_000_000)
+        if rest:
+            return None
+        days.append(date(1970, 1, 1) + timedelta(days=local))
+    return days
+
+
+def segment_of_day(column: str, days: list[date]) -> str:
+    """`snapshot.segment` of a DATE column holding local days, given `break_days`."""
+    if not days:
+        return "0"
+    return " + ".join(f"CAST({column} >= DATE '{d.isoformat()}' AS INTEGER)" for d in days)
 
 
 def run(
