@@ -13,9 +13,36 @@ engine tables, per-file ingestion results). The pieces, one concern each:
     pipeline        the steps in order, shared by both engines
     duckdb_engine   the default engine's passes over events; spark_engine the same on PySpark
     compliance      summary JSON, Parquet and CSV outputs
+    progress        the progress callbacks (`Reporter`)
+
+The names below load on first use (PEP 562): `devicegate audit` needs DuckDB and Arrow,
+every other command of the CLI would pay for them at start otherwise.
 """
 
-from devicegate.audit.compliance import read_events
-from devicegate.audit.run import AuditOptions, AuditResult, Reporter, run_audit
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from devicegate.audit.compliance import read_events
+    from devicegate.audit.progress import Reporter
+    from devicegate.audit.run import AuditOptions, AuditResult, run_audit
+
+_LAZY = {
+    "AuditOptions": "devicegate.audit.run",
+    "AuditResult": "devicegate.audit.run",
+    "Reporter": "devicegate.audit.progress",
+    "read_events": "devicegate.audit.compliance",
+    "run_audit": "devicegate.audit.run",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = ["AuditOptions", "AuditResult", "Reporter", "read_events", "run_audit"]

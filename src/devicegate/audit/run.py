@@ -21,6 +21,7 @@ from devicegate.audit.formats import FORMATS
 from devicegate.audit.formats.base import ParseContext
 from devicegate.audit.inference import DEFAULT_WINDOW, judged_parts
 from devicegate.audit.ingest import BAD_SAMPLE, Ingested, ingest_file
+from devicegate.audit.progress import Reporter
 from devicegate.audit.sources import detect_format, expand, fingerprint
 from devicegate.audit.state import STATE_DIR, RunRecord, State
 from devicegate.audit.tables import AuditTables
@@ -55,20 +56,6 @@ class AuditResult:
     ingested: list[Ingested]
     reused: list[str] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
-
-
-class Reporter:
-    """Progress callbacks (the CLI draws rich bars; tests and `--quiet` pass nothing)."""
-
-    def start(self, total_bytes: int, files: int) -> None: ...
-
-    def file(self, path: Path, fmt: str) -> None: ...
-
-    def advance(self, done: int) -> None: ...
-
-    def phase(self, text: str) -> None: ...
-
-    def stop(self) -> None: ...
 
 
 def _check(options: AuditOptions, snapshot: Snapshot) -> None:

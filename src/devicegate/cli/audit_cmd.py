@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from devicegate.audit import AuditOptions, Reporter, run_audit
-from devicegate.audit.run import input_digest, reuse_previous
+from devicegate.audit.progress import Reporter
 from devicegate.cli.common import (
     DevicesOpt,
     DirectoryOpt,
@@ -100,6 +99,7 @@ def audit(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no chatter.")] = False,
 ) -> None:
     """Judge past logs: violations, exceptions and per-unit compliance over time."""
+    from devicegate.audit.run import AuditOptions, input_digest, reuse_previous, run_audit
     from devicegate.errors import UsageError
     from devicegate.policy.schema import parse_duration
 

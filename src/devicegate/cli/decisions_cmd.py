@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from devicegate.cli.common import err
-from devicegate.store import DEFAULT_URL
+from devicegate.defaults import DEFAULT_STORE_URL as DEFAULT_URL
 
 decisions_app = typer.Typer(help="The decision log in the store.", no_args_is_help=True)
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from devicegate.cli.common import JsonOpt, write_json
-from devicegate.store import DEFAULT_URL
+from devicegate.defaults import DEFAULT_STORE_URL as DEFAULT_URL
 
 devices_app = typer.Typer(help="List devices and release quarantined ones.", no_args_is_help=True)
 

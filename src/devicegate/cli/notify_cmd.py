@@ -18,8 +18,8 @@ from devicegate.cli.common import (
     parse_at,
     write_json,
 )
+from devicegate.defaults import DEFAULT_STORE_URL as DEFAULT_URL
 from devicegate.errors import UsageError
-from devicegate.store import DEFAULT_URL
 
 if TYPE_CHECKING:
     from devicegate.notify.plan import Notice

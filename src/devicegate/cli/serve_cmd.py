@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from devicegate.cli.common import DevicesOpt, DirectoryOpt, PolicyOpt, err
-from devicegate.store import DEFAULT_URL
+from devicegate.defaults import DEFAULT_STORE_URL as DEFAULT_URL
 
 StoreOpt = Annotated[
     str, typer.Option("--store", help="SQLAlchemy URL: sqlite:///FILE or postgresql://…")

@@ -21,13 +21,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from devicegate.defaults import DEFAULT_STORE_URL
 from devicegate.errors import StoreError
 from devicegate.inventory import normalise_key
 from devicegate.model import DeviceState
 from devicegate.store import tables as t
 from devicegate.timeutil import assume_utc, utc_now
 
-DEFAULT_URL = "sqlite:///devicegate.db"
+DEFAULT_URL = DEFAULT_STORE_URL
 COMPROMISED = "compromised"
 
 

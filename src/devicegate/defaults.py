@@ -1,0 +1,10 @@
+"""Defaults the command line shows in its options, in a module that imports nothing: the
+`devicegate` command registers every sub-command at start, and importing the store (and
+SQLAlchemy with it) just to print a default URL cost each invocation ≈ 0.17 s."""
+
+from __future__ import annotations
+
+#: The store `serve`, `devices`, `decisions`, `notify` and triage use unless told otherwise.
+DEFAULT_STORE_URL = "sqlite:///devicegate.db"
+
+__all__ = ["DEFAULT_STORE_URL"]
