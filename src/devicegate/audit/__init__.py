@@ -21,8 +21,9 @@ every other command of the CLI would pay for them at start otherwise.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from devicegate.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from devicegate.audit.compliance import read_events
@@ -38,11 +39,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 __all__ = ["AuditOptions", "AuditResult", "Reporter", "read_events", "run_audit"]

@@ -17,8 +17,9 @@ The names below load on first use (PEP 562), so that the writer process, which i
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from devicegate.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from devicegate.server.app import DevicegateApp, create_app
@@ -33,11 +34,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 __all__ = ["DevicegateApp", "ServerConfig", "ServerService", "create_app"]
