@@ -71,6 +71,13 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
         write_frame(stdout, ("error", f"{type(exc).__name__}: {exc}"))
         return 1
     write_frame(stdout, ("ready", None))
+    try:
+        return _serve_batches(stdin, stdout, writer)
+    finally:
+        writer.close()
+
+
+def _serve_batches(stdin: IO[bytes], stdout: IO[bytes], writer: Any) -> int:
     templates: dict[int, Any] = {}
     while True:
         frame = read_frame(stdin)

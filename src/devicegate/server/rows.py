@@ -9,6 +9,8 @@ a test writes through here and reads back through the store's own API.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from datetime import UTC, datetime
 from itertools import chain
@@ -44,6 +46,7 @@ SIGHTING_COLUMNS = (
     "signals",
 )
 Row = tuple[Any, ...]
+log = logging.getLogger("devicegate.server")
 CHUNK = 256  # rows per statement: 12 columns × 256 stays far below SQLite's 32,766 variables
 # What a request appends to the log (see declog.py): its counter, the decision's time and the
 # time it was made (epoch seconds), its template id and whether it records a sighting.
@@ -67,6 +70,7 @@ class RowWriter:
         self._sighting_values = self._values(SIGHTING_COLUMNS, "signals")
         self._statements: dict[tuple[str, int], str] = {}
         self._conn: Any = None
+        self.checkpointer = Checkpointer(self.engine) if self.sqlite else None
         self._second = -1
         self._second_text = ""
 
@@ -122,12 +126,16 @@ class RowWriter:
         sightings, decisions = self.rows(records, templates)
         if self._conn is None:
             self._conn = self.engine.raw_connection()
+            if self.checkpointer is not None:  # commits leave the WAL to the checkpointer
+                self._conn.cursor().execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
         conn = self._conn
         try:
             cursor = conn.cursor()
             self._insert_rows(cursor, self.sightings_sql, self._sighting_values, sightings)
             self._insert_rows(cursor, self.decisions_sql, self._decision_values, decisions)
             conn.commit()
+            if self.checkpointer is not None:
+                self.checkpointer.touch()
         except Exception:
             self._conn = None
             try:
@@ -136,6 +144,14 @@ class RowWriter:
             except Exception:
                 conn.invalidate()
             raise
+
+    def close(self) -> None:
+        """Stop the checkpointer and close the connection (the store's engine stays)."""
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def _insert_rows(self, cursor: Any, head: str, values: str, rows: list[Row]) -> None:
         """Multi-row INSERTs of up to CHUNK rows: one statement per chunk, not per row.
@@ -150,3 +166,50 @@ class RowWriter:
             if sql is None:
                 sql = self._statements[key] = head + ", ".join([values] * len(chunk))
             cursor.execute(sql, tuple(chain.from_iterable(chunk)))
+
+
+#: SQLite's own checkpoint at commit, as a backstop if the checkpointer falls behind (40 MB)
+BACKSTOP_PAGES = 10_000
+
+
+class Checkpointer:
+    """Copies SQLite's write-ahead log into the database file from a thread of its own.
+
+    By default the commit that takes the WAL past 1,000 pages runs the checkpoint itself:
+    measured in the writer process, 1.4 % of group commits took 5–6 ms instead of 0.75 ms,
+    and in `durable` mode every request of such a batch waited for it. A PASSIVE checkpoint
+    on another connection runs beside the commits (SQLite lets one checkpointer and one
+    writer work at once) and never waits for a lock; SQLite's own checkpoint stays as a
+    backstop at `BACKSTOP_PAGES`."""
+
+    def __init__(self, engine: Any, interval: float = 0.2) -> None:
+        self.engine = engine
+        self.interval = interval
+        self._dirty = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def touch(self) -> None:
+        """A commit happened: checkpoint at the next tick."""
+        self._dirty.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        conn: Any = None
+        while not self._stop.wait(self.interval):
+            if not self._dirty.is_set():
+                continue
+            self._dirty.clear()
+            try:
+                if conn is None:
+                    conn = self.engine.raw_connection()
+                conn.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except Exception as exc:  # the backstop checkpoints; try again next tick
+                log.warning("WAL checkpoint failed: %s", exc)
+                conn = None
+        if conn is not None:
+            conn.close()
