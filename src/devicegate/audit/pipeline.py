@@ -420,17 +420,8 @@ def _tables(con: duckdb.DuckDBPyConnection) -> AuditTables:
         "min(first_seen), max(last_seen) FROM per_user"
     ).fetchone()
     assert total is not None
-    names = (
-        "events",
-        "violations",
-        "excepted",
-        "warned",
-        "report_only_hits",
-        "users",
-        "users_violating",
-        "first_event",
-        "last_event",
-    )
+    # the daily table's counts, in its order, then the span
+    names = (*DAILY_COLUMNS[2:], "first_event", "last_event")
     totals = {
         k: (0 if v is None and k not in ("first_event", "last_event") else v)
         for k, v in zip(names, total, strict=True)
