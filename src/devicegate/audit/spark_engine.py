@@ -24,6 +24,9 @@ from devicegate.audit.tables import AuditTables
 from devicegate.errors import ExtraMissing, InputError
 from devicegate.policy import Snapshot
 
+#: The (part, group, segment) key both passes return, as the DuckDB passes type it.
+KEY_TYPES = {"part": pa.int32(), "g": pa.int32(), "seg": pa.int32()}
+
 
 def session(master: str | None = None) -> Any:
     """A SparkSession (local[2] unless `master`), or a friendly error when Spark cannot run."""
@@ -91,9 +94,7 @@ class SparkPasses:
         return _arrow(
             rows,
             {
-                "part": pa.int32(),
-                "g": pa.int32(),
-                "seg": pa.int32(),
+                **KEY_TYPES,
                 "day": pa.date32(),
                 "n": pa.int64(),
                 "first_seen": pa.int64(),
@@ -118,9 +119,7 @@ class SparkPasses:
         return _arrow(
             rows,
             {
-                "part": pa.int32(),
-                "g": pa.int32(),
-                "seg": pa.int32(),
+                **KEY_TYPES,
                 "ts": pa.int64(),
                 "line": pa.int64(),
             },
