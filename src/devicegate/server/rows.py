@@ -59,7 +59,9 @@ Template = tuple[Row, Row | None]
 class RowWriter:
     """Turns records into rows and inserts them; durable when `write` returns."""
 
-    def __init__(self, store: Store, id_prefix: str) -> None:
+    def __init__(self, store: Store, id_prefix: str, *, checkpoint_thread: bool = True) -> None:
+        """`checkpoint_thread=False` leaves SQLite's WAL to SQLite's own checkpoint at
+        commit (the baseline of `benchmarks/decision_log.py`)."""
         self.engine = store.engine
         self.id_prefix = id_prefix
         dialect = self.engine.dialect
@@ -70,7 +72,8 @@ class RowWriter:
         self._sighting_values = self._values(SIGHTING_COLUMNS, "signals")
         self._statements: dict[tuple[str, int], str] = {}
         self._conn: Any = None
-        self.checkpointer = Checkpointer(self.engine) if self.sqlite else None
+        use_thread = self.sqlite and checkpoint_thread
+        self.checkpointer = Checkpointer(self.engine) if use_thread else None
         self._second = -1
         self._second_text = ""
 
