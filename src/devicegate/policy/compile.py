@@ -244,11 +244,6 @@ class Snapshot:
         index = bisect_right(breaks, ts)
         return breaks[index] if index < len(breaks) else math.inf
 
-    def class_segment(self, cls: int, ts: float) -> int:
-        """The segment of `ts` among the dates that matter to one scope class (coarser than
-        the policy-wide segments, so fewer plans are computed)."""
-        return bisect_right(self.class_breaks[cls], ts)
-
     def plan(self, cls: int, resource: str, ts: float) -> int:
         """Plan id for (class, resource, time): computed once per segment, then looked up."""
         key = (cls, resource, bisect_right(self.class_breaks[cls], ts))
