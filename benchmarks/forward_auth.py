@@ -10,8 +10,12 @@ One run, on loopback, with wrk (Debian) and one server worker each:
 * the baseline: a bare ASGI "hello" app on the same server software (uvicorn, httptools,
   uvloop), answering 200 with no work at all — sent the *same* requests (same headers), so
   the ratio is what devicegate adds, not the cost of parsing the proxy's headers;
+* the same bare app on devicegate's own HTTP protocol class (`server/protocol.py`, uvicorn's
+  httptools protocol plus the replay fast path): shows that the protocol costs an app that
+  is not devicegate nothing, so the ratio is not bought by a faster server;
 * nginx in front of a static upstream, with `auth_request` to devicegate (deploy/nginx) and
-  without it.
+  without it; and, as the ceiling of any auth service on this server software, the same
+  nginx configuration with `auth_request` to the bare app (which answers 200 at once).
 
 Every configuration is measured once per round, the rounds interleaved (default 3), and the
 best round of each counts: on a shared machine that keeps a neighbour's burst during one
@@ -124,12 +128,20 @@ carol,corp/ops,,carol@ops.example,Carol
 """
 
 HELLO = """
+import sys
+
 async def app(scope, receive, send):
     if scope["type"] != "http":
         return
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-length", b"0")]})
     await send({"type": "http.response.body", "body": b""})
+
+if __name__ == "__main__":  # the bare app on devicegate's protocol class
+    import uvicorn
+    from devicegate.server.protocol import DevicegateHttpProtocol
+    uvicorn.run("hello_app:app", port=int(sys.argv[1]), loop="uvloop", log_level="warning",
+                http=DevicegateHttpProtocol, access_log=False, lifespan="off")
 """
 
 
@@ -240,6 +252,7 @@ def main() -> int:
         (tmp / "nginx.lua").write_text(lua_script(direct=False))
         dg_port, hello_port, buffered_port = free_port(), free_port(), free_port()
         app_port, auth_port, noauth_port = free_port(), free_port(), free_port()
+        hello2_port, app2_port, ceiling_port, noauth2_port = (free_port() for _ in range(4))
 
         def serve(port: int, db: str, ack: str) -> subprocess.Popen[bytes]:
             argv = [DEVICEGATE, "serve", "--policy", str(tmp / "policy.yaml")]
@@ -270,20 +283,31 @@ def main() -> int:
                 cwd=tmp,
             )
             procs.append((hello, signal.SIGTERM))
-            prefix = tmp / "nginx"
-            prefix.mkdir()
-            conf = nginx_conf(prefix, dg_port, app_port, auth_port, noauth_port)
-            ngx = start([nginx, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "err.log")])
-            procs.append((ngx, signal.SIGQUIT))
-            for port in (dg_port, hello_port, auth_port, noauth_port, buffered_port):
+            hello2 = start([sys.executable, "hello_app.py", str(hello2_port)], cwd=tmp)
+            procs.append((hello2, signal.SIGTERM))
+            for name, auth_to, ports in (
+                ("nginx", dg_port, (app_port, auth_port, noauth_port)),
+                ("nginx-ceiling", hello_port, (app2_port, ceiling_port, noauth2_port)),
+            ):
+                prefix = tmp / name
+                prefix.mkdir()
+                conf = nginx_conf(prefix, auth_to, *ports)
+                ngx = start(
+                    [nginx, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "e.log")]
+                )
+                procs.append((ngx, signal.SIGQUIT))
+            for port in (dg_port, hello_port, auth_port, noauth_port, buffered_port, hello2_port,
+                         ceiling_port):  # fmt: skip
                 wait_port(port)
             s, c = args.seconds, args.connections
             runs = {
                 "devicegate": (f"http://127.0.0.1:{dg_port}/", "direct.lua"),
                 "buffered": (f"http://127.0.0.1:{buffered_port}/", "direct.lua"),
                 "bare": (f"http://127.0.0.1:{hello_port}/", "direct.lua"),
+                "bare_protocol": (f"http://127.0.0.1:{hello2_port}/", "direct.lua"),
                 "nginx": (f"http://127.0.0.1:{auth_port}/", "nginx.lua"),
                 "noauth": (f"http://127.0.0.1:{noauth_port}/", "nginx.lua"),
+                "ceiling": (f"http://127.0.0.1:{ceiling_port}/", "nginx.lua"),
             }
             for url, script in runs.values():  # warm-up: identification and answer caches
                 wrk(url, tmp / script, 1, c)
@@ -299,6 +323,8 @@ def main() -> int:
             bare_per_s, bare_p99 = best["bare"]
             nginx_per_s, nginx_p99 = best["nginx"]
             noauth_per_s, noauth_p99 = best["noauth"]
+            bare2_per_s, bare2_p99 = best["bare_protocol"]
+            ceiling_per_s, ceiling_p99 = best["ceiling"]
         finally:
             for proc, sig in reversed(procs):
                 stop(proc, sig)
@@ -311,11 +337,18 @@ def main() -> int:
     print(f"devicegate forward-auth      {per_s:10.0f} req/s  p99 {p99:6.2f} ms")
     print(f"bare ASGI app (baseline)     {bare_per_s:10.0f} req/s  p99 {bare_p99:6.2f} ms")
     print(f"  ratio vs bare              {per_s / bare_per_s:10.2f}   (target >= 0.8)")
+    print(f"bare app, devicegate protocol {bare2_per_s:9.0f} req/s  p99 {bare2_p99:6.2f} ms")
+    print(f"  ratio vs bare              {bare2_per_s / bare_per_s:10.2f}   (the protocol alone)")
     print(f"devicegate --log-ack buffered {buffered_per_s:9.0f} req/s  p99 {buffered_p99:6.2f} ms")
     print(f"  ratio vs bare              {buffered_per_s / bare_per_s:10.2f}")
     print(f"nginx + auth_request         {nginx_per_s:10.0f} req/s  p99 {nginx_p99:6.2f} ms")
     print(f"nginx without auth (base)    {noauth_per_s:10.0f} req/s  p99 {noauth_p99:6.2f} ms")
     print(f"  ratio vs nginx without auth {nginx_per_s / noauth_per_s:9.2f}   (target >= 0.5)")
+    print(f"nginx + auth_request to bare {ceiling_per_s:10.0f} req/s  p99 {ceiling_p99:6.2f} ms")
+    print(
+        f"  ratio vs nginx without auth {ceiling_per_s / noauth_per_s:9.2f}   "
+        "(the ceiling: an auth service doing nothing)"
+    )
     print(
         f"decisions logged             {decisions:10d} (durable), {buffered_decisions} (buffered)"
     )
@@ -333,6 +366,9 @@ def main() -> int:
         "buffered_p99_ms": round(buffered_p99, 3),
         "buffered_ratio_vs_bare": round(buffered_per_s / bare_per_s, 3),
         "buffered_decisions_logged": buffered_decisions,
+        "bare_protocol_per_s": round(bare2_per_s, 1),
+        "nginx_bare_auth_per_s": round(ceiling_per_s, 1),
+        "ceiling_ratio_vs_nginx_noauth": round(ceiling_per_s / noauth_per_s, 3),
     }
     print(json.dumps(result))
     return 0

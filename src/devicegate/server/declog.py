@@ -69,15 +69,17 @@ class LogUnavailable(StoreError):
 
 
 class Batch:
-    """Records committed together; `future` is created by the first waiter (loop thread)."""
+    """Records committed together; `future` is created by the first waiter (loop thread),
+    `callbacks` hold the answers of requests the HTTP protocol replays without a task."""
 
-    __slots__ = ("future", "records", "status", "templates")
+    __slots__ = ("callbacks", "future", "records", "status", "templates")
 
     def __init__(self) -> None:
         self.records: list[Record] = []
         self.templates: dict[int, Template] = {}
         self.status = OPEN
         self.future: asyncio.Future[None] | None = None
+        self.callbacks: list[Callable[[bool], None]] | None = None
 
 
 class DecisionLog:
@@ -224,6 +226,17 @@ class DecisionLog:
             raise LogUnavailable("the decision log could not be written")
 
     @staticmethod
+    def when_done(batch: Batch, callback: Callable[[bool], None]) -> None:
+        """Call `callback(committed)` on the loop thread once the writer has answered for
+        `batch` (at once if it already has): `wait` without a task to suspend."""
+        if batch.status != OPEN:
+            callback(batch.status == COMMITTED)
+        elif batch.callbacks is None:
+            batch.callbacks = [callback]
+        else:
+            batch.callbacks.append(callback)
+
+    @staticmethod
     async def _committed(batch: Batch) -> None:
         """Until the writer has answered for `batch` (committed or failed), in any mode."""
         if batch.status == OPEN:
@@ -317,6 +330,12 @@ class DecisionLog:
         future = batch.future
         if future is not None and not future.done():
             future.set_result(None)
+        callbacks, batch.callbacks = batch.callbacks, None
+        for callback in callbacks or ():
+            try:
+                callback(ok)
+            except Exception:  # one broken connection must not keep the others waiting
+                log.exception("answering a replayed request failed")
 
     def _send_next(self) -> None:
         if self._open.records and not self._scheduled:

@@ -18,7 +18,7 @@ from urllib.parse import unquote
 
 from devicegate.adapters import forward_auth as fa
 from devicegate.errors import SignalError
-from devicegate.server.declog import LogUnavailable
+from devicegate.server.declog import Batch, LogUnavailable
 from devicegate.server.service import Prepared, ServerService
 
 PREFIX = "/v1/forward-auth/"
@@ -77,6 +77,8 @@ class Answer:
     status: int
     headers: list[tuple[bytes, bytes]]
     body: bytes
+    #: the response bytes `protocol.DevicegateHttpProtocol` writes, built on first use
+    wire: tuple[object, bytes, bytes] | None = None
 
 
 def raw_headers(headers: list[tuple[str, str]], body: bytes) -> list[tuple[bytes, bytes]]:
@@ -102,6 +104,7 @@ class ForwardAuth:
         interesting = (*service.config.headers.decisive(), "x-original-uri", "x-forwarded-uri")
         self._names = tuple(name.encode("latin-1") for name in interesting)
         self._answers: dict[tuple[object, ...], Answer] = {}
+        self.replayed = 0  # answered by the HTTP protocol itself (`replay`), for tests
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         started = time.perf_counter()
@@ -136,10 +139,25 @@ class ForwardAuth:
         return json_error(503, exc.message, "the decision log is unavailable: failing closed")
 
     def _key(self, scope: Scope) -> tuple[object, ...] | None:
+        client = scope.get("client")
+        return self.key_of(
+            scope["path"],
+            scope.get("query_string"),
+            client[0] if client else None,
+            scope["headers"],
+        )
+
+    def key_of(
+        self,
+        path: str,
+        query: bytes | None,
+        peer: str | None,
+        raw_headers: list[tuple[bytes, bytes]],
+    ) -> tuple[object, ...] | None:
         """The raw values that decide the answer; None when the request must be parsed.
 
         A repeated header counts by its last value, here and in `answer` alike (`dict`)."""
-        get = dict(scope["headers"]).get
+        get = dict(raw_headers).get
         n = self._names
         uri = get(n[7]) or get(n[8])
         if uri is not None:
@@ -147,11 +165,10 @@ class ForwardAuth:
                 return None  # the parser refuses it with the reason
             if b"?" not in uri or b"activesync" not in uri.partition(b"?")[0].lower():
                 uri = None  # not a device-bearing URI: not part of the key
-        client = scope.get("client")
         return (
-            scope["path"],
-            scope.get("query_string"),
-            client[0] if client else None,
+            path,
+            query,
+            peer,
             uri,
             get(n[0]),
             get(n[1]),
@@ -161,6 +178,26 @@ class ForwardAuth:
             get(n[5]),
             get(n[6]),
         )
+
+    def replay(
+        self,
+        path: str,
+        query: bytes,
+        peer: str | None,
+        raw_headers: list[tuple[bytes, bytes]],
+    ) -> tuple[Answer, Batch] | None:
+        """For the HTTP protocol's own fast path (`server/protocol.py`): the kept answer to
+        these raw values and the batch its record joined, if it may be replayed; None sends
+        the request through the ASGI path (which decides and keeps the answer)."""
+        key = self.key_of(path, query, peer, raw_headers)
+        answer = self._answers.get(key) if key is not None else None
+        if answer is None:
+            return None
+        batch = self.service.replay_if_valid(answer.prepared, time.time())
+        if batch is None:
+            return None
+        self.replayed += 1
+        return answer, batch
 
     async def answer(self, scope: Scope, key: tuple[object, ...] | None = None) -> fa.Rendered:
         rest = scope["path"][len(PREFIX) :]

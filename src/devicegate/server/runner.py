@@ -19,6 +19,7 @@ from devicegate.server.admin import reload_policy
 from devicegate.server.app import DevicegateApp
 from devicegate.server.config import ServerConfig
 from devicegate.server.declog import Batch, LogUnavailable
+from devicegate.server.protocol import DevicegateHttpProtocol
 
 log = logging.getLogger("devicegate.server")
 
@@ -29,7 +30,7 @@ def _uvicorn_config(app: DevicegateApp, config: ServerConfig) -> uvicorn.Config:
         host=config.host,
         port=config.port,
         loop="uvloop",
-        http="httptools",
+        http=DevicegateHttpProtocol,  # httptools, with replayed forward-auth answers
         lifespan="on",
         access_log=False,
         log_level="warning",

@@ -1,0 +1,194 @@
+"""The HTTP protocol's own fast path (`server/protocol.py`) answers replayed forward-auth
+requests byte for byte as the ASGI path does, in order on a connection, and fails closed
+when the decision cannot be logged. Every test runs a real uvicorn server on 127.0.0.1 with
+the configuration `devicegate serve` uses, and speaks raw HTTP/1.1 to it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from devicegate.server import DevicegateApp, ServerConfig
+from devicegate.server.protocol import DevicegateHttpProtocol
+from devicegate.server.runner import _uvicorn_config
+from tests.server.conftest import make_app
+from tests.server.procs import free_port
+from tests.server.scenario import ANDROID_CHROME, IPHONE_SAFARI, OPS, WINDOWS_EDGE
+
+
+@contextmanager
+def serving(app: Any, *, protocol: bool = True) -> Iterator[int]:
+    """uvicorn on a free port in a thread (its own loop), as `runner.serve` configures it."""
+    port = free_port()
+    if isinstance(app, DevicegateApp):
+        config = _uvicorn_config(app, ServerConfig(policy=(), port=port))
+    else:
+        config = uvicorn.Config(app, port=port, log_level="warning", lifespan="off")
+    if protocol:
+        config.http = DevicegateHttpProtocol
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(20)
+
+
+def request(
+    user: str = OPS, agent: str = ANDROID_CHROME, *, path: str = "/v1/forward-auth/web",
+    method: str = "GET", extra: str = "", version: str = "1.1",
+) -> bytes:  # fmt: skip
+    return (
+        f"{method} {path} HTTP/{version}\r\nHost: devicegate\r\nX-Devicegate-User: {user}\r\n"
+        f"User-Agent: {agent}\r\nX-Original-URI: /intranet/x\r\n{extra}\r\n"
+    ).encode()
+
+
+def read_responses(sock: socket.socket, count: int) -> list[bytes]:
+    """`count` whole responses (head and Content-Length body) from `sock`."""
+    buffer, out = b"", list[bytes]()
+    while len(out) < count:
+        head_end = buffer.find(b"\r\n\r\n")
+        if head_end >= 0:
+            head = buffer[:head_end].decode("latin-1").lower()
+            length = int(head.split("content-length: ")[1].split("\r\n")[0])
+            end = head_end + 4 + length
+            if len(buffer) >= end:
+                out.append(buffer[:end])
+                buffer = buffer[end:]
+                continue
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError(f"connection closed after {len(out)} responses")
+        buffer += chunk
+    return out
+
+
+def exchange(port: int, payload: bytes, count: int) -> list[bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(payload)
+        return read_responses(sock, count)
+
+
+def one_by_one(port: int, *payloads: bytes) -> list[bytes]:
+    """Each request sent after the answer to the one before, on one connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        answers = []
+        for payload in payloads:
+            sock.sendall(payload)
+            answers += read_responses(sock, 1)
+        return answers
+
+
+@pytest.fixture
+def app(tmp_path: Path, scenario: tuple[Path, Path]) -> DevicegateApp:
+    return make_app(tmp_path, *scenario)
+
+
+AGENTS = (ANDROID_CHROME, IPHONE_SAFARI, WINDOWS_EDGE)  # allow, block, warn
+
+
+def test_replayed_answers_are_the_asgi_answers_byte_for_byte(app: DevicegateApp) -> None:
+    replayed = {}
+    with serving(app) as port:
+        for agent in AGENTS:
+            before = app.forward_auth.replayed
+            first, replayed[agent] = one_by_one(port, request(agent=agent), request(agent=agent))
+            assert app.forward_auth.replayed == before + 1  # the second, not the first
+            assert first == replayed[agent]
+    assert app.service.store.count("decisions") == 6  # every replay is logged
+    with serving(app, protocol=False) as port:  # what uvicorn's own `send` writes
+        stock = {agent: exchange(port, request(agent=agent), 1)[0] for agent in AGENTS}
+    assert stock == replayed
+    assert [a.split(b"\r\n", 1)[0] for a in stock.values()] == [
+        b"HTTP/1.1 200 OK", b"HTTP/1.1 403 Forbidden", b"HTTP/1.1 200 OK"
+    ]  # fmt: skip
+
+
+def test_pipelined_requests_are_answered_in_order(app: DevicegateApp) -> None:
+    """Replayable and not (a new user agent, a POST) pipelined on one connection: the answers
+    come back in request order, whichever path produced them. The first is replayed; the
+    others arrive while it waits for its commit, so uvicorn queues them for ASGI."""
+    with serving(app) as port:
+        exchange(port, request(agent=IPHONE_SAFARI) + request(agent=WINDOWS_EDGE), 2)
+        mixed = [
+            request(agent=IPHONE_SAFARI),  # replayed: 403
+            request(agent=ANDROID_CHROME),  # first time: decided through ASGI, 200
+            request(agent=WINDOWS_EDGE),  # replayed: 200 with a warning
+            request(agent=IPHONE_SAFARI, method="POST", extra="Content-Length: 0\r\n"),
+            request(agent=ANDROID_CHROME),  # replayed now
+        ]
+        before = app.forward_auth.replayed
+        answers = exchange(port, b"".join(mixed), len(mixed))
+        assert app.forward_auth.replayed == before + 1
+    statuses = [a.split(b"\r\n", 1)[0] for a in answers]
+    assert statuses == [b"HTTP/1.1 403 Forbidden", b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK",
+                        b"HTTP/1.1 403 Forbidden", b"HTTP/1.1 200 OK"]  # fmt: skip
+    assert b"x-devicegate-action: warn" in answers[2].lower()
+
+
+def test_connection_close_and_http10_end_the_connection(app: DevicegateApp) -> None:
+    with serving(app) as port:
+        exchange(port, request(), 1)
+        for payload in (request(extra="Connection: close\r\n"), request(version="1.0")):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                before = app.forward_auth.replayed
+                sock.sendall(payload)
+                (answer,) = read_responses(sock, 1)
+                assert app.forward_auth.replayed == before + 1
+                assert b"connection: close" in answer.lower()
+                assert sock.recv(100) == b""  # the server closed it
+
+
+def test_a_replay_whose_record_cannot_be_written_fails_closed(app: DevicegateApp) -> None:
+    with serving(app) as port:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(request())
+            read_responses(sock, 1)
+            database = app.service.store.engine.url.database
+            assert database is not None
+            with sqlite3.connect(database) as other:  # the writer's next INSERT fails
+                other.execute("ALTER TABLE decisions RENAME TO decisions_gone")
+            before = app.forward_auth.replayed
+            sock.sendall(request())
+            (answer,) = read_responses(sock, 1)
+            assert app.forward_auth.replayed == before + 1
+        assert answer.startswith(b"HTTP/1.1 503")
+        assert b"decision log" in answer
+
+
+def test_a_client_gone_before_the_commit_costs_nothing(app: DevicegateApp) -> None:
+    with serving(app) as port:
+        exchange(port, request(), 1)
+        for _ in range(20):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(request())  # and close without reading
+        assert exchange(port, request(), 1)[0].startswith(b"HTTP/1.1 200")
+
+
+def test_other_apps_get_uvicorns_protocol_unchanged() -> None:
+    async def hello(scope: dict[str, object], receive: object, send: object) -> None:
+        assert scope["type"] == "http"
+        await send({"type": "http.response.start", "status": 200,  # type: ignore[operator]
+                    "headers": [(b"content-length", b"2")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": b"ok"})  # type: ignore[operator]
+
+    with serving(hello) as port:
+        answers = exchange(port, request() * 2, 2)
+    assert all(a.startswith(b"HTTP/1.1 200") and a.endswith(b"ok") for a in answers)
