@@ -6,6 +6,7 @@ the configuration `devicegate serve` uses, and speaks raw HTTP/1.1 to it."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import sqlite3
 import threading
@@ -192,3 +193,77 @@ def test_other_apps_get_uvicorns_protocol_unchanged() -> None:
     with serving(hello) as port:
         answers = exchange(port, request() * 2, 2)
     assert all(a.startswith(b"HTTP/1.1 200") and a.endswith(b"ok") for a in answers)
+
+
+def dovecot(body: bytes, *, query: str = "?command=allow", extra: str = "") -> bytes:
+    head = (
+        f"POST /v1/dovecot/auth-policy{query} HTTP/1.1\r\nHost: devicegate\r\n"
+        f"Content-Type: application/json\r\n{extra}"
+    )
+    if "Transfer-Encoding" in extra:
+        return f"{head}\r\n{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+    return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+def login(session: str, agent_id: str) -> bytes:
+    fields = {"login": OPS, "remote": "192.0.2.7", "protocol": "imap", "session_id": session}
+    return json.dumps({**fields, "tls": True, "device_id": agent_id}).encode()
+
+
+IOS_ID = '"name" "iPhone Mail" "os" "iOS" "os-version" "16.2 (20C65)"'
+THUNDERBIRD_ID = '"name" "Thunderbird" "version" "115.5.0"'
+
+
+@pytest.fixture
+def mail_app(tmp_path: Path, scenario: tuple[Path, Path]) -> DevicegateApp:
+    """The scenario with Apple blocked on email too (IMAP logins of iOS Mail refused)."""
+    policy, directory = scenario
+    text = policy.read_text(encoding="utf-8")
+    policy.write_text(text.replace("resources: [web]", "resources: [web, email]", 1), "utf-8")
+    return make_app(tmp_path, policy, directory)
+
+
+def test_dovecot_replays_match_asgi_and_a_new_session_still_replays(
+    mail_app: DevicegateApp,
+) -> None:
+    app = mail_app
+    replayed: dict[str, bytes] = {}
+    with serving(app) as port:
+        for agent_id in (IOS_ID, THUNDERBIRD_ID):
+            before = app.dovecot.replayed
+            first, again = one_by_one(
+                port, dovecot(login("s1", agent_id)), dovecot(login("s2", agent_id))
+            )
+            assert app.dovecot.replayed == before + 1  # session ids differ: still replayed
+            assert first == again
+            replayed[agent_id] = again
+        not_json = exchange(port, dovecot(b"{not json"), 1)[0]
+        chunked = exchange(
+            port, dovecot(login("s3", IOS_ID), extra="Transfer-Encoding: chunked\r\n"), 1
+        )[0]
+    assert app.service.store.count("decisions") == 5  # two pairs and the chunked one
+    with serving(app, protocol=False) as port:
+        stock = {i: exchange(port, dovecot(login("s4", i)), 1)[0] for i in replayed}
+    assert stock == replayed
+    assert b'"status": -1' in replayed[IOS_ID] and b'"status": 0' in replayed[THUNDERBIRD_ID]
+    assert not_json.startswith(b"HTTP/1.1 200") and b'"status": -1' in not_json
+    assert chunked == replayed[IOS_ID]  # through ASGI, same answer
+
+
+def test_dovecot_requests_pipelined_with_forward_auth_keep_their_order(
+    mail_app: DevicegateApp,
+) -> None:
+    app = mail_app
+    with serving(app) as port:
+        exchange(port, dovecot(login("a", IOS_ID)), 1)
+        answers = exchange(
+            port,
+            dovecot(login("b", IOS_ID))  # replayed, waits for its commit
+            + request(agent=IPHONE_SAFARI)  # then these, through ASGI, in order
+            + dovecot(login("c", THUNDERBIRD_ID))
+            + dovecot(b"[]"),
+            4,
+        )
+    assert [a.split(b"\r\n", 1)[0] for a in answers] == [b"HTTP/1.1 200 OK",
+            b"HTTP/1.1 403 Forbidden", b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK"]  # fmt: skip
+    assert [b'"status": 0' in a for a in answers] == [False, False, True, False]

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 from devicegate.adapters import dovecot
 from devicegate.errors import SignalError
-from devicegate.server.declog import LogUnavailable
+from devicegate.server.declog import Batch, LogUnavailable
 from devicegate.server.service import Prepared, ServerService
 
 PATH = "/v1/dovecot/auth-policy"
@@ -28,9 +28,18 @@ JSON = [(b"content-type", b"application/json")]
 
 
 @dataclass(slots=True, eq=False)
-class _Answer:
+class Answer:
+    """A kept Dovecot answer (always 200: the verdict is in the JSON)."""
+
     prepared: Prepared
     body: bytes
+    status: int = 200
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    #: the response bytes `protocol.DevicegateHttpProtocol` writes, built on first use
+    wire: tuple[object, bytes, bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.headers = [*JSON, (b"content-length", str(len(self.body)).encode())]
 
 
 class BodyTooLarge(Exception):
@@ -73,7 +82,25 @@ class DovecotPolicy:
     def __init__(self, service: ServerService) -> None:
         self.service = service
         self.latency = service.metrics.requests.histogram(dovecot.ADAPTER)
-        self._answers: dict[tuple[str, str | None, str | None], _Answer] = {}
+        self._answers: dict[tuple[str, str | None, str | None], Answer] = {}
+        self.replayed = 0  # answered by the HTTP protocol itself (`replay`), for tests
+
+    def replay(self, body: bytes) -> tuple[Answer, Batch] | None:
+        """For the HTTP protocol's own fast path (`server/protocol.py`): the kept answer to
+        this `command=allow` body and the batch its record joined, if it may be replayed;
+        None sends the request through the ASGI path below."""
+        try:
+            request = dovecot.parse_request(body)
+        except SignalError:
+            return None
+        answer = self._answers.get((request.login, request.device_id, request.remote))
+        if answer is None:
+            return None
+        batch = self.service.replay_if_valid(answer.prepared, time.time())
+        if batch is None:
+            return None
+        self.replayed += 1
+        return answer, batch
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         started = time.perf_counter()
@@ -112,7 +139,7 @@ class DovecotPolicy:
             prepared, batch = service.prepare(
                 request.login, dovecot.RESOURCE, request.signals(), adapter=dovecot.ADAPTER
             )
-            answer = _Answer(prepared, _json(dovecot.render(prepared.decision)))
+            answer = Answer(prepared, _json(dovecot.render(prepared.decision)))
             if len(self._answers) >= ANSWERS_MAX:
                 self._answers.clear()
             self._answers[key] = answer

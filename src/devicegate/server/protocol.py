@@ -1,16 +1,20 @@
-"""uvicorn's httptools protocol with one addition: replayed forward-auth answers skip ASGI.
+"""uvicorn's httptools protocol with one addition: replayed answers skip ASGI.
 
 Every proxied request asks devicegate, and most ask what an earlier request with the same
-header values already asked (`hotpath.ForwardAuth` keeps those answers). Measured on this
-machine, what uvicorn does around an ASGI call — the scope, a `RequestResponseCycle` with its
-`asyncio.Event`, a task, two `send` messages — costs about as much as the bare app's whole
-request, and the durable wait adds a suspended task and a future per request. For a request
+header values already asked (`hotpath.ForwardAuth` keeps those answers); every IMAP login
+asks Dovecot's policy question again (`mailpath.DovecotPolicy` keeps those, by body).
+Measured on this machine, what uvicorn does around an ASGI call — the scope, a
+`RequestResponseCycle` with its `asyncio.Event`, a task, two `send` messages — costs about as
+much as the bare app's whole request, and the durable wait adds a suspended task and a future
+per request. For a request
 whose answer may be replayed this protocol does neither: on the headers it looks the answer
 up, appends the decision record, and writes the kept response bytes from the decision log's
 commit callback (`DecisionLog.when_done`). Everything else — a first request, a miss, a
-body, another method, a `%`-escaped path, a request pipelined behind an unfinished one —
-goes through uvicorn's own code unchanged, so it is decided, logged and answered exactly as
-before and the answer is kept for the next time.
+body on forward-auth, another method, a `%`-escaped path, a request pipelined behind an
+unfinished one — goes through uvicorn's own code unchanged, so it is decided, logged and
+answered exactly as before and the answer is kept for the next time. A Dovecot request is
+held until its body is in (`_Collecting`), then replayed or handed to uvicorn as if it had
+just arrived, with the body already read.
 
 What uvicorn's protocol expects of `self.cycle` between requests (`response_complete`,
 `more_body`, `body`, `message_event`, `disconnected`, `keep_alive`) is what `_Replayed`
@@ -21,20 +25,38 @@ interleaved, through a real uvicorn server on this class.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from devicegate.server.hotpath import PREFIX, Answer, json_error
+from devicegate.adapters.dovecot import MAX_BODY
+from devicegate.server.hotpath import PREFIX, json_error
 from devicegate.server.hotpath import raw_headers as encode_headers
+from devicegate.server.mailpath import PATH as DOVECOT_PATH
 
 if TYPE_CHECKING:
+    from devicegate.server.declog import Batch
     from devicegate.server.hotpath import ForwardAuth
+    from devicegate.server.mailpath import DovecotPolicy
+    from devicegate.server.metrics import LatencyHistogram
 
 PREFIX_BYTES = PREFIX.encode()
+DOVECOT_URLS = (DOVECOT_PATH.encode(), DOVECOT_PATH.encode() + b"?command=allow")
+#: a Dovecot body the protocol collects itself (uvicorn pauses reading past 64 KiB)
+BODY_MAX = min(MAX_BODY, HIGH_WATER_LIMIT)
 LOG_FAILED = json_error(
     503, "the decision log could not be written", "the decision log is unavailable: failing closed"
 )
+
+
+class Replayable(Protocol):
+    """A kept answer (`hotpath.Answer`, `mailpath.Answer`): its parts and wire bytes."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    wire: tuple[object, bytes, bytes] | None
 
 
 class _Event:
@@ -49,6 +71,21 @@ class _Event:
 _EVENT = _Event()
 
 
+class _Collecting:
+    """The cycle of a Dovecot request while its body arrives (`on_body` appends to it)."""
+
+    __slots__ = ("body", "disconnected", "keep_alive", "more_body", "started")
+    message_event = _EVENT
+    response_complete = False
+
+    def __init__(self, keep_alive: bool, started: float) -> None:
+        self.keep_alive = keep_alive
+        self.started = started
+        self.body = bytearray()
+        self.more_body = True
+        self.disconnected = False
+
+
 class _Replayed:
     """The cycle of one replayed request: what uvicorn's protocol reads while it is current,
     and the answer written once its decision record is durable."""
@@ -58,6 +95,7 @@ class _Replayed:
         "body",
         "disconnected",
         "keep_alive",
+        "latency",
         "more_body",
         "protocol",
         "response_complete",
@@ -66,12 +104,18 @@ class _Replayed:
     message_event = _EVENT
 
     def __init__(
-        self, protocol: DevicegateHttpProtocol, answer: Answer, keep_alive: bool, started: float
+        self,
+        protocol: DevicegateHttpProtocol,
+        answer: Replayable,
+        keep_alive: bool,
+        started: float,
+        latency: LatencyHistogram,
     ) -> None:
         self.protocol = protocol
         self.answer = answer
         self.keep_alive = keep_alive
         self.started = started
+        self.latency = latency
         self.body = bytearray()
         self.more_body = True
         self.disconnected = False
@@ -85,8 +129,7 @@ class _Replayed:
         if self.disconnected or transport.is_closing():
             return
         if committed:
-            assert protocol.fast is not None
-            protocol.fast.latency.observe(time.perf_counter() - self.started)
+            self.latency.observe(time.perf_counter() - self.started)
             transport.write(protocol.answer_bytes(self.answer, self.keep_alive))
         else:
             status, headers, body = LOG_FAILED
@@ -104,24 +147,38 @@ class DevicegateHttpProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fast: ForwardAuth | None = getattr(self.app, "forward_auth", None)
+        self.dovecot: DovecotPolicy | None = getattr(self.app, "dovecot", None)
 
     def on_headers_complete(self) -> None:
-        if self.fast is not None and self.url.startswith(PREFIX_BYTES) and self._replay():
-            return
+        if self.fast is not None and self._may_take():
+            url = self.url
+            if url.startswith(PREFIX_BYTES):
+                if self._replay_forward_auth():
+                    return
+            elif url in DOVECOT_URLS and self._collect_dovecot():
+                return
         super().on_headers_complete()
 
-    def _replay(self) -> bool:
-        """Answer a replayable request here; False leaves it to uvicorn (and ASGI)."""
-        url = self.url
+    def on_message_complete(self) -> None:
+        cycle = self.cycle
+        if isinstance(cycle, _Collecting):
+            self._dovecot_complete(cycle)
+        else:
+            super().on_message_complete()
+
+    def _may_take(self) -> bool:
+        """Whether this request may be answered here at all: not behind an unfinished one
+        (answers stay in order), no `Expect: 100-continue`."""
         current = self.cycle
-        if (
-            (current is not None and not current.response_complete)  # keep answers in order
-            or self.expect_100_continue
-            or b"%" in url
-            or b"#" in url
-            or self.parser.get_method() != b"GET"
-            or not url.isascii()
-        ):
+        return (current is None or current.response_complete) and not self.expect_100_continue
+
+    def _keep_alive(self) -> bool:
+        return self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+
+    def _replay_forward_auth(self) -> bool:
+        """Answer a replayable forward-auth request here; False leaves it to uvicorn."""
+        url = self.url
+        if b"%" in url or b"#" in url or not url.isascii() or self.parser.get_method() != b"GET":
             return False
         path, _, query = url.partition(b"?")
         client = self.client
@@ -130,18 +187,57 @@ class DevicegateHttpProtocol(HttpToolsProtocol):
                                self.headers)  # fmt: skip
         if hit is None:
             return False
-        answer, batch = hit
-        keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
-        cycle = _Replayed(self, answer, keep_alive, time.perf_counter())
+        self._answer(*hit, self._keep_alive(), time.perf_counter(), self.fast.latency)
+        return True
+
+    def _collect_dovecot(self) -> bool:
+        """Take a `command=allow` policy request whose body fits, to decide on its body."""
+        if self.dovecot is None or self.parser.get_method() != b"POST":
+            return False
+        length = -1
+        for name, value in self.headers:
+            if name == b"content-length":
+                length = int(value) if value.isdigit() and len(value) < 7 else -1
+            elif name == b"transfer-encoding":
+                return False
+        if not 0 < length <= BODY_MAX:
+            return False
+        self.cycle = _Collecting(self._keep_alive(), time.perf_counter())  # type: ignore[assignment]
+        return True
+
+    def _dovecot_complete(self, cycle: _Collecting) -> None:
+        """The body is in: replay the kept answer, or give the request to uvicorn and the
+        ASGI path now, exactly as if it had not been held (the body already read)."""
+        assert self.dovecot is not None
+        body = bytes(cycle.body)
+        hit = None if cycle.disconnected else self.dovecot.replay(body)
+        if hit is not None:
+            self._answer(*hit, cycle.keep_alive, cycle.started, self.dovecot.latency)
+            return
+        self.cycle = None  # type: ignore[assignment]
+        super().on_headers_complete()
+        self.cycle.body = bytearray(body)
+        super().on_message_complete()
+
+    def _answer(
+        self,
+        answer: Replayable,
+        batch: Batch,
+        keep_alive: bool,
+        started: float,
+        latency: LatencyHistogram,
+    ) -> None:
+        """Make the replay the current cycle; write it once its record is durable."""
+        cycle = _Replayed(self, answer, keep_alive, started, latency)
         self.cycle = cycle  # type: ignore[assignment]
+        assert self.fast is not None
         log = self.fast.service.log
         if log.must_wait(batch):
             log.when_done(batch, cycle.finish)
         else:
             cycle.finish(True)
-        return True
 
-    def answer_bytes(self, answer: Answer, keep_alive: bool) -> bytes:
+    def answer_bytes(self, answer: Replayable, keep_alive: bool) -> bytes:
         """`wire` of a kept answer, built once per answer and server default headers."""
         defaults = self.server_state.default_headers
         kept = answer.wire
