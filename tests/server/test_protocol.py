@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 import uvicorn
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from devicegate.server import DevicegateApp, ServerConfig
 from devicegate.server.protocol import DevicegateHttpProtocol
@@ -267,3 +269,46 @@ def test_dovecot_requests_pipelined_with_forward_auth_keep_their_order(
     assert [a.split(b"\r\n", 1)[0] for a in answers] == [b"HTTP/1.1 200 OK",
             b"HTTP/1.1 403 Forbidden", b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK"]  # fmt: skip
     assert [b'"status": 0' in a for a in answers] == [False, False, True, False]
+
+
+POOL = (
+    request(),
+    request(agent=IPHONE_SAFARI),
+    request(agent=WINDOWS_EDGE),
+    request(user="bob@lab.example", agent=IPHONE_SAFARI),
+    request(user="nobody@else.example"),
+    request(agent=IPHONE_SAFARI, path="/v1/forward-auth/web/deep/page"),
+    request(agent=IPHONE_SAFARI, path="/v1/forward-auth/web?x=%41"),
+    request(path="/v1/forward-auth/nonexistent"),
+    request(method="POST", extra="Content-Length: 0\r\n"),
+    b"GET /v1/forward-auth/web HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8\r\n\r\n",  # no user
+    dovecot(login("p1", IOS_ID)),
+    dovecot(login("p2", THUNDERBIRD_ID)),
+    dovecot(login("p3", IOS_ID), query="?command=report"),
+    dovecot(b'{"login": 5}'),
+)
+
+
+def test_any_sequence_is_answered_as_uvicorns_own_protocol_answers_it(
+    tmp_path: Path, scenario: tuple[Path, Path]
+) -> None:
+    """Random sequences from a pool of replayable, first-time and refused requests, pipelined
+    or one by one, to devicegate's protocol and to uvicorn's (two apps, same policy): the
+    same bytes come back, in the same order."""
+    apps = []
+    for name in ("fast", "stock"):
+        (tmp_path / name).mkdir()
+        apps.append(make_app(tmp_path / name, *scenario))
+    with serving(apps[0]) as fast, serving(apps[1], protocol=False) as stock:
+
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(st.lists(st.sampled_from(POOL), min_size=1, max_size=10), st.booleans())
+        def check(requests: list[bytes], pipelined: bool) -> None:
+            if pipelined:
+                got = [exchange(port, b"".join(requests), len(requests)) for port in (fast, stock)]
+            else:
+                got = [one_by_one(port, *requests) for port in (fast, stock)]
+            assert got[0] == got[1]
+
+        check()
+    assert apps[0].forward_auth.replayed > 0 and apps[0].dovecot.replayed > 0
