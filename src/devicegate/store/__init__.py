@@ -11,7 +11,6 @@ that batches must acknowledge only after `write_*` returned.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -87,16 +86,22 @@ def make_engine(url: str) -> Engine:
         ) from None
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (idempotent)."""
-    from alembic import command
+def alembic_config(connection: sa.Connection) -> Any:
+    """Alembic's configuration for running this package's migrations on `connection`."""
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (idempotent)."""
+    from alembic import command
+
     with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(alembic_config(connection), "head")
 
 
 class Store:
@@ -307,28 +312,6 @@ class Store:
                 out.append(record)
         return out
 
-    # ---- scans -----------------------------------------------------------------------------
-    def record_scan(
-        self,
-        *,
-        scan_id: str,
-        device_ref: str | None,
-        verdict: str,
-        source: str,
-        report: dict[str, object],
-    ) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                t.scans.insert().values(
-                    scan_id=scan_id,
-                    device_ref=device_ref,
-                    verdict=verdict,
-                    source=source,
-                    created_at=utc_now(),
-                    report=report,
-                )
-            )
-
     # ---- sightings and decisions (batched by the caller) ----------------------------------
     def write_batch(
         self, sightings: Sequence[dict[str, Any]], decisions: Sequence[dict[str, Any]]
@@ -415,8 +398,4 @@ def open_store(url: str = DEFAULT_URL, *, migrate_schema: bool = True) -> Store:
     return Store(engine)
 
 
-def new_request_id() -> str:
-    return uuid.uuid4().hex
-
-
-__all__ = ["DEFAULT_URL", "DeviceRecord", "Store", "new_request_id", "open_store"]
+__all__ = ["DEFAULT_URL", "DeviceRecord", "Store", "open_store"]

@@ -108,17 +108,6 @@ decisions = Table(
     Column("detail", JSON, nullable=False),
 )
 
-scans = Table(
-    "scans",
-    metadata,
-    Column("scan_id", String(128), primary_key=True),
-    Column("device_ref", String(64), index=True),
-    Column("verdict", String(32), nullable=False),
-    Column("source", String(256), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("report", JSON, nullable=False),
-)
-
 notices = Table(
     "notices",
     metadata,
