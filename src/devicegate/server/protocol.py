@@ -217,6 +217,7 @@ class DevicegateHttpProtocol(HttpToolsProtocol):
         self.cycle = None  # type: ignore[assignment]
         super().on_headers_complete()
         self.cycle.body = bytearray(body)
+        self.cycle.keep_alive &= cycle.keep_alive  # a shutdown meanwhile ends the connection
         super().on_message_complete()
 
     def _answer(
