@@ -190,14 +190,9 @@ class ForwardAuth:
         these raw values and the batch its record joined, if it may be replayed; None sends
         the request through the ASGI path (which decides and keeps the answer)."""
         key = self.key_of(path, query, peer, raw_headers)
-        answer = self._answers.get(key) if key is not None else None
-        if answer is None:
-            return None
-        batch = self.service.replay_if_valid(answer.prepared, time.time())
-        if batch is None:
-            return None
-        self.replayed += 1
-        return answer, batch
+        hit = self.service.replay_kept(self._answers.get(key) if key is not None else None)
+        self.replayed += hit is not None
+        return hit
 
     async def answer(self, scope: Scope, key: tuple[object, ...] | None = None) -> fa.Rendered:
         rest = scope["path"][len(PREFIX) :]

@@ -93,14 +93,11 @@ class DovecotPolicy:
             request = dovecot.parse_request(body)
         except SignalError:
             return None
-        answer = self._answers.get((request.login, request.device_id, request.remote))
-        if answer is None:
-            return None
-        batch = self.service.replay_if_valid(answer.prepared, time.time())
-        if batch is None:
-            return None
-        self.replayed += 1
-        return answer, batch
+        hit = self.service.replay_kept(
+            self._answers.get((request.login, request.device_id, request.remote))
+        )
+        self.replayed += hit is not None
+        return hit
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         started = time.perf_counter()

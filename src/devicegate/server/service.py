@@ -26,6 +26,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol, TypeVar
 
 from devicegate.adapters.base import INFERRING_ADAPTERS, Sighting
 from devicegate.model import SIGNAL_FIELDS, Action, Decision, DeviceState, Request, Signals
@@ -76,6 +77,16 @@ class Prepared:
     snapshot: Snapshot
     generation: int
     valid_until: float  # epoch seconds; -inf: never replay (a decision for a given time)
+
+
+class Kept(Protocol):
+    """An answer a hot path keeps for replay (`hotpath.Answer`, `mailpath.Answer`)."""
+
+    @property
+    def prepared(self) -> Prepared: ...
+
+
+KeptT = TypeVar("KeptT", bound=Kept)
 
 
 class ServerService:
@@ -210,6 +221,14 @@ class ServerService:
         ):
             return self._append(prepared, now, now)
         return None
+
+    def replay_kept(self, kept: KeptT | None) -> tuple[KeptT, Batch] | None:
+        """`replay_if_valid` for an answer a hot path kept under its request values (None
+        when there is none or it no longer holds): the answer and the batch to await."""
+        if kept is None:
+            return None
+        batch = self.replay_if_valid(kept.prepared, time.time())
+        return None if batch is None else (kept, batch)
 
     def _append(self, prepared: Prepared, at: float, now: float) -> Batch:
         self._counter += 1
