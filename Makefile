@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/decision_log.py
 	$(BIN)/python benchmarks/triage.py
 	$(BIN)/python benchmarks/audit.py
+	$(BIN)/python benchmarks/audit_fallback.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -350,3 +350,77 @@ def test_a_quote_after_the_agent_is_not_read_as_an_event(tmp_path: Path) -> None
     lines[20:20] = [line() + '"']
     fast, slow = _both(_write(tmp_path, lines))
     assert fast is None or _events(fast.parquet) == _events(slow.parquet)
+
+
+def _parts(log: Path, lines_per_part: int) -> tuple[ingest.Ingested, int]:
+    target = log.with_name("parts.parquet")
+    return ingest.ingest_nginx_parts(log, _ctx(log), target, lines_per_part=lines_per_part)
+
+
+def _assert_same_as_reference(done: ingest.Ingested, log: Path) -> None:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    try:
+        slow = ingest.ingest_python(con, log, "nginx", _ctx(log), log.with_name("slow.parquet"))
+    finally:
+        con.close()
+    assert _events(done.parquet) == _events(slow.parquet)
+    assert (done.events, done.skipped, done.bad) == (slow.events, slow.skipped, slow.bad)
+    assert [(b.line, b.reason, b.text) for b in done.bad_sample] == [
+        (b.line, b.reason, b.text) for b in slow.bad_sample
+    ]
+
+
+@pytest.mark.parametrize("case", sorted(FALLBACK))
+def test_a_line_it_cannot_vouch_for_sends_only_its_part_to_the_parser(
+    tmp_path: Path, case: str
+) -> None:
+    """A big file with one odd line: the file is read in parts, the part holding the line
+    by the reference parser, the others on the fast path; together exactly the reference's
+    events, counts, and bad lines with their numbers in the whole file."""
+    lines = plain(500)
+    lines[230:230] = [FALLBACK[case]]
+    lines[60:60] = AWKWARD  # and rejected lines, whose numbers must be the file's
+    log = _write(tmp_path, lines, "access.log.gz" if case.startswith("t") else "access.log")
+    done, slow = _parts(log, 100)
+    # the bare CR is a line end to the reference: one part more, still only one slow
+    assert slow == 1
+    _assert_same_as_reference(done, log)
+
+
+def test_parts_keep_the_files_line_numbers_with_crs_and_undecodable_bytes(
+    tmp_path: Path,
+) -> None:
+    """Parts are cut as the reference reads lines (`\\r\\n` ends one; undecodable bytes
+    are replaced): every part stays fast, and the bad lines keep their numbers in the whole
+    file. (A part that mixes line endings may fall back: DuckDB's reader takes one.)"""
+    lines = plain(400)
+    lines[120:120] = ["garbage \udcff line"]  # written below as an invalid UTF-8 byte
+    lines[250:250] = ["more garbage"]
+    text = "\r\n".join(lines) + "\r\n"
+    log = tmp_path / "access.log"
+    log.write_bytes(text.encode("utf-8", "surrogateescape"))
+    done, slow = _parts(log, 64)
+    assert slow == 0 and done.bad == 2
+    _assert_same_as_reference(done, log)
+
+
+def test_a_big_file_falls_back_in_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ingest_file` on a file the fast path cannot vouch for as a whole reads it in parts."""
+    lines = plain(300)
+    lines[150:150] = [FALLBACK["30 February"]]
+    log = _write(tmp_path, lines)
+    monkeypatch.setattr(ingest, "FAST_MIN_BYTES", 0)
+    monkeypatch.setattr(ingest, "PART_LINES", 100)
+    seen: list[int] = []
+    parts = ingest.ingest_nginx_parts
+
+    def spy(*args: object, **kwargs: object) -> tuple[ingest.Ingested, int]:
+        result = parts(*args, **kwargs)  # type: ignore[arg-type]
+        seen.append(result[1])
+        return result
+
+    monkeypatch.setattr(ingest, "ingest_nginx_parts", spy)
+    done = ingest.ingest_file(log, "nginx", _ctx(log), tmp_path / "auto")
+    assert seen == [1]
+    _assert_same_as_reference(done, log)

@@ -10,9 +10,10 @@ the *delimiter* and no quoting, a well-formed line has exactly seven fields —
 `"`: nginx logs it as `\\x22`). What it cannot split into seven — Apache's `\\"` escapes,
 quoted extra fields, garbage — it *rejects* with the line number and text, and those lines
 go through the reference parser in `nginx.py` (they become events or counted bad lines).
-Accepted rows carry no line number, so a row the fast path cannot vouch for makes the
-caller re-read the whole file with the reference parser (`shaped` is false, or `finish`
-returns None).
+Accepted rows carry no line number, so a row the fast path cannot vouch for (`shaped` is
+false, or `finish` returns None) makes the caller read the file again in parts and send
+only the parts that still cannot be vouched for to the reference parser
+(`ingest.ingest_nginx_parts`).
 
 The query groups as it reads: one row per distinct raw key — `k0` (`ident user [`), the
 agent, and `tail` (the zone ` +0300] `, plus what the request says when it is not plain,
@@ -41,8 +42,8 @@ ASCII goes to `finish`. DuckDB's `strptime` on the checked layout accepts only w
 Hypothesis). Values are kept as logged; `escaped` marks groups whose user or signals contain
 a backslash, and `judge` undoes the escaping on those distinct values with the same
 `nginx.unescape` the reference parser uses. `tests/audit/test_nginx_fast.py` pins that both
-paths give the same events, and that the lines the fast path cannot vouch for send the file
-to the reference parser.
+paths give the same events, and that the lines the fast path cannot vouch for send their
+file (or, read in parts, their part) to the reference parser.
 """
 
 from __future__ import annotations
