@@ -220,18 +220,18 @@ def audit(
     return seconds, usage.ru_maxrss / 1024, json.loads(stdout)
 
 
+def add_cache_option(parser: argparse.ArgumentParser) -> None:
+    """`--cache DIR`: where generated logs are kept (outside the repository)."""
+    default = os.environ.get(
+        "DEVICEGATE_BENCH_CACHE", Path.home() / ".cache" / "devicegate-bench" / "audit"
+    )
+    parser.add_argument("--cache", type=Path, default=Path(default))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--lines", type=int, default=10_000_000)
-    parser.add_argument(
-        "--cache",
-        type=Path,
-        default=Path(
-            os.environ.get(
-                "DEVICEGATE_BENCH_CACHE", Path.home() / ".cache" / "devicegate-bench" / "audit"
-            )
-        ),
-    )
+    add_cache_option(parser)
     parser.add_argument("--skip-baseline", action="store_true", help="for quick iterations")
     parser.add_argument(
         "--baseline-lines",

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from audit import add_cache_option, generate  # noqa: E402  (the log audit.py generates)
 
 ODD = b'198.51.100.7 - ivanov [30/Feb/2023:09:00:00 +0300] "GET / HTTP/1.1" 200 1 "-" "UA"\n'
 
@@ -84,21 +84,12 @@ def measure(which: str, log: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--lines", type=int, default=1_000_000)
-    parser.add_argument(
-        "--cache",
-        type=Path,
-        default=Path(
-            os.environ.get(
-                "DEVICEGATE_BENCH_CACHE", Path.home() / ".cache" / "devicegate-bench" / "audit"
-            )
-        ),
-    )
+    add_cache_option(parser)
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child[0], Path(args.child[1]))
         return
-    from audit import generate
 
     if ROOT in args.cache.resolve().parents:
         raise SystemExit("the cache directory must be outside the repository")
