@@ -312,3 +312,40 @@ def test_any_sequence_is_answered_as_uvicorns_own_protocol_answers_it(
 
         check()
     assert apps[0].forward_auth.replayed > 0 and apps[0].dovecot.replayed > 0
+
+
+HEADER_VALUE = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=60
+)
+
+
+def test_hostile_requests_on_the_fast_paths_get_an_answer_and_never_a_500(
+    app: DevicegateApp,
+) -> None:
+    """Random header values and paths under the forward-auth prefix, random Dovecot bodies —
+    each sent twice, so that the second may be replayed: every one gets a well-formed answer
+    below 500 on the same connection, and the server keeps serving."""
+    with serving(app) as port:
+
+        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(
+            st.sampled_from(["web", "email", "web/x/y", "nope", "web?q=1", "web%2Fa", "web#f"]),
+            HEADER_VALUE,
+            HEADER_VALUE,
+            HEADER_VALUE,
+            st.binary(max_size=200),
+        )
+        def check(path: str, user: str, agent: str, uri: str, body: bytes) -> None:
+            head = (
+                f"GET /v1/forward-auth/{path} HTTP/1.1\r\nHost: x\r\nX-Devicegate-User: {user}"
+                f"\r\nUser-Agent: {agent}\r\nX-Original-URI: {uri}\r\n\r\n"
+            ).encode("latin-1")
+            payloads = [head, head, dovecot(body), dovecot(body)]
+            answers = one_by_one(port, *payloads)
+            for answer in answers:
+                status = int(answer.split(b" ", 2)[1])
+                assert 200 <= status < 500, answer[:300]
+
+        check()
+        assert exchange(port, request(), 1)[0].startswith(b"HTTP/1.1 200")
+    assert app.forward_auth.replayed > 0  # the fast path was reached, not only ASGI
