@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/decide.py
 	$(BIN)/python benchmarks/identify.py
 	$(BIN)/python benchmarks/forward_auth.py
+	$(BIN)/python benchmarks/protocol_cost.py
 	$(BIN)/python benchmarks/mail_policy.py
 	$(BIN)/python benchmarks/decision_log.py
 	$(BIN)/python benchmarks/triage.py
