@@ -423,4 +423,5 @@ def test_a_big_file_falls_back_in_parts(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(ingest, "ingest_nginx_parts", spy)
     done = ingest.ingest_file(log, "nginx", _ctx(log), tmp_path / "auto")
     assert seen == [1]
+    assert len(done.parquet) == 4  # 301 lines in parts of 100: three fast, one parsed
     _assert_same_as_reference(done, log)

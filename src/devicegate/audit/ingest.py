@@ -66,6 +66,15 @@ class Ingested:
         if len(self.bad_sample) < BAD_SAMPLE:
             self.bad_sample.append(bad)
 
+    def absorb(self, later: Ingested) -> None:
+        """Add what ingesting a later part of the same file gave (its bad lines after ours)."""
+        self.parquet += later.parquet
+        self.events += later.events
+        self.skipped += later.skipped
+        self.bad += later.bad - len(later.bad_sample)
+        for bad in later.bad_sample:
+            self.add_bad(bad)
+
 
 def _write_events(con: duckdb.DuckDBPyConnection, table: pa.Table, target: Path) -> None:
     """Parsed events → the grouped shape (times and line numbers listed in line order)."""
@@ -205,7 +214,7 @@ def ingest_nginx_parts(
     target: Path,
     progress: Progress | None = None,
     *,
-    lines_per_part: int = PART_LINES,
+    lines_per_part: int | None = None,
     threads: int | None = None,
 ) -> tuple[Ingested, int]:
     """A big combined log the fast path could not vouch for as a whole, in parts of
@@ -218,6 +227,7 @@ def ingest_nginx_parts(
     from the lines exactly as the reference reads them (`open_text`: undecodable bytes
     replaced, `\r`, `\n` and `\r\n` all ending a line, endings kept), so a part holds the
     same lines with the same numbers, plus `line_offset`, as the whole file."""
+    lines_per_part = lines_per_part or PART_LINES
     result = Ingested(str(path), "nginx", [])
     slow = 0
     with (
@@ -251,12 +261,7 @@ def ingest_nginx_parts(
             finally:
                 con.close()
             if done is not None:
-                result.parquet += done.parquet
-                result.events += done.events
-                result.skipped += done.skipped
-                result.bad += done.bad - len(done.bad_sample)
-                for bad in done.bad_sample:
-                    result.add_bad(bad)
+                result.absorb(done)
             offset += count
             if progress is not None:
                 progress(size)

@@ -19,7 +19,7 @@ from devicegate.adapters import radius
 from devicegate.cli.common import parse_at
 from devicegate.errors import DevicegateError, SignalError
 from devicegate.serialize import decision_json, signals_from_json
-from devicegate.server.declog import LogUnavailable
+from devicegate.server.declog import FAILING_CLOSED, LogUnavailable
 from devicegate.server.openapi import OPENAPI
 from devicegate.server.service import ServerService
 
@@ -57,7 +57,7 @@ async def durable(service: ServerService) -> JSONResponse | None:
     try:
         await service.durable()
     except LogUnavailable as exc:
-        return error(503, exc.message, "the decision log is unavailable: failing closed")
+        return error(503, exc.message, FAILING_CLOSED)
     return None
 
 

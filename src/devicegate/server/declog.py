@@ -68,6 +68,11 @@ class LogUnavailable(StoreError):
     """The decision log could not commit: the request must not be acknowledged."""
 
 
+#: what a request whose record could not be written is told (503), on every path
+WRITE_FAILED = "the decision log could not be written"
+FAILING_CLOSED = "the decision log is unavailable: failing closed"
+
+
 class Batch:
     """Records committed together; `future` is created by the first waiter (loop thread),
     `callbacks` hold the answers of requests the HTTP protocol replays without a task."""
@@ -223,7 +228,7 @@ class DecisionLog:
             return
         await self._committed(batch)
         if batch.status == FAILED:
-            raise LogUnavailable("the decision log could not be written")
+            raise LogUnavailable(WRITE_FAILED)
 
     @staticmethod
     def when_done(batch: Batch, callback: Callable[[bool], None]) -> None:

@@ -18,7 +18,7 @@ from urllib.parse import unquote
 
 from devicegate.adapters import forward_auth as fa
 from devicegate.errors import SignalError
-from devicegate.server.declog import Batch, LogUnavailable
+from devicegate.server.declog import FAILING_CLOSED, Batch, LogUnavailable
 from devicegate.server.service import Prepared, ServerService
 
 PREFIX = "/v1/forward-auth/"
@@ -109,12 +109,10 @@ class ForwardAuth:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         started = time.perf_counter()
         key = self._key(scope)
-        answer = self._answers.get(key) if key is not None else None
         service = self.service
-        now = time.time()
-        batch = service.replay_if_valid(answer.prepared, now) if answer is not None else None
-        if batch is not None:
-            assert answer is not None
+        hit = service.replay_kept(self._answers.get(key) if key is not None else None)
+        if hit is not None:
+            answer, batch = hit
             if service.log.must_wait(batch):
                 try:
                     await service.log.wait(batch)
@@ -136,7 +134,7 @@ class ForwardAuth:
 
     @staticmethod
     def _unavailable(exc: LogUnavailable) -> fa.Rendered:
-        return json_error(503, exc.message, "the decision log is unavailable: failing closed")
+        return json_error(503, exc.message, FAILING_CLOSED)
 
     def _key(self, scope: Scope) -> tuple[object, ...] | None:
         client = scope.get("client")

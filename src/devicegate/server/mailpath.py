@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 
 from devicegate.adapters import dovecot
 from devicegate.errors import SignalError
-from devicegate.server.declog import Batch, LogUnavailable
+from devicegate.server.declog import FAILING_CLOSED, Batch, LogUnavailable
 from devicegate.server.service import Prepared, ServerService
 
 PATH = "/v1/dovecot/auth-policy"
@@ -33,8 +33,8 @@ class Answer:
 
     prepared: Prepared
     body: bytes
-    status: int = 200
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    status: int = field(default=200, init=False)
+    headers: list[tuple[bytes, bytes]] = field(init=False)
     #: the response bytes `protocol.DevicegateHttpProtocol` writes, built on first use
     wire: tuple[object, bytes, bytes] | None = None
 
@@ -129,10 +129,10 @@ class DovecotPolicy:
             await send_json(send, 200, MALFORMED)
             return
         key = (request.login, request.device_id, request.remote)
-        now = time.time()
-        answer = self._answers.get(key)
-        batch = service.replay_if_valid(answer.prepared, now) if answer is not None else None
-        if answer is None or batch is None:
+        hit = service.replay_kept(self._answers.get(key))
+        if hit is not None:
+            answer, batch = hit
+        else:
             prepared, batch = service.prepare(
                 request.login, dovecot.RESOURCE, request.signals(), adapter=dovecot.ADAPTER
             )
@@ -144,9 +144,7 @@ class DovecotPolicy:
             try:
                 await service.log.wait(batch)
             except LogUnavailable as exc:
-                await self._error(
-                    send, 503, exc.message, "the decision log is unavailable: failing closed"
-                )
+                await self._error(send, 503, exc.message, FAILING_CLOSED)
                 return
         self.latency.observe(time.perf_counter() - started)
         await send_json(send, 200, answer.body)

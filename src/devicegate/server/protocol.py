@@ -6,13 +6,13 @@ asks Dovecot's policy question again (`mailpath.DovecotPolicy` keeps those, by b
 Measured on this machine, what uvicorn does around an ASGI call — the scope, a
 `RequestResponseCycle` with its `asyncio.Event`, a task, two `send` messages — costs about as
 much as the bare app's whole request, and the durable wait adds a suspended task and a future
-per request. For a request
-whose answer may be replayed this protocol does neither: on the headers it looks the answer
-up, appends the decision record, and writes the kept response bytes from the decision log's
-commit callback (`DecisionLog.when_done`). Everything else — a first request, a miss, a
-body on forward-auth, another method, a `%`-escaped path, a request pipelined behind an
-unfinished one — goes through uvicorn's own code unchanged, so it is decided, logged and
-answered exactly as before and the answer is kept for the next time. A Dovecot request is
+per request. For a request whose answer may be replayed this protocol does neither: on the
+headers it looks the answer up, appends the decision record, and writes the kept response
+bytes from the decision log's commit callback (`DecisionLog.when_done`). Everything
+else — a first request, a miss, a body on forward-auth, another method, a `%`-escaped path,
+a request pipelined behind an unfinished one — goes through uvicorn's own code unchanged,
+so it is decided, logged and answered exactly as before and the answer is kept for the next
+time. A Dovecot request is
 held until its body is in (`_Collecting`), then replayed or handed to uvicorn as if it had
 just arrived, with the body already read.
 
@@ -31,6 +31,7 @@ from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from devicegate.adapters.dovecot import MAX_BODY
+from devicegate.server.declog import FAILING_CLOSED, WRITE_FAILED
 from devicegate.server.hotpath import PREFIX, json_error
 from devicegate.server.hotpath import raw_headers as encode_headers
 from devicegate.server.mailpath import PATH as DOVECOT_PATH
@@ -45,9 +46,7 @@ PREFIX_BYTES = PREFIX.encode()
 DOVECOT_URLS = (DOVECOT_PATH.encode(), DOVECOT_PATH.encode() + b"?command=allow")
 #: a Dovecot body the protocol collects itself (uvicorn pauses reading past 64 KiB)
 BODY_MAX = min(MAX_BODY, HIGH_WATER_LIMIT)
-LOG_FAILED = json_error(
-    503, "the decision log could not be written", "the decision log is unavailable: failing closed"
-)
+LOG_FAILED = json_error(503, WRITE_FAILED, FAILING_CLOSED)
 
 
 class Replayable(Protocol):

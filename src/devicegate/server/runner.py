@@ -30,7 +30,7 @@ def _uvicorn_config(app: DevicegateApp, config: ServerConfig) -> uvicorn.Config:
         host=config.host,
         port=config.port,
         loop="uvloop",
-        http=DevicegateHttpProtocol,  # httptools, with replayed forward-auth answers
+        http=DevicegateHttpProtocol,  # httptools; replayed forward-auth and Dovecot answers
         lifespan="on",
         access_log=False,
         log_level="warning",
