@@ -6,6 +6,7 @@ import gzip
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -135,6 +136,7 @@ def test_cli_json_summary_and_outputs(tmp_path: Path, world: tuple[Path, Path]) 
         assert (out / name).exists(), name
     violations = pq.read_table(out / "violations.parquet")
     assert violations.num_rows == data["violations"] > 0
+    assert not any(pa.types.is_dictionary(f.type) for f in violations.schema)  # plain strings
     daily = pq.read_table(out / "compliance_daily.parquet").to_pylist()
     assert sum(r["events"] for r in daily) == data["events"]
 
