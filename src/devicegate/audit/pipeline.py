@@ -387,9 +387,14 @@ def _violation_rows(
     }
     at = {key: pc.index_in(keys[key], value_set=dim[key]) for key, dim in dims.items()}
     ranks = dims["uid"]["rank"].take(at["uid"])
+    # ties (same time, user and line: the fast path logs no line numbers) in key order,
+    # so that the files do not depend on how DuckDB's threads met the rows
+    tied = ("sid", "did", "fid")
     order = pc.sort_indices(
-        pa.table({"ts": keys["ts"], "rank": ranks, "line": keys["line"]}),
-        [("ts", "ascending"), ("rank", "ascending"), ("line", "ascending")],
+        pa.table(
+            {"ts": keys["ts"], "rank": ranks, "line": keys["line"], **{k: keys[k] for k in tied}}
+        ),
+        [(name, "ascending") for name in ("ts", "rank", "line", *tied)],
     )
     columns = {name: keys[name].take(order) for name in ("ts", "day", "line")}
     for key, dim in dims.items():
