@@ -24,6 +24,12 @@ def connect(threads: int | None = None, memory_limit: str = "1GB") -> duckdb.Duc
     con = duckdb.connect()
     con.execute(f"SET threads = {int(threads or os.cpu_count() or 1)}")
     con.execute(f"SET memory_limit = {sql_literal(memory_limit)}")
+    return session(con)
+
+
+def session(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """The per-connection settings (a cursor starts with the machine's time zone: its
+    TIMESTAMPTZ results would come back to Arrow in that zone)."""
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET TimeZone = 'UTC'")
     return con
@@ -36,29 +42,42 @@ class DuckDBPasses:
         self.con = con
 
     def _events(self, parts: pipeline.Parts, breaks_us: list[int], only: str = "") -> str:
-        """Every event as (part, g, t, seg[, line]); `only` restricts the groups read."""
+        """Every event as (part, g, t, seg[, line]); `only` restricts the groups read. The
+        part numbers are in the query itself: `segment_days` runs on a cursor of its own,
+        which sees none of the pipeline connection's registered tables."""
         seg = pipeline.segment_expr("t", breaks_us)
         lines = ", unnest(q.line) AS line" if only else ""
+        numbered = ", ".join(f"({sql_literal(path)}, {i})" for i, path in enumerate(parts.paths))
         return (
             f"SELECT part, g, t, ({seg})::INTEGER AS seg{', line' if only else ''} FROM ("
             f"SELECT p.part, q.g, unnest(q.ts) AS t{lines} FROM read_parquet("
             f"{parts.sql_list()}, filename = true, union_by_name = true) q "
-            f"JOIN parts_t p USING (filename) {only})"
+            f"JOIN (VALUES {numbered}) p(filename, part) USING (filename) {only})"
         )
 
     def segment_days(self, parts: pipeline.Parts, breaks_us: list[int], tz: str) -> pa.Table:
+        """On a cursor of its own: the pipeline runs it in a thread beside other queries."""
+        cursor = session(self.con.cursor())
+        try:
+            return self._segment_days(cursor, parts, breaks_us, tz)
+        finally:
+            cursor.close()
+
+    def _segment_days(
+        self, con: duckdb.DuckDBPyConnection, parts: pipeline.Parts, breaks_us: list[int], tz: str
+    ) -> pa.Table:
         span = pipeline.time_range(parts)
         day = pipeline.day_sql("t", tz, span)
         days = pipeline.break_days(breaks_us, tz, span)
         counted = "count(*) AS n, min(t) AS first_seen, max(t) AS last_seen"
         if days is None:  # a break inside a day: each event placed in its segment
-            return self.con.sql(
+            return con.sql(
                 f"SELECT part, g, seg, {day} AS day, {counted} "
                 f"FROM ({self._events(parts, breaks_us)}) GROUP BY ALL"
             ).to_arrow_table()
         # breaks at local midnights: count per day, then place the days (a third faster)
         seg = pipeline.segment_of_day("day", days)
-        return self.con.sql(
+        return con.sql(
             f"SELECT part, g, ({seg})::INTEGER AS seg, day, n, first_seen, last_seen FROM ("
             f"SELECT part, g, {day} AS day, {counted} FROM ({self._events(parts, [])}) "
             "GROUP BY ALL)"

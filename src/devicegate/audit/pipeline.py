@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -222,31 +223,14 @@ def run(
         "sources_t",
         pa.table({"fid": pa.array(range(len(parts.sources)), pa.int32()), "file": parts.sources}),
     )
-    cols = ", ".join(f"q.{c}" for c in SIGNAL_COLUMNS)
-    con.execute(
-        'CREATE TEMP TABLE grp AS SELECT p.part, q.g, p.fid, q."user", q.escaped, q.resource, '
-        f"q.sig, {cols}, q.n FROM read_parquet({parts.sql_list()}, filename = true, "
-        "union_by_name = true) q JOIN parts_t p USING (filename)"
-    )
-    users = judge.users_table(
-        snapshot, con.execute('SELECT DISTINCT "user", escaped FROM grp').fetchall()
-    )
-    anyv = ", ".join(f"any_value({c})" for c in SIGNAL_COLUMNS)
-    smap = judge.signal_map(
-        snapshot,
-        con.execute(f"SELECT sig, escaped, {anyv} FROM grp GROUP BY sig, escaped").fetchall(),
-    )
-    con.register("users_t", users)
-    con.register("sigkeys", smap.keys)
-    con.register("devices_t", smap.devices)
-    con.execute(
-        "CREATE TEMP TABLE gk AS SELECT g.part, g.g, g.fid, u.uid, u.cls, k.sid, g.resource "
-        'FROM grp g JOIN users_t u ON g."user" = u.raw AND g.escaped = u.escaped '
-        "JOIN sigkeys k ON g.sig = k.sig AND g.escaped = k.escaped"
-    )
-    con.execute("DROP TABLE grp")
+    # the pass over every event runs beside the judging of users and signals, which is
+    # Python (identification, the directory) and leaves a core to the pass
     breaks = judge.segment_breaks_us(snapshot)
-    con.register("sd", passes.segment_days(parts, breaks, tz))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-pass") as pool:
+        counting = pool.submit(passes.segment_days, parts, breaks, tz)
+        users, smap = _judge_groups(con, snapshot, parts)
+        segment_days = counting.result()
+    con.register("sd", segment_days)
     # per group and segment (a few rows per group): plans, cases and decisions come from here
     con.execute(
         "CREATE TEMP TABLE gs AS SELECT s.part, s.g, s.seg, k.cls, k.resource, k.sid, "
@@ -279,6 +263,37 @@ def run(
         _write_events(con, out, parts, users, decisions, smap.devices, breaks, tz)
         _write_violations(con, out, parts, passes, breaks, tz)
     return _tables(con)
+
+
+def _judge_groups(
+    con: duckdb.DuckDBPyConnection, snapshot: Snapshot, parts: Parts
+) -> tuple[pa.Table, judge.SignalMap]:
+    """The groups' distinct users and signals judged (`users_t`, `sigkeys`, `devices_t`
+    registered) and each group's keys in `gk`."""
+    cols = ", ".join(f"q.{c}" for c in SIGNAL_COLUMNS)
+    con.execute(
+        'CREATE TEMP TABLE grp AS SELECT p.part, q.g, p.fid, q."user", q.escaped, q.resource, '
+        f"q.sig, {cols}, q.n FROM read_parquet({parts.sql_list()}, filename = true, "
+        "union_by_name = true) q JOIN parts_t p USING (filename)"
+    )
+    users = judge.users_table(
+        snapshot, con.execute('SELECT DISTINCT "user", escaped FROM grp').fetchall()
+    )
+    anyv = ", ".join(f"any_value({c})" for c in SIGNAL_COLUMNS)
+    smap = judge.signal_map(
+        snapshot,
+        con.execute(f"SELECT sig, escaped, {anyv} FROM grp GROUP BY sig, escaped").fetchall(),
+    )
+    con.register("users_t", users)
+    con.register("sigkeys", smap.keys)
+    con.register("devices_t", smap.devices)
+    con.execute(
+        "CREATE TEMP TABLE gk AS SELECT g.part, g.g, g.fid, u.uid, u.cls, k.sid, g.resource "
+        'FROM grp g JOIN users_t u ON g."user" = u.raw AND g.escaped = u.escaped '
+        "JOIN sigkeys k ON g.sig = k.sig AND g.escaped = k.escaped"
+    )
+    con.execute("DROP TABLE grp")
+    return users, smap
 
 
 def _write_events(
