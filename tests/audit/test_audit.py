@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
+import os
+import subprocess
+import sys
+from datetime import UTC
 from pathlib import Path
 
 import pyarrow as pa
@@ -185,3 +190,26 @@ def test_out_inside_the_log_directory_is_not_read_back(tmp_path: Path, snapshot:
     again = run_audit(snapshot, AuditOptions(logs=[logs], out=logs / "out"))
     assert [f["file"] for f in again.summary["files"]] == [str(logs / "a.log")]
     assert again.summary["events"] == first.summary["events"]
+
+
+def test_outputs_are_in_utc_whatever_the_machine_zone(
+    tmp_path: Path, world: tuple[Path, Path]
+) -> None:
+    """The files are written on cursors of their own (in threads), and a DuckDB cursor
+    starts in the machine's zone: the times in the CSV must still be UTC, as in Parquet.
+    A process of its own, since DuckDB reads the machine's zone once."""
+    policy, directory = world
+    log = tmp_path / "access.log"
+    log.write_text("\n".join(nginx_log(300, seed=7)) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "devicegate.cli", "audit", "--quiet", "--json"]
+    command += ["-p", str(policy), "-d", str(directory), "--out", str(out), str(log)]
+    done = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "TZ": "Asia/Tokyo"}
+    )
+    assert done.returncode == 0, done.stderr
+    with (out / "violations.csv").open(newline="", encoding="utf-8") as handle:
+        written = [row["ts"] for row in csv.DictReader(handle)]
+    times = pq.read_table(out / "violations.parquet").column("ts").to_pylist()
+    assert written and len(written) == len(times)
+    assert written == [f"{t.astimezone(UTC):%Y-%m-%d %H:%M:%S}+00" for t in times]

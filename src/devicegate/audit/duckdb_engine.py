@@ -24,15 +24,7 @@ def connect(threads: int | None = None, memory_limit: str = "1GB") -> duckdb.Duc
     con = duckdb.connect()
     con.execute(f"SET threads = {int(threads or os.cpu_count() or 1)}")
     con.execute(f"SET memory_limit = {sql_literal(memory_limit)}")
-    return session(con)
-
-
-def session(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """The per-connection settings (a cursor starts with the machine's time zone: its
-    TIMESTAMPTZ results would come back to Arrow in that zone)."""
-    con.execute("SET preserve_insertion_order = false")
-    con.execute("SET TimeZone = 'UTC'")
-    return con
+    return pipeline.session(con)
 
 
 class DuckDBPasses:
@@ -57,7 +49,7 @@ class DuckDBPasses:
 
     def segment_days(self, parts: pipeline.Parts, breaks_us: list[int], tz: str) -> pa.Table:
         """On a cursor of its own: the pipeline runs it in a thread beside other queries."""
-        cursor = session(self.con.cursor())
+        cursor = pipeline.session(self.con.cursor())
         try:
             return self._segment_days(cursor, parts, breaks_us, tz)
         finally:
