@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/triage.py
 	$(BIN)/python benchmarks/audit.py
 	$(BIN)/python benchmarks/audit_fallback.py
+	$(BIN)/python benchmarks/audit_floors.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
