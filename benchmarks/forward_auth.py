@@ -14,8 +14,10 @@ One run, on loopback, with wrk (Debian) and one server worker each:
   httptools protocol plus the replay fast path): shows that the protocol costs an app that
   is not devicegate nothing, so the ratio is not bought by a faster server;
 * nginx in front of a static upstream, with `auth_request` to devicegate (deploy/nginx) and
-  without it; and, as the ceiling of any auth service on this server software, the same
-  nginx configuration with `auth_request` to the bare app (which answers 200 at once).
+  without it; the same with `auth_request` to the `--log-ack buffered` devicegate (what the
+  wait for the commit costs through a proxy); and, as the ceiling of any auth service on
+  this server software, the same nginx configuration with `auth_request` to the bare app
+  (which answers 200 at once).
 
 Every configuration is measured once per round, the rounds interleaved (default 3), and the
 best round of each counts: on a shared machine that keeps a neighbour's burst during one
@@ -253,6 +255,7 @@ def main() -> int:
         dg_port, hello_port, buffered_port = free_port(), free_port(), free_port()
         app_port, auth_port, noauth_port = free_port(), free_port(), free_port()
         hello2_port, app2_port, ceiling_port, noauth2_port = (free_port() for _ in range(4))
+        app3_port, nginx_buffered_port, noauth3_port = (free_port() for _ in range(3))
 
         def serve(port: int, db: str, ack: str) -> subprocess.Popen[bytes]:
             argv = [DEVICEGATE, "serve", "--policy", str(tmp / "policy.yaml")]
@@ -288,6 +291,7 @@ def main() -> int:
             for name, auth_to, ports in (
                 ("nginx", dg_port, (app_port, auth_port, noauth_port)),
                 ("nginx-ceiling", hello_port, (app2_port, ceiling_port, noauth2_port)),
+                ("nginx-buffered", buffered_port, (app3_port, nginx_buffered_port, noauth3_port)),
             ):
                 prefix = tmp / name
                 prefix.mkdir()
@@ -297,7 +301,7 @@ def main() -> int:
                 )
                 procs.append((ngx, signal.SIGQUIT))
             for port in (dg_port, hello_port, auth_port, noauth_port, buffered_port, hello2_port,
-                         ceiling_port):  # fmt: skip
+                         ceiling_port, nginx_buffered_port):  # fmt: skip
                 wait_port(port)
             s, c = args.seconds, args.connections
             runs = {
@@ -308,6 +312,7 @@ def main() -> int:
                 "nginx": (f"http://127.0.0.1:{auth_port}/", "nginx.lua"),
                 "noauth": (f"http://127.0.0.1:{noauth_port}/", "nginx.lua"),
                 "ceiling": (f"http://127.0.0.1:{ceiling_port}/", "nginx.lua"),
+                "nginx_buffered": (f"http://127.0.0.1:{nginx_buffered_port}/", "nginx.lua"),
             }
             for url, script in runs.values():  # warm-up: identification and answer caches
                 wrk(url, tmp / script, 1, c)
@@ -325,6 +330,7 @@ def main() -> int:
             noauth_per_s, noauth_p99 = best["noauth"]
             bare2_per_s, bare2_p99 = best["bare_protocol"]
             ceiling_per_s, ceiling_p99 = best["ceiling"]
+            nginx_buffered_per_s, nginx_buffered_p99 = best["nginx_buffered"]
         finally:
             for proc, sig in reversed(procs):
                 stop(proc, sig)
@@ -344,6 +350,14 @@ def main() -> int:
     print(f"nginx + auth_request         {nginx_per_s:10.0f} req/s  p99 {nginx_p99:6.2f} ms")
     print(f"nginx without auth (base)    {noauth_per_s:10.0f} req/s  p99 {noauth_p99:6.2f} ms")
     print(f"  ratio vs nginx without auth {nginx_per_s / noauth_per_s:9.2f}   (target >= 0.5)")
+    print(
+        f"nginx + auth, log-ack buffered {nginx_buffered_per_s:8.0f} req/s  "
+        f"p99 {nginx_buffered_p99:6.2f} ms"
+    )
+    print(
+        f"  ratio vs nginx without auth {nginx_buffered_per_s / noauth_per_s:9.2f}   "
+        "(the same, answered before the commit)"
+    )
     print(f"nginx + auth_request to bare {ceiling_per_s:10.0f} req/s  p99 {ceiling_p99:6.2f} ms")
     print(
         f"  ratio vs nginx without auth {ceiling_per_s / noauth_per_s:9.2f}   "
@@ -369,6 +383,8 @@ def main() -> int:
         "bare_protocol_per_s": round(bare2_per_s, 1),
         "nginx_bare_auth_per_s": round(ceiling_per_s, 1),
         "ceiling_ratio_vs_nginx_noauth": round(ceiling_per_s / noauth_per_s, 3),
+        "nginx_buffered_per_s": round(nginx_buffered_per_s, 1),
+        "nginx_buffered_ratio_vs_nginx_noauth": round(nginx_buffered_per_s / noauth_per_s, 3),
     }
     print(json.dumps(result))
     return 0
