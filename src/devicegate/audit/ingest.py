@@ -35,6 +35,7 @@ from devicegate.audit.events import (
 from devicegate.audit.formats import FORMATS, nginx_fast
 from devicegate.audit.formats.base import ParseContext
 from devicegate.audit.formats.nginx_fast import parse_query, sql_literal
+from devicegate.audit.pipeline import session
 from devicegate.audit.sources import is_gzip, open_text
 
 BAD_SAMPLE = 20
@@ -200,9 +201,7 @@ def ingest_nginx_fast(
 def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """A connection for ingesting one file (one per file: DuckDB's rejects table of a
     connection collects the rejects of every file it read)."""
-    con = duckdb.connect()
-    con.execute("SET preserve_insertion_order = false")
-    con.execute("SET TimeZone = 'UTC'")
+    con = session(duckdb.connect())
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     return con
