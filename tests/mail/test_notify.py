@@ -47,7 +47,7 @@ def files(base: Path) -> tuple[Path, Path, str]:
     store = f"sqlite:///{base}/store.db"
     # o.morozova's personal iPhone is in no inventory: IMAP saw it on 28 July
     opened = open_store(store)
-    opened.write_batch(
+    opened.write_sightings(
         [
             {
                 "at": datetime(2023, 7, 28, 8, tzinfo=UTC),
@@ -59,8 +59,7 @@ def files(base: Path) -> tuple[Path, Path, str]:
                 "platform": "iOS",
                 "signals": {"imap_id": IOS_MAIL},
             }
-        ],
-        [],
+        ]
     )
     return base / "directory.csv", base / "devices.csv", store
 

@@ -61,7 +61,7 @@ def test_mail_and_wifi_through_devicegate_serve(serve: tuple[Serve, Path]) -> No
         assert "Received Access-Accept" in access(rad, BANNED, RANDOM_MAC)
     with dg.store.engine.connect() as conn:
         decisions = conn.exec_driver_sql(
-            "select adapter, action, rule from decisions order by id"
+            "select adapter, action, rule from decision_log order by id"
         ).all()
         seen = conn.exec_driver_sql("select adapter, vendor from sightings order by id").all()
     assert [tuple(d) for d in decisions] == [

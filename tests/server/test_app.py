@@ -53,7 +53,7 @@ def test_every_answer_is_logged_before_it_is_sent(client: TestClient, app: Devic
     assert app.service.store.count("decisions") == 5
     assert app.service.store.count("sightings") == 1  # one per user/signals/interval
     with app.service.store.engine.connect() as conn:
-        row = conn.execute(sa.select(t.decisions).limit(1)).mappings().one()
+        row = conn.execute(sa.select(t.decision_log).limit(1)).mappings().one()
     assert row["action"] == "block" and row["rule"] == "no-apple-web" and row["vendor"] == "Apple"
 
 

@@ -55,7 +55,7 @@ def logged_users(store_url: str) -> Counter[str]:
     """How many decisions the store holds for each user."""
     store = open_store(store_url)
     with store.engine.connect() as conn:
-        users = Counter(conn.execute(sa.select(t.decisions.c.user)).scalars())
+        users = Counter(conn.execute(sa.select(t.decision_log.c.user)).scalars())
     store.engine.dispose()
     return users
 
@@ -161,7 +161,9 @@ def test_two_servers_share_postgres(tmp_path: Path) -> None:
         store = open_store(url)
         with store.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(t.decisions.c.action, sa.func.count()).group_by(t.decisions.c.action)
+                sa.select(t.decision_log.c.action, sa.func.count()).group_by(
+                    t.decision_log.c.action
+                )
             ).all()
             ids = conn.execute(sa.select(t.decisions.c.request_id)).scalars().all()
         store.engine.dispose()

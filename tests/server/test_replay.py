@@ -124,7 +124,9 @@ def test_postfix_answers_replay_and_log_the_sighting_used(
     actions = client._run(submit())
     assert len(set(actions)) == 1 and len(server._answers) == 1  # decided once, replayed
     with app.service.store.engine.connect() as conn:
-        rows = conn.execute(sa.select(t.decisions).where(t.decisions.c.adapter == "postfix")).all()
+        rows = conn.execute(
+            sa.select(t.decision_log).where(t.decision_log.c.adapter == "postfix")
+        ).all()
     assert len(rows) == 3
     detail = json.loads(rows[0].detail) if isinstance(rows[0].detail, str) else rows[0].detail
     assert "forward-auth sighting" in detail["basis"] and "Windows" in detail["basis"]

@@ -49,3 +49,76 @@ def test_every_migration_downgrades_and_upgrades_again(tmp_path: Path) -> None:
         assert sa.inspect(conn).get_table_names() == ["alembic_version"]
         command.upgrade(config, "head")
     assert schema_diff(engine) == []
+
+
+WIDE = [
+    {
+        "request_id": f"srv-{n:010x}",
+        "at": f"2023-07-17 09:00:0{n}.000000",
+        "user": user,
+        "resource": "email",
+        "adapter": "dovecot",
+        "action": action,
+        "rule": rule,
+        "policy_version": "v1",
+        "device_ref": None,
+        "vendor": "Apple" if rule else None,
+        "platform": "iOS" if rule else None,
+        "detail": '{"message": "не для работы"}' if rule else "{}",
+    }
+    for n, (user, action, rule) in enumerate(
+        [
+            ("a@x.example", "block", "apple-wave-1"),
+            ("b@x.example", "allow", None),
+            ("a@x.example", "block", "apple-wave-1"),  # same details as the first
+            ("a@x.example", "block", "apple-wave-1"),
+            ("b@x.example", "allow", None),
+        ]
+    )
+]
+DETAIL_KEYS = ("user", "action", "rule", "vendor", "platform")
+
+
+def _wide_rows(conn: sa.Connection) -> list[tuple[object, ...]]:
+    columns = ", ".join(f'"{c}"' for c in ("request_id", "user", "action", "rule", "vendor"))
+    return [tuple(r) for r in conn.execute(sa.text(f"SELECT {columns} FROM decisions ORDER BY id"))]
+
+
+def _moves_the_decision_log(url: str) -> None:
+    """0004 splits the wide decision rows into details and narrow rows, keeping every
+    request id, its time and order; the view and the downgrade give the old rows back."""
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0003")
+            wide = sa.table("decisions", *(sa.column(c) for c in WIDE[0]))
+            for row in WIDE:
+                conn.execute(wide.insert().values(**row))
+            before = _wide_rows(conn)
+            command.upgrade(alembic_config(conn), "head")
+        assert schema_diff(engine) == []
+        logged = list(open_store(url, migrate_schema=False).iter_decisions())
+        assert [r["request_id"] for r in logged] == [r["request_id"] for r in WIDE]
+        assert [tuple(r[k] for k in DETAIL_KEYS) for r in logged] == [
+            tuple(r[k] for k in DETAIL_KEYS) for r in WIDE
+        ]
+        assert logged[0]["detail"] in ({"message": "не для работы"}, '{"message": "не для работы"}')
+        assert [r["at"].second for r in logged] == [0, 1, 2, 3, 4]
+        with engine.begin() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM decision_details")).scalar() == 2
+            in_view = conn.execute(sa.text("SELECT request_id FROM decision_log ORDER BY id"))
+            assert [r[0] for r in in_view] == [r["request_id"] for r in WIDE]
+            command.downgrade(alembic_config(conn), "0003")
+            assert _wide_rows(conn) == before
+    finally:
+        engine.dispose()
+
+
+def test_0004_moves_the_decision_log_on_sqlite(tmp_path: Path) -> None:
+    _moves_the_decision_log(f"sqlite:///{tmp_path}/store.db")
+
+
+@pytest.mark.integration
+def test_0004_moves_the_decision_log_on_postgres(tmp_path: Path) -> None:
+    with procs.postgres(tmp_path / "pg") as url:
+        _moves_the_decision_log(url)

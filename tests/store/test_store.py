@@ -52,7 +52,7 @@ def test_batches_and_recent_sightings(tmp_path: Path) -> None:
         }
         for h in (1, 30)
     ]
-    store.write_batch(sightings, [])
+    store.write_sightings(sightings)
     recent = store.recent_sightings("alice", since=timedelta(hours=24))
     assert len(recent) == 1 and recent[0]["vendor"] == "Apple"
     assert store.count("sightings") == 2

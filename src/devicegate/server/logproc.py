@@ -86,6 +86,7 @@ def _serve_batches(stdin: IO[bytes], stdout: IO[bytes], writer: Any) -> int:
         number, reset, new, records = frame
         if reset:
             templates.clear()
+            writer.forget()
         templates.update(new)
         started = time.perf_counter()
         try:

@@ -21,20 +21,8 @@ import sqlalchemy as sa
 from devicegate.store import Store
 from devicegate.store import tables as t
 
-DECISION_COLUMNS = (
-    "request_id",
-    "at",
-    "user",
-    "resource",
-    "adapter",
-    "action",
-    "rule",
-    "policy_version",
-    "device_ref",
-    "vendor",
-    "platform",
-    "detail",
-)
+DECISION_COLUMNS = ("request_id", "at", "detail_id")
+DETAIL_COLUMNS = ("digest", *t.DETAIL_COLUMNS)
 SIGHTING_COLUMNS = (
     "at",
     "user",
@@ -51,7 +39,7 @@ CHUNK = 256  # rows per statement: 12 columns × 256 stays far below SQLite's 32
 # What a request appends to the log (see declog.py): its counter, the decision's time and the
 # time it was made (epoch seconds), its template id and whether it records a sighting.
 Record = tuple[int, float, float, int, bool]
-# A template: the decision row without request id and time (DECISION_COLUMNS from `user`)
+# A template: what the decision says (`tables.DETAIL_COLUMNS`, the explanation as JSON text)
 # and the sighting row without time (None if the adapter records no sightings).
 Template = tuple[Row, Row | None]
 
@@ -66,11 +54,17 @@ class RowWriter:
         self.id_prefix = id_prefix
         dialect = self.engine.dialect
         self.sqlite = dialect.name == "sqlite"
-        self.decisions_sql = self._insert(t.decisions, DECISION_COLUMNS, dialect, "detail")
-        self.sightings_sql = self._insert(t.sightings, SIGHTING_COLUMNS, dialect, "signals")
-        self._decision_values = self._values(DECISION_COLUMNS, "detail")
+        self.decisions_sql = self._insert(t.decisions, DECISION_COLUMNS, dialect)
+        self.details_sql = self._insert(t.decision_details, DETAIL_COLUMNS, dialect)
+        self.sightings_sql = self._insert(t.sightings, SIGHTING_COLUMNS, dialect)
+        self._decision_values = self._values(DECISION_COLUMNS, "")
+        self._detail_values = self._values(DETAIL_COLUMNS, "detail")
         self._sighting_values = self._values(SIGHTING_COLUMNS, "signals")
+        self._mark = "?" if self.sqlite else "%s"
         self._statements: dict[tuple[str, int], str] = {}
+        # template id → its row in decision_details (template ids are never reused by a
+        # server; `forget` when the server starts its templates over)
+        self._detail_ids: dict[int, int] = {}
         self._conn: Any = None
         use_thread = self.sqlite and checkpoint_thread
         self.checkpointer = Checkpointer(self.engine) if use_thread else None
@@ -78,7 +72,7 @@ class RowWriter:
         self._second_text = ""
 
     @staticmethod
-    def _insert(table: sa.Table, columns: tuple[str, ...], dialect: Any, json_col: str) -> str:
+    def _insert(table: sa.Table, columns: tuple[str, ...], dialect: Any) -> str:
         quote = dialect.identifier_preparer.quote
         return f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) VALUES "
 
@@ -105,41 +99,57 @@ class RowWriter:
             self._second_text = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
         return f"{self._second_text}.{int((ts - second) * 1_000_000):06d}"
 
-    def rows(
-        self, records: list[Record], templates: dict[int, Template]
-    ) -> tuple[list[Row], list[Row]]:
-        """Sightings and decisions. A request id is the server's prefix and its counter in
-        fixed-width hex: ids of one server sort in the order they are written, so the unique
-        index grows at one place (unpadded, inserts landed all over it: ≈ 2 µs a row more)."""
-        prefix, stamp = self.id_prefix, self._time
-        decisions = [
-            (f"{prefix}{n:010x}", stamp(at), *templates[tid][0]) for n, at, _, tid, _ in records
-        ]
-        sightings: list[Row] = []
+    def sightings(self, records: list[Record], templates: dict[int, Template]) -> list[Row]:
+        """The sighting rows of the records that carry one."""
+        stamp = self._time
+        rows: list[Row] = []
         for _, _, now, tid, with_sighting in records:
             sighting = templates[tid][1]
             if with_sighting and sighting is not None:
-                sightings.append((stamp(now), *sighting))
-        return sightings, decisions
+                rows.append((stamp(now), *sighting))
+        return rows
+
+    def forget(self) -> None:
+        """The server starts its templates over: drop what they resolved to."""
+        self._detail_ids.clear()
 
     def write(self, records: list[Record], templates: dict[int, Template]) -> None:
-        """Insert and commit. One DBAPI connection is kept for the writer's life (a pool
-        checkout, reset and return per batch cost more than the inserts); after an error it
-        is rolled back, or replaced if it broke."""
-        sightings, decisions = self.rows(records, templates)
+        """Insert and commit: details first seen in this batch, then one narrow decision row a
+        record. A request id is the server's prefix and its counter in fixed-width hex: ids of
+        one server sort in the order they are written, so the unique index grows at one place
+        (unpadded, inserts landed all over it: ≈ 2 µs a row more).
+
+        One DBAPI connection is kept for the writer's life (a pool checkout, reset and return
+        per batch cost more than the inserts); after an error it is rolled back, or replaced
+        if it broke."""
         if self._conn is None:
             self._conn = self.engine.raw_connection()
             if self.checkpointer is not None:  # commits leave the WAL to the checkpointer
                 self._conn.cursor().execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
         conn = self._conn
+        ids = self._detail_ids
+        fresh: dict[int, int] = {}
         try:
             cursor = conn.cursor()
-            self._insert_rows(cursor, self.sightings_sql, self._sighting_values, sightings)
+            missing = {record[3] for record in records if record[3] not in ids}
+            if missing:
+                fresh = self._resolve(cursor, missing, templates)
+                ids.update(fresh)
+            prefix, stamp = self.id_prefix, self._time
+            decisions = [(f"{prefix}{n:010x}", stamp(at), ids[tid]) for n, at, _, tid, _ in records]
+            self._insert_rows(
+                cursor,
+                self.sightings_sql,
+                self._sighting_values,
+                self.sightings(records, templates),
+            )
             self._insert_rows(cursor, self.decisions_sql, self._decision_values, decisions)
             conn.commit()
             if self.checkpointer is not None:
                 self.checkpointer.touch()
         except Exception:
+            for tid in fresh:  # rolled back with the batch
+                ids.pop(tid, None)
             self._conn = None
             try:
                 conn.rollback()
@@ -147,6 +157,28 @@ class RowWriter:
             except Exception:
                 conn.invalidate()
             raise
+
+    def _resolve(
+        self, cursor: Any, tids: set[int], templates: dict[int, Template]
+    ) -> dict[int, int]:
+        """The decision_details ids of these templates: inserted unless a row with the same
+        digest exists (written earlier, or by another server sharing the store), then read
+        back by digest."""
+        digests = {tid: t.detail_digest(templates[tid][0]) for tid in tids}
+        rows = [(digest, *templates[tid][0]) for tid, digest in digests.items()]
+        self._insert_rows(
+            cursor, self.details_sql, self._detail_values, rows, " ON CONFLICT (digest) DO NOTHING"
+        )
+        wanted = sorted(set(digests.values()))
+        found: dict[str, int] = {}
+        for start in range(0, len(wanted), CHUNK):
+            chunk = wanted[start : start + CHUNK]
+            marks = ", ".join([self._mark] * len(chunk))
+            cursor.execute(
+                f"SELECT digest, id FROM decision_details WHERE digest IN ({marks})", tuple(chunk)
+            )
+            found.update(cursor.fetchall())
+        return {tid: found[digest] for tid, digest in digests.items()}
 
     def close(self) -> None:
         """Stop the checkpointer and close the connection (the store's engine stays)."""
@@ -156,7 +188,9 @@ class RowWriter:
             self._conn.close()
             self._conn = None
 
-    def _insert_rows(self, cursor: Any, head: str, values: str, rows: list[Row]) -> None:
+    def _insert_rows(
+        self, cursor: Any, head: str, values: str, rows: list[Row], tail: str = ""
+    ) -> None:
         """Multi-row INSERTs of up to CHUNK rows: one statement per chunk, not per row.
 
         With `executemany` the driver releases and retakes the GIL around every row; the
@@ -167,7 +201,7 @@ class RowWriter:
             key = (head, len(chunk))
             sql = self._statements.get(key)
             if sql is None:
-                sql = self._statements[key] = head + ", ".join([values] * len(chunk))
+                sql = self._statements[key] = head + ", ".join([values] * len(chunk)) + tail
             cursor.execute(sql, tuple(chain.from_iterable(chunk)))
 
 

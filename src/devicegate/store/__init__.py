@@ -313,15 +313,12 @@ class Store:
         return out
 
     # ---- sightings and decisions (batched by the caller) ----------------------------------
-    def write_batch(
-        self, sightings: Sequence[dict[str, Any]], decisions: Sequence[dict[str, Any]]
-    ) -> None:
-        """Insert one batch in one transaction; durable when this returns."""
-        with self.engine.begin() as conn:
-            if sightings:
+    def write_sightings(self, sightings: Sequence[dict[str, Any]]) -> None:
+        """Insert sightings in one transaction; durable when this returns. (Decisions are
+        written by the server's writer process, `devicegate.server.rows`.)"""
+        if sightings:
+            with self.engine.begin() as conn:
                 conn.execute(t.sightings.insert(), list(sightings))
-            if decisions:
-                conn.execute(t.decisions.insert(), list(decisions))
 
     def recent_sightings(
         self, user: str, *, since: timedelta, now: datetime | None = None, limit: int = 20
@@ -352,8 +349,9 @@ class Store:
         chunk: int = 10_000,
     ) -> Iterator[dict[str, Any]]:
         """The decision log in order of writing, streamed in chunks of `chunk` rows (by id, so
-        a log that grows meanwhile is read consistently up to where it was)."""
-        table = t.decisions
+        a log that grows meanwhile is read consistently up to where it was). Each row is a
+        decision with its details (`tables.decision_log`)."""
+        table = t.decision_log
         where = []
         if since is not None:
             where.append(table.c.at >= since)
