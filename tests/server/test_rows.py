@@ -9,6 +9,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from devicegate.server.rows import BACKSTOP_PAGES, RowWriter, Template
 from devicegate.store import open_store
 
@@ -65,3 +67,44 @@ def test_the_checkpointer_moves_committed_rows_into_the_database_file(tmp_path: 
             time.sleep(0.05)
     finally:
         writer.close()
+
+
+OTHER: Template = (
+    ("o.morozova@minenergo.example", "email", "dovecot", "allow", None, "v1", None, None, None,
+     json.dumps({"signals": {"user_agent": "Thunderbird"}})),
+    None,
+)  # fmt: skip
+
+
+def test_details_are_kept_once_across_servers_sharing_a_store(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'gate.db'}")
+    first, second = RowWriter(store, "aaaa-"), RowWriter(store, "bbbb-")
+    try:
+        now = time.time()
+        first.write([(n, now, now, 1, False) for n in range(3)], {1: TEMPLATE})
+        second.write([(n, now, now, 7, False) for n in range(2)], {7: TEMPLATE, 8: OTHER})
+        second.write([(2, now, now, 8, False)], {7: TEMPLATE, 8: OTHER})
+    finally:
+        first.close()
+        second.close()
+    assert store.count("decision_details") == 2 and store.count("decisions") == 6
+    users = [row["user"] for row in store.iter_decisions()]
+    assert users == [USER] * 5 + ["o.morozova@minenergo.example"]
+
+
+def test_a_failed_batch_forgets_the_details_it_inserted(tmp_path: Path) -> None:
+    """The details a batch inserted roll back with it; the next batch inserts them again
+    instead of pointing at a row that is not there."""
+    store = open_store(f"sqlite:///{tmp_path / 'gate.db'}")
+    writer = RowWriter(store, "abcd-")
+    templates = {1: TEMPLATE, 2: OTHER}
+    try:
+        now = time.time()
+        writer.write([(1, now, now, 1, False)], templates)
+        with pytest.raises(sqlite3.IntegrityError):  # request id abcd-…01 again
+            writer.write([(1, now, now, 2, False)], templates)
+        writer.write([(2, now, now, 2, False)], templates)
+    finally:
+        writer.close()
+    actions = [(row["request_id"], row["action"]) for row in store.iter_decisions()]
+    assert actions == [("abcd-0000000001", "block"), ("abcd-0000000002", "allow")]
