@@ -118,9 +118,11 @@ def upgrade() -> None:
             break
         last = rows[-1][0]
         new: dict[str, dict[str, Any]] = {}
+        digests = []
         for row in rows:
             values = tuple(row[3:])
             digest = _digest(values)
+            digests.append(digest)
             if digest not in known and digest not in new:
                 new[digest] = {"digest": digest, **dict(zip(DETAIL, values, strict=True))}
         if new:
@@ -145,8 +147,8 @@ def upgrade() -> None:
         bind.execute(
             narrow.insert(),
             [
-                {"request_id": row[1], "at": row[2], "detail_id": known[_digest(tuple(row[3:]))]}
-                for row in rows
+                {"request_id": row[1], "at": row[2], "detail_id": known[digest]}
+                for row, digest in zip(rows, digests, strict=True)
             ],
         )
     op.drop_table("decisions_wide")
