@@ -57,7 +57,7 @@ class RowWriter:
         self.decisions_sql = self._insert(t.decisions, DECISION_COLUMNS, dialect)
         self.details_sql = self._insert(t.decision_details, DETAIL_COLUMNS, dialect)
         self.sightings_sql = self._insert(t.sightings, SIGHTING_COLUMNS, dialect)
-        self._decision_values = self._values(DECISION_COLUMNS, "")
+        self._decision_values = self._values(DECISION_COLUMNS)
         self._detail_values = self._values(DETAIL_COLUMNS, "detail")
         self._sighting_values = self._values(SIGHTING_COLUMNS, "signals")
         self._mark = "?" if self.sqlite else "%s"
@@ -76,7 +76,7 @@ class RowWriter:
         quote = dialect.identifier_preparer.quote
         return f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) VALUES "
 
-    def _values(self, columns: tuple[str, ...], json_col: str) -> str:
+    def _values(self, columns: tuple[str, ...], json_col: str | None = None) -> str:
         """One row's placeholders, e.g. `(?, ?, ?)`."""
         mark = "?" if self.sqlite else "%s"
         return (
