@@ -235,7 +235,22 @@ async def _postfix_worker(port: int, payload: bytes, stop: float, lat: list[floa
         writer.close()
 
 
-def load(kind: str, port: int, seconds: float, connections: int) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its live descendants (the log writer)."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += cpu_seconds(int(child))
+    except (OSError, ValueError, IndexError):
+        pass  # the process ended meanwhile
+    return total
+
+
+def load(kind: str, port: int, seconds: float, connections: int, pid: int) -> dict[str, float]:
+    """Drive `port` for `seconds`; requests/s, latency and the server's CPU per request."""
     import uvloop
 
     async def main() -> list[float]:
@@ -247,19 +262,21 @@ def load(kind: str, port: int, seconds: float, connections: int) -> dict[str, fl
             payload, worker = POSTFIX_REQUEST, _postfix_worker
         warm = time.perf_counter() + min(1.0, seconds / 4)
         await asyncio.gather(*(worker(port, payload, warm, []) for _ in range(connections)))
-        stop = time.perf_counter() + seconds
+        span[0], cpu[0] = time.perf_counter(), cpu_seconds(pid)
+        stop = span[0] + seconds
         await asyncio.gather(*(worker(port, payload, stop, lat) for _ in range(connections)))
+        span[1], cpu[1] = time.perf_counter(), cpu_seconds(pid)
         return lat
 
-    started = time.perf_counter()
+    span, cpu = [0.0, 0.0], [0.0, 0.0]
     lat = uvloop.run(main())
-    elapsed = time.perf_counter() - started - min(1.0, seconds / 4)
     lat.sort()
     return {
-        "rps": len(lat) / elapsed,
+        "rps": len(lat) / (span[1] - span[0]),
         "p50_ms": lat[len(lat) // 2] * 1000,
         "p99_ms": lat[int(len(lat) * 0.99)] * 1000,
         "requests": float(len(lat)),
+        "cpu_us": (cpu[1] - cpu[0]) / len(lat) * 1e6,
     }
 
 
@@ -324,6 +341,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--only", help="measure only the pairs whose name contains this")
     parser.add_argument("--constant-http", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--constant-postfix", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--adapter-http", type=int, help=argparse.SUPPRESS)
@@ -387,10 +405,17 @@ def main() -> None:
                 ("postfix-serve-buffered", "postfix-constant", "postfix", bf_postfix, c_postfix),
                 ("dovecot-serve-buffered", "http-constant", "http", bf_http, c_http),
             ]
+            ports = [(dg_http, dg_postfix), (bf_http, bf_postfix), (c_http,), (c_postfix,)]
+            ports += [(a_http,), (a_postfix,)]
+            pids = {
+                port: proc.pid for proc, group in zip(procs, ports, strict=True) for port in group
+            }
+            if args.only:
+                pairs = [pair for pair in pairs if args.only in pair[0]]
             for _ in range(args.rounds):
                 for name, baseline, kind, port, cport in pairs:
                     for label, p in ((baseline, cport), (name, port)):
-                        got = load(kind, p, args.seconds, args.connections)
+                        got = load(kind, p, args.seconds, args.connections, pids[p])
                         if label not in best or got["rps"] > best[label]["rps"]:
                             best[label] = got
         finally:
@@ -401,11 +426,14 @@ def main() -> None:
         "seconds": args.seconds,
         "cores": os.cpu_count(),
     }
-    print(f"{'server':<24}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
+    print(f"{'server':<24}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU µs/req':>12}")
     for name, baseline, *_ in pairs:
         for label in (baseline, name):
             r = best[label]
-            print(f"{label:<24}{r['rps']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}")
+            print(
+                f"{label:<24}{r['rps']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
+                f"{r['cpu_us']:>12.1f}"
+            )
         ratio = best[name]["rps"] / best[baseline]["rps"]
         print(f"  {name} / constant: {ratio:.2f}x requests/s (target >= 0.7x)")
         result[name] = {k: round(v, 3) for k, v in best[name].items()}

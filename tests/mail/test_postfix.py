@@ -190,34 +190,75 @@ def test_pipelined_requests_in_one_segment(service: LocalService) -> None:
 
 
 def test_answers_wait_for_the_decision_log(service: LocalService) -> None:
+    """A decided request is answered once the log has it; a verdict that arrives later still
+    leaves in request order; a failed log turns the answer into a deferral."""
+    seen(service, BANNED, IOS_MAIL, timedelta(hours=1))
     calls: list[str] = []
 
-    async def durable_ok() -> bool:
+    def durable_ok(done: Callable[[bool], None]) -> bool | None:
         calls.append("ok")
         return True
 
-    async def durable_down() -> bool:
+    def durable_down(done: Callable[[bool], None]) -> bool | None:
         return False
 
-    for durable, first in ((durable_ok, b"action=DUNNO"), (durable_down, b"action=DEFER_IF")):
+    def durable_at_once(done: Callable[[bool], None]) -> bool | None:
+        done(False)  # e.g. the batch has already failed: the callback runs before returning
+        return None
 
-        async def main(durable: object = durable) -> list[bytes]:
-            srv = postfix.PostfixPolicyServer(
-                service,
-                "127.0.0.1",
-                0,
-                durable=durable,  # type: ignore[arg-type]
-            )
+    def durable_later(done: Callable[[bool], None]) -> bool | None:
+        asyncio.get_running_loop().call_later(0.05, done, True)
+        return None
+
+    cases = (
+        (durable_ok, b"action=REJECT"),
+        (durable_down, b"action=DEFER_IF"),
+        (durable_at_once, b"action=DEFER_IF"),
+        (durable_later, b"action=REJECT"),
+    )
+    for durable, first in cases:
+
+        async def main(durable: postfix.Durable = durable) -> list[bytes]:
+            srv = postfix.PostfixPolicyServer(service, "127.0.0.1", 0, durable=durable)
             await srv.start()
             try:
-                return await ask(srv.port, request(), request(None))
+                return await _pipelined(srv.port, request(), request(None), request())
             finally:
                 await srv.close()
 
         answers = asyncio.run(main())
         assert answers[0].startswith(first)
         assert answers[1] == b"action=DUNNO\n\n"  # not decided: nothing to wait for
-    assert calls == ["ok"]
+        assert answers[2] == answers[0]  # and yet it did not overtake the first
+    assert calls == ["ok", "ok"]
+
+
+async def _pipelined(port: int, *payloads: bytes) -> list[bytes]:
+    """Send all requests at once on one connection; read one answer per request."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"".join(payloads))
+    answers = [await asyncio.wait_for(reader.readuntil(b"\n\n"), 5) for _ in payloads]
+    writer.close()
+    await writer.wait_closed()
+    return answers
+
+
+def test_answers_owed_are_written_after_a_half_close(service: LocalService) -> None:
+    """Postfix never half-closes, but `printf … | nc` does: the answer still arrives."""
+
+    def durable_later(done: Callable[[bool], None]) -> bool | None:
+        asyncio.get_running_loop().call_later(0.05, done, True)
+        return None
+
+    async def main() -> list[bytes]:
+        srv = postfix.PostfixPolicyServer(service, "127.0.0.1", 0, durable=durable_later)
+        await srv.start()
+        try:
+            return await _raw_eof(srv.port, request() + request()[:-10])
+        finally:
+            await srv.close()
+
+    assert asyncio.run(main()) == [b"action=DUNNO\n\n"]
 
 
 def test_idle_connections_are_closed(

@@ -27,7 +27,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import cast
@@ -50,9 +51,10 @@ MAX_MESSAGE = 300
 SIGHTING_TTL = 5.0
 MAX_CACHED_USERS = 100_000
 IDLE_TIMEOUT = 600.0  # seconds; Postfix closes idle policy connections after 300 s
-DRAIN_ABOVE = 64 * 1024  # bytes of unsent answers before a connection waits for its client
+MAX_WAITING = 256  # answers waiting for the decision log before a connection stops reading
 MALFORMED = "DEFER_IF_PERMIT 4.7.1 devicegate: malformed policy request"
 UNAVAILABLE = "DEFER_IF_PERMIT 4.3.0 devicegate: decision log unavailable"
+FAILED = "DEFER_IF_PERMIT 4.3.0 devicegate: the request could not be decided"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +150,19 @@ def render(decision: Decision) -> str:
     return "DUNNO"
 
 
+#: `durable(done)`: True or False when the answer for what was decided so far is known at
+#: once, None when `done(ok)` will be called later on the loop thread (possibly before
+#: `durable` returns). False turns the answer into a deferral: fail closed.
+Durable = Callable[[Callable[[bool], None]], bool | None]
+
+
 class PostfixPolicyServer:
-    """An asyncio TCP policy service; one connection serves many requests, in order."""
+    """An asyncio TCP policy service; one connection serves many requests, in order.
+
+    Each connection is an `asyncio.Protocol` (`_PolicyConnection`) that answers from
+    `data_received`: no task, no stream reader and no coroutine per request. An answer that
+    must wait for the decision log is queued and written from the log's commit callback, so
+    answers to pipelined requests still leave in the order the requests came."""
 
     def __init__(
         self,
@@ -159,39 +172,39 @@ class PostfixPolicyServer:
         *,
         window: timedelta = DEFAULT_WINDOW,
         sighting_ttl: float = SIGHTING_TTL,
-        durable: Callable[[], Awaitable[bool] | bool] | None = None,
+        durable: Durable | None = None,
     ) -> None:
         self.service = service
         self.host = host
         self.port = port
         self.window = window
         self.sighting_ttl = sighting_ttl
-        #: Called (and awaited, if it returns an awaitable) before answering a decided
-        #: request: True once the decision log holds it (or, with `--log-ack buffered`, will);
-        #: False (log unavailable) turns the answer into a deferral: fail closed.
+        #: Asked before answering a decided request whether the decision log holds it (or,
+        #: with `--log-ack buffered`, will); see `Durable`.
         self.durable = durable
         self._recent: dict[str, tuple[float, Sighting | None]] = {}
         # With a replaying service: user → (expiry, prepared decision, action), for
         # `sighting_ttl` seconds — the same span the sighting itself is cached.
         self._replaying = isinstance(service, ReplayingService)
         self._answers: dict[str, tuple[float, Replayable, str]] = {}
-        self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
-        # writer → monotonic time of its last read; a reaper closes the idle ones, so no
-        # request pays for arming and cancelling a timer of its own
-        self._activity: dict[asyncio.StreamWriter, float] = {}
+        self._server: asyncio.AbstractServer | None = None
+        # open connections; a reaper closes the idle ones, so no request pays for arming
+        # and cancelling a timer of its own
+        self._open: set[_PolicyConnection] = set()
         self._reaper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Listen; with port 0 the chosen port is stored in `self.port`."""
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _PolicyConnection(self), self.host, self.port)
+        self._server = server
         self._reaper = asyncio.create_task(self._reap_idle())
-        sockets = self._server.sockets
+        sockets = getattr(server, "sockets", None)
         if sockets:
             self.port = int(sockets[0].getsockname()[1])
 
     async def close(self) -> None:
-        """Stop listening, end open connections (Postfix reconnects), then wait for both."""
+        """Stop listening and end open connections (Postfix reconnects)."""
         server, self._server = self._server, None
         if server is not None:
             server.close()
@@ -200,10 +213,8 @@ class PostfixPolicyServer:
             reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reaper
-        for task in list(self._connections):
-            task.cancel()
-        if self._connections:
-            await asyncio.gather(*self._connections, return_exceptions=True)
+        for connection in list(self._open):
+            connection.end()
         if server is not None:
             await server.wait_closed()
 
@@ -250,92 +261,178 @@ class PostfixPolicyServer:
             self._answers[user] = (time.time() + self.sighting_ttl, prepared, action)
         return action
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._connections.add(task)
-        buffer = bytearray()
-        self._activity[writer] = time.monotonic()
-        try:
-            while True:
-                lines = await self._next_request(reader, writer, buffer)
-                if lines is None:
-                    return
-                try:
-                    request = parse_request(lines)
-                except SignalError as exc:
-                    log.warning("postfix: malformed policy request: %s", exc.message)
-                    await self._reply(writer, MALFORMED)
-                    return
-                action = self.answer(request)
-                if self.durable is not None and request.sasl_username is not None:
-                    ok = self.durable()
-                    if not isinstance(ok, bool):
-                        ok = await ok
-                    if not ok:
-                        action = UNAVAILABLE
-                await self._reply(writer, action)
-        except _Malformed as exc:
-            log.warning("postfix: malformed policy request: %s", exc)
-            await self._reply(writer, MALFORMED)
-        except (ConnectionError, TimeoutError):
-            pass
-        finally:
-            self._activity.pop(writer, None)
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
-            if task is not None:
-                self._connections.discard(task)
-
     async def _reap_idle(self) -> None:
         """Close connections idle for `IDLE_TIMEOUT` (Postfix closes its own after 300 s;
         this only frees what a vanished client left open)."""
         while True:
             await asyncio.sleep(IDLE_TIMEOUT / 10)
             cutoff = time.monotonic() - IDLE_TIMEOUT
-            for writer, last in list(self._activity.items()):
-                if last < cutoff:
-                    writer.close()  # the read in `_next_request` then ends: EOF
+            for connection in list(self._open):
+                if connection.last < cutoff and not connection.waiting:
+                    connection.end()
 
-    async def _next_request(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, buffer: bytearray
-    ) -> list[bytes] | None:
-        """The next request's attribute lines from `buffer` (refilled from `reader`).
 
-        None on EOF, whether clean or mid-request (a truncated request gets no answer).
-        Reading in chunks and splitting on the empty line costs one await per request, not
-        one per attribute line; a request Postfix pipelines behind this one stays buffered.
-        """
-        while True:
-            while buffer[:1] == b"\n":
-                del buffer[:1]  # a stray empty line between requests: tolerated
-            end = buffer.find(b"\n\n")
-            if end >= 0:
-                if end + 2 > MAX_REQUEST:
-                    raise _Malformed(f"the request is longer than {MAX_REQUEST} octets")
-                lines = bytes(buffer[: end + 1]).split(b"\n")[:-1]
-                del buffer[: end + 2]
-                if any(len(line) > MAX_LINE for line in lines):
-                    raise _Malformed(f"a line is longer than {MAX_LINE} octets")
-                return lines
-            problem = _framing_problem(buffer)
+class _Answer:
+    """One answer in a connection's queue; `ready` once the decision log has answered."""
+
+    __slots__ = ("action", "connection", "ready")
+
+    def __init__(self, connection: _PolicyConnection, action: str, ready: bool) -> None:
+        self.connection = connection
+        self.action = action
+        self.ready = ready
+
+    def done(self, committed: bool) -> None:
+        """The decision log's verdict (called once, on the loop thread)."""
+        if self.ready:
+            return
+        if not committed:
+            self.action = UNAVAILABLE
+        self.ready = True
+        self.connection.release()
+
+
+class _PolicyConnection(asyncio.Protocol):
+    """One Postfix connection: frames requests, answers them in order, fails closed.
+
+    Framing reads the bytes as they arrive and splits on the empty line, so a request costs
+    one `data_received` (or less, when Postfix pipelines) rather than one await per line."""
+
+    def __init__(self, server: PostfixPolicyServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""  # the start of a request whose end has not arrived
+        self.waiting: deque[_Answer] = deque()  # answers not yet written, oldest first
+        self.closing = False  # no more requests: close once `waiting` is written
+        self.paused = False
+        self.last = time.monotonic()
+
+    # ---- asyncio.Protocol ------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.server._open.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server._open.discard(self)
+        self.transport = None
+        self.closing = True
+        self.waiting.clear()  # a late verdict finds nothing to write
+
+    def eof_received(self) -> bool:
+        """A request cut off by EOF is dropped unanswered; answers already owed are still
+        written (half-close), then the connection ends."""
+        self.closing = True
+        self.buffer = b""
+        return bool(self.waiting)  # True keeps the transport open until they are written
+
+    def pause_writing(self) -> None:  # the client stopped reading: stop reading it too
+        self._pause()
+
+    def resume_writing(self) -> None:
+        self._resume()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self.last = time.monotonic()
+        if self.buffer:
+            data = self.buffer + data
+            self.buffer = b""
+        start, size = 0, len(data)
+        while start < size:
+            while data[start : start + 1] == b"\n":
+                start += 1  # a stray empty line between requests: tolerated
+            end = data.find(b"\n\n", start)
+            if end < 0:
+                break
+            if end + 2 - start > MAX_REQUEST:
+                self._malformed(f"the request is longer than {MAX_REQUEST} octets")
+                return
+            lines = data[start:end].split(b"\n")
+            start = end + 2
+            if any(len(line) > MAX_LINE for line in lines):
+                self._malformed(f"a line is longer than {MAX_LINE} octets")
+                return
+            try:
+                request = parse_request(lines)
+            except SignalError as exc:
+                self._malformed(exc.message)
+                return
+            self._respond(request)
+            if self.closing:
+                return
+        rest = data[start:]
+        if rest:
+            problem = _framing_problem(rest)
             if problem is not None:
-                raise _Malformed(problem)
-            chunk = await reader.read(65536)
-            if not chunk:
-                return None
-            self._activity[writer] = time.monotonic()
-            buffer += chunk
+                self._malformed(problem)
+                return
+            self.buffer = rest
 
-    @staticmethod
-    async def _reply(writer: asyncio.StreamWriter, action: str) -> None:
-        writer.write(f"action={action}\n\n".encode())
-        if writer.transport.get_write_buffer_size() > DRAIN_ABOVE:
-            await writer.drain()  # only a client that stopped reading makes us wait
+    # ---- answering -------------------------------------------------------------------------
+    def _respond(self, request: PolicyRequest) -> None:
+        server = self.server
+        try:
+            action = server.answer(request)
+        except Exception:  # a store failure must not leave Postfix without an answer
+            log.exception("postfix: deciding a policy request failed")
+            action = FAILED
+        durable = server.durable
+        if durable is None or request.sasl_username is None or action == FAILED:
+            if self.waiting:
+                self.waiting.append(_Answer(self, action, True))
+            else:
+                self._write(action)
+            return
+        entry = _Answer(self, action, False)
+        self.waiting.append(entry)  # first: `durable` may call `entry.done` at once
+        known = durable(entry.done)
+        if known is not None:
+            entry.done(known)
+        elif len(self.waiting) >= MAX_WAITING:
+            self._pause()
+
+    def release(self) -> None:
+        """Write the answers at the head of the queue that are ready, in order."""
+        waiting = self.waiting
+        while waiting and waiting[0].ready:
+            self._write(waiting.popleft().action)
+        if self.closing and not waiting:
+            self.end()
+        elif self.paused and len(waiting) < MAX_WAITING // 2:
+            self._resume()
+
+    def _write(self, action: str) -> None:
+        if self.transport is not None:
+            self.transport.write(b"action=" + action.encode() + b"\n\n")
+
+    def _malformed(self, problem: str) -> None:
+        """Answer `MALFORMED` after what is owed, then close: the stream cannot be trusted
+        to resynchronise."""
+        log.warning("postfix: malformed policy request: %s", problem)
+        self.closing = True
+        self.buffer = b""
+        self.waiting.append(_Answer(self, MALFORMED, True))
+        self.release()
+
+    def end(self) -> None:
+        """Close after the bytes already written (what is still waiting is dropped)."""
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _pause(self) -> None:
+        if not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        if self.paused and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
 
 
-def _framing_problem(buffer: bytearray) -> str | None:
+def _framing_problem(buffer: bytes) -> str | None:
     """Why an incomplete request can never become a valid one (None: keep reading)."""
     if len(buffer) > MAX_REQUEST:
         return f"the request is longer than {MAX_REQUEST} octets"
@@ -368,7 +465,3 @@ class _CachedSightings:
                 server._recent.clear()
             server._recent[key] = (now, sighting)
         return sighting
-
-
-class _Malformed(Exception):
-    """The byte stream broke the protocol's framing; answered with DEFER, then closed."""

@@ -10,7 +10,7 @@ import asyncio
 import importlib
 import logging
 import signal
-from collections.abc import Awaitable
+from collections.abc import Callable
 from datetime import timedelta
 
 import uvicorn
@@ -18,7 +18,6 @@ import uvicorn
 from devicegate.server.admin import reload_policy
 from devicegate.server.app import DevicegateApp
 from devicegate.server.config import ServerConfig
-from devicegate.server.declog import Batch, LogUnavailable
 from devicegate.server.protocol import DevicegateHttpProtocol
 
 log = logging.getLogger("devicegate.server")
@@ -60,18 +59,14 @@ async def serve(app: DevicegateApp, config: ServerConfig) -> None:
 
         decision_log = app.service.log
 
-        async def committed(batch: Batch) -> bool:
-            try:
-                await decision_log.wait(batch)
-            except LogUnavailable:
-                return False
-            return True
-
-        def durable() -> Awaitable[bool] | bool:
-            """True (or an awaitable of it) once everything decided so far may be answered;
-            False fails the answer closed. No coroutine when there is nothing to wait for."""
+        def durable(done: Callable[[bool], None]) -> bool | None:
+            """True when everything decided so far may be answered now; otherwise None, and
+            `done(committed)` is called once the decision log has answered for it."""
             batch = decision_log.latest
-            return committed(batch) if decision_log.must_wait(batch) else True
+            if not decision_log.must_wait(batch):
+                return True
+            decision_log.when_done(batch, done)
+            return None
 
         postfix = module.PostfixPolicyServer(
             app.service,
