@@ -274,3 +274,19 @@ def test_idle_connections_are_closed(
         return [data]
 
     assert with_server(service, idle) == [b""]
+
+
+def test_a_request_that_cannot_be_decided_is_deferred(service: LocalService) -> None:
+    """The store failing under one request defers it; the connection goes on serving."""
+    calls = 0
+
+    def failing_once(user: str, *, window: timedelta) -> Sighting | None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("store unreachable")
+        return None
+
+    service.recent_sighting = failing_once  # type: ignore[method-assign]
+    answers = with_server(service, lambda port: ask(port, request(), request()))
+    assert answers == [f"action={postfix.FAILED}\n\n".encode(), b"action=DUNNO\n\n"]
