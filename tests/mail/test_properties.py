@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from devicegate.adapters import dovecot, postfix, radius
 from devicegate.adapters.base import LocalService
 from devicegate.errors import SignalError
+from devicegate.model import Signals
 from devicegate.policy import Snapshot
+from tests.mail.conftest import BANNED, IOS_MAIL
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -91,29 +93,86 @@ def test_postfix_parser_raises_only_signal_error(lines: list[bytes]) -> None:
 def test_postfix_stream_never_crashes(snapshot: Snapshot, data: bytes) -> None:
     """Arbitrary bytes on the policy port: every answer is a well-formed action."""
     server = postfix.PostfixPolicyServer(LocalService(snapshot), "127.0.0.1", 0)
-    out: list[bytes] = []
-
-    class Transport:
-        closed = False
-
-        def write(self, chunk: bytes) -> None:
-            assert not self.closed, "written after close"
-            out.append(chunk)
-
-        def close(self) -> None:
-            self.closed = True
-
-        def pause_reading(self) -> None:
-            return None
-
-        def resume_reading(self) -> None:
-            return None
-
-    connection = postfix._PolicyConnection(server)
-    connection.connection_made(Transport())  # type: ignore[arg-type]
-    middle = len(data) // 2
-    connection.data_received(data[:middle])  # a request split across two reads
-    connection.data_received(data[middle:])
-    connection.eof_received()
+    out = _feed(server, [data[: len(data) // 2], data[len(data) // 2 :]])  # split across reads
     for chunk in out:
         assert chunk.startswith(b"action=") and chunk.endswith(b"\n\n")
+
+
+class _Transport:
+    """What `_PolicyConnection` uses of an asyncio transport; collects what is written."""
+
+    def __init__(self) -> None:
+        self.out: list[bytes] = []
+        self.closed = False
+
+    def write(self, chunk: bytes) -> None:
+        assert not self.closed, "written after close"
+        self.out.append(chunk)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None:
+        return None
+
+    def resume_reading(self) -> None:
+        return None
+
+
+def _feed(
+    server: postfix.PostfixPolicyServer, chunks: list[bytes], late: list[object] | None = None
+) -> list[bytes]:
+    """Feed chunks to one connection, then EOF; with `late`, verdicts wait in that list."""
+    transport = _Transport()
+    connection = postfix._PolicyConnection(server)
+    connection.connection_made(transport)  # type: ignore[arg-type]
+    for chunk in chunks:
+        connection.data_received(chunk)
+    connection.eof_received()
+    for done in late or ():
+        done(True)  # type: ignore[operator]
+    return transport.out
+
+
+requests = st.lists(
+    st.sampled_from([None, BANNED, "nobody@example.org", " "]).map(
+        lambda user: (
+            b"request=smtpd_access_policy\nprotocol_state=RCPT\n"
+            + (b"" if user is None else b"sasl_username=" + user.encode() + b"\n")
+            + b"\n"
+        )
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@FAST
+@given(requests, st.lists(st.integers(min_value=0, max_value=400), max_size=6), st.booleans())
+def test_postfix_answers_do_not_depend_on_how_the_stream_is_cut(
+    snapshot: Snapshot, stream: list[bytes], cuts: list[int], wait: bool
+) -> None:
+    """Pipelined requests cut anywhere into reads, with verdicts at once or later: the same
+    answers, one a request, in request order."""
+    data = b"".join(stream)
+    service = LocalService(snapshot)
+    service.decide(BANNED, "email", Signals(imap_id=IOS_MAIL), adapter="dovecot")  # REJECT
+    expected = _feed(postfix.PostfixPolicyServer(service, "127.0.0.1", 0), [data])
+    assert len(expected) == len(stream)
+    late: list[object] = []
+
+    def durable(done: object) -> bool | None:
+        if wait:
+            late.append(done)
+            return None
+        return True
+
+    server = postfix.PostfixPolicyServer(
+        service,
+        "127.0.0.1",
+        0,
+        durable=durable,  # type: ignore[arg-type]
+    )
+    points = sorted({min(c, len(data)) for c in cuts})
+    chunks = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+    assert _feed(server, chunks, late) == expected
