@@ -349,10 +349,11 @@ class _PolicyConnection(asyncio.Protocol):
                 self._malformed(f"the request is longer than {MAX_REQUEST} octets")
                 return
             lines = data[start:end].split(b"\n")
-            start = end + 2
-            if any(len(line) > MAX_LINE for line in lines):
+            # no line can be over MAX_LINE when the whole request is not (the usual case)
+            if end - start > MAX_LINE and any(len(line) > MAX_LINE for line in lines):
                 self._malformed(f"a line is longer than {MAX_LINE} octets")
                 return
+            start = end + 2
             try:
                 request = parse_request(lines)
             except SignalError as exc:
