@@ -12,6 +12,7 @@ from devicegate.adapters import postfix
 from devicegate.adapters.base import LocalService, Sighting
 from devicegate.model import Signals
 from tests.mail.conftest import BANNED, IOS_MAIL, THUNDERBIRD
+from tests.mail.fakes import FakeTransport
 
 
 def request(user: str | None = BANNED, **extra: str) -> bytes:
@@ -290,3 +291,29 @@ def test_a_request_that_cannot_be_decided_is_deferred(service: LocalService) -> 
     service.recent_sighting = failing_once  # type: ignore[method-assign]
     answers = with_server(service, lambda port: ask(port, request(), request()))
     assert answers == [f"action={postfix.FAILED}\n\n".encode(), b"action=DUNNO\n\n"]
+
+
+def test_a_connection_stops_reading_while_too_much_waits(service: LocalService) -> None:
+    """Answers waiting for the log, or a client that does not read them, pause reading;
+    reading resumes only when neither holds."""
+    late: list[Callable[[bool], None]] = []
+
+    def durable(done: Callable[[bool], None]) -> bool | None:
+        late.append(done)
+        return None
+
+    server = postfix.PostfixPolicyServer(service, "127.0.0.1", 0, durable=durable)
+    transport = FakeTransport()
+    connection = postfix._PolicyConnection(server)
+    connection.connection_made(transport)  # type: ignore[arg-type]
+    connection.data_received(request() * postfix.MAX_WAITING)
+    assert not transport.reading and transport.out == []
+    connection.pause_writing()  # and the client stops reading its answers
+    for done in late[: postfix.MAX_WAITING // 2 + 1]:
+        done(True)
+    assert not transport.reading  # the queue is short again, but the client still does not read
+    connection.resume_writing()
+    assert transport.reading
+    for done in late[postfix.MAX_WAITING // 2 + 1 :]:
+        done(True)
+    assert len(transport.out) == postfix.MAX_WAITING and transport.reading

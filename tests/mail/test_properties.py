@@ -15,6 +15,7 @@ from devicegate.errors import SignalError
 from devicegate.model import Signals
 from devicegate.policy import Snapshot
 from tests.mail.conftest import BANNED, IOS_MAIL
+from tests.mail.fakes import FakeTransport
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -98,32 +99,11 @@ def test_postfix_stream_never_crashes(snapshot: Snapshot, data: bytes) -> None:
         assert chunk.startswith(b"action=") and chunk.endswith(b"\n\n")
 
 
-class _Transport:
-    """What `_PolicyConnection` uses of an asyncio transport; collects what is written."""
-
-    def __init__(self) -> None:
-        self.out: list[bytes] = []
-        self.closed = False
-
-    def write(self, chunk: bytes) -> None:
-        assert not self.closed, "written after close"
-        self.out.append(chunk)
-
-    def close(self) -> None:
-        self.closed = True
-
-    def pause_reading(self) -> None:
-        return None
-
-    def resume_reading(self) -> None:
-        return None
-
-
 def _feed(
     server: postfix.PostfixPolicyServer, chunks: list[bytes], late: list[object] | None = None
 ) -> list[bytes]:
     """Feed chunks to one connection, then EOF; with `late`, verdicts wait in that list."""
-    transport = _Transport()
+    transport = FakeTransport()
     connection = postfix._PolicyConnection(server)
     connection.connection_made(transport)  # type: ignore[arg-type]
     for chunk in chunks:

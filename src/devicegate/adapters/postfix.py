@@ -304,7 +304,8 @@ class _PolicyConnection(asyncio.Protocol):
         self.buffer = b""  # the start of a request whose end has not arrived
         self.waiting: deque[_Answer] = deque()  # answers not yet written, oldest first
         self.closing = False  # no more requests: close once `waiting` is written
-        self.paused = False
+        self.paused = False  # reading is paused: the client does not read, or too much waits
+        self.write_blocked = False  # the transport's buffer is over its high-water mark
         self.last = time.monotonic()
 
     # ---- asyncio.Protocol ------------------------------------------------------------------
@@ -326,10 +327,12 @@ class _PolicyConnection(asyncio.Protocol):
         return bool(self.waiting)  # True keeps the transport open until they are written
 
     def pause_writing(self) -> None:  # the client stopped reading: stop reading it too
-        self._pause()
+        self.write_blocked = True
+        self._flow()
 
     def resume_writing(self) -> None:
-        self._resume()
+        self.write_blocked = False
+        self._flow()
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -391,7 +394,7 @@ class _PolicyConnection(asyncio.Protocol):
         if known is not None:
             entry.done(known)
         elif len(self.waiting) >= MAX_WAITING:
-            self._pause()
+            self._flow()
 
     def release(self) -> None:
         """Write the answers at the head of the queue that are ready, in order."""
@@ -400,8 +403,8 @@ class _PolicyConnection(asyncio.Protocol):
             self._write(waiting.popleft().action)
         if self.closing and not waiting:
             self.end()
-        elif self.paused and len(waiting) < MAX_WAITING // 2:
-            self._resume()
+        elif self.paused:
+            self._flow()
 
     def _write(self, action: str) -> None:
         if self.transport is not None:
@@ -422,13 +425,18 @@ class _PolicyConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    def _pause(self) -> None:
-        if not self.paused and self.transport is not None:
+    def _flow(self) -> None:
+        """Read only while the client reads its answers and fewer than `MAX_WAITING` wait
+        for the decision log (resumed below half of that, so a queue at the limit does not
+        flip reading on and off with every verdict)."""
+        if self.transport is None:
+            return
+        limit = MAX_WAITING // 2 if self.paused else MAX_WAITING
+        stop = self.write_blocked or len(self.waiting) >= limit
+        if stop and not self.paused:
             self.paused = True
             self.transport.pause_reading()
-
-    def _resume(self) -> None:
-        if self.paused and self.transport is not None:
+        elif not stop and self.paused:
             self.paused = False
             self.transport.resume_reading()
 
