@@ -172,6 +172,15 @@ def test_sightings_are_cached_for_a_few_seconds(service: LocalService) -> None:
     assert server.answer(ask_once) == "DUNNO"
 
 
+def test_a_new_sighting_is_used_at_once_despite_the_cache(service: LocalService) -> None:
+    """The cache saves store reads between sightings; a new sighting is used at once."""
+    server = postfix.PostfixPolicyServer(service, "127.0.0.1", 0, sighting_ttl=60)
+    ask_once = postfix.PolicyRequest("smtpd_access_policy", BANNED, "198.51.100.7", "RCPT")
+    assert server.answer(ask_once) == "DUNNO"  # seen nowhere yet
+    service.decide(BANNED, "email", Signals(imap_id=IOS_MAIL), adapter="dovecot")
+    assert server.answer(ask_once).startswith("REJECT")
+
+
 def test_pipelined_requests_in_one_segment(service: LocalService) -> None:
     seen(service, BANNED, IOS_MAIL, timedelta(hours=1))
 

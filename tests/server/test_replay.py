@@ -13,7 +13,14 @@ from devicegate.policy.engine import HELD_RULE
 from devicegate.server import DevicegateApp
 from tests.server.conftest import TestClient, make_app
 from tests.server.procs import TOKEN
-from tests.server.scenario import ANDROID_CHROME, ANDROID_EAS, OPS, WINDOWS_EDGE, plain_eas
+from tests.server.scenario import (
+    ANDROID_CHROME,
+    ANDROID_EAS,
+    IPHONE_SAFARI,
+    OPS,
+    WINDOWS_EDGE,
+    plain_eas,
+)
 
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -130,3 +137,40 @@ def test_postfix_answers_replay_and_log_the_sighting_used(
     assert len(rows) == 3
     detail = json.loads(rows[0].detail) if isinstance(rows[0].detail, str) else rows[0].detail
     assert "forward-auth sighting" in detail["basis"] and "Windows" in detail["basis"]
+
+
+def test_a_new_sighting_ends_a_postfix_replay_at_once(
+    client: TestClient, app: DevicegateApp
+) -> None:
+    """An iPhone seen on the web counts for the very next submission, not 5 s later: the
+    decision logged for it names the new sighting."""
+    import json
+
+    import sqlalchemy as sa
+
+    from devicegate.adapters.postfix import PolicyRequest, PostfixPolicyServer
+    from devicegate.store import tables as t
+
+    server = PostfixPolicyServer(app.service, "127.0.0.1", 0, sighting_ttl=60)
+    request = PolicyRequest("smtpd_access_policy", OPS, "198.51.100.7", "RCPT")
+
+    async def submit() -> None:
+        server.answer(request)
+        await app.service.durable()
+
+    def submit_after(agent: str) -> str:
+        headers = {"X-Devicegate-User": OPS, "User-Agent": agent}
+        client.get("/v1/forward-auth/web", headers=headers)  # a sighting
+        client._run(submit())
+        with app.service.store.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.decision_log.c.detail)
+                .where(t.decision_log.c.adapter == "postfix")
+                .order_by(t.decision_log.c.id.desc())
+                .limit(1)
+            ).one()
+        detail = row.detail if isinstance(row.detail, dict) else json.loads(row.detail)
+        return str(detail["basis"])
+
+    assert "Windows" in submit_after(WINDOWS_EDGE)
+    assert "Apple" in submit_after(IPHONE_SAFARI)

@@ -124,6 +124,11 @@ class LocalService:
         self.log.append((adapter, user, resource, decision))
         return decision
 
+    def seen_at(self, user: str) -> float | None:
+        """When `user` was last sighted (epoch seconds), as `ServerService.seen_at`."""
+        seen = self.sightings.get(user.lower())
+        return max(s.at for s in seen).timestamp() if seen else None
+
     def recent_sighting(self, user: str, *, window: timedelta) -> Sighting | None:
         now = datetime.now(UTC)
         seen = [s for s in self.sightings.get(user.lower(), []) if now - s.at <= window]

@@ -182,11 +182,16 @@ class PostfixPolicyServer:
         #: Asked before answering a decided request whether the decision log holds it (or,
         #: with `--log-ack buffered`, will); see `Durable`.
         self.durable = durable
-        self._recent: dict[str, tuple[float, Sighting | None]] = {}
+        # user → (monotonic time, wall time, sighting): `recent_sighting`, for `sighting_ttl`
+        self._recent: dict[str, tuple[float, float, Sighting | None]] = {}
+        #: this server's newest sighting of a user (epoch seconds), if the service tells
+        #: (`ServerService.seen_at`): a cached answer older than it is not used, so a login
+        #: from a new device counts for the very next submission, not `sighting_ttl` later
+        self._seen_at: Callable[[str], float | None] | None = getattr(service, "seen_at", None)
         # With a replaying service: user → (expiry, prepared decision, action), for
         # `sighting_ttl` seconds — the same span the sighting itself is cached.
         self._replaying = isinstance(service, ReplayingService)
-        self._answers: dict[str, tuple[float, Replayable, str]] = {}
+        self._answers: dict[str, tuple[float, float, Replayable, str]] = {}
         self._server: asyncio.AbstractServer | None = None
         # open connections; a reaper closes the idle ones, so no request pays for arming
         # and cancelling a timer of its own
@@ -230,9 +235,10 @@ class PostfixPolicyServer:
             if (
                 hit is not None
                 and now < hit[0]
-                and replaying.replay_if_valid(hit[1], now) is not None
+                and not self.seen_since(user, hit[1])
+                and replaying.replay_if_valid(hit[2], now) is not None
             ):
-                return hit[2]
+                return hit[3]
         sighting = _CachedSightings(self).recent_sighting(user, window=self.window)
         signals = sighting.signals if sighting is not None else Signals()
         prepared = None
@@ -258,8 +264,16 @@ class PostfixPolicyServer:
         if prepared is not None:
             if len(self._answers) >= MAX_CACHED_USERS:
                 self._answers.clear()
-            self._answers[user] = (time.time() + self.sighting_ttl, prepared, action)
+            made = time.time()
+            self._answers[user] = (made + self.sighting_ttl, made, prepared, action)
         return action
+
+    def seen_since(self, user: str, made: float) -> bool:
+        """Whether this server recorded a sighting of `user` at or after `made` (epoch)."""
+        if self._seen_at is None:
+            return False
+        seen = self._seen_at(user)
+        return seen is not None and seen >= made
 
     async def _reap_idle(self) -> None:
         """Close connections idle for `IDLE_TIMEOUT` (Postfix closes its own after 300 s;
@@ -466,11 +480,16 @@ class _CachedSightings:
         key = user.lower()
         now = time.monotonic()
         cached = server._recent.get(key)
-        if cached is not None and now - cached[0] < server.sighting_ttl:
-            return cached[1]
+        if (
+            cached is not None
+            and now - cached[0] < server.sighting_ttl
+            and not server.seen_since(user, cached[1])
+        ):
+            return cached[2]
+        made = time.time()
         sighting = server.service.recent_sighting(user, window=window)
         if server.sighting_ttl > 0:
             if len(server._recent) >= MAX_CACHED_USERS:
                 server._recent.clear()
-            server._recent[key] = (now, sighting)
+            server._recent[key] = (now, made, sighting)
         return sighting

@@ -269,6 +269,13 @@ class ServerService:
                 found = Sighting(at, own[1], own[2], identify(own[2]))
         return found
 
+    def seen_at(self, user: str) -> float | None:
+        """When this server last recorded a sighting of `user` (epoch seconds), if it did
+        (and has not since forgotten it): lets a short-lived cache of `recent_sighting`
+        notice a newer sighting at once (the Postfix policy service)."""
+        own = self._latest.get(user.lower())
+        return None if own is None else own[0]
+
     async def durable(self) -> None:
         """Wait until every decision made so far is committed (raises `LogUnavailable`).
 
