@@ -101,6 +101,9 @@ class _LeanLocal:
     def recent_sighting(self, user: str, *, window: Any) -> Any:
         return self.inner.recent_sighting(user, window=window)
 
+    def seen_at(self, user: str) -> float | None:
+        return self.inner.seen_at(user)
+
 
 def _adapter_asgi() -> Any:
     from devicegate.adapters import dovecot

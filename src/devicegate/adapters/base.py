@@ -62,6 +62,12 @@ class DecisionService(Protocol):
         """The newest device sighting of `user` on any adapter within `window`, if any."""
         ...
 
+    def seen_at(self, user: str) -> float | None:
+        """When this service last recorded a sighting of `user` (epoch seconds), None if it
+        knows of none: cheap enough to ask per request, so a cache of `recent_sighting` can
+        notice a newer sighting at once."""
+        ...
+
 
 class Replayable(Protocol):
     """A prepared decision (`devicegate.server.service.Prepared`): what a replay repeats."""
@@ -125,7 +131,7 @@ class LocalService:
         return decision
 
     def seen_at(self, user: str) -> float | None:
-        """When `user` was last sighted (epoch seconds), as `ServerService.seen_at`."""
+        """When `user` was last sighted (epoch seconds): `DecisionService.seen_at`."""
         seen = self.sightings.get(user.lower())
         return max(s.at for s in seen).timestamp() if seen else None
 

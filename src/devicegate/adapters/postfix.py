@@ -184,10 +184,6 @@ class PostfixPolicyServer:
         self.durable = durable
         # user → (monotonic time, wall time, sighting): `recent_sighting`, for `sighting_ttl`
         self._recent: dict[str, tuple[float, float, Sighting | None]] = {}
-        #: this server's newest sighting of a user (epoch seconds), if the service tells
-        #: (`ServerService.seen_at`): a cached answer older than it is not used, so a login
-        #: from a new device counts for the very next submission, not `sighting_ttl` later
-        self._seen_at: Callable[[str], float | None] | None = getattr(service, "seen_at", None)
         # With a replaying service: user → (expiry, prepared decision, action), for
         # `sighting_ttl` seconds — the same span the sighting itself is cached.
         self._replaying = isinstance(service, ReplayingService)
@@ -269,10 +265,10 @@ class PostfixPolicyServer:
         return action
 
     def seen_since(self, user: str, made: float) -> bool:
-        """Whether this server recorded a sighting of `user` at or after `made` (epoch)."""
-        if self._seen_at is None:
-            return False
-        seen = self._seen_at(user)
+        """Whether the service recorded a sighting of `user` at or after `made` (epoch): a
+        cached sighting or answer older than that is not used, so a login from a new device
+        counts for the very next submission, not `sighting_ttl` later."""
+        seen = self.service.seen_at(user)
         return seen is not None and seen >= made
 
     async def _reap_idle(self) -> None:
