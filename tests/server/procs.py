@@ -245,6 +245,24 @@ def haproxy(tmp: Path, devicegate_port: int, app_port: int) -> Iterator[int]:
         yield port
 
 
+def _wait_accepting(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Until PostgreSQL accepts connections: it listens before recovery ends, and a
+    connection then fails with `the database system is starting up`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ready = subprocess.run(
+            [str(PG_BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port), "-t", "2"],
+            check=False,
+        )
+        if ready.returncode == 0:
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"postgres exited with {proc.returncode} while starting")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"postgres on 127.0.0.1:{port} not accepting after {timeout}s")
+        time.sleep(0.05)
+
+
 @contextmanager
 def postgres(tmp: Path) -> Iterator[str]:
     """A throw-away PostgreSQL cluster, run as the `postgres` user (it refuses root)."""
@@ -293,6 +311,7 @@ def postgres(tmp: Path) -> Iterator[str]:
     )
     try:
         wait_port(port, proc, timeout=30)
+        _wait_accepting(port, proc, timeout=30)
         url = f"postgresql://devicegate@127.0.0.1:{port}/postgres"
         yield url
     finally:
