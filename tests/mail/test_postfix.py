@@ -205,20 +205,21 @@ def test_answers_wait_for_the_decision_log(service: LocalService) -> None:
     seen(service, BANNED, IOS_MAIL, timedelta(hours=1))
     calls: list[str] = []
 
-    def durable_ok(done: Callable[[bool], None]) -> bool | None:
+    def durable_ok(done: Callable[[bool], None]) -> bool:
         calls.append("ok")
         return True
 
-    def durable_down(done: Callable[[bool], None]) -> bool | None:
+    def durable_down(done: Callable[[bool], None]) -> bool:
+        asyncio.get_running_loop().call_later(0.05, done, False)  # the commit fails
         return False
 
-    def durable_at_once(done: Callable[[bool], None]) -> bool | None:
+    def durable_at_once(done: Callable[[bool], None]) -> bool:
         done(False)  # e.g. the batch has already failed: the callback runs before returning
-        return None
+        return False
 
-    def durable_later(done: Callable[[bool], None]) -> bool | None:
+    def durable_later(done: Callable[[bool], None]) -> bool:
         asyncio.get_running_loop().call_later(0.05, done, True)
-        return None
+        return False
 
     cases = (
         (durable_ok, b"action=REJECT"),
@@ -256,9 +257,9 @@ async def _pipelined(port: int, *payloads: bytes) -> list[bytes]:
 def test_answers_owed_are_written_after_a_half_close(service: LocalService) -> None:
     """Postfix never half-closes, but `printf … | nc` does: the answer still arrives."""
 
-    def durable_later(done: Callable[[bool], None]) -> bool | None:
+    def durable_later(done: Callable[[bool], None]) -> bool:
         asyncio.get_running_loop().call_later(0.05, done, True)
-        return None
+        return False
 
     async def main() -> list[bytes]:
         srv = postfix.PostfixPolicyServer(service, "127.0.0.1", 0, durable=durable_later)
@@ -307,9 +308,9 @@ def test_a_connection_stops_reading_while_too_much_waits(service: LocalService) 
     reading resumes only when neither holds."""
     late: list[Callable[[bool], None]] = []
 
-    def durable(done: Callable[[bool], None]) -> bool | None:
+    def durable(done: Callable[[bool], None]) -> bool:
         late.append(done)
-        return None
+        return False
 
     server = postfix.PostfixPolicyServer(service, "127.0.0.1", 0, durable=durable)
     transport = FakeTransport()

@@ -150,10 +150,10 @@ def render(decision: Decision) -> str:
     return "DUNNO"
 
 
-#: `durable(done)`: True or False when the answer for what was decided so far is known at
-#: once, None when `done(ok)` will be called later on the loop thread (possibly before
-#: `durable` returns). False turns the answer into a deferral: fail closed.
-Durable = Callable[[Callable[[bool], None]], bool | None]
+#: `durable(done)`: True when what was decided so far may be answered at once; False when
+#: `done(committed)` is called instead, on the loop thread, later or before `durable`
+#: returns. `done(False)` (the log could not commit) turns the answer into a deferral.
+Durable = Callable[[Callable[[bool], None]], bool]
 
 
 class PostfixPolicyServer:
@@ -400,9 +400,8 @@ class _PolicyConnection(asyncio.Protocol):
             return
         entry = _Answer(self, action, False)
         self.waiting.append(entry)  # first: `durable` may call `entry.done` at once
-        known = durable(entry.done)
-        if known is not None:
-            entry.done(known)
+        if durable(entry.done):
+            entry.done(True)
         elif len(self.waiting) >= MAX_WAITING:
             self._flow()
 

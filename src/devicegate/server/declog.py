@@ -230,6 +230,16 @@ class DecisionLog:
         if batch.status == FAILED:
             raise LogUnavailable(WRITE_FAILED)
 
+    def answer_now(self, batch: Batch, callback: Callable[[bool], None]) -> bool:
+        """True when a request whose record is in `batch` may be answered at once; otherwise
+        False, and `callback(committed)` is called once the writer has answered for the
+        batch (already called if it has): the callback form of `wait`, for protocols that
+        write their answers without a task."""
+        if not self.must_wait(batch):
+            return True
+        self.when_done(batch, callback)
+        return False
+
     @staticmethod
     def when_done(batch: Batch, callback: Callable[[bool], None]) -> None:
         """Call `callback(committed)` on the loop thread once the writer has answered for

@@ -231,10 +231,7 @@ class DevicegateHttpProtocol(HttpToolsProtocol):
         cycle = _Replayed(self, answer, keep_alive, started, latency)
         self.cycle = cycle  # type: ignore[assignment]
         assert self.fast is not None
-        log = self.fast.service.log
-        if log.must_wait(batch):
-            log.when_done(batch, cycle.finish)
-        else:
+        if self.fast.service.log.answer_now(batch, cycle.finish):
             cycle.finish(True)
 
     def answer_bytes(self, answer: Replayable, keep_alive: bool) -> bytes:

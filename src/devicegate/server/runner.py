@@ -59,14 +59,9 @@ async def serve(app: DevicegateApp, config: ServerConfig) -> None:
 
         decision_log = app.service.log
 
-        def durable(done: Callable[[bool], None]) -> bool | None:
-            """True when everything decided so far may be answered now; otherwise None, and
-            `done(committed)` is called once the decision log has answered for it."""
-            batch = decision_log.latest
-            if not decision_log.must_wait(batch):
-                return True
-            decision_log.when_done(batch, done)
-            return None
+        def durable(done: Callable[[bool], None]) -> bool:
+            """Whether everything decided so far may be answered now (`postfix.Durable`)."""
+            return decision_log.answer_now(decision_log.latest, done)
 
         postfix = module.PostfixPolicyServer(
             app.service,

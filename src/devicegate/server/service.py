@@ -277,10 +277,9 @@ class ServerService:
         return None if own is None else own[0]
 
     async def durable(self) -> None:
-        """Wait until every decision made so far is committed (raises `LogUnavailable`).
-
-        For adapters that answer on their own sockets (the Postfix policy server): call it
-        after `decide` and before writing the answer, as the HTTP routes do."""
+        """Wait until every decision made so far is committed (raises `LogUnavailable`):
+        for callers that decide outside a server's own paths (tests, scripts); the
+        protocols use `DecisionLog.answer_now`."""
         await self.log.wait(self.log.latest)
 
     # ---- effects -----------------------------------------------------------------------------
