@@ -235,7 +235,7 @@ class PostfixPolicyServer:
                 and replaying.replay_if_valid(hit[2], now) is not None
             ):
                 return hit[3]
-        sighting = _CachedSightings(self).recent_sighting(user, window=self.window)
+        sighting = self._recent_sighting(user)
         signals = sighting.signals if sighting is not None else Signals()
         prepared = None
         if replaying is not None:
@@ -263,6 +263,26 @@ class PostfixPolicyServer:
             made = time.time()
             self._answers[user] = (made + self.sighting_ttl, made, prepared, action)
         return action
+
+    def _recent_sighting(self, user: str) -> Sighting | None:
+        """The service's `recent_sighting`, answered from a cache for `sighting_ttl` seconds
+        unless the user was sighted again since."""
+        key = user.lower()
+        now = time.monotonic()
+        cached = self._recent.get(key)
+        if (
+            cached is not None
+            and now - cached[0] < self.sighting_ttl
+            and not self.seen_since(user, cached[1])
+        ):
+            return cached[2]
+        made = time.time()
+        sighting = self.service.recent_sighting(user, window=self.window)
+        if self.sighting_ttl > 0:
+            if len(self._recent) >= MAX_CACHED_USERS:
+                self._recent.clear()
+            self._recent[key] = (now, made, sighting)
+        return sighting
 
     def seen_since(self, user: str, made: float) -> bool:
         """Whether the service recorded a sighting of `user` at or after `made` (epoch): a
@@ -460,31 +480,3 @@ def _framing_problem(buffer: bytes) -> str | None:
     if b"=" not in buffer[:first]:
         return "a line without `name=value`"
     return None
-
-
-class _CachedSightings:
-    """The service, with `recent_sighting` answered from the server's short-lived cache."""
-
-    def __init__(self, server: PostfixPolicyServer) -> None:
-        self._server = server
-        self.snapshot = server.service.snapshot
-        self.decide = server.service.decide
-
-    def recent_sighting(self, user: str, *, window: timedelta) -> Sighting | None:
-        server = self._server
-        key = user.lower()
-        now = time.monotonic()
-        cached = server._recent.get(key)
-        if (
-            cached is not None
-            and now - cached[0] < server.sighting_ttl
-            and not server.seen_since(user, cached[1])
-        ):
-            return cached[2]
-        made = time.time()
-        sighting = server.service.recent_sighting(user, window=window)
-        if server.sighting_ttl > 0:
-            if len(server._recent) >= MAX_CACHED_USERS:
-                server._recent.clear()
-            server._recent[key] = (now, made, sighting)
-        return sighting
