@@ -1,4 +1,4 @@
-"""One test per line of the decision semantics (README "Decision semantics", DESIGN.md)."""
+"""One test per line of the decision semantics (docs/semantics.md)."""
 
 from __future__ import annotations
 

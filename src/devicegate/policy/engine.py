@@ -1,6 +1,6 @@
 """`decide(snapshot, request, state) -> Decision`: the one place where decisions are made.
 
-The combining rule, in order (README "Decision semantics"; one test per row):
+The combining rule, in order (docs/semantics.md; one test per row):
 
 1. a compromised device is quarantined for every resource; no exception lifts it;
    a device an operator holds in quarantine stays quarantined until released;
