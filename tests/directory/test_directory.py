@@ -130,6 +130,24 @@ def test_ldif_problems_point_at_the_entry(tmp_path: Path) -> None:
     assert all(p.hint for p in directory.problems)
 
 
+def test_validate_reports_directory_problems_with_their_lines_and_hints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.cli.test_cli import POLICY, run
+
+    path = tmp_path / "d.csv"
+    path.write_text("user,unit\na,gov/minfin/budget\n,gov/minfin\nb,gov/secret\n", "utf-8")
+    code, out, _ = run(["validate", POLICY, "-d", str(path), "--at", "2023-07-01"], capsys)
+    assert code == 0
+    found = [line for line in out.splitlines() if ": directory: " in line]
+    assert len(found) == 2
+    assert found[0].startswith(f"warning: {path}:3: directory: empty `user` (hint: ")
+    assert "units" not in found[0]
+    assert found[1].startswith(
+        f"warning: {path}:4: directory: unit `gov/secret` (1 user) is not in the policy (hint: "
+    )
+
+
 @settings(max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=400), st.sampled_from(["d.csv", "d.ldif"]))
 def test_hostile_files_give_directory_errors_only(tmp_path: Path, data: bytes, name: str) -> None:
