@@ -59,3 +59,13 @@ def test_everything_the_identify_cases_claim_is_in_the_vocabulary() -> None:
     assert seen["platform"] and seen["platform"] <= set(names.PLATFORM_NAMES)
     assert seen["vendor"] and seen["vendor"] <= set(names.VENDORS)
 
+
+def test_docs_list_every_name_validate_accepts() -> None:
+    """docs/policy.md lists the vocabulary for operators; a name added to the table must be
+    added there too (the list is what a policy author checks a spelling against)."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "policy.md").read_text("utf-8")
+    section = " ".join(docs[docs.index("### Vendors and platforms") :].split())
+    platforms = section[section.index("Platforms identification reports:") :].split(".")[0]
+    vendors = section[section.index("Vendors identification reports:") :].split(".")[0]
+    assert {n.strip() for n in platforms.split(":")[1].split(",")} == set(names.PLATFORM_NAMES)
+    assert {n.strip() for n in vendors.split(":")[1].split(",")} == set(names.VENDORS)
