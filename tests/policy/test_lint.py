@@ -10,11 +10,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from devicegate.directory import Directory, User
 from devicegate.errors import PolicyError
 from devicegate.inventory import Inventory, InventoryDevice
 from devicegate.policy import Issue, Severity, check_policy, json_schema, load_policy
+from devicegate.policy.conditions import compile_globs, glob_problem
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "apple-ban"
 BEFORE = datetime(2023, 7, 1, tzinfo=UTC)
@@ -271,3 +275,49 @@ def test_the_json_schema_has_the_declared_vocabulary() -> None:
     for name in ("vendors", "platforms"):
         assert properties[name]["type"] == "array"
         assert properties[name]["items"]["type"] == "string"
+
+
+# --- hostile input ------------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_any_glob_is_either_refused_or_compiles(glob: str) -> None:
+    problem = glob_problem(glob)
+    if problem is None:
+        pattern = compile_globs([glob])
+        if not set("*?[") & set(glob):
+            assert pattern.fullmatch(glob) is not None
+    else:
+        assert problem[0] and problem[1]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(st.text(min_size=1, max_size=20), min_size=1, max_size=3),
+    st.lists(st.text(min_size=1, max_size=20), min_size=1, max_size=3),
+    st.lists(st.text(max_size=12), max_size=3),
+)
+def test_arbitrary_condition_values_never_raise(
+    tmp_path: Path, vendors: list[str], platforms: list[str], models: list[str]
+) -> None:
+    policy = {
+        "timezone": "UTC",
+        "vendors": vendors[:1],
+        "rules": [
+            {
+                "id": "r",
+                "when": {"vendor": vendors, "platform": platforms, "model": models},
+                "only": {"platform": platforms[::-1]},
+                "resources": ["all"],
+                "from": "2023-07-17",
+            }
+        ],
+    }
+    path = tmp_path / "fuzz.yaml"
+    path.write_text(yaml.safe_dump(policy, allow_unicode=True), encoding="utf-8")
+    loaded, issues = check_policy([path], directory=USERS, inventory=DEVICES, now=BEFORE)
+    assert loaded is not None or any(i.severity is Severity.ERROR for i in issues)
+    assert all(i.file == str(path) or i.field == "directory" for i in issues)
