@@ -28,6 +28,12 @@ from devicegate.policy.diagnostics import Issue, Severity, did_you_mean
 from devicegate.policy.load import LoadedPolicy, Located
 from devicegate.policy.schema import DeviceCondition, Rule
 
+#: What an entry identification never reports does, on each side of a rule.
+_CONSEQUENCE = {
+    "when": "no device matches this entry",
+    "only": "this entry approves no device: the rule applies to the devices it meant to allow",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class _Names:
@@ -48,7 +54,8 @@ class _Names:
         key = value.casefold()
         return self.builtin.get(key) or self.declared.get(key) or value
 
-    def check(self, value: str, file: str, line: int, field: str) -> Issue | None:
+    def check(self, value: str, side: str, file: str, line: int, field: str) -> Issue | None:
+        """A finding about one `when`/`only` entry, or None when identification reports it."""
         key = value.casefold()
         if key in self.builtin:
             return None
@@ -59,7 +66,7 @@ class _Names:
                 file,
                 line,
                 field,
-                f"identification reports `{value}` as `{reported}`: this entry never matches",
+                f"identification reports `{value}` as `{reported}`: {_CONSEQUENCE[side]}",
                 f"write `{reported}`",
                 "other-spelling",
             )
@@ -73,7 +80,7 @@ class _Names:
             line,
             field,
             f"unknown {self.attribute} `{value}`: identification never reports it, "
-            "so no device matches this entry",
+            f"so {_CONSEQUENCE[side]}",
             f"{suggestion} Or, {declare}" if suggestion else declare.capitalize(),
             f"unknown-{self.attribute}",
         )
@@ -118,7 +125,11 @@ def _values(
     for attribute, vocabulary in names.items():
         for pos, value in enumerate(getattr(condition, attribute) or ()):
             found = vocabulary.check(
-                value, origin.file, origin.line(side, attribute, pos), f"{field}.{attribute}[{pos}]"
+                value,
+                side,
+                origin.file,
+                origin.line(side, attribute, pos),
+                f"{field}.{attribute}[{pos}]",
             )
             if found is not None:
                 yield found
