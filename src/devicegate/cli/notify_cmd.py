@@ -8,26 +8,22 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from devicegate.cli.common import (
+    STORE_DEFAULT,
     AtOpt,
     DevicesOpt,
     DirectoryOpt,
     JsonOpt,
     PolicyOpt,
+    StoreOpt,
     err,
     load_snapshot,
     parse_at,
     write_json,
 )
-from devicegate.defaults import DEFAULT_STORE_URL as DEFAULT_URL
 from devicegate.errors import UsageError
 
 if TYPE_CHECKING:
     from devicegate.notify.plan import Notice
-
-StoreOpt = Annotated[
-    str,
-    typer.Option("--store", help="Store (sightings, and the ledger of notices sent)."),
-]
 
 
 def notify(
@@ -41,7 +37,7 @@ def notify(
     sender: Annotated[
         str, typer.Option("--from", help="Sender address of the notices.")
     ] = "it-security@devicegate.invalid",
-    store: StoreOpt = DEFAULT_URL,
+    store: StoreOpt = STORE_DEFAULT,
     at: AtOpt = None,
     seen_days: Annotated[
         int, typer.Option("--seen-days", help="Count devices sighted in the last N days.")
@@ -66,7 +62,7 @@ def notify(
     target = parse_smtp_url(smtp) if smtp else None
     snapshot = load_snapshot(policy, directory, devices, quiet=as_json)
     moment = parse_at(at, snapshot.timezone)
-    opened = open_store(store)
+    opened = open_store(store, create=False)
     found = inventory_devices(snapshot)
     found += seen_devices(opened, snapshot, since=moment - timedelta(days=seen_days))
     notices = due_notices(snapshot, moment, found)

@@ -30,6 +30,7 @@ from devicegate.store.records import (
     HoldRecord,
     VerdictRecord,
     describe_seen,
+    device_record_json,
     seen_json,
 )
 from devicegate.timeutil import assume_utc, utc_now
@@ -53,6 +54,17 @@ def _clear_verdicts(conn: sa.Connection, device_ref: str, *, by: str, now: datet
         .values(cleared_at=now, cleared_by=by)
     )
     return int(result.rowcount or 0)
+
+
+def identifier_pairs(identifier: str) -> set[tuple[str, str]]:
+    """The (kind, normalised value) pairs an identifier typed by a person may stand for:
+    `kind=value` names one kind; a bare value could be any (a MAC in any notation, an
+    ActiveSync id in any case)."""
+    text = identifier.strip()
+    kind, sep, value = text.partition("=")
+    if sep and kind.strip() in IDENTIFIER_KINDS:
+        return {(kind.strip(), normalise_key(kind.strip(), value))}
+    return {(k, normalise_key(k, text)) for k in IDENTIFIER_KINDS}
 
 
 def _text(value: object) -> str | None:
@@ -343,11 +355,7 @@ class Store:
         text = identifier.strip()
         if not text:
             return []
-        kind, sep, value = text.partition("=")
-        if sep and kind.strip() in IDENTIFIER_KINDS:
-            pairs = {(kind.strip(), normalise_key(kind.strip(), value))}
-        else:
-            pairs = {(k, normalise_key(k, text)) for k in IDENTIFIER_KINDS}
+        pairs = identifier_pairs(text)
         with self.engine.connect() as conn:
             if conn.execute(
                 sa.select(t.devices.c.device_ref).where(t.devices.c.device_ref == text)
@@ -553,6 +561,8 @@ __all__ = [
     "Store",
     "VerdictRecord",
     "describe_seen",
+    "device_record_json",
+    "identifier_pairs",
     "open_store",
     "seen_json",
     "shown_url",

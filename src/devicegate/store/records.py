@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from devicegate.model import SIGNAL_FIELDS, DeviceProfile, Signals
+from devicegate.identify.base import clean
+from devicegate.model import DeviceProfile, Signals
+from devicegate.serialize import signals_json
 
 COMPROMISED = "compromised"
 
@@ -24,11 +26,7 @@ def seen_json(signals: Signals, profile: DeviceProfile) -> dict[str, object]:
     as identified (vendor, platform, model, OS version), its User-Agent, and every signal
     the request carried. Every value is client-chosen: it is kept for people to read and is
     never trusted or interpreted again."""
-    carried = {
-        name: value[:SEEN_VALUE_MAX]
-        for name in SIGNAL_FIELDS
-        if isinstance(value := getattr(signals, name), str) and value
-    }
+    carried = {name: value[:SEEN_VALUE_MAX] for name, value in signals_json(signals).items()}
     return {
         "vendor": profile.vendor,
         "platform": profile.platform,
@@ -39,19 +37,24 @@ def seen_json(signals: Signals, profile: DeviceProfile) -> dict[str, object]:
     }
 
 
-def describe_seen(seen: Mapping[str, Any] | None) -> str:
-    """One line a person reads: `Apple iOS iPhone14,2, user agent `…``, or `-` when the hold
-    recorded nothing (holds set before the store kept it)."""
+def describe_seen(seen: Mapping[str, Any] | None, *, signals: bool = True) -> str:
+    """One line a person reads: `Apple iOS iPhone14,2; user agent `…`` and, with `signals`,
+    every other signal; `-` when the hold recorded nothing (holds set before the store kept
+    it). Client-chosen text, so control characters are removed (no terminal escapes)."""
     if not seen:
         return "-"
     device = " ".join(str(seen[k]) for k in ("vendor", "platform", "model") if seen.get(k))
-    parts = [device or "unidentified"]
+    parts = [clean(device, SEEN_VALUE_MAX) or "unidentified"]
     agent = seen.get("user_agent")
     if agent:
-        parts.append(f"user agent `{agent}`")
-    signals = seen.get("signals")
-    if isinstance(signals, Mapping):
-        others = [f"{k}={v}" for k, v in signals.items() if k != "user_agent" and v]
+        parts.append(f"user agent `{clean(str(agent), SEEN_VALUE_MAX)}`")
+    carried = seen.get("signals")
+    if signals and isinstance(carried, Mapping):
+        others = [
+            f"{k}={clean(str(v), SEEN_VALUE_MAX)}"
+            for k, v in carried.items()
+            if k != "user_agent" and v
+        ]
         if others:
             parts.append(", ".join(others))
     return "; ".join(parts)
@@ -127,11 +130,63 @@ class DeviceRecord:
         return tuple(v for v in self.verdicts if v.active)
 
 
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def hold_json(hold: HoldRecord) -> dict[str, object]:
+    return {
+        "resource": hold.resource,
+        "rule": hold.rule,
+        "reason": hold.reason,
+        "user": hold.user,
+        "seen": dict(hold.seen) if hold.seen is not None else None,
+        "since": hold.created_at.isoformat(),
+        "by": hold.created_by,
+        "released_at": _iso(hold.released_at),
+        "released_by": hold.released_by,
+    }
+
+
+def verdict_json(verdict: VerdictRecord) -> dict[str, object]:
+    return {
+        "verdict": verdict.verdict,
+        "scan_id": verdict.scan_id,
+        "source": verdict.source,
+        "since": verdict.created_at.isoformat(),
+        "evidence": [dict(e) for e in verdict.evidence],
+        "cleared_at": _iso(verdict.cleared_at),
+        "cleared_by": verdict.cleared_by,
+    }
+
+
+def device_record_json(record: DeviceRecord) -> dict[str, object]:
+    """A device as JSON: the admin API's keys (`device_ref` … `last_seen`) and its holds and
+    verdicts, each with rule or scan, since, by whom and what was seen."""
+    return {
+        "device_ref": record.device_ref,
+        "user": record.user,
+        "vendor": record.vendor,
+        "platform": record.platform,
+        "model": record.model,
+        "keys": [{"kind": k, "value": v} for k, v in record.keys],
+        "verdict": record.verdict,
+        "held": list(record.held),
+        "last_seen": record.last_seen.isoformat(),
+        "first_seen": _iso(record.first_seen),
+        "holds": [hold_json(h) for h in record.holds],
+        "verdicts": [verdict_json(v) for v in record.verdicts],
+    }
+
+
 __all__ = [
     "COMPROMISED",
     "DeviceRecord",
     "HoldRecord",
     "VerdictRecord",
     "describe_seen",
+    "device_record_json",
+    "hold_json",
     "seen_json",
+    "verdict_json",
 ]
