@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -23,6 +24,8 @@ from devicegate.cli.common import (
 from devicegate.errors import UsageError
 
 if TYPE_CHECKING:
+    from email.message import EmailMessage
+
     from devicegate.notify.plan import Notice
 
 
@@ -42,16 +45,35 @@ def notify(
     seen_days: Annotated[
         int, typer.Option("--seen-days", help="Count devices sighted in the last N days.")
     ] = 30,
+    templates: Annotated[
+        Path | None,
+        typer.Option(
+            "--templates",
+            envvar="DEVICEGATE_TEMPLATES",
+            help="Directory of notice templates (LOCALE/KIND.txt.j2) used before the shipped "
+            "ones (else $DEVICEGATE_TEMPLATES).",
+        ),
+    ] = None,
+    locale: Annotated[
+        str,
+        typer.Option(
+            "--locale",
+            envvar="DEVICEGATE_LOCALE",
+            help="Language of the notices: en, ru, … (else $DEVICEGATE_LOCALE).",
+        ),
+    ] = "en",
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="List the notices due; send and record nothing.")
+        bool,
+        typer.Option("--dry-run", help="Print each notice due in full; send and record nothing."),
     ] = False,
     limit: Annotated[
-        int, typer.Option("--limit", help="Notices listed by --dry-run (0: all).")
+        int, typer.Option("--limit", help="Notices printed by --dry-run (0: all).")
     ] = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Tell each user whose device a rule will ban, once they enter its notice period."""
     from devicegate.notify import Ledger, compose, deliver, due_notices, parse_smtp_url
+    from devicegate.notify.message import Templates
     from devicegate.notify.plan import inventory_devices, seen_devices
     from devicegate.store import open_store
 
@@ -60,6 +82,7 @@ def notify(
     if smtp is None and not dry_run:
         raise UsageError("no --smtp given", hint="pass --smtp smtp://host:25 or use --dry-run")
     target = parse_smtp_url(smtp) if smtp else None
+    texts = Templates(templates, locale)
     snapshot = load_snapshot(policy, directory, devices, quiet=as_json)
     moment = parse_at(at, snapshot.timezone)
     opened = open_store(store, create=False)
@@ -68,41 +91,28 @@ def notify(
     notices = due_notices(snapshot, moment, found)
     if not as_json:
         err(f"{len(notices)} notices due at {moment.isoformat()} ({len(found)} devices checked)")
+
+    def make(notice: Notice) -> EmailMessage:
+        return compose(notice, sender=sender, timezone=snapshot.timezone, templates=texts)
+
     if dry_run or target is None:
-        rows = [
-            {
-                "user": n.user.id,
-                "to": n.address,
-                "rule": n.rule,
-                "devices": [
-                    {
-                        "device_id": d.device_id,
-                        "device": d.label,
-                        "source": d.source,
-                        "resources": list(d.resources),
-                    }
-                    for d in n.devices
-                ],
-                "from": n.effective_from.isoformat(),
-                "status": "due",
-            }
-            for n in notices
-        ]
-        if as_json:
-            write_json(rows)
-        else:
-            for n in notices[:limit] if limit else notices:
-                typer.echo(f"due          {n.address:<36} {n.rule:<22} {_devices(n)}")
-            if limit and len(notices) > limit:
-                typer.echo(f"… and {len(notices) - limit} more (use --json for all)")
+        if as_json:  # every notice due, with its message
+            write_json([_due_json(n, make(n)) for n in notices])
+            return
+        shown = notices[:limit] if limit else notices
+        messages = [make(n) for n in shown]  # all first: a template error prints nothing
+        for number, (notice, message) in enumerate(zip(shown, messages, strict=True), start=1):
+            typer.echo(f"--- due {number}/{len(notices)}: {notice.address}, rule {notice.rule}")
+            for header in ("From", "To", "Subject"):
+                typer.echo(f"{header}: {message[header]}")
+            typer.echo("")
+            typer.echo(message.get_content().rstrip("\n"))
+            typer.echo("")
+        if limit and len(notices) > limit:
+            typer.echo(f"… and {len(notices) - limit} more (--limit 0 or --json for all)")
         return
     ledger = Ledger(opened)
-    outcomes = deliver(
-        notices,
-        target,
-        ledger,
-        lambda n: compose(n, sender=sender, timezone=snapshot.timezone),
-    )
+    outcomes = deliver(notices, target, ledger, make)
     if as_json:
         write_json(
             [
@@ -132,6 +142,27 @@ def notify(
     )
     if failed:
         raise typer.Exit(1)
+
+
+def _due_json(notice: Notice, message: EmailMessage) -> dict[str, object]:
+    return {
+        "user": notice.user.id,
+        "to": notice.address,
+        "rule": notice.rule,
+        "devices": [
+            {
+                "device_id": d.device_id,
+                "device": d.label,
+                "source": d.source,
+                "resources": list(d.resources),
+            }
+            for d in notice.devices
+        ],
+        "from": notice.effective_from.isoformat(),
+        "status": "due",
+        "subject": message["Subject"],
+        "body": message.get_content(),
+    }
 
 
 def _devices(notice: Notice) -> str:

@@ -78,7 +78,14 @@ def deliver(
     compose: Callable[[Notice], EmailMessage],
 ) -> list[Outcome]:
     """Send each notice for the devices not yet notified; a failure is recorded in the ledger
-    (and retried by the next run), never raised."""
+    (and retried by the next run), never raised.
+
+    Every message is composed before anything is sent or recorded: a template that fails
+    (`InputError` from `compose`) stops the run before the first message, and never leaves
+    a notice marked `sending` that was not."""
+    notices = list(notices)
+    for notice in notices:
+        compose(notice)
     outcomes: list[Outcome] = []
     smtp: smtplib.SMTP | None = None
     try:
@@ -95,12 +102,13 @@ def deliver(
                     outcomes.append(Outcome(notice, "already sent"))
                 continue
             todo = notice.only(pending)
+            message = compose(todo)
             for device_id in pending:
                 ledger.mark(notice.user.id, notice.rule, device_id, SENDING)
             try:
                 if smtp is None:
                     smtp = target.connect()
-                smtp.send_message(compose(todo))
+                smtp.send_message(message)
             except (OSError, smtplib.SMTPException) as exc:
                 error = f"{type(exc).__name__}: {exc}"[:500]
                 for device_id in pending:
