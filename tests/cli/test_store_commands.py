@@ -241,8 +241,8 @@ def test_check_and_explain_apply_the_stores_holds(
     assert code == 0 and json.loads(out)["rule"] == "builtin:quarantine-hold"
     code, out, _ = run(["check", *CHECK, "--store", url, "-q"], capsys)
     assert out.startswith("QUARANTINE by rule builtin:quarantine-hold")
-    assert f"store: device {ref} held on email since " in out
-    assert "by rule spoofed-mail-clients (set by forward-auth" in out
+    assert f"store: {ref} held on email: rule spoofed-mail-clients since " in out
+    assert "(set by forward-auth, request of m.sokolova@minpromtorg.example)" in out
     code, out, _ = run(["explain", *CHECK, "--store", url, "-q"], capsys)
     assert out.splitlines()[-1].startswith("decision: quarantine by rule `builtin:quarantine-hold`")
     store.release(ref)

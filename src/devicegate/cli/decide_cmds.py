@@ -244,23 +244,16 @@ def check(
 
 def _store_lines(record: DeviceRecord) -> list[str]:
     """What the store holds against the device, for the help desk: each standing hold and
-    verdict with rule, since and by whom, and how to lift them."""
-    from devicegate.store import describe_seen
+    verdict with rule, since and by whom, and where to read more."""
+    from devicegate.store import describe_hold, describe_verdict
 
-    lines = []
-    for hold in record.active_holds:
-        lines.append(
-            f"store: device {record.device_ref} held on {hold.resource} since "
-            f"{hold.created_at:%Y-%m-%d %H:%M:%S} UTC by rule {hold.rule or '-'} "
-            f"(set by {hold.created_by or '-'}; seen: {describe_seen(hold.seen, signals=False)})"
-        )
-    for verdict in record.active_verdicts:
-        lines.append(
-            f"store: device {record.device_ref} has verdict {verdict.verdict} since "
-            f"{verdict.created_at:%Y-%m-%d %H:%M:%S} UTC (scan {verdict.scan_id})"
-        )
+    ref = record.device_ref
+    lines = [
+        f"store: {ref} held on {describe_hold(h, user=record.user)}" for h in record.active_holds
+    ]
+    lines += [f"store: {ref} has {describe_verdict(v)}" for v in record.active_verdicts]
     if lines:
-        lines.append(f"store: `devicegate devices show {record.device_ref}` for the details")
+        lines.append(f"store: `devicegate devices show {ref}` for the details")
     return lines
 
 

@@ -10,10 +10,10 @@ import typer
 
 from devicegate.cli.common import STORE_DEFAULT, JsonOpt, StoreOpt, write_json
 from devicegate.errors import InputError
+from devicegate.store.records import when
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from datetime import datetime
 
     from devicegate.store import DeviceRecord, Store
     from devicegate.store.sighted import SightedDevice
@@ -43,10 +43,6 @@ def _echo(line: str) -> None:
     typer.echo("".join(ch if ch.isprintable() else "?" for ch in line))
 
 
-def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment is not None else "-"
-
-
 def _keys(keys: tuple[tuple[str, str], ...]) -> str:
     return " ".join(f"{k}={v}" for k, v in keys)
 
@@ -68,7 +64,7 @@ def _unlinked(store: Store, sighted: list[SightedDevice]) -> list[SightedDevice]
 
 def _record_lines(record: DeviceRecord) -> list[str]:
     """A device of the store: one summary line, then one line per standing hold or verdict."""
-    from devicegate.store import describe_seen
+    from devicegate.store import describe_hold, describe_verdict
 
     device = " ".join(x for x in (record.vendor, record.platform, record.model) if x)
     state = ", ".join(
@@ -78,7 +74,7 @@ def _record_lines(record: DeviceRecord) -> list[str]:
     if not state:
         last = record.holds[0] if record.holds else None
         state = (
-            f"released {_when(last.released_at)} by {last.released_by or '-'}"
+            f"released {when(last.released_at)} by {last.released_by or '-'}"
             if last is not None and last.released_at is not None
             else "ok"
         )
@@ -86,17 +82,8 @@ def _record_lines(record: DeviceRecord) -> list[str]:
         f"{record.device_ref}  {record.user or '-'}  {device or 'unidentified'}  {state}  "
         f"[{_keys(record.keys)}]"
     ]
-    for hold in record.active_holds:
-        lines.append(
-            f"    {hold.resource}: rule {hold.rule or '-'} since {_when(hold.created_at)}"
-            f" (set by {hold.created_by or '-'}, request of {hold.user or record.user or '-'});"
-            f" seen: {describe_seen(hold.seen, signals=False)}"
-        )
-    for verdict in record.active_verdicts:
-        lines.append(
-            f"    verdict {verdict.verdict} since {_when(verdict.created_at)} "
-            f"(scan {verdict.scan_id}, {verdict.source})"
-        )
+    lines += [f"    {describe_hold(h, user=record.user)}" for h in record.active_holds]
+    lines += [f"    {describe_verdict(v)}" for v in record.active_verdicts]
     return lines
 
 
@@ -104,7 +91,7 @@ def _sighted_line(device: SightedDevice) -> str:
     keys = _keys(device.keys) or "no stable identifier"
     return (
         f"(seen only)  {device.user}  {device.label}  not held  [{keys}]  "
-        f"via {', '.join(device.adapters)}, last {_when(device.last_seen)}"
+        f"via {', '.join(device.adapters)}, last {when(device.last_seen)}"
     )
 
 
@@ -203,29 +190,29 @@ def _show_record(record: DeviceRecord, sighted: list[SightedDevice]) -> None:
     _echo(f"device {record.device_ref}: {device or 'unidentified'}")
     _echo(f"  identifiers: {_keys(record.keys) or '-'}")
     _echo(f"  user: {record.user or '-'}")
-    _echo(f"  known since {_when(record.first_seen)}, last seen {_when(record.last_seen)}")
+    _echo(f"  known since {when(record.first_seen)}, last seen {when(record.last_seen)}")
     if not record.holds and not record.verdicts:
         _echo("  no hold and no verdict")
     for hold in record.holds:
         status = (
             "HELD"
             if hold.active
-            else f"released {_when(hold.released_at)} by {hold.released_by or '-'}"
+            else f"released {when(hold.released_at)} by {hold.released_by or '-'}"
         )
         _echo(f"  hold on {hold.resource}: {status}")
         _echo(f"    rule: {hold.rule or '-'}")
         _echo(f"    reason: {hold.reason}")
-        _echo(f"    since: {_when(hold.created_at)}, set by {hold.created_by or '-'}")
+        _echo(f"    since: {when(hold.created_at)}, set by {hold.created_by or '-'}")
         _echo(f"    request of: {hold.user or '-'}")
         _echo(f"    seen: {describe_seen(hold.seen)}")
     for verdict in record.verdicts:
         status = (
             "STANDING"
             if verdict.active
-            else f"cleared {_when(verdict.cleared_at)} by {verdict.cleared_by or '-'}"
+            else f"cleared {when(verdict.cleared_at)} by {verdict.cleared_by or '-'}"
         )
         _echo(f"  verdict {verdict.verdict}: {status}")
-        _echo(f"    since: {_when(verdict.created_at)}, scan {verdict.scan_id}")
+        _echo(f"    since: {when(verdict.created_at)}, scan {verdict.scan_id}")
         _echo(f"    source: {verdict.source}")
         for item in verdict.evidence[:5]:
             _echo(f"    evidence: {_evidence(item)}")
@@ -234,7 +221,7 @@ def _show_record(record: DeviceRecord, sighted: list[SightedDevice]) -> None:
     for seen in sighted:
         _echo(
             f"  seen via {', '.join(seen.adapters)} as {seen.label} ({seen.user}): "
-            f"{seen.sightings} sighting(s), {_when(seen.first_seen)} – {_when(seen.last_seen)}"
+            f"{seen.sightings} sighting(s), {when(seen.first_seen)} – {when(seen.last_seen)}"
         )
         _echo(f"    latest signals: {_signals_text(seen)}")
 

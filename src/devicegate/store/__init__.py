@@ -29,9 +29,12 @@ from devicegate.store.records import (
     DeviceRecord,
     HoldRecord,
     VerdictRecord,
+    describe_hold,
     describe_seen,
+    describe_verdict,
     device_record_json,
     seen_json,
+    when,
 )
 from devicegate.timeutil import assume_utc, utc_now
 
@@ -560,10 +563,13 @@ __all__ = [
     "HoldRecord",
     "Store",
     "VerdictRecord",
+    "describe_hold",
     "describe_seen",
+    "describe_verdict",
     "device_record_json",
     "identifier_pairs",
     "open_store",
     "seen_json",
     "shown_url",
+    "when",
 ]

@@ -130,6 +130,29 @@ class DeviceRecord:
         return tuple(v for v in self.verdicts if v.active)
 
 
+def when(moment: datetime | None) -> str:
+    """A moment as people read it in listings: `2023-07-17 09:00:12 UTC`."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment is not None else "-"
+
+
+def describe_hold(hold: HoldRecord, *, user: str | None = None) -> str:
+    """`email: rule R since T (set by forward-auth, request of U); seen: …` (`user`: whom to
+    name when the hold did not record it)."""
+    return (
+        f"{hold.resource}: rule {hold.rule or '-'} since {when(hold.created_at)} "
+        f"(set by {hold.created_by or '-'}, request of {hold.user or user or '-'}); "
+        f"seen: {describe_seen(hold.seen, signals=False)}"
+    )
+
+
+def describe_verdict(verdict: VerdictRecord) -> str:
+    """`verdict compromised since T (scan S, source)`."""
+    return (
+        f"verdict {verdict.verdict} since {when(verdict.created_at)} "
+        f"(scan {verdict.scan_id}, {verdict.source})"
+    )
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -184,9 +207,12 @@ __all__ = [
     "DeviceRecord",
     "HoldRecord",
     "VerdictRecord",
+    "describe_hold",
     "describe_seen",
+    "describe_verdict",
     "device_record_json",
     "hold_json",
     "seen_json",
     "verdict_json",
+    "when",
 ]
