@@ -116,7 +116,7 @@ def test_show_by_any_identifier_explains_the_hold(
     shown = json.loads(out)
     (hold,) = shown["holds"]
     assert hold["rule"] == "spoofed-mail-clients" and hold["by"] == "forward-auth"
-    assert hold["user"] == USER and hold["seen"]["model"] == "iPhone14,2"
+    assert hold["user"] == USER and hold["seen"]["device"]["model"] == "iPhone14,2"
     assert hold["since"].startswith(str(datetime.now(UTC).year))
 
 

@@ -41,8 +41,8 @@ def test_a_hold_keeps_who_what_and_by_whom(tmp_path: Path) -> None:
         "m.sokolova@minpromtorg.example",
         "forward-auth",
     )
-    assert hold.seen is not None and hold.seen["user_agent"] == EAS.user_agent
-    assert hold.seen["model"] == "iPhone14,2"
+    assert hold.seen is not None and hold.seen["signals"]["user_agent"] == EAS.user_agent
+    assert hold.seen["device"]["model"] == "iPhone14,2"
     assert "user agent `Apple-iPhone14C2/2003.1.1`" in describe_seen(hold.seen)
     # the device row says what it is, not "unidentified"
     assert (record.vendor, record.model) == ("Apple", "iPhone14,2")
@@ -123,3 +123,18 @@ def test_passwords_stay_out_of_messages() -> None:
     with pytest.raises(StoreError) as raised:
         open_store("postgresql://gate:s3cret@127.0.0.1:1/nothing", create=False)
     assert "s3cret" not in raised.value.one_line()
+
+
+def test_seen_has_the_shape_the_server_writes() -> None:
+    """`{"signals": …, "device": {vendor, platform, model, os_version}}`, as `serve` records
+    it; a `seen` of another shape (or none) is read as nothing known, never an error."""
+    profile = Identifier(EMPTY_INVENTORY).profile(EAS)
+    seen = seen_json(EAS, profile)
+    assert set(seen) == {"signals", "device"}
+    assert seen["device"] == {
+        "vendor": "Apple",
+        "platform": "iOS",
+        "model": "iPhone14,2",
+        "os_version": "16.2",
+    }
+    assert describe_seen({"device": "junk", "signals": ["x"]}) == "unidentified"

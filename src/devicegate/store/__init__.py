@@ -33,6 +33,7 @@ from devicegate.store.records import (
     describe_seen,
     describe_verdict,
     device_record_json,
+    seen_device,
     seen_json,
     when,
 )
@@ -305,7 +306,7 @@ class Store:
         (`records.seen_json`: signals and the device as identified), `created_by` who set it
         (the adapter, or "operator NAME"): what the help desk reads to explain the refusal.
         A device already held on `resource` keeps its first hold."""
-        device = dict(seen or {})
+        device = seen_device(seen)
         with self.engine.begin() as conn:
             ref = self.ensure_device(
                 conn,

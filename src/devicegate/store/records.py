@@ -22,19 +22,25 @@ SEEN_VALUE_MAX = 1024
 
 
 def seen_json(signals: Signals, profile: DeviceProfile) -> dict[str, object]:
-    """What a hold records of the request that caused it (`Store.hold(seen=…)`): the device
-    as identified (vendor, platform, model, OS version), its User-Agent, and every signal
-    the request carried. Every value is client-chosen: it is kept for people to read and is
-    never trusted or interpreted again."""
-    carried = {name: value[:SEEN_VALUE_MAX] for name, value in signals_json(signals).items()}
+    """What a hold records of the request that caused it (`Store.hold(seen=…)`):
+    `{"signals": {name: value}, "device": {vendor, platform, model, os_version}}` — every
+    signal the request carried (its User-Agent among them) and the device as identified from
+    them, the attributes it has. Every value is client-chosen: kept for people to read, cut to
+    `SEEN_VALUE_MAX` characters, never trusted or interpreted again."""
     return {
-        "vendor": profile.vendor,
-        "platform": profile.platform,
-        "model": profile.model,
-        "os_version": profile.os_version,
-        "user_agent": carried.get("user_agent"),
-        "signals": carried,
+        "signals": {name: value[:SEEN_VALUE_MAX] for name, value in signals_json(signals).items()},
+        "device": {
+            name: value[:SEEN_VALUE_MAX]
+            for name in ("vendor", "platform", "model", "os_version")
+            if (value := getattr(profile, name))
+        },
     }
+
+
+def seen_device(seen: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The identified device of a hold's `seen` (empty when it recorded none)."""
+    device = (seen or {}).get("device")
+    return device if isinstance(device, Mapping) else {}
 
 
 def describe_seen(seen: Mapping[str, Any] | None, *, signals: bool = True) -> str:
@@ -43,20 +49,20 @@ def describe_seen(seen: Mapping[str, Any] | None, *, signals: bool = True) -> st
     it). Client-chosen text, so control characters are removed (no terminal escapes)."""
     if not seen:
         return "-"
-    device = " ".join(str(seen[k]) for k in ("vendor", "platform", "model") if seen.get(k))
-    parts = [clean(device, SEEN_VALUE_MAX) or "unidentified"]
-    agent = seen.get("user_agent")
-    if agent:
-        parts.append(f"user agent `{clean(str(agent), SEEN_VALUE_MAX)}`")
+    device = seen_device(seen)
+    named = " ".join(str(device[k]) for k in ("vendor", "platform", "model") if device.get(k))
+    parts = [clean(named, SEEN_VALUE_MAX) or "unidentified"]
     carried = seen.get("signals")
-    if signals and isinstance(carried, Mapping):
-        others = [
-            f"{k}={clean(str(v), SEEN_VALUE_MAX)}"
-            for k, v in carried.items()
-            if k != "user_agent" and v
-        ]
-        if others:
-            parts.append(", ".join(others))
+    carried = carried if isinstance(carried, Mapping) else {}
+    if carried.get("user_agent"):
+        parts.append(f"user agent `{clean(str(carried['user_agent']), SEEN_VALUE_MAX)}`")
+    others = [
+        f"{k}={clean(str(v), SEEN_VALUE_MAX)}"
+        for k, v in carried.items()
+        if k != "user_agent" and v
+    ]
+    if signals and others:
+        parts.append(", ".join(others))
     return "; ".join(parts)
 
 
@@ -212,6 +218,7 @@ __all__ = [
     "describe_verdict",
     "device_record_json",
     "hold_json",
+    "seen_device",
     "seen_json",
     "verdict_json",
     "when",
