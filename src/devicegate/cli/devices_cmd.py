@@ -40,7 +40,9 @@ def _open(url: str) -> Store:
 def _echo(line: str) -> None:
     """Print one line. Much of it is client-chosen (User-Agents, IMAP IDs, backup paths):
     a character that is not printable is shown as `?`, so nothing steers the terminal."""
-    typer.echo("".join(ch if ch.isprintable() else "?" for ch in line))
+    if not line.isprintable():
+        line = "".join(ch if ch.isprintable() else "?" for ch in line)
+    typer.echo(line)
 
 
 def _keys(keys: tuple[tuple[str, str], ...]) -> str:

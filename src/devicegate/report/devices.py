@@ -14,17 +14,31 @@ be any device. The CSV keeps every profile row.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from devicegate.audit.tables import DEVICE_KEYS
-
 Row = dict[str, Any]
 
+#: The columns a folded device keeps (what the report shows and folds by).
+COLUMNS = (
+    "user",
+    "unit",
+    "device",
+    "vendor",
+    "platform",
+    "model",
+    "device_id",
+    "events",
+    "violations",
+    "warned",
+    "excepted",
+    "last_flagged",
+)
 _SUMS = ("events", "violations", "warned", "excepted")
+FLAGGED = "flagged"  # the mask column: the row drew what the list is about
 
 
 def _precision(row: Row) -> tuple[int, int, int]:
@@ -47,64 +61,80 @@ def _fits(vague: Row, precise: Row) -> bool:
     return model is None or (other is not None and str(other).startswith(str(model)))
 
 
-def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
-    return max((x for x in (a, b) if x is not None), default=None)
-
-
-def _key(row: Row) -> tuple[object, ...]:
-    """What tells two rows of the devices table apart."""
-    return tuple(row.get(k) for k in DEVICE_KEYS)
-
-
 def _absorb(device: Row, row: Row) -> None:
     for key in _SUMS:
         device[key] = int(device.get(key) or 0) + int(row.get(key) or 0)
-    if row.get("first_seen") is not None and (
-        device.get("first_seen") is None or row["first_seen"] < device["first_seen"]
-    ):
-        device["first_seen"] = row["first_seen"]
-    device["last_seen"] = _latest(device.get("last_seen"), row.get("last_seen"))
-    device["last_flagged"] = _latest(device.get("last_flagged"), row.get("last_flagged"))
-    device["also_seen_as"] = [*device["also_seen_as"], row["device"]]
-    device["members"] = [*device["members"], _key(row)]
+    flagged = [t for t in (device.get("last_flagged"), row.get("last_flagged")) if t is not None]
+    device["last_flagged"] = max(flagged, default=None)
+    device[FLAGGED] = bool(device.get(FLAGGED)) or bool(row.get(FLAGGED))
+    device["also_seen_as"].append(row["device"])
 
 
 def fold_devices(rows: list[Row]) -> list[Row]:
     """One row per device of each user (see the module docstring): the most precise row with
-    the sums of the rows folded into it; `also_seen_as` lists their profiles and `members`
-    the keys of every row it stands for."""
+    the sums of the rows folded into it, `also_seen_as` listing their profiles; `flagged` is
+    true when any of them was."""
     by_user: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
         by_user[row["user"]].append(row)
     out: list[Row] = []
     for user_rows in by_user.values():
+        if len(user_rows) == 1:
+            out.append(user_rows[0] | {"also_seen_as": []})
+            continue
         devices: list[Row] = []
         for row in sorted(user_rows, key=_precision, reverse=True):
             homes = [d for d in devices if _fits(row, d)]
             if len(homes) == 1:
                 _absorb(homes[0], row)
             else:
-                devices.append({**row, "also_seen_as": [], "members": [_key(row)]})
+                devices.append(row | {"also_seen_as": []})
         out.extend(devices)
     return out
 
 
-def devices_of(devices: pa.Table, flagged: pa.Table) -> list[Row]:
-    """The folded devices that stand for a row of `flagged` (a subset of `devices`). Every
-    row of those users is folded, so a device's vaguer profiles count with it even when only
-    one of them was flagged."""
-    if flagged.num_rows == 0:
+def _rows(table: pa.Table) -> list[Row]:
+    """The table as row dicts, built column by column, its times as integer microseconds
+    (converting 80,000 aware timestamps to `datetime` costs 0.6 s a column; `with_times`
+    converts those of the rows shown)."""
+    names = table.column_names
+    columns = [
+        (table.column(n).cast(pa.int64()) if n == "last_flagged" else table.column(n)).to_pylist()
+        for n in names
+    ]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def with_times(rows: list[Row]) -> list[Row]:
+    """`rows` with `last_flagged` as a datetime again (for the rows a table shows)."""
+    return [
+        row
+        | {
+            "last_flagged": datetime.fromtimestamp(row["last_flagged"] / 1_000_000, UTC)
+            if row.get("last_flagged") is not None
+            else None
+        }
+        for row in rows
+    ]
+
+
+def devices_of(devices: pa.Table, flagged: pa.ChunkedArray | pa.Array) -> list[Row]:
+    """The folded devices that stand for a row `flagged` marks (a boolean per row of
+    `devices`). Every row of those users is folded, so a device's vaguer profiles count with
+    it even when only one of them was flagged. `last_flagged` is in integer microseconds
+    (`with_times`)."""
+    flagged = pc.fill_null(flagged, False)
+    users = pc.unique(devices.filter(flagged).column("user"))
+    if len(users) == 0:
         return []
-    wanted = {_key(row) for row in flagged.to_pylist()}
-    users = pc.unique(flagged.column("user"))
-    rows = devices.filter(pc.is_in(devices.column("user"), value_set=users)).to_pylist()
-    return [d for d in fold_devices(rows) if wanted.intersection(d["members"])]
+    table = devices.select(list(COLUMNS)).append_column(FLAGGED, flagged)
+    rows = _rows(table.filter(pc.is_in(table.column("user"), value_set=users)))
+    return [d for d in fold_devices(rows) if d[FLAGGED]]
 
 
 def violating_devices(devices: pa.Table) -> list[Row]:
     """The devices (not models) that drew a violation, most violations first."""
-    flagged = devices.filter(pc.greater(devices.column("violations"), 0))
-    found = [d for d in devices_of(devices, flagged) if d["violations"] > 0]
+    found = devices_of(devices, pc.greater(devices.column("violations"), 0))
     found.sort(key=lambda d: (-d["violations"], d["user"], d["device"]))
     return found
 
@@ -126,4 +156,4 @@ def by_model(devices: list[Row], limit: int) -> list[Row]:
     ]
 
 
-__all__ = ["by_model", "devices_of", "fold_devices", "violating_devices"]
+__all__ = ["by_model", "devices_of", "fold_devices", "violating_devices", "with_times"]

@@ -23,7 +23,7 @@ from devicegate.audit.compliance import still_to_replace, unit_deadlines
 from devicegate.audit.tables import AuditTables
 from devicegate.policy import Snapshot
 from devicegate.report.assets import CHART_JS, STYLE
-from devicegate.report.devices import by_model, devices_of, violating_devices
+from devicegate.report.devices import by_model, devices_of, violating_devices, with_times
 
 TOP = 15
 LIST_LIMIT = 300
@@ -127,7 +127,7 @@ def render_report(
     devices = tables.devices
     pending = devices_of(devices, still_to_replace(tables, tables.totals.get("last_event")))
     pending.sort(key=lambda d: (-d["violations"], d["unit"], d["user"], d["device"]))
-    replace = _seen_as(pending[:LIST_LIMIT])
+    replace = _seen_as(with_times(pending[:LIST_LIMIT]))
     violating = violating_devices(devices)
     units_rows = [
         {**u, "compliant_share": compliant_share(u["events"], u["violations"])}
