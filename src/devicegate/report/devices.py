@@ -20,23 +20,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from devicegate.audit.tables import DEVICE_COLUMNS
+
 Row = dict[str, Any]
 
-#: The columns a folded device keeps (what the report shows and folds by).
-COLUMNS = (
-    "user",
-    "unit",
-    "device",
-    "vendor",
-    "platform",
-    "model",
-    "device_id",
-    "events",
-    "violations",
-    "warned",
-    "excepted",
-    "last_flagged",
-)
+#: The columns a folded device keeps: the devices table's but those no table shows.
+COLUMNS = tuple(c for c in DEVICE_COLUMNS if c not in ("os_version", "first_seen", "last_seen"))
 _SUMS = ("events", "violations", "warned", "excepted")
 FLAGGED = "flagged"  # the mask column: the row drew what the list is about
 
