@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import smtplib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -38,11 +38,37 @@ def notice(label: str = "Apple iPhone14,5", source: str = "inventory") -> Notice
     )
 
 
-@dataclass(frozen=True, slots=True)
-class EndingNotice(Notice):
-    """A notice as the planner makes it for an exception about to end (`exception_until`)."""
+@dataclass(frozen=True)
+class Ending:
+    """The exception a notice announces the end of, as the planner gives it."""
 
-    exception_until: datetime | None = None
+    until: str
+    last_day: date
+    reason: str
+    approver: str | None
+
+
+@dataclass(frozen=True)
+class EndingNotice:
+    """A notice as the planner (`notify.plan`) makes it for an exception about to end: the
+    fields of `Notice`, its `exception`, and `effective_from` the moment the exception ends."""
+
+    user: User
+    address: str
+    rule: str
+    description: str
+    devices: tuple[NoticeDevice, ...]
+    effective_from: datetime
+    message: str
+    exception: Ending | None = None
+
+    @property
+    def ledger_rule(self) -> str:
+        assert self.exception is not None
+        return f"{self.rule}@exception-until-{self.exception.until}"
+
+    def only(self, device_ids: object) -> EndingNotice:
+        return self
 
 
 def ending() -> EndingNotice:
@@ -53,9 +79,9 @@ def ending() -> EndingNotice:
         base.rule,
         base.description,
         base.devices,
-        base.effective_from,
+        datetime(2023, 9, 2, tzinfo=MOSCOW),  # `until: 2023-09-01` includes that whole day
         base.message,
-        exception_until=datetime(2023, 9, 2, tzinfo=MOSCOW),  # `until: 2023-09-01`, whole day
+        exception=Ending("2023-09-01", date(2023, 9, 1), "replacement device on order", None),
     )
 
 
@@ -83,21 +109,43 @@ def test_russian_is_shipped() -> None:
 
 
 def test_exception_ends_says_which_rule_and_the_last_day() -> None:
-    context = notice_context(ending(), timezone=MOSCOW, locale="en")
+    context = notice_context(ending(), timezone=MOSCOW, locale="en")  # type: ignore[arg-type]
     assert context["kind"] == "exception-ends"
     assert context["last_day"].isoformat() == "2023-09-01"
-    message = compose(ending(), sender="it@x.example", timezone=MOSCOW)
+    assert context["exception"]["reason"] == "replacement device on order"
+    message = compose(ending(), sender="it@x.example", timezone=MOSCOW)  # type: ignore[arg-type]
     assert message["Subject"] == (
         "Your exception for rule apple-wave-2-email ends on Friday 1 September 2023"
     )
     assert "From Saturday 2 September 2023 (00:00 MSK)" in message.get_content()
     russian = compose(
         ending(), sender="it@x.example", timezone=MOSCOW, templates=Templates(None, "ru")
-    )
+    )  # type: ignore[arg-type]
     assert russian["Subject"] == (
         "Ваше исключение из правила apple-wave-2-email действует по 1 сентября 2023 г."
     )
     assert notice_context(notice(), timezone=MOSCOW, locale="en")["kind"] == "rule-starts"
+    assert (
+        message["Message-ID"]
+        != compose(notice(), sender="it@x.example", timezone=MOSCOW)["Message-ID"]
+    )
+
+
+def test_an_exception_end_is_recorded_apart_from_the_rules_start(tmp_path: Path) -> None:
+    """A user told of the rule's start is told again when the exception ends: the ledger
+    keeps the two apart (`Notice.ledger_rule`)."""
+    store = open_store(f"sqlite:///{tmp_path}/store.db")
+    sink = _Sink()
+
+    def make(n: Notice) -> EmailMessage:
+        return compose(n, sender="it@x.example", timezone=MOSCOW)
+
+    deliver([notice()], sink, Ledger(store), make)  # type: ignore[arg-type]
+    outcomes = deliver([ending()], sink, Ledger(store), make)  # type: ignore[arg-type, list-item]
+    assert [o.status for o in outcomes] == ["sent"] and len(sink.sent) == 2
+    assert [o.status for o in deliver([ending()], sink, Ledger(store), make)] == [  # type: ignore[arg-type, list-item]
+        "already sent"
+    ]
 
 
 def test_a_deployment_overrides_templates_file_by_file(tmp_path: Path) -> None:

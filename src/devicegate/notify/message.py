@@ -18,20 +18,24 @@ characters removed: device labels come from client-chosen signals):
     to          the address the notice goes to
     rule        {id, description, message}; `message` is the rule's refusal text, in the
                 policy's language, which the shipped templates do not repeat
-    starts      when the rule takes force for these devices (aware, in the policy's zone)
-    ends        for "exception-ends": the moment the exception stops lifting the rule
-                (aware, policy zone); else none
+    starts      when these devices lose the services: the rule takes force for them (the
+                rule's start, or the end of the user's exception; aware, policy zone)
+    ends        for "exception-ends": the moment the exception stops lifting the rule (the
+                same moment as `starts`); else none
     last_day    for "exception-ends": the last day the exception still applies (a date);
                 else none
-    zone        the zone's abbreviation at `ends`, else at `starts` (MSK)
+    exception   for "exception-ends": {until, last_day, reason, approver} as the policy
+                states the exception; else none
+    zone        the zone's abbreviation at `starts` (MSK)
     devices     [{device_id, label, source, adapter, resources}]: `source` is "inventory" or
                 "seen", `adapter` the server that saw it (none for the inventory)
     device      the label of the only device, or none when there are several
     services    every work service named, sorted
     locale      the locale rendered (ru, en)
 
-A notice is an "exception-ends" notice when it carries `exception_until` (an aware datetime:
-when the user's exception from `rule` stops); the planner (`notify.plan`) sets it.
+A notice is an "exception-ends" notice when the planner gave it an `exception` (`notify.plan`:
+`Notice.exception`, with `until`, `last_day`, `reason`, `approver`; its `effective_from` is
+then the moment the exception ends). Notices without one announce a rule's start.
 
 Filters: `date` (Babel, the locale's "full" form, or a CLDR pattern: `date("d MMMM y")`),
 `time` (`HH:mm`, or a pattern).
@@ -69,7 +73,7 @@ class Rendered:
 def message_id(notice: Notice, domain: str) -> str:
     """Stable per notice, so even a copy delivered twice is one message to the reader."""
     devices = ",".join(sorted(d.device_id for d in notice.devices))
-    digest = hashlib.sha256(f"{notice.user.id}|{notice.rule}|{devices}".encode())
+    digest = hashlib.sha256(f"{notice.user.id}|{ledger_rule(notice)}|{devices}".encode())
     return f"<notice.{digest.hexdigest()[:24]}@{domain}>"
 
 
@@ -79,18 +83,23 @@ def _line(value: object) -> str:
     return "".join(ch for ch in text if ch.isprintable())
 
 
-def _kind_of(notice: Notice) -> tuple[str, datetime | None]:
-    ends = getattr(notice, "exception_until", None)
-    if isinstance(ends, datetime):
-        return "exception-ends", ends
-    return "rule-starts", None
+def ending_exception(notice: Notice) -> Any | None:
+    """The exception whose end `notice` announces (`plan.Notice.exception`), or None when it
+    announces a rule's start. Read by name: the planner adds the field."""
+    return getattr(notice, "exception", None)
+
+
+def ledger_rule(notice: Notice) -> str:
+    """What the ledger records `notice` under (`plan.Notice.ledger_rule`): the rule, or for an
+    exception's end the rule and that end, so a user told of the rule's start is still told
+    when the exception ends."""
+    return str(getattr(notice, "ledger_rule", notice.rule))
 
 
 def notice_context(notice: Notice, *, timezone: ZoneInfo, locale: str) -> dict[str, Any]:
     """The template context of a notice (the contract in this module's docstring)."""
-    kind, ends = _kind_of(notice)
+    ending = ending_exception(notice)
     starts = notice.effective_from.astimezone(timezone)
-    local_end = ends.astimezone(timezone) if ends is not None else None
     devices: list[dict[str, Any]] = []
     for d in notice.devices:
         seen = d.source != "inventory"
@@ -104,8 +113,19 @@ def notice_context(notice: Notice, *, timezone: ZoneInfo, locale: str) -> dict[s
             }
         )
     services = sorted({_line(r) for d in notice.devices for r in d.resources})
+    exception = None
+    if ending is not None:
+        last_day = getattr(ending, "last_day", None)
+        exception = {
+            "until": _line(getattr(ending, "until", "")),
+            "last_day": last_day
+            if isinstance(last_day, date)
+            else (starts - timedelta(microseconds=1)).date(),
+            "reason": _line(getattr(ending, "reason", "") or ""),
+            "approver": _line(getattr(ending, "approver", "") or ""),
+        }
     return {
-        "kind": kind,
+        "kind": "exception-ends" if exception is not None else "rule-starts",
         "user": {
             "id": _line(notice.user.id),
             "name": _line(notice.user.name or notice.user.id),
@@ -119,20 +139,15 @@ def notice_context(notice: Notice, *, timezone: ZoneInfo, locale: str) -> dict[s
             "message": _line(notice.message),
         },
         "starts": starts,
-        "ends": local_end,
-        "last_day": _last_day(local_end),
-        "zone": (local_end or starts).tzname() or str(timezone),
+        "ends": starts if exception is not None else None,
+        "last_day": exception["last_day"] if exception is not None else None,
+        "exception": exception,
+        "zone": starts.tzname() or str(timezone),
         "devices": devices,
         "device": devices[0]["label"] if len(devices) == 1 else None,
         "services": services,
         "locale": locale,
     }
-
-
-def _last_day(ends: datetime | None) -> date | None:
-    """The last day an exception ending at `ends` still applies (ending at midnight: the
-    day before)."""
-    return (ends - timedelta(microseconds=1)).date() if ends is not None else None
 
 
 class Templates:
@@ -214,9 +229,8 @@ class Templates:
         missing `Subject:` line) is an error naming the template, never a half message."""
         from jinja2 import TemplateError
 
-        kind, _ = _kind_of(notice)
-        template = self._template(kind)
         context = notice_context(notice, timezone=timezone, locale=str(self.locale))
+        template = self._template(context["kind"])
         try:
             text = template.render(context)
         except TemplateError as exc:
@@ -257,4 +271,13 @@ def default_templates() -> Templates:
     return Templates()
 
 
-__all__ = ["KINDS", "Rendered", "Templates", "compose", "default_templates", "notice_context"]
+__all__ = [
+    "KINDS",
+    "Rendered",
+    "Templates",
+    "compose",
+    "default_templates",
+    "ending_exception",
+    "ledger_rule",
+    "notice_context",
+]

@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 from devicegate.errors import UsageError
 from devicegate.notify.ledger import FAILED, SENDING, SENT, Ledger
+from devicegate.notify.message import ledger_rule
 from devicegate.notify.plan import Notice
 
 TIMEOUT = 30.0
@@ -90,7 +91,8 @@ def deliver(
     smtp: smtplib.SMTP | None = None
     try:
         for notice in notices:
-            keys = [(notice.user.id, notice.rule, d.device_id) for d in notice.devices]
+            rule = ledger_rule(notice)  # an exception's end is recorded apart from the rule's start
+            keys = [(notice.user.id, rule, d.device_id) for d in notice.devices]
             states = {key[2]: ledger.get(*key) for key in keys}
             pending = [d for d, e in states.items() if e is None or e.status == FAILED]
             unsure = [d for d, e in states.items() if e is not None and e.status == SENDING]
@@ -104,7 +106,7 @@ def deliver(
             todo = notice.only(pending)
             message = compose(todo)
             for device_id in pending:
-                ledger.mark(notice.user.id, notice.rule, device_id, SENDING)
+                ledger.mark(notice.user.id, rule, device_id, SENDING)
             try:
                 if smtp is None:
                     smtp = target.connect()
@@ -112,13 +114,13 @@ def deliver(
             except (OSError, smtplib.SMTPException) as exc:
                 error = f"{type(exc).__name__}: {exc}"[:500]
                 for device_id in pending:
-                    ledger.mark(notice.user.id, notice.rule, device_id, FAILED, error)
+                    ledger.mark(notice.user.id, rule, device_id, FAILED, error)
                 outcomes.append(Outcome(todo, "failed", error))
                 _drop(smtp)
                 smtp = None
                 continue
             for device_id in pending:
-                ledger.mark(notice.user.id, notice.rule, device_id, SENT)
+                ledger.mark(notice.user.id, rule, device_id, SENT)
             outcomes.append(Outcome(todo, "sent"))
     finally:
         _drop(smtp)
