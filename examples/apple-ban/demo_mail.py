@@ -176,19 +176,19 @@ def run() -> None:
                 print(f"  {postfix_policy(policy_port)}")
                 print("  (decided from the iOS Mail login just seen on IMAP)")
                 login(url, imap_port, "Thunderbird", THUNDERBIRD)
-    step("8. Before wave 2: the notices `devicegate notify` would send on 1 August 2023")
-    with tempfile.TemporaryDirectory(prefix="devicegate-demo-notify-") as tmp:
+        step("8. Before wave 2: the notices `devicegate notify` would send on 1 August 2023")
         argv = [DEVICEGATE, "notify", "--policy", POLICY, "--directory", DIRECTORY,
-                "--devices", DEVICES, "--store", f"sqlite:///{tmp}/store.db",
-                "--at", "2023-08-01T10:00", "--dry-run", "--limit", "6"]  # fmt: skip
+                "--devices", DEVICES, "--store", f"sqlite:///{base}/store.db",
+                "--at", "2023-08-01T10:00", "--dry-run", "--limit", "2"]  # fmt: skip
         print(
-            "$ devicegate notify --policy … --directory … --devices … --at 2023-08-01 --dry-run"
-            " --limit 6"
+            "$ devicegate notify --policy … --directory … --devices … --store … "
+            "--at 2023-08-01 --dry-run --limit 2"
         )
         sys.stdout.flush()
         subprocess.run(argv, check=True)
-        print("(with --smtp smtp://relay:25 each user gets one personal message, recorded in the")
-        print(" store's `notices` table so that it is never sent twice; failures are retried)")
+        print("(with --smtp smtp://relay:25 each user gets this personal message, recorded in the")
+        print(" store's `notices` table so that it is never sent twice; failures are retried;")
+        print(" --locale ru sends the Russian one, --templates DIR a deployment's own wording)")
 
 
 if __name__ == "__main__":

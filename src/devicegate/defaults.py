@@ -7,4 +7,7 @@ from __future__ import annotations
 #: The store `serve`, `devices`, `decisions`, `notify` and triage use unless told otherwise.
 DEFAULT_STORE_URL = "sqlite:///devicegate.db"
 
-__all__ = ["DEFAULT_STORE_URL"]
+#: The environment variable every command that uses a store reads when `--store` is not given.
+STORE_ENV = "DEVICEGATE_STORE"
+
+__all__ = ["DEFAULT_STORE_URL", "STORE_ENV"]

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
+from devicegate.defaults import DEFAULT_STORE_URL, STORE_ENV
 from devicegate.directory import EMPTY_DIRECTORY, Directory, load_directory
 from devicegate.errors import UsageError
 from devicegate.inventory import EMPTY_INVENTORY, Inventory, load_inventory
@@ -26,6 +27,29 @@ DevicesOpt = Annotated[
     Path | None, typer.Option("--devices", help="Device inventory CSV (MDM export).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+#: `--store` of every command that uses a store: the same flag, the same environment
+#: variable, the same default. Commands that only read refuse a store that is not there
+#: (`open_store(create=False)`); `serve` and `triage --quarantine` create it.
+StoreOpt = Annotated[
+    str,
+    typer.Option(
+        "--store",
+        envvar=STORE_ENV,
+        help=f"Store: sqlite:///FILE or postgresql://… (else ${STORE_ENV}).",
+    ),
+]
+STORE_DEFAULT = DEFAULT_STORE_URL
+#: `--store` of commands that work without a store and use one when told (`check`,
+#: `explain`): no default file, but the same flag and environment variable.
+OptionalStoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        envvar=STORE_ENV,
+        help=f"Store whose holds and verdicts apply (else ${STORE_ENV}; default: none).",
+    ),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Do not print what was loaded.")]
 AtOpt = Annotated[
     str | None,
