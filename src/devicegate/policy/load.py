@@ -171,6 +171,7 @@ def _merge(parsed: Sequence[tuple[str, Policy, SourceMap]]) -> tuple[LoadedPolic
     rule_origins: list[Located] = []
     exception_origins: list[Located] = []
     unknown_user = first.unknown_user
+    login_domains: dict[str, str] = {}
     names = []
     for file, policy, source in parsed:
         if policy.timezone != timezone and "timezone" in policy.model_fields_set:
@@ -206,6 +207,20 @@ def _merge(parsed: Sequence[tuple[str, Policy, SourceMap]]) -> tuple[LoadedPolic
         for index, exc in enumerate(policy.exceptions):
             exceptions.append(exc)
             exception_origins.append(Located(file, source, ("exceptions", index)))
+        for domain, template in policy.login_domains.items():
+            if login_domains.get(domain.casefold(), template) != template:
+                issues.append(
+                    Issue(
+                        Severity.ERROR,
+                        file,
+                        source.line_of(("login_domains", domain)),
+                        f"login_domains.{domain}",
+                        "mapped differently in two files",
+                        None,
+                        "merge",
+                    )
+                )
+            login_domains[domain.casefold()] = template
         if policy.name:
             names.append(policy.name)
         if policy.unknown_user != "allow":
@@ -218,6 +233,7 @@ def _merge(parsed: Sequence[tuple[str, Policy, SourceMap]]) -> tuple[LoadedPolic
             "units": units,
             "resources": {k: v.model_dump() for k, v in resources.items()},
             "unknown_user": unknown_user,
+            "login_domains": login_domains,
             "compromised_message": first.compromised_message,
             "rules": [r.model_dump(by_alias=True, exclude_unset=True) for r in rules],
             "exceptions": [e.model_dump(by_alias=True, exclude_unset=True) for e in exceptions],

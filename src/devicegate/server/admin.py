@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from devicegate.errors import DevicegateError
+from devicegate.errors import DevicegateError, error_json
 from devicegate.server.api import error
 from devicegate.server.service import ServerService
 from devicegate.store import DeviceRecord
@@ -46,11 +46,12 @@ async def reload_policy(service: ServerService) -> tuple[bool, dict[str, object]
         snapshot = await asyncio.to_thread(service.reload)
     except DevicegateError as exc:
         log.error("policy reload refused: %s; still serving %s", exc.one_line(), old)
-        return False, {"error": exc.message, "hint": exc.hint, "policy_version": old}
+        return False, {**error_json(exc.message, exc.hint), "policy_version": old}
     except Exception as exc:  # anything else from loading is still a refused reload
         log.error("policy reload refused: %s: %s; still serving %s", type(exc).__name__, exc, old)
-        return False, {"error": f"{type(exc).__name__}: {exc}", "hint": None, "policy_version": old}
-    log.warning("policy reloaded: %s -> %s (%d rules)", old, snapshot.version, len(snapshot.rules))
+        message = f"{type(exc).__name__}: {exc}"
+        return False, {**error_json(message), "policy_version": old}
+    log.info("policy reloaded: %s -> %s (%d rules)", old, snapshot.version, len(snapshot.rules))
     return True, {"policy_version": snapshot.version, "previous": old, "rules": len(snapshot.rules)}
 
 
@@ -67,7 +68,7 @@ def admin_routes(service: ServerService) -> list[Route]:
                 or not hmac.compare_digest(value.strip().encode(), token.encode())
             ):
                 return JSONResponse(
-                    {"error": "admin endpoints need a bearer token", "hint": None},
+                    error_json("admin endpoints need a bearer token"),
                     status_code=401,
                     headers={"www-authenticate": "Bearer"},
                 )
@@ -92,7 +93,7 @@ def admin_routes(service: ServerService) -> list[Route]:
         if not changed:
             return error(404, f"device `{ref}` has no hold or verdict to release")
         await asyncio.to_thread(service.state.reload)
-        log.warning("device %s released via the admin API (%d records)", ref, changed)
+        log.info("device %s released via the admin API (%d records)", ref, changed)
         return JSONResponse({"device_ref": ref, "released": changed})
 
     return [
