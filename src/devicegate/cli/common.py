@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -87,7 +87,7 @@ def load_snapshot(
         raise UsageError("no policy given", hint="pass --policy FILE")
     users: Directory = load_directory(directory) if directory else EMPTY_DIRECTORY
     inventory: Inventory = load_inventory(devices) if devices else EMPTY_INVENTORY
-    loaded = load_policy(policy, known_units=users.units() if not _declares_units(policy) else None)
+    loaded = load_policy(policy, directory=users if directory else None)
     snapshot = compile_policy(loaded, users, inventory)
     if not quiet:
         s = snapshot.summary()
@@ -102,20 +102,6 @@ def load_snapshot(
         if len(snapshot.directory.problems) > 20:
             err(f"warning: directory: {len(snapshot.directory.problems) - 20} more problems")
     return snapshot
-
-
-def _declares_units(policy: list[Path]) -> bool:
-    """Whether any policy file lists `units:` (then the policy's list is authoritative)."""
-    import yaml
-
-    for path in policy:
-        try:
-            data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError, UnicodeDecodeError):
-            return True  # load_policy will report the real problem
-        if isinstance(data, dict) and data.get("units"):
-            return True
-    return False
 
 
 def write_json(data: object) -> None:

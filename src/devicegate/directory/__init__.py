@@ -33,12 +33,17 @@ class User:
 
 @dataclass(frozen=True, slots=True)
 class DirectoryProblem:
+    """Something in a directory file that was skipped or that the policy does not know.
+    `line` is 0 only for a directory built in memory (no file to point into)."""
+
     file: str
     line: int
     message: str
+    hint: str | None = None
 
     def format(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
+        text = f"{self.file}:{self.line}: {self.message}"
+        return f"{text} (hint: {self.hint})" if self.hint else text
 
 
 class Directory:
@@ -53,9 +58,12 @@ class Directory:
         *,
         source: str = "",
         problems: Iterable[DirectoryProblem] = (),
+        unit_lines: dict[str, int] | None = None,
     ) -> None:
         self.users: tuple[User, ...] = tuple(users)
         self.source = source
+        #: The line of the first user in each unit, so a unit problem points at a real row.
+        self.unit_lines: dict[str, int] = dict(unit_lines or {})
         by_alias: dict[str, User] = {}
         shared: set[str] = set()
         for user in self.users:
@@ -74,7 +82,10 @@ class Directory:
         """What reading found, then every name several users share."""
         return self._read_problems + tuple(
             DirectoryProblem(
-                self.source, 0, f"name `{alias}` belongs to several users: it names none"
+                self.source,
+                0,
+                f"name `{alias}` belongs to several users: it names none",
+                "give each user a login and an e-mail address no other user has",
             )
             for alias in sorted(self.shared_aliases)
         )
@@ -113,10 +124,15 @@ class Directory:
             count = sum(1 for user in self.users if user.unit == unit)
             problems.append(
                 DirectoryProblem(
-                    self.source, 0, f"unit `{unit}` ({count} users) is not in the policy"
+                    self.source,
+                    self.unit_lines.get(unit, 0),
+                    f"unit `{unit}` ({count} user{'s' if count != 1 else ''}) is not in the policy",
+                    "add the unit to the policy's `units:`, or correct the users' unit",
                 )
             )
-        return Directory(self.users, source=self.source, problems=problems)
+        return Directory(
+            self.users, source=self.source, problems=problems, unit_lines=self.unit_lines
+        )
 
 
 EMPTY_DIRECTORY = Directory()
@@ -135,10 +151,14 @@ def load_directory(path: str | Path) -> Directory:
         User(id=r.user, unit=r.unit, groups=frozenset(r.groups), email=r.email, name=r.name)
         for r in rows
     ]
+    unit_lines: dict[str, int] = {}
+    for row in rows:
+        unit_lines.setdefault(row.unit, row.line)
     return Directory(
         users,
         source=str(path),
-        problems=[DirectoryProblem(str(path), line, msg) for line, msg in problems],
+        problems=[DirectoryProblem(str(path), p.line, p.message, p.hint) for p in problems],
+        unit_lines=unit_lines,
     )
 
 

@@ -34,6 +34,10 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
 
 
+#: A vendor or platform name a policy declares (`vendors:`, `platforms:`).
+DeclaredName = Annotated[str, Field(min_length=1, max_length=64)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -162,6 +166,14 @@ class Policy(_Strict):
     timezone: str = "UTC"
     units: list[Annotated[str, Field(pattern=UNIT_PATH)]] = []
     resources: dict[str, ResourceSpec] = {}
+    vendors: list[DeclaredName] = Field(
+        default=[],
+        description="device makers identification does not know yet, accepted in `vendor:`",
+    )
+    platforms: list[DeclaredName] = Field(
+        default=[],
+        description="platforms identification does not know yet, accepted in `platform:`",
+    )
     unknown_user: Literal["allow", "block"] = Field(
         default="allow", description="what to do for a user the directory does not know"
     )
