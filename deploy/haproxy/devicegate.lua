@@ -67,6 +67,9 @@ core.register_action("devicegate", { "http-req" }, function(txn, resource)
   end)
   local status = 0
   if ok and res ~= nil and res.status ~= nil then status = tonumber(res.status) or 0 end
+  -- a 403 that carries no decision (devicegate refused this proxy: not trusted, or no
+  -- proxy secret) is a broken check, not a blocked device: fail closed as "down"
+  if status == 403 and first(res.headers or {}, "x-devicegate-action") == nil then status = 0 end
   txn:set_var("txn.dg_status", status)
   if status == 200 then
     local warning = first(res.headers or {}, "x-devicegate-warning")

@@ -147,8 +147,16 @@ class _App(BaseHTTPRequestHandler):
     """The sample intranet application behind the proxy: echoes what reached it."""
 
     def do_GET(self) -> None:
+        # what the proxy let through to the application, beyond the path: every header that
+        # names a user or carries devicegate's answer
+        passed = "".join(
+            f"header {name.lower()}: {value}\n"
+            for name, value in self.headers.items()
+            if name.lower().startswith(("x-devicegate-", "remote-user", "x-sso-"))
+        )
         body = (
             f"intranet app: {self.path}\nwarning: {self.headers.get('X-Devicegate-Warning', '')}\n"
+            + passed
         ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
@@ -199,7 +207,7 @@ def _serving(proc: subprocess.Popen[bytes], port: int, stop_signal: int) -> Iter
 
 
 #: the accounts the proxies' test configurations authenticate (password `pw` for each)
-PROXY_USERS = ("alice@ops.example", "bob@lab.example", "i.petrov@minpromtorg.example")
+PROXY_USERS = ("alice@ops.example", "bob@lab.example", "ALICE@ops.example")
 PROXY_PASSWORD = "pw"
 
 
@@ -276,13 +284,19 @@ def haproxy(
     *,
     config: str = "haproxy.cfg",
     listen: str = "127.0.0.1:8444",
+    replace: dict[str, str] | None = None,
 ) -> Iterator[int]:
     """Real HAProxy with a deploy/haproxy configuration; the example account replaced by the
-    test accounts."""
+    test accounts, and `replace` applied to the configuration first."""
     binary = need("haproxy")
     prefix = tmp / "haproxy"
     prefix.mkdir()
-    conf, port = _proxy_config(DEPLOY / "haproxy" / config, listen, devicegate_port, app_port)
+    template = (DEPLOY / "haproxy" / config).read_text()
+    for old, new in (replace or {}).items():
+        assert old in template, f"{old!r} is not in {config}"
+        template = template.replace(old, new)
+    (prefix / "haproxy.in").write_text(template)
+    conf, port = _proxy_config(prefix / "haproxy.in", listen, devicegate_port, app_port)
     users = "".join(f"    user {user} insecure-password {PROXY_PASSWORD}\n" for user in PROXY_USERS)
     conf = conf.replace("    user alice@ops.example insecure-password change-me\n", users)
     conf = conf.replace("/etc/haproxy/devicegate/", str(DEPLOY / "haproxy") + "/")
