@@ -21,6 +21,8 @@ import httpx
 import pytest
 
 from devicegate.store import Store, open_store
+from tests.mail.conftest import service as service  # the in-process service over the corpus
+from tests.mail.conftest import snapshot as snapshot
 from tests.server import procs
 from tests.server.scenario import write_scenario
 

@@ -60,7 +60,7 @@ MAX_LINE = 4096
 MAX_REQUEST = 64 * 1024
 MAX_ATTRIBUTES = 200
 MAX_MESSAGE = 300
-#: Seconds a user's newest sighting is reused: a message to many recipients asks once per
+#: Seconds a user's sightings are reused: a message to many recipients asks once per
 #: recipient, and a sighting a few seconds old decides the same. 0 disables the cache.
 SIGHTING_TTL = 5.0
 MAX_CACHED_USERS = 100_000

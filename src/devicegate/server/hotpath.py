@@ -93,6 +93,49 @@ def raw_headers(headers: list[tuple[str, str]], body: bytes) -> list[tuple[bytes
     return raw
 
 
+def answer_key(
+    names: tuple[bytes, ...],
+    path: str,
+    query: bytes | None,
+    peer: str | None,
+    raw_headers: list[tuple[bytes, bytes]],
+) -> tuple[object, ...] | None:
+    """The values that decide a forward-auth answer — what a kept answer is found by; None
+    when the request must be parsed. `names` are `HeaderNames.decisive()`, encoded.
+
+    A repeated header counts by its last value, here and in the parser alike (`dict`). The
+    URI is the one `forward_auth.select_uri` picks — the parser's own choice, so a key can
+    never stand for a different URI than the one decided on — and only when it is an
+    ActiveSync request (no other URI changes a decision)."""
+    get = dict(raw_headers).get
+    original, forwarded = get(b"x-original-uri"), get(b"x-forwarded-uri")
+    _, slash, extra = path[len(PREFIX) :].partition("/")
+    try:
+        uri = fa.select_uri(
+            original.decode("latin-1") if original is not None else None,
+            forwarded.decode("latin-1") if forwarded is not None else None,
+            "/" + extra if slash else "",
+            (query or b"").decode("latin-1"),
+        )
+    except SignalError:
+        return None  # the parser refuses it with the reason
+    if uri is not None and not fa.is_activesync(uri):
+        uri = None
+    user, authorization, agent, forwarded_for, real_ip, fingerprint = names
+    return (
+        path,
+        query,
+        peer,
+        uri,
+        get(user),
+        get(authorization),
+        get(agent),
+        get(forwarded_for),
+        get(real_ip),
+        get(fingerprint),
+    )
+
+
 class ForwardAuth:
     """The hot path. `service` is shared with the rest of the app (same cache, same log).
 
@@ -159,38 +202,7 @@ class ForwardAuth:
         peer: str | None,
         raw_headers: list[tuple[bytes, bytes]],
     ) -> tuple[object, ...] | None:
-        """The values that decide the answer; None when the request must be parsed.
-
-        A repeated header counts by its last value, here and in `answer` alike (`dict`). The
-        URI is the one `forward_auth.select_uri` picks — the parser's own choice, so a key can
-        never stand for a different URI than the one decided on."""
-        get = dict(raw_headers).get
-        original, forwarded = get(b"x-original-uri"), get(b"x-forwarded-uri")
-        _, slash, extra = path[len(PREFIX) :].partition("/")
-        try:
-            uri = fa.select_uri(
-                original.decode("latin-1") if original is not None else None,
-                forwarded.decode("latin-1") if forwarded is not None else None,
-                "/" + extra if slash else "",
-                (query or b"").decode("latin-1"),
-            )
-        except SignalError:
-            return None  # the parser refuses it with the reason
-        if uri is not None and not fa.is_activesync(uri):
-            uri = None  # not a device-bearing URI: not part of the key
-        n = self._names
-        return (
-            path,
-            query,
-            peer,
-            uri,
-            get(n[0]),
-            get(n[1]),
-            get(n[2]),
-            get(n[3]),
-            get(n[4]),
-            get(n[5]),
-        )
+        return answer_key(self._names, path, query, peer, raw_headers)
 
     def replay(
         self,
