@@ -46,16 +46,18 @@ from typing import cast
 
 from devicegate.adapters.base import DecisionService, Replayable, ReplayingService, Sighting
 from devicegate.boundedcache import BoundedCache
+from devicegate.defaults import POSTFIX_MATCH, POSTFIX_WINDOW
 from devicegate.errors import SignalError
 from devicegate.model import SEVERITY, Action, Decision, Signals
+from devicegate.policy.schema import parse_duration
 
 log = logging.getLogger("devicegate.adapters.postfix")
 
 ADAPTER = "postfix"
 RESOURCE = "email"
-DEFAULT_WINDOW = timedelta(hours=24)
+DEFAULT_WINDOW = parse_duration(POSTFIX_WINDOW)
 MATCHES = ("any", "newest")
-DEFAULT_MATCH = "any"
+DEFAULT_MATCH = POSTFIX_MATCH
 MAX_LINE = 4096
 MAX_REQUEST = 64 * 1024
 MAX_ATTRIBUTES = 200

@@ -11,6 +11,7 @@ import typer
 
 from devicegate.cli.common import DevicesOpt, DirectoryOpt, PolicyOpt, err
 from devicegate.defaults import DEFAULT_STORE_URL as DEFAULT_URL
+from devicegate.defaults import POSTFIX_MATCH, POSTFIX_WINDOW
 
 StoreOpt = Annotated[
     str, typer.Option("--store", help="SQLAlchemy URL: sqlite:///FILE or postgresql://…")
@@ -82,7 +83,7 @@ def serve(
             "--postfix-window",
             help="How old a device sighting SMTP may be decided from (e.g. 24h, 7d).",
         ),
-    ] = "24h",
+    ] = POSTFIX_WINDOW,
     postfix_match: Annotated[
         str,
         typer.Option(
@@ -90,7 +91,7 @@ def serve(
             help="any: refuse SMTP while any identified device the user was seen on within "
             "the window is refused (default); newest: decide from the newest sighting only.",
         ),
-    ] = "any",
+    ] = POSTFIX_MATCH,
     radius_vlan: Annotated[
         str,
         typer.Option("--radius-quarantine-vlan", help="VLAN a quarantined RADIUS client gets."),
