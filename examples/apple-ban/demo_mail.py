@@ -171,7 +171,7 @@ def run() -> None:
                 else:
                     print(f"real Dovecot 2.3 on 127.0.0.1:{imap_port}, imap_id_retain = yes")
                 login(url, imap_port, "iOS Mail", IOS_MAIL)
-                step("7. SMTP submission carries no device data: the newest sighting decides")
+                step("7. SMTP submission carries no device data: the devices seen today decide")
                 print(f"Postfix asks the policy service on 127.0.0.1:{policy_port} about {USER}:")
                 print(f"  {postfix_policy(policy_port)}")
                 print("  (decided from the iOS Mail login just seen on IMAP)")

@@ -10,4 +10,9 @@ DEFAULT_STORE_URL = "sqlite:///devicegate.db"
 #: The environment variable every command that uses a store reads when `--store` is not given.
 STORE_ENV = "DEVICEGATE_STORE"
 
-__all__ = ["DEFAULT_STORE_URL", "STORE_ENV"]
+#: How old a device sighting an SMTP submission may be decided from (`serve` and `audit`).
+POSTFIX_WINDOW = "24h"
+#: Which sightings in that window count: `any` identified device, or the `newest` only.
+POSTFIX_MATCH = "any"
+
+__all__ = ["DEFAULT_STORE_URL", "POSTFIX_MATCH", "POSTFIX_WINDOW", "STORE_ENV"]

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import typer
 
@@ -16,6 +14,7 @@ from devicegate.errors import UsageError
 from devicegate.inventory import EMPTY_INVENTORY, Inventory, load_inventory
 from devicegate.model import Signals
 from devicegate.policy import Snapshot, compile_policy, load_policy
+from devicegate.timeutil import parse_at as parse_at  # `--at`, shared with the HTTP API
 
 PolicyOpt = Annotated[
     list[Path], typer.Option("--policy", "-p", help="Policy YAML file (repeat for several).")
@@ -98,21 +97,6 @@ def make_signals(
         mdm_id=mdm_id,
         tls_fingerprint=tls_fingerprint,
     )
-
-
-def parse_at(text: str | None, tz: ZoneInfo | None = None) -> datetime:
-    """`--at`: a date means local midnight in the policy's zone; a naive time is local too."""
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UsageError(
-            f"`{text}` is not an ISO-8601 date or time", hint="e.g. 2023-07-17 or 2023-07-17T09:00"
-        ) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=tz or UTC)
-    return value
 
 
 def load_snapshot(

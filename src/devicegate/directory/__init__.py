@@ -7,12 +7,13 @@ policy does not know are *reported* (`Directory.problems`), never silently ignor
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from devicegate.directory.csvfile import read_csv_directory
 from devicegate.directory.ldiffile import read_ldif_directory
+from devicegate.directory.names import alias_candidates, normalise_name
 from devicegate.errors import DirectoryError
 
 
@@ -46,7 +47,10 @@ class DirectoryProblem:
 
 
 class Directory:
-    """Immutable lookup of users by any alias (case-insensitive)."""
+    """Immutable lookup of users by any alias (case-insensitive).
+
+    An alias two users share (one's login is another's e-mail address, say) names neither:
+    it is left out of the lookup and reported, never given to whichever came first."""
 
     def __init__(
         self,
@@ -58,19 +62,53 @@ class Directory:
     ) -> None:
         self.users: tuple[User, ...] = tuple(users)
         self.source = source
-        self.problems: tuple[DirectoryProblem, ...] = tuple(problems)
         #: The line of the first user in each unit, so a unit problem points at a real row.
         self.unit_lines: dict[str, int] = dict(unit_lines or {})
-        self._by_alias: dict[str, User] = {}
+        by_alias: dict[str, User] = {}
+        shared: set[str] = set()
         for user in self.users:
-            for alias in user.aliases():
-                self._by_alias.setdefault(alias.lower(), user)
+            for alias in {normalise_name(a) for a in user.aliases()}:
+                other = by_alias.setdefault(alias, user)
+                if other is not user:
+                    shared.add(alias)
+        for alias in shared:
+            del by_alias[alias]
+        self._by_alias = by_alias
+        self.shared_aliases: frozenset[str] = frozenset(shared)
+        self._read_problems: tuple[DirectoryProblem, ...] = tuple(problems)
+
+    @property
+    def problems(self) -> tuple[DirectoryProblem, ...]:
+        """What reading found, then every name several users share."""
+        return self._read_problems + tuple(
+            DirectoryProblem(
+                self.source,
+                0,
+                f"name `{alias}` belongs to several users: it names none",
+                "give each user a login and an e-mail address no other user has",
+            )
+            for alias in sorted(self.shared_aliases)
+        )
 
     def __len__(self) -> int:
         return len(self.users)
 
     def get(self, name: str) -> User | None:
-        return self._by_alias.get(name.lower())
+        """The user an alias names exactly (after `normalise_name`), if one does."""
+        return self._by_alias.get(normalise_name(name))
+
+    def resolve(self, name: str, domains: Mapping[str, str] | None = None) -> User | None:
+        """The one user a presented name stands for (`directory.names`), None when it names
+        no user or more than one."""
+        found: User | None = None
+        for alias in alias_candidates(name, domains or {}):
+            user = self._by_alias.get(alias)
+            if user is None:
+                continue
+            if found is not None and user is not found:
+                return None
+            found = user
+        return found
 
     def units(self) -> set[str]:
         return {user.unit for user in self.users}
@@ -81,7 +119,7 @@ class Directory:
     def with_known_units(self, known: set[str]) -> Directory:
         """A copy that reports every user whose unit is not in `known` (which must include
         ancestors)."""
-        problems = list(self.problems)
+        problems = list(self._read_problems)
         for unit in sorted(self.units() - known):
             count = sum(1 for user in self.users if user.unit == unit)
             problems.append(

@@ -180,6 +180,7 @@ def _merge(parsed: Sequence[tuple[str, Policy, SourceMap]]) -> tuple[LoadedPolic
     rule_origins: list[Located] = []
     exception_origins: list[Located] = []
     unknown_user = first.unknown_user
+    login_domains: dict[str, str] = {}
     names = []
     vocabulary: dict[str, list[str]] = {"vendors": [], "platforms": []}
     declared: list[tuple[str, str, Located]] = []
@@ -217,6 +218,20 @@ def _merge(parsed: Sequence[tuple[str, Policy, SourceMap]]) -> tuple[LoadedPolic
         for index, exc in enumerate(policy.exceptions):
             exceptions.append(exc)
             exception_origins.append(Located(file, source, ("exceptions", index)))
+        for domain, template in policy.login_domains.items():
+            if login_domains.get(domain.casefold(), template) != template:
+                issues.append(
+                    Issue(
+                        Severity.ERROR,
+                        file,
+                        source.line_of(("login_domains", domain)),
+                        f"login_domains.{domain}",
+                        "mapped differently in two files",
+                        None,
+                        "merge",
+                    )
+                )
+            login_domains[domain.casefold()] = template
         for attribute, merged_names in vocabulary.items():
             for index, name in enumerate(getattr(policy, attribute)):
                 declared.append((attribute, name, Located(file, source, (attribute, index))))
@@ -235,6 +250,7 @@ def _merge(parsed: Sequence[tuple[str, Policy, SourceMap]]) -> tuple[LoadedPolic
             "resources": {k: v.model_dump() for k, v in resources.items()},
             **vocabulary,
             "unknown_user": unknown_user,
+            "login_domains": login_domains,
             "compromised_message": first.compromised_message,
             "rules": [r.model_dump(by_alias=True, exclude_unset=True) for r in rules],
             "exceptions": [e.model_dump(by_alias=True, exclude_unset=True) for e in exceptions],

@@ -11,6 +11,7 @@ that batches must acknowledge only after `write_*` returned.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -466,6 +467,38 @@ class Store:
                 .all()
             )
         return [_at_in_utc(row) for row in rows]
+
+    def recent_devices(
+        self, user: str, *, since: timedelta, now: datetime | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        """The user's distinct *identified* devices (by the signals seen, per adapter) within
+        `since`, each with when it was last recorded, newest first: what an SMTP decision,
+        which carries no device data of its own, is made from. A sighting that identified
+        nothing is never among them."""
+        cutoff = (now or utc_now()) - since
+        signals = sa.cast(t.sightings.c.signals, sa.Text)
+        last = sa.func.max(t.sightings.c.at).label("at")
+        query = (
+            sa.select(signals.label("signals"), t.sightings.c.adapter, last)
+            .where(
+                sa.func.lower(t.sightings.c.user) == user.lower(),
+                t.sightings.c.at >= cutoff,
+                sa.or_(t.sightings.c.vendor.is_not(None), t.sightings.c.platform.is_not(None)),
+            )
+            .group_by(signals, t.sightings.c.adapter)
+            .order_by(last.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            {
+                "at": assume_utc(row["at"]),
+                "adapter": row["adapter"],
+                "signals": json.loads(row["signals"]),
+            }
+            for row in rows
+        ]
 
     def iter_decisions(
         self,
