@@ -111,21 +111,16 @@ def test_file_name_indicator_in_manifest_is_compromised(tmp_path: Path, scan: Sc
     ]
 
 
+def stix_file(path: Path, pattern: str) -> Path:
+    """A STIX 2.1 bundle of one indicator, written to `path`."""
+    indicator = {"type": "indicator", "pattern": pattern, "pattern_type": "stix"}
+    path.write_text(json.dumps({"type": "bundle", "objects": [indicator]}))
+    return path
+
+
 def test_file_path_indicator_uses_the_domain_location(tmp_path: Path) -> None:
-    extra = tmp_path / "paths.stix2"
-    extra.write_text(
-        json.dumps(
-            {
-                "type": "bundle",
-                "objects": [
-                    {
-                        "type": "indicator",
-                        "pattern": "[file:path='/private/var/mobile/Library/Implant/']",
-                        "pattern_type": "stix",
-                    }
-                ],
-            }
-        )
+    extra = stix_file(
+        tmp_path / "paths.stix2", "[file:path='/private/var/mobile/Library/Implant/']"
     )
     b = base_builder(tmp_path / "b", password=PASSWORD)
     b.add_file("HomeDomain", "Library/Implant/agent.db", b"x")
@@ -228,25 +223,6 @@ PAYLOAD = "payload.pkpass"
 ATTACHMENT_PATH = f"~/Library/SMS/Attachments/0a/10/AB12-34/{PAYLOAD}"
 
 
-def _file_name_set(tmp_path: Path) -> Path:
-    extra = tmp_path / "attachments.stix2"
-    extra.write_text(
-        json.dumps(
-            {
-                "type": "bundle",
-                "objects": [
-                    {
-                        "type": "indicator",
-                        "pattern": f"[file:name='{PAYLOAD}']",
-                        "pattern_type": "stix",
-                    }
-                ],
-            }
-        )
-    )
-    return extra
-
-
 @pytest.mark.parametrize(
     ("transfer_name", "filename"),
     [(PAYLOAD, ATTACHMENT_PATH), (None, ATTACHMENT_PATH), (PAYLOAD, None)],
@@ -262,7 +238,9 @@ def test_indicator_in_a_message_attachment_is_suspicious(
     )
     root = base_builder(tmp_path / "b", password=PASSWORD, sms=sms).write()
     with_set = scan_backup(
-        root, load_indicators([_file_name_set(tmp_path)]), password=lambda: PASSWORD
+        root,
+        load_indicators([stix_file(tmp_path / "attachments.stix2", f"[file:name='{PAYLOAD}']")]),
+        password=lambda: PASSWORD,
     )
     assert next(a.note for a in with_set.artefacts if a.name == "sms").endswith("2 attachments")
     (hit,) = [d for d in with_set.detections if d.kind == "file-indicator"]
