@@ -230,8 +230,9 @@ def test_reports_say_links_were_not_checked_and_how(tmp_path: Path) -> None:
     code, out, _ = run("scan", str(backup), "--password-env", "BACKUP_PW")
     assert code == 0
     text = " ".join(out.split())  # the console wraps long lines
-    assert "not checked (sms): links in SMS/iMessage text (message text is off" in text
+    assert "- not checked: links in SMS/iMessage text (message text is off" in text
     assert "--include-message-text" in text
+    assert "sms=parsed except links in SMS/iMessage text," in text
     code, data = scan_json(backup)
     (item,) = data["not_checked"]["sms"]
     assert "DEVICEGATE_TRIAGE_MESSAGE_TEXT=1" in item

@@ -315,7 +315,7 @@ def open_backup(
     class_keys: dict[int, bytes] = {}
     encrypted_files = encrypted and not raw_db.startswith(SQLITE_MAGIC)
     if encrypted_files:
-        class_keys, raw_db = _decrypt_manifest(manifest, bytes(raw_db), password)
+        class_keys, raw_db = _decrypt_manifest(manifest, raw_db, password)
     wal_path = root / "Manifest.db-wal"
     wal = bytearray()
     if os.path.lexists(wal_path):  # a link is refused by _read_small, not skipped
@@ -343,7 +343,7 @@ def open_backup(
 
 
 def _decrypt_manifest(
-    manifest: dict[str, Any], raw_db: bytes, password: PasswordSource | None
+    manifest: dict[str, Any], raw_db: bytes | bytearray, password: PasswordSource | None
 ) -> tuple[dict[int, bytes], bytes | bytearray]:
     keybag_blob = manifest.get("BackupKeyBag")
     manifest_key = manifest.get("ManifestKey")

@@ -197,11 +197,12 @@ def _print_human(report: ScanReport, console: Console) -> None:
             time = d.time.isoformat() if d.time else ""
             table.add_row(d.level.value, d.kind, d.source, d.value[:80], time)
         console.print(table)
-    coverage = ", ".join(f"{a.name}={a.coverage.value}" for a in report.artefacts)
+    coverage = ", ".join(
+        f"{a.name}={a.coverage.value}"
+        + "".join(f" except {item.split(' (', 1)[0]}" for item in a.not_checked)
+        for a in report.artefacts
+    )
     console.print(f"coverage: {coverage}", highlight=False)
-    for artefact in report.artefacts:
-        for item in artefact.not_checked:
-            console.print(f"not checked ({artefact.name}): {item}", highlight=False)
 
 
 @app.command()
