@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.message
+import json
 import smtplib
 import time
 from datetime import UTC, datetime, timedelta
@@ -116,8 +117,9 @@ def test_who_is_due(tmp_path: Path) -> None:
     assert "Monday 14 August 2023" in text["Subject"] and "Apple iPhone14,5" in text["Subject"]
     assert body.startswith("Dear Elena Lebedeva,")
     assert "apple-wave-2-email" in body and "Personal use of your device is not affected" in body
-    assert "email" in body and "replacement" in body
-    assert "Apple iPhone14,5 (reference DEV-LEB-1, known from: inventory): email" in body
+    assert body.count("Personal use") == 1  # said once, not again by the rule's message
+    assert "email" in body and "your IT service desk will provide one" in body
+    assert "Apple iPhone14,5 (reference DEV-LEB-1, known from: the device inventory): email" in body
 
 
 def test_dry_run_sends_and_records_nothing(
@@ -125,9 +127,20 @@ def test_dry_run_sends_and_records_nothing(
 ) -> None:
     assert notify(tmp_path, "--dry-run") == 0
     out = capsys.readouterr().out
-    assert out.count("due ") == 2 and "e.lebedeva@minfin.example" in out
-    assert "DEV-LEB-1" in out
+    assert out.count("--- due ") == 2 and "e.lebedeva@minfin.example" in out
+    # each message in full: its headers and its whole body
+    assert (
+        "To: e.lebedeva@minfin.example\n"
+        "Subject: From Monday 14 August 2023: your Apple iPhone14,5 can no longer be used for "
+        "work\n\nDear Elena Lebedeva,\n"
+    ) in out
+    assert out.count("Personal use of your device is not affected") == 2
+    assert "DEV-LEB-1" in out and "seen on dovecot" in out
     assert open_store(f"sqlite:///{tmp_path}/store.db").count("notices") == 0
+    assert notify(tmp_path, "--dry-run", "--json") == 0
+    due = json.loads(capsys.readouterr().out)
+    assert [d["subject"].startswith("From Monday 14 August 2023") for d in due] == [True, True]
+    assert all(d["body"].startswith("Dear ") for d in due)
 
 
 def test_smtp_is_required_without_dry_run(tmp_path: Path) -> None:
