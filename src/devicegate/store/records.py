@@ -13,6 +13,7 @@ from typing import Any
 from devicegate.identify.base import clean
 from devicegate.model import DeviceProfile, Signals
 from devicegate.serialize import signals_json
+from devicegate.timeutil import when
 
 COMPROMISED = "compromised"
 
@@ -134,11 +135,6 @@ class DeviceRecord:
     @property
     def active_verdicts(self) -> tuple[VerdictRecord, ...]:
         return tuple(v for v in self.verdicts if v.active)
-
-
-def when(moment: datetime | None) -> str:
-    """A moment as people read it in listings: `2023-07-17 09:00:12 UTC`."""
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment is not None else "-"
 
 
 def describe_hold(hold: HoldRecord, *, user: str | None = None) -> str:
