@@ -24,7 +24,7 @@ from devicegate.server.trust import REFUSED_HINT, SECRET_HEADER_BYTES
 
 PREFIX = "/v1/forward-auth/"
 BLOCK_PAGE = "/v1/block-page"
-ADAPTER = "forward-auth"
+ADAPTER = fa.ADAPTER
 Scope = dict[str, Any]
 
 
@@ -152,7 +152,7 @@ class ForwardAuth:
         self.service = service
         names = service.headers
         self.parser = fa.ParseCache(names)
-        self.latency = service.metrics.requests.histogram(ADAPTER)
+        self.latency = service.metrics.requests.histogram(ADAPTER.name)
         self._names = tuple(name.encode("latin-1") for name in names.decisive())
         self._answers: BoundedCache[tuple[object, ...], Answer] = BoundedCache(ANSWER_CACHE_MAX)
         self.replayed = 0  # answered by the HTTP protocol itself (`replay`), for tests
@@ -186,7 +186,7 @@ class ForwardAuth:
             return
         status, headers, body = await self.answer(scope, key)
         if status >= 400 and status != 403:
-            service.metrics.bad_requests.labels(ADAPTER, str(status)).inc()
+            service.metrics.bad_requests.labels(ADAPTER.name, str(status)).inc()
         else:
             self.latency.observe(time.perf_counter() - started)
         await send_response(send, status, headers, body)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 
-from devicegate.adapters.base import INFERRING_ADAPTERS, Sighting
+from devicegate.adapters.base import Adapter, Sighting
 from devicegate.boundedcache import BoundedCache
 from devicegate.model import (
     Action,
@@ -149,7 +149,7 @@ class ServerService:
         resource: str,
         signals: Signals,
         *,
-        adapter: str,
+        adapter: Adapter,
         at: datetime | None = None,
     ) -> Decision:
         return self.prepare(user, resource, signals, adapter=adapter, at=at)[0].decision
@@ -160,7 +160,7 @@ class ServerService:
         resource: str,
         signals: Signals,
         *,
-        adapter: str,
+        adapter: Adapter,
         at: datetime | None = None,
         basis: str | None = None,
         evidence: bool = True,
@@ -201,7 +201,7 @@ class ServerService:
         row = (
             canonical,
             resource,
-            adapter,
+            adapter.name,
             decision.action.value,
             decision.rule,
             decision.policy_version,
@@ -212,16 +212,16 @@ class ServerService:
         )
         sighting: Row | None = None
         sighting_key = None
-        if evidence and profile.identified and adapter not in INFERRING_ADAPTERS:
+        if evidence and profile.identified and adapter.carries_device_data:
             # SMTP reuses an earlier sighting: recording it again would keep a user "seen"
             # on a device for as long as they send mail. A request that identifies no device
             # is no sighting: it must never hide one that did (docs/mail.md).
-            sighting_key = (canonical.lower(), adapter, signals)
+            sighting_key = (canonical.lower(), adapter.name, signals)
             signals_text = json.dumps(signals_json(signals), ensure_ascii=False)
             sighting = (
                 canonical,
                 resource,
-                adapter,
+                adapter.name,
                 state.device_ref,
                 device.vendor,
                 device.platform,
@@ -235,7 +235,7 @@ class ServerService:
             sighting_key=sighting_key,
             sighting_due=0.0,
             cell=self.metrics.requests.cell(
-                decision.action.value, decision.rule or "default", resource, adapter
+                decision.action.value, decision.rule or "default", resource, adapter.name
             ),
             snapshot=snapshot,
             generation=generation,
