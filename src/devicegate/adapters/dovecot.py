@@ -153,7 +153,7 @@ def render(decision: Decision) -> Answer:
 
 def answer(service: DecisionService, command: str, body: bytes) -> Answer:
     """One policy request through any `DecisionService` (`devicegate serve` adds replay and
-    the decision log's wait around the same `parse` and `render`: server/mailpath.py)."""
+    the decision log's wait around the same `parse` and `render`: server/dovecot_endpoint.py)."""
     parsed = parse(command, body)
     if not isinstance(parsed, DecisionRequest):
         return parsed

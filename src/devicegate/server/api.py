@@ -26,7 +26,7 @@ from devicegate.adapters.base import HTTP
 from devicegate.errors import SignalError, error_json
 from devicegate.model import Decision
 from devicegate.serialize import decision_json, signals_from_json
-from devicegate.server.declog import FAILING_CLOSED, LogUnavailable
+from devicegate.server.decision_log import FAILING_CLOSED, LogUnavailable
 from devicegate.server.openapi import OPENAPI
 from devicegate.server.service import ServerService
 from devicegate.server.trust import REFUSED_HINT, SECRET_HEADER
@@ -173,7 +173,7 @@ def basic_routes(service: ServerService) -> list[Route]:
 
 
 def mail_routes(service: ServerService) -> list[Route]:
-    """FreeRADIUS rlm_rest (the Dovecot endpoint is a bare ASGI path: server/mailpath.py)."""
+    """FreeRADIUS rlm_rest (the Dovecot endpoint is bare ASGI: server/dovecot_endpoint.py)."""
 
     vlan = service.config.radius_quarantine_vlan
 

@@ -43,10 +43,10 @@ from devicegate.policy import Snapshot, decide
 from devicegate.serialize import signals_from_json, signals_json
 from devicegate.server.binding import bind_signals, hold_keys
 from devicegate.server.config import ServerConfig
-from devicegate.server.declog import Batch, DecisionLog
+from devicegate.server.decision_log import Batch, DecisionLog
+from devicegate.server.device_state import StateCache
+from devicegate.server.log_rows import Row
 from devicegate.server.metrics import Cell, Metrics
-from devicegate.server.rows import Row
-from devicegate.server.state import StateCache
 from devicegate.server.trust import ProxyTrust
 from devicegate.store import Store
 from devicegate.store.records import seen_json
@@ -91,7 +91,8 @@ class Prepared:
 
 
 class Kept(Protocol):
-    """An answer a hot path keeps for replay (`hotpath.Answer`, `mailpath.Answer`)."""
+    """An answer an endpoint keeps for replay (`forward_auth_endpoint.Answer`,
+    `dovecot_endpoint.Answer`)."""
 
     @property
     def prepared(self) -> Prepared: ...

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, unquote
 from devicegate.adapters import forward_auth as fa
 from devicegate.boundedcache import BoundedCache
 from devicegate.errors import SignalError, error_json
-from devicegate.server.declog import FAILING_CLOSED, Batch, LogUnavailable
+from devicegate.server.decision_log import FAILING_CLOSED, Batch, LogUnavailable
 from devicegate.server.service import Prepared, ServerService
 from devicegate.server.trust import REFUSED_HINT, SECRET_HEADER_BYTES
 

@@ -20,7 +20,7 @@ from devicegate.adapters import dovecot
 from devicegate.adapters.base import DecisionRequest
 from devicegate.boundedcache import BoundedCache
 from devicegate.errors import error_json
-from devicegate.server.declog import FAILING_CLOSED, Batch, LogUnavailable
+from devicegate.server.decision_log import FAILING_CLOSED, Batch, LogUnavailable
 from devicegate.server.service import Prepared, ServerService
 from devicegate.server.trust import REFUSED_HINT, SECRET_HEADER_BYTES
 
