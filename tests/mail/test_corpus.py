@@ -133,6 +133,6 @@ def test_postfix_wire_format(case: Case) -> None:
     action = postfix.render(want)
     if sighting is not None and not want.allowed:
         at = case.at.astimezone(UTC)
-        action += f" ({postfix.device_label(sighting)} seen via corpus {at:%Y-%m-%d %H:%M} UTC)"
+        action += f" ({sighting.profile.label} seen via corpus {at:%Y-%m-%d %H:%M} UTC)"
     assert asyncio.run(main()) == f"action={action}\n\n".encode()
     assert service.log[-1][3].action is want.action and service.log[-1][3].rule == want.rule

@@ -145,13 +145,6 @@ def _span(window: timedelta) -> str:
     return f"{seconds} seconds"
 
 
-def device_label(sighting: Sighting) -> str:
-    profile = sighting.profile
-    return " ".join(v for v in (profile.vendor, profile.platform, profile.model) if v) or (
-        "unidentified device"
-    )
-
-
 def describe_sighting(sighting: Sighting | None, user: str, window: timedelta) -> str:
     """The reason naming the sighting an SMTP decision was made from."""
     if sighting is None:
@@ -161,7 +154,7 @@ def describe_sighting(sighting: Sighting | None, user: str, window: timedelta) -
         )
     return (
         f"smtp carries no device data: decided from the {sighting.adapter} sighting of "
-        f"{sighting.at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({device_label(sighting)})"
+        f"{sighting.at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({sighting.profile.label})"
     )
 
 
@@ -325,7 +318,7 @@ class PostfixPolicyServer:
         if sighting is not None and not decision.allowed:
             seen = sighting.at.astimezone(UTC)
             action += (
-                f" ({device_label(sighting)} seen via {sighting.adapter} {seen:%Y-%m-%d %H:%M} UTC)"
+                f" ({sighting.profile.label} seen via {sighting.adapter} {seen:%Y-%m-%d %H:%M} UTC)"
             )
         if prepared is not None:
             made = time.time()

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from devicegate.boundedcache import BoundedCache
 from devicegate.cli.common import (
     ActiveSyncIdOpt,
     ActiveSyncQueryOpt,
@@ -39,6 +40,7 @@ from devicegate.policy import Snapshot, decide, explain
 from devicegate.serialize import decision_json, profile_json, signals_from_json
 
 if TYPE_CHECKING:
+    from devicegate.model import Signals
     from devicegate.store import DeviceRecord
 
 JSONL_KEYS = {
@@ -110,7 +112,7 @@ def _identify_stream(identifier: Identifier) -> int:
     """JSON lines in, one profile per line out, in order. A bad line yields an error object
     on its own line (order and count are kept) and makes the exit status 1."""
     out = sys.stdout
-    rendered: dict[object, str] = {}
+    rendered: BoundedCache[Signals, str] = BoundedCache(500_000)  # one JSON per distinct input
     failures = 0
     for number, line in enumerate(sys.stdin, start=1):
         try:
@@ -125,10 +127,9 @@ def _identify_stream(identifier: Identifier) -> int:
             continue
         text = rendered.get(signals)
         if text is None:
-            text = json.dumps(profile_json(identifier.profile(signals)), ensure_ascii=False)
-            if len(rendered) > 500_000:
-                rendered.clear()
-            rendered[signals] = text
+            text = rendered.put(
+                signals, json.dumps(profile_json(identifier.profile(signals)), ensure_ascii=False)
+            )
         out.write(text + "\n")
     return 1 if failures else 0
 

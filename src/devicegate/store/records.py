@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from devicegate.identify.base import clean
-from devicegate.model import DeviceProfile, Signals
+from devicegate.model import DeviceProfile, Signals, device_label
 from devicegate.serialize import signals_json
 from devicegate.timeutil import when
 
@@ -44,6 +44,9 @@ def seen_device(seen: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return device if isinstance(device, Mapping) else {}
 
 
+LABELLED = ("vendor", "platform", "model")
+
+
 def describe_seen(seen: Mapping[str, Any] | None, *, signals: bool = True) -> str:
     """One line a person reads: `Apple iOS iPhone14,2; user agent `…`` and, with `signals`,
     every other signal; `-` when the hold recorded nothing (holds set before the store kept
@@ -51,8 +54,8 @@ def describe_seen(seen: Mapping[str, Any] | None, *, signals: bool = True) -> st
     if not seen:
         return "-"
     device = seen_device(seen)
-    named = " ".join(str(device[k]) for k in ("vendor", "platform", "model") if device.get(k))
-    parts = [clean(named, SEEN_VALUE_MAX) or "unidentified"]
+    named = device_label(*(str(device[k]) if device.get(k) else None for k in LABELLED))
+    parts = [clean(named, SEEN_VALUE_MAX)]
     carried = seen.get("signals")
     carried = carried if isinstance(carried, Mapping) else {}
     if carried.get("user_agent"):
