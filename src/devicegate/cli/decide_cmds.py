@@ -310,3 +310,9 @@ def explain_cmd(
     )
     for line in explain(snapshot, request, state):
         typer.echo(line)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("identify")(identify)
+    app.command("check")(check)
+    app.command("explain")(explain_cmd)

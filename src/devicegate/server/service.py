@@ -40,6 +40,7 @@ from devicegate.model import (
     Signals,
 )
 from devicegate.policy import Snapshot, decide
+from devicegate.policy.loading import load_snapshot
 from devicegate.serialize import signals_from_json, signals_json
 from devicegate.server.binding import bind_signals, hold_keys
 from devicegate.server.config import ServerConfig
@@ -63,9 +64,7 @@ SWITCH_FLOOR = 1.0
 
 
 def load_configured_snapshot(config: ServerConfig) -> Snapshot:
-    from devicegate.cli.common import load_snapshot
-
-    return load_snapshot(list(config.policy), config.directory, config.devices, quiet=True)
+    return load_snapshot(config.policy, config.directory, config.devices)
 
 
 @dataclass(slots=True, eq=False)
