@@ -8,6 +8,14 @@ in Microsoft's cloud, becomes an Android phone), so the rules below run first, e
 in order; the first that recognises the agent decides. Everything else goes to ua-parser
 with its Rust accelerator (`ua_parser.regex.Resolver`), built once, lazily.
 
+ua-parser's answer is checked, not trusted blindly: its device patterns find `iPhone` inside
+other words, so an Apple claim stands only beside an Apple platform or a whole Apple token.
+Agents that are neither browsers nor Apple's own clients — in-app browsers, third-party
+apps, media players, developer tools — carry Apple's names in forms of their own; the rules
+for them (apple_agents.py) run where ua-parser knows nothing or says Apple about a
+non-browser agent, so browsers, most of the traffic, never pay for them. The domestic
+platforms (domestic.py) are named where ua-parser says Maemo, Firefox OS, Linux or nothing.
+
 A User-Agent is chosen by the client, so every claim here is `reported`.
 """
 
@@ -18,9 +26,15 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from devicegate.identify import apple
-from devicegate.identify.base import NOTHING, Extracted, clean, clip, make_evidence
-from devicegate.identify.names import canonical_platform, canonical_vendor, implied_vendor
+from devicegate.identify import apple, apple_agents, domestic
+from devicegate.identify.base import NOTHING, Extracted, agent_evidence, clean, clip, make_evidence
+from devicegate.identify.names import (
+    APPLE_PLATFORMS,
+    canonical_platform,
+    canonical_vendor,
+    excludes_apple,
+    implied_vendor,
+)
 from devicegate.model import DeviceKind, Evidence, Signals, Trust
 
 SIGNAL = "user_agent"
@@ -56,22 +70,11 @@ def _dotted(version: str) -> str:
     return version.replace("_", ".")
 
 
-def _evidence(
-    rule: str,
-    says: list[tuple[str, str | None]],
-    confidence: float,
-    note: str = "",
-) -> Evidence:
-    return make_evidence(
-        SIGNAL, Trust.REPORTED, f"useragent/{rule}", says, note=note, confidence=confidence
-    )
-
-
 def _outlook(ua: str) -> Evidence | None:
     if not ua.startswith(("Outlook", "outlook", "OUTLOOK")):
         return None
     if _OUTLOOK_SERVICE.match(ua):
-        return _evidence(
+        return agent_evidence(
             "outlook-service",
             [("kind", DeviceKind.SERVICE.value)],
             0.95,
@@ -82,9 +85,9 @@ def _outlook(ua: str) -> Evidence | None:
     if match is None:
         return None
     if match.group(1).lower() == "android":
-        return _evidence("outlook-app", [("platform", "Android")], 0.8)
+        return agent_evidence("outlook-app", [("platform", "Android")], 0.8)
     ipad = "ipad" in ua.lower()
-    return _evidence(
+    return agent_evidence(
         "outlook-app",
         [
             ("vendor", "Apple"),
@@ -118,7 +121,7 @@ def _exchange_apple(ua: str) -> Evidence | None:
         note = f"Exchange build `{clean(build_text, 24)}` = Apple build {build}"
     if family == "iPad":
         platform = apple.ipad_platform(version)
-    return _evidence(
+    return agent_evidence(
         "exchange-activesync",
         [
             ("vendor", "Apple"),
@@ -151,7 +154,7 @@ def _apple_daemon(ua: str) -> Evidence | None:
             model, _, hw_kind = decoded
             kind = hw_kind
     note = f"build {clean(build, 12)}" if build else ""
-    return _evidence(
+    return agent_evidence(
         "apple-daemon",
         [
             ("vendor", "Apple"),
@@ -175,7 +178,7 @@ def _office_mac(ua: str) -> Evidence | None:
     note = "Office for Mac reports the real macOS version (browsers freeze it at 10.15.7)"
     if build and apple.is_build(build):
         note += f"; build {build}"
-    return _evidence(
+    return agent_evidence(
         "office-mac",
         [
             ("vendor", "Apple"),
@@ -197,7 +200,7 @@ def _darwin(ua: str) -> Evidence | None:
     kernel = int(match.group(1))
     if _ARCH.search(ua, match.end()):
         version = apple.darwin_version(kernel, "macOS")
-        return _evidence(
+        return agent_evidence(
             "cfnetwork-darwin",
             [
                 ("vendor", "Apple"),
@@ -209,7 +212,7 @@ def _darwin(ua: str) -> Evidence | None:
             f"Darwin {kernel} with an architecture suffix: a Mac",
         )
     version = apple.darwin_version(kernel, "iOS")
-    return _evidence(
+    return agent_evidence(
         "cfnetwork-darwin",
         [
             ("vendor", "Apple"),
@@ -223,11 +226,11 @@ def _darwin(ua: str) -> Evidence | None:
 
 
 def _hardware_id(ua: str) -> Evidence | None:
-    if "," not in ua or not _DIGIT_COMMA.search(ua):
+    if not (("," in ua and _DIGIT_COMMA.search(ua)) or "%2C" in ua or "%2c" in ua):
         return None
     match = apple.HARDWARE_ID.search(ua)
-    if match is None:
-        return None
+    if match is None or apple_agents.non_apple(ua):
+        return None  # no id, or an Android/Windows/… agent that borrows one
     decoded = apple.hardware(match.group(0))
     if decoded is None:  # pragma: no cover - HARDWARE_ID only matches known families
         return None
@@ -242,7 +245,7 @@ def _hardware_id(ua: str) -> Evidence | None:
             version = apple.version_from_build(build.group(1), platform)
     if model.startswith("iPad"):
         platform = apple.ipad_platform(version)
-    return _evidence(
+    return agent_evidence(
         "apple-hardware-id",
         [
             ("vendor", "Apple"),
@@ -252,6 +255,7 @@ def _hardware_id(ua: str) -> Evidence | None:
             ("kind", kind.value if kind is not DeviceKind.UNKNOWN else None),
         ],
         0.85,
+        f"token `{clean(match.group(0), 24)}`: Apple's hardware id",
     )
 
 
@@ -261,7 +265,7 @@ def _desktop_mode(ua: str) -> Evidence | None:
     safari = _SAFARI_VERSION.search(ua)
     if safari is None or _OTHER_BROWSER.search(ua):
         return None
-    return _evidence(
+    return agent_evidence(
         "safari-mac-or-ipad",
         [("vendor", "Apple"), ("platform", "macOS"), ("platform", "iPadOS")],
         0.6,
@@ -278,6 +282,7 @@ RULES: tuple[tuple[str, Callable[[str], Evidence | None]], ...] = (
     ("apple-daemon", _apple_daemon),
     ("office-mac", _office_mac),
     ("cfnetwork-darwin", _darwin),
+    ("apple-compact", apple_agents.compact),
     ("apple-hardware-id", _hardware_id),
     ("safari-mac-or-ipad", _desktop_mode),
 )
@@ -422,13 +427,82 @@ def _uaparser(ua: str) -> Evidence | None:
     )
 
 
+#: Apple device words a model claim from ua-parser must be backed by, as whole tokens.
+_APPLE_DEVICE_WORD = re.compile(
+    r"(?<![A-Za-z0-9])(?:iPhone|iPad|iPod|Macintosh|Mac|AppleTV|Apple TV|Watch)(?![a-z])"
+)
+
+#: Puffin's device suffix: `IP` an iPhone, `IT` an iPad (CloudMosa's agent format).
+_PUFFIN_APPLE = re.compile(r"Puffin/[\d.]{1,20}I[PT](?![A-Za-z])")
+
+#: ua-parser platforms behind which a Sailfish-family agent may hide.
+_SAILFISH_SUSPECTS = frozenset({"Maemo", "Firefox OS", "Linux", "Sailfish"})
+
+
+def _apple_vendor_checked(found: Evidence, ua: str) -> Evidence:
+    """ua-parser's device patterns find `iPhone` inside words (`XiPhone13`, an Android clone
+    named `SOYES XS11 iPhone`): its Apple claim does not stand beside a platform Apple
+    hardware never runs, nor, without a platform, unless an Apple device word stands as a
+    whole token. The one exception is Puffin, a cloud browser that sends its server's Linux
+    agent and marks the client's device at the end (`Puffin/3.10990IP`: an iPhone)."""
+    platform = found.get("platform")
+    if platform is None:
+        if _APPLE_DEVICE_WORD.search(ua) and not apple_agents.non_apple(ua):
+            return found
+    elif platform in APPLE_PLATFORMS or (not excludes_apple(platform) and _PUFFIN_APPLE.search(ua)):
+        return found
+    says = tuple((k, v) for k, v in found.says if k not in ("vendor", "model"))
+    model = found.get("model")
+    note = (
+        f"the model `{clean(model or '', 32)}` merely contains an Apple name"
+        + (f"; the agent runs {platform}" if platform else "")
+        + ": not an Apple device"
+    )
+    if not says:
+        return agent_evidence("ua-parser", [], 0.0, note)
+    return Evidence(found.signal, found.trust, found.source, says, note, found.confidence)
+
+
+def _refined(found: Evidence, ua: str) -> Evidence:
+    """ua-parser's answer, with what our rules know better (cheap unless they apply)."""
+    if found.get("vendor") == "Apple":
+        found = _apple_vendor_checked(found, ua)
+    platform = found.get("platform")
+    if platform in _SAILFISH_SUSPECTS or (
+        platform == "Android" and ("Sailfish" in ua or "Aurora" in ua)
+    ):
+        sailfish = domestic.sailfish_family(ua)
+        if sailfish is not None:
+            return sailfish
+        if platform == "Linux":
+            return domestic.with_distribution(found, ua)
+    return found
+
+
 def identify_user_agent(ua: str) -> Evidence | None:
-    """Evidence for one User-Agent string, or None when nothing in it identifies a device."""
-    for rule in _BROWSER_RULES if ua.startswith("Mozilla/") else _ALL_RULES:
+    """Evidence for one User-Agent string, or None when nothing in it identifies a device.
+
+    Order: our rules for Apple's clients (browsers skip all but two), then ua-parser, whose
+    answer is checked (an Apple claim needs a whole token; a Sailfish-family agent or a
+    Linux distribution is named). The rules for Apple's names in third-party agents run
+    only where ua-parser knows nothing, or says Apple about an agent that is no browser
+    (they read its version and kind better: `Zoom.iOS/5.17.0` is no iOS 5.17); a crawler
+    or a non-Apple answer from ua-parser stands. Last, for agents ua-parser does not know,
+    the rules for domestic platforms and Linux mail clients."""
+    browser = ua.startswith("Mozilla/")
+    for rule in _BROWSER_RULES if browser else _ALL_RULES:
         found = rule(ua)
         if found is not None:
             return found
-    return _uaparser(ua)
+    found = _uaparser(ua)
+    if found is None:
+        return (
+            apple_agents.recognise(ua) or domestic.sailfish_family(ua) or domestic.linux_agent(ua)
+        )
+    found = _refined(found, ua)
+    if not browser and found.get("vendor") == "Apple":
+        return apple_agents.recognise(ua) or found
+    return found
 
 
 def extract_user_agent(signals: Signals, keys: Mapping[str, str]) -> Extracted:
