@@ -427,9 +427,10 @@ def _uaparser(ua: str) -> Evidence | None:
     )
 
 
-#: Apple device words a model claim from ua-parser must be backed by, as whole tokens.
-_APPLE_DEVICE_WORD = re.compile(
-    r"(?<![A-Za-z0-9])(?:iPhone|iPad|iPod|Macintosh|Mac|AppleTV|Apple TV|Watch)(?![a-z])"
+#: Apple names one of which, as a whole token, must back any Apple claim ua-parser makes.
+_APPLE_TOKEN = re.compile(
+    r"(?<![A-Za-z])(?:iPhone|iPad|iPod|iPh|iOS|iPadOS|Macintosh|Mac|MacOS|macOS|OS ?X|Darwin"
+    r"|CFNetwork|Apple|AppleTV|ATV|Watch|watchOS|WatchOS|tvOS|visionOS)(?![a-z])"
 )
 
 #: Puffin's device suffix: `IP` an iPhone, `IT` an iPad (CloudMosa's agent format).
@@ -440,22 +441,30 @@ _SAILFISH_SUSPECTS = frozenset({"Maemo", "Firefox OS", "Linux", "Sailfish"})
 
 
 def _apple_vendor_checked(found: Evidence, ua: str) -> Evidence:
-    """ua-parser's device patterns find `iPhone` inside words (`XiPhone13`, an Android clone
-    named `SOYES XS11 iPhone`): its Apple claim does not stand beside a platform Apple
-    hardware never runs, nor, without a platform, unless an Apple device word stands as a
-    whole token. The one exception is Puffin, a cloud browser that sends its server's Linux
-    agent and marks the client's device at the end (`Puffin/3.10990IP`: an iPhone)."""
+    """ua-parser's patterns find `iPhone` inside other words (`XiPhone13`, `HiPhone13,2`, an
+    Android clone named `SOYES XS11 iPhone`). Its Apple claim stands only when an Apple name
+    stands in the agent as a whole token and no platform Apple hardware never runs is named
+    (Android, HarmonyOS…). The one exception is Puffin, a cloud browser that sends its
+    server's Linux agent and marks the client's device at the end (`Puffin/3.10990IP`)."""
     platform = found.get("platform")
-    if platform is None:
-        if _APPLE_DEVICE_WORD.search(ua) and not apple_agents.non_apple(ua):
+    apple_platform = platform in APPLE_PLATFORMS
+    if platform is None or apple_platform:
+        if _APPLE_TOKEN.search(ua) and (apple_platform or not apple_agents.non_apple(ua)):
             return found
-    elif platform in APPLE_PLATFORMS or (not excludes_apple(platform) and _PUFFIN_APPLE.search(ua)):
+    elif not excludes_apple(platform) and _PUFFIN_APPLE.search(ua):
         return found
-    says = tuple((k, v) for k, v in found.says if k not in ("vendor", "model"))
-    model = found.get("model")
+    dropped = (
+        ("vendor", "model", "platform", "os_version", "kind")
+        if apple_platform
+        else (
+            "vendor",
+            "model",
+        )
+    )
+    says = tuple((k, v) for k, v in found.says if k not in dropped)
     note = (
-        f"the model `{clean(model or '', 32)}` merely contains an Apple name"
-        + (f"; the agent runs {platform}" if platform else "")
+        f"`{clean(found.get('model') or 'Apple', 32)}` appears only inside another word"
+        + (f"; the agent runs {platform}" if platform and not apple_platform else "")
         + ": not an Apple device"
     )
     if not says:
