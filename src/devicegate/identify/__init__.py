@@ -20,6 +20,9 @@ dict look-up on a hit. Public surface: see `__all__` (pinned by a test).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from devicegate.identify.activesync import (
     ActiveSyncQuery,
     extract_activesync,
@@ -69,7 +72,7 @@ class Identifier:
     stays a single `dict.get`, which is what millions of repeated requests need.
     """
 
-    __slots__ = ("_cache", "cache_size", "extractors", "inventory")
+    __slots__ = ("_cache", "_user_agent_step", "cache_size", "extractors", "inventory")
 
     def __init__(
         self,
@@ -82,6 +85,13 @@ class Identifier:
         self.cache_size = cache_size
         self.extractors = extractors if extractors is not None else default_extractors(inventory)
         self._cache: dict[Signals, DeviceProfile] = {}
+        # With the standard pipeline, signals that carry a User-Agent and nothing else (most
+        # new web requests) need only its extractor: every other step would find nothing.
+        self._user_agent_step = (
+            next(step for step in self.extractors if step.name == "user_agent")
+            if extractors is None
+            else None
+        )
 
     def profile(self, signals: Signals) -> DeviceProfile:
         """The profile for `signals`, from the cache when these signals were seen before."""
@@ -97,6 +107,14 @@ class Identifier:
 
     def identify(self, signals: Signals) -> DeviceProfile:
         """Run every extractor and combine (no cache)."""
+        step = self._user_agent_step
+        if step is not None and signals.user_agent:
+            present = signals.cache_key
+            if present.count(None) == len(present) - 1:
+                try:
+                    return combine(step.run(signals, _NO_KEYS).evidence)
+                except Exception as exc:  # the same safety net as below
+                    return combine((_failed(step, exc),))
         evidence: list[Evidence] = []
         keys: list[tuple[str, str]] = []
         seen: dict[str, str] = {}
@@ -104,16 +122,7 @@ class Identifier:
             try:
                 found = step.run(signals, seen)
             except Exception as exc:  # the safety net: one broken step never stops the rest
-                evidence.append(
-                    Evidence(
-                        signal=step.name,
-                        trust=Trust.INFERRED,
-                        source=step.name,
-                        note=f"extractor `{step.name}` failed ({type(exc).__name__}); "
-                        "its signal was not checked",
-                        confidence=0.0,
-                    )
-                )
+                evidence.append(_failed(step, exc))
                 continue
             evidence.extend(found.evidence)
             for kind, value in found.keys:
@@ -126,6 +135,20 @@ class Identifier:
 
     def clear(self) -> None:
         self._cache.clear()
+
+
+_NO_KEYS: Mapping[str, str] = MappingProxyType({})
+
+
+def _failed(step: Extractor, exc: Exception) -> Evidence:
+    """What a step that raised leaves behind: a note, never a claim."""
+    return Evidence(
+        signal=step.name,
+        trust=Trust.INFERRED,
+        source=step.name,
+        note=f"extractor `{step.name}` failed ({type(exc).__name__}); its signal was not checked",
+        confidence=0.0,
+    )
 
 
 _DEFAULT = Identifier(EMPTY_INVENTORY, cache_size=0)
