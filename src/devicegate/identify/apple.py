@@ -75,6 +75,20 @@ def hardware(model_id: str) -> tuple[str, str | None, DeviceKind] | None:
     return None  # pragma: no cover - the regex admits only listed families
 
 
+#: What an Apple platform alone says of the device (iOS alone does not: iPhone or iPod).
+_PLATFORM_KINDS = {
+    "macOS": DeviceKind.DESKTOP,
+    "iPadOS": DeviceKind.TABLET,
+    "watchOS": DeviceKind.WATCH,
+    "tvOS": DeviceKind.TV,
+}
+
+
+def platform_kind(platform: str | None) -> DeviceKind | None:
+    """`macOS` → desktop, `iPadOS` → tablet, `watchOS` → watch, `tvOS` → TV; else None."""
+    return _PLATFORM_KINDS.get(platform or "")
+
+
 def hardware_class(family: str) -> tuple[str, DeviceKind] | None:
     """`iPhone` / `iPad` / `Watch` / `iPh` … → (platform, kind)."""
     family = _ABBREVIATED.get(family, family)

@@ -73,6 +73,31 @@ def _without_urls(ua: str) -> str:
     return _URL.sub(" ", ua) if "://" in ua else ua
 
 
+def _apple(
+    rule: str,
+    platform: str | None,
+    version: str | None,
+    kind: DeviceKind | None,
+    confidence: float,
+    note: str,
+    model: str | None = None,
+) -> Evidence:
+    """Evidence that the device is Apple's, with what else the token told."""
+    shown_kind = kind.value if kind is not None and kind is not DeviceKind.UNKNOWN else None
+    return agent_evidence(
+        rule,
+        [
+            ("vendor", "Apple"),
+            ("platform", platform),
+            ("model", model),
+            ("os_version", version),
+            ("kind", shown_kind),
+        ],
+        confidence,
+        note,
+    )
+
+
 def _product_token(text: str, start: int, end: int) -> str:
     """The whole RFC 9110 token around `text[start:end]`."""
     while start > 0 and text[start - 1] in _TCHAR:
@@ -123,12 +148,6 @@ _OS_NAME = re.compile(
     + "|".join(re.escape(name) for name in sorted(_OS_SPELLINGS, key=len, reverse=True))
     + r")(?![A-Za-z])"
 )
-_OS_KINDS = {
-    "macOS": DeviceKind.DESKTOP,
-    "iPadOS": DeviceKind.TABLET,
-    "watchOS": DeviceKind.WATCH,
-    "tvOS": DeviceKind.TV,
-}
 
 
 def _os_token(ua: str) -> Evidence | None:
@@ -164,7 +183,7 @@ def _os_evidence(
     note = f"token `{shown}`"
     if not standalone:
         note += ": the OS name is part of the app's name, so the number after it is the app's"
-    kind = _OS_KINDS.get(platform)
+    kind = apple.platform_kind(platform)
     if platform == "catalyst":
         platform, kind = "macOS", DeviceKind.DESKTOP
         note += "; Mac Catalyst: an iPad app running on a Mac"
@@ -175,17 +194,7 @@ def _os_evidence(
             note += f", device `{word.group(1)}`"
             if kind is DeviceKind.TABLET:
                 platform = apple.ipad_platform(version)
-    return agent_evidence(
-        "apple-os-token",
-        [
-            ("vendor", "Apple"),
-            ("platform", platform),
-            ("os_version", version),
-            ("kind", kind.value if kind else None),
-        ],
-        0.8,
-        note,
-    )
+    return _apple("apple-os-token", platform, version, kind, 0.8, note)
 
 
 # darwin-token
@@ -207,14 +216,11 @@ def _darwin_token(ua: str) -> Evidence | None:
         shown = clean(match.group(0), 40)
         if arch is not None:
             version = apple.darwin_version(int(major), "macOS") if major else None
-            return agent_evidence(
+            return _apple(
                 "darwin-token",
-                [
-                    ("vendor", "Apple"),
-                    ("platform", "macOS"),
-                    ("os_version", version),
-                    ("kind", DeviceKind.DESKTOP.value),
-                ],
+                "macOS",
+                version,
+                DeviceKind.DESKTOP,
                 0.75,
                 f"token `{shown}`: Darwin with an architecture, as Go, Node and uname name a Mac",
             )
@@ -268,17 +274,7 @@ def _build_triple(ua: str) -> Evidence | None:
             if variant == "-simulator"
             else "; Mac Catalyst runs on a Mac"
         )
-    return agent_evidence(
-        "apple-build-triple",
-        [
-            ("vendor", "Apple"),
-            ("platform", platform),
-            ("os_version", version),
-            ("kind", kind.value if kind else None),
-        ],
-        0.8,
-        note,
-    )
+    return _apple("apple-build-triple", platform, version, kind, 0.8, note)
 
 
 # apple-media
@@ -334,34 +330,30 @@ def _media(ua: str) -> Evidence | None:
         version = old.group(2)
         if kind is DeviceKind.TABLET:
             platform = apple.ipad_platform(version)
-        return agent_evidence(
+        return _apple(
             "apple-media",
-            [
-                ("vendor", "Apple"),
-                ("platform", platform),
-                ("os_version", version),
-                ("kind", kind.value),
-            ],
+            platform,
+            version,
+            kind,
             0.85,
             f"token `Apple {word} v{version} CoreMedia`: Apple's media framework",
         )
     if airplay is not None:
-        return agent_evidence(
+        return _apple(
             "apple-media",
-            [("vendor", "Apple")],
+            None,
+            None,
+            None,
             0.75,
             f"token `{clean(airplay.group(0), 24)}`: an AirPlay sender (iPhone, iPad or Mac); "
             "the platform is not stated",
         )
     if quicktime is not None:
-        return agent_evidence(
+        return _apple(
             "apple-media",
-            [
-                ("vendor", "Apple"),
-                ("platform", "macOS"),
-                ("os_version", quicktime.group(1)),
-                ("kind", DeviceKind.DESKTOP.value),
-            ],
+            "macOS",
+            quicktime.group(1),
+            DeviceKind.DESKTOP,
             0.8,
             f"token `QuickTime` with `os=Mac {quicktime.group(1)}`: QuickTime Player on a Mac",
         )
@@ -372,20 +364,17 @@ def _core_media(core: re.Match[str]) -> Evidence:
     build = core.group(1).rsplit(".", 1)[-1]
     inside = core.group(2) or ""
     device = _media_device(inside)
-    says: list[tuple[str, str | None]] = [("vendor", "Apple")]
     note = "token `AppleCoreMedia`: Apple's media framework"
-    if device is not None:
-        word, platform, kind = device
-        found = _MEDIA_OS_VERSION.search(inside)
-        version = _dotted(found.group(1)) if found else None
-        if version is None and apple.is_build(build):
-            version = apple.version_from_build(build, platform)
-        if kind is DeviceKind.TABLET:
-            platform = apple.ipad_platform(version)
-        shown_kind = kind.value if kind is not DeviceKind.UNKNOWN else None
-        says += [("platform", platform), ("os_version", version), ("kind", shown_kind)]
-        note += f", device `{word}`"
-    return agent_evidence("apple-media", says, 0.85, note)
+    if device is None:
+        return _apple("apple-media", None, None, None, 0.85, note)
+    word, platform, kind = device
+    found = _MEDIA_OS_VERSION.search(inside)
+    version = _dotted(found.group(1)) if found else None
+    if version is None and apple.is_build(build):
+        version = apple.version_from_build(build, platform)
+    if kind is DeviceKind.TABLET:
+        platform = apple.ipad_platform(version)
+    return _apple("apple-media", platform, version, kind, 0.85, f"{note}, device `{word}`")
 
 
 # apple-compact
@@ -433,17 +422,14 @@ def compact(ua: str) -> Evidence | None:
     if model is not None and model.startswith("iPad"):
         platform = apple.ipad_platform(version)
     shown = clean(model_text or token, 24)
-    return agent_evidence(
+    return _apple(
         "apple-compact",
-        [
-            ("vendor", "Apple"),
-            ("platform", platform),
-            ("model", model),
-            ("os_version", version),
-            ("kind", kind.value if kind is not DeviceKind.UNKNOWN else None),
-        ],
+        platform,
+        version,
+        kind,
         0.8,
         f"token `{clean(token, 40)}`: a compact agent's model code `{shown}`",
+        model,
     )
 
 

@@ -179,13 +179,6 @@ _ANDROID_NAME = re.compile(
 _SERVICE_NAME = re.compile(r"outlook-ios-android", re.IGNORECASE)
 _OS_VERSION = re.compile(r"^\s*(\d{1,2}(?:\.\d{1,4}){0,3})?\s*(?:\(?([0-9A-Za-z]{3,12})\)?)?\s*$")
 
-_KIND = {
-    "macOS": DeviceKind.DESKTOP,
-    "iPadOS": DeviceKind.TABLET,
-    "watchOS": DeviceKind.WATCH,
-    "tvOS": DeviceKind.TV,
-}
-
 
 def _name_platform(name: str) -> str | None:
     lowered = name.lower()
@@ -278,7 +271,7 @@ def identify_imap_id(fields: Mapping[str, str]) -> tuple[Evidence, ...]:
                 note=f"{shown} names no device or platform",
             ),
         )
-    kind = _KIND.get(platform or "")
+    kind = apple.platform_kind(platform)
     if platform == "iOS" and name_platform == "iOS":
         kind = DeviceKind.HANDSET
     confidence = 0.85 if (os_platform and family) else 0.7 if (os_platform or family) else 0.5

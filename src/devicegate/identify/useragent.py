@@ -144,8 +144,7 @@ def _apple_daemon(ua: str) -> Evidence | None:
     name, version, build = match.groups()
     platform = canonical_platform(name) or "iOS"
     version = _dotted(version)
-    kinds = {"macOS": DeviceKind.DESKTOP, "watchOS": DeviceKind.WATCH, "tvOS": DeviceKind.TV}
-    kind = kinds.get(platform, DeviceKind.TABLET if platform == "iPadOS" else None)
+    kind = apple.platform_kind(platform)
     model = None
     hw = apple.HARDWARE_ID.search(ua)
     if hw is not None:
