@@ -20,9 +20,6 @@ dict look-up on a hit. Public surface: see `__all__` (pinned by a test).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from types import MappingProxyType
-
 from devicegate.identify.activesync import (
     ActiveSyncQuery,
     extract_activesync,
@@ -33,7 +30,7 @@ from devicegate.identify.combine import combine
 from devicegate.identify.imapid import extract_imap_id, parse_imap_id
 from devicegate.identify.mac import extract_mac, normalise_mac
 from devicegate.identify.mdm import inventory_extractor
-from devicegate.identify.useragent import extract_user_agent
+from devicegate.identify.useragent import extract_user_agent, user_agent_evidence
 from devicegate.inventory import EMPTY_INVENTORY, Inventory
 from devicegate.model import DeviceProfile, Evidence, Signals, Trust
 
@@ -107,12 +104,12 @@ class Identifier:
 
     def identify(self, signals: Signals) -> DeviceProfile:
         """Run every extractor and combine (no cache)."""
-        step = self._user_agent_step
-        if step is not None and signals.user_agent:
+        step, ua = self._user_agent_step, signals.user_agent
+        if step is not None and ua and not ua.isspace():
             present = signals.cache_key
             if present.count(None) == len(present) - 1:
                 try:
-                    return combine(step.run(signals, _NO_KEYS).evidence)
+                    return combine((user_agent_evidence(ua),))
                 except Exception as exc:  # the same safety net as below
                     return combine((_failed(step, exc),))
         evidence: list[Evidence] = []
@@ -135,9 +132,6 @@ class Identifier:
 
     def clear(self) -> None:
         self._cache.clear()
-
-
-_NO_KEYS: Mapping[str, str] = MappingProxyType({})
 
 
 def _failed(step: Extractor, exc: Exception) -> Evidence:

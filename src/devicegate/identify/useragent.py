@@ -403,6 +403,23 @@ def _uaparser(ua: str) -> Evidence | None:
         kind = DeviceKind.HANDSET
     elif platform == "Android" and ua.startswith("Mozilla/"):
         kind = DeviceKind.HANDSET if "Mobile" in ua else DeviceKind.TABLET
+    if vendor == "Apple" and not _apple_claim_stands(platform, ua):
+        note = (
+            f"`{clean(model or 'Apple', 32)}` appears only inside another word"
+            + (f"; the agent runs {platform}" if platform not in APPLE_PLATFORMS else "")
+            + ": not an Apple device"
+        )
+        vendor = model = None
+        if platform in APPLE_PLATFORMS:  # the Apple platform came from the same word
+            platform = version = kind = None
+        if platform is None:
+            return agent_evidence("ua-parser", [], 0.0, note)
+    if platform in _SAILFISH_SUSPECTS or (
+        platform == "Android" and ("Sailfish" in ua or "Aurora" in ua)
+    ):
+        sailfish = domestic.sailfish_family(ua)
+        if sailfish is not None:
+            return sailfish
     if platform is None and vendor is None:
         return None
     says = []
@@ -416,6 +433,11 @@ def _uaparser(ua: str) -> Evidence | None:
         says.append(("os_version", version))
     if kind:
         says.append(("kind", kind.value))
+    if platform == "Linux":
+        named = domestic.distribution(ua)
+        if named is not None:
+            says.append(("distribution", named[0]))
+            note = f"distribution named by token `{clean(named[1], 24)}`"
     return Evidence(
         SIGNAL,
         Trust.REPORTED,
@@ -435,56 +457,23 @@ _APPLE_TOKEN = re.compile(
 #: Puffin's device suffix: `IP` an iPhone, `IT` an iPad (CloudMosa's agent format).
 _PUFFIN_APPLE = re.compile(r"Puffin/[\d.]{1,20}I[PT](?![A-Za-z])")
 
+_APPLE = (("vendor", "Apple"),)
+
 #: ua-parser platforms behind which a Sailfish-family agent may hide.
 _SAILFISH_SUSPECTS = frozenset({"Maemo", "Firefox OS", "Linux", "Sailfish"})
 
 
-def _apple_vendor_checked(found: Evidence, ua: str) -> Evidence:
+def _apple_claim_stands(platform: str | None, ua: str) -> bool:
     """ua-parser's patterns find `iPhone` inside other words (`XiPhone13`, `HiPhone13,2`, an
     Android clone named `SOYES XS11 iPhone`). Its Apple claim stands only when an Apple name
     stands in the agent as a whole token and no platform Apple hardware never runs is named
     (Android, HarmonyOS…). The one exception is Puffin, a cloud browser that sends its
     server's Linux agent and marks the client's device at the end (`Puffin/3.10990IP`)."""
-    platform = found.get("platform")
-    apple_platform = platform in APPLE_PLATFORMS
-    if platform is None or apple_platform:
-        if _APPLE_TOKEN.search(ua) and (apple_platform or not apple_agents.non_apple(ua)):
-            return found
-    elif not excludes_apple(platform) and _PUFFIN_APPLE.search(ua):
-        return found
-    dropped = (
-        ("vendor", "model", "platform", "os_version", "kind")
-        if apple_platform
-        else (
-            "vendor",
-            "model",
-        )
-    )
-    says = tuple((k, v) for k, v in found.says if k not in dropped)
-    note = (
-        f"`{clean(found.get('model') or 'Apple', 32)}` appears only inside another word"
-        + (f"; the agent runs {platform}" if platform and not apple_platform else "")
-        + ": not an Apple device"
-    )
-    if not says:
-        return agent_evidence("ua-parser", [], 0.0, note)
-    return Evidence(found.signal, found.trust, found.source, says, note, found.confidence)
-
-
-def _refined(found: Evidence, ua: str) -> Evidence:
-    """ua-parser's answer, with what our rules know better (cheap unless they apply)."""
-    if found.get("vendor") == "Apple":
-        found = _apple_vendor_checked(found, ua)
-    platform = found.get("platform")
-    if platform in _SAILFISH_SUSPECTS or (
-        platform == "Android" and ("Sailfish" in ua or "Aurora" in ua)
-    ):
-        sailfish = domestic.sailfish_family(ua)
-        if sailfish is not None:
-            return sailfish
-        if platform == "Linux":
-            return domestic.with_distribution(found, ua)
-    return found
+    if platform is None:
+        return _APPLE_TOKEN.search(ua) is not None and not apple_agents.non_apple(ua)
+    if platform in APPLE_PLATFORMS:
+        return _APPLE_TOKEN.search(ua) is not None
+    return not excludes_apple(platform) and _PUFFIN_APPLE.search(ua) is not None
 
 
 def identify_user_agent(ua: str) -> Evidence | None:
@@ -507,31 +496,22 @@ def identify_user_agent(ua: str) -> Evidence | None:
         return (
             apple_agents.recognise(ua) or domestic.sailfish_family(ua) or domestic.linux_agent(ua)
         )
-    found = _refined(found, ua)
-    if not browser and found.get("vendor") == "Apple":
+    if not browser and found.says[:1] == _APPLE:
         return apple_agents.recognise(ua) or found
     return found
 
 
-def extract_user_agent(signals: Signals, keys: Mapping[str, str]) -> Extracted:
-    """Extractor: `Signals.user_agent` (and ActiveSync's own agent header is the same field)."""
-    raw = signals.user_agent
-    if not raw or raw.isspace():
-        return NOTHING
+def user_agent_evidence(raw: str) -> Evidence:
+    """The evidence one non-empty User-Agent gives: cut to `MAX_LENGTH`, NULs dropped."""
     ua, truncated = clip(raw, MAX_LENGTH)
     if "\x00" in ua:
         ua = ua.replace("\x00", "")
-    ua = ua.strip()
-    found = identify_user_agent(ua)
+    found = identify_user_agent(ua.strip())
     if found is None:
         note = "no rule or parser recognised this agent"
         if truncated:
             note += f"; truncated to {MAX_LENGTH} characters"
-        return Extracted(
-            evidence=(
-                make_evidence(SIGNAL, Trust.REPORTED, "useragent", (), note=note, confidence=0.0),
-            )
-        )
+        return make_evidence(SIGNAL, Trust.REPORTED, "useragent", (), note=note, confidence=0.0)
     if truncated:
         note = f"{found.note}; truncated" if found.note else "truncated"
         found = Evidence(
@@ -542,4 +522,12 @@ def extract_user_agent(signals: Signals, keys: Mapping[str, str]) -> Extracted:
             note + f" to {MAX_LENGTH} characters",
             found.confidence,
         )
-    return Extracted(evidence=(found,))
+    return found
+
+
+def extract_user_agent(signals: Signals, keys: Mapping[str, str]) -> Extracted:
+    """Extractor: `Signals.user_agent` (and ActiveSync's own agent header is the same field)."""
+    raw = signals.user_agent
+    if not raw or raw.isspace():
+        return NOTHING
+    return Extracted(evidence=(user_agent_evidence(raw),))
