@@ -189,16 +189,16 @@ def _single(
     A new User-Agent with nothing else is most of the online miss path; with one source
     there is nothing to rank and nothing to disagree with.
     """
-    first: dict[str, str] = {}
+    says = item.says
+    first = dict(reversed(says))  # each attribute's first value
     many: dict[str, list[str]] | None = None
-    for attr, value in item.says:
-        if attr not in first:
-            first[attr] = value
-        elif value != first[attr]:
-            many = many if many is not None else {}
-            values = many.setdefault(attr, [first[attr]])
-            if value not in values:
-                values.append(value)
+    if len(first) != len(says):  # an attribute claimed twice (iPadOS in desktop mode)
+        many = {}
+        for attr, value in says:
+            if value != first[attr]:
+                values = many.setdefault(attr, [first[attr]])
+                if value not in values:
+                    values.append(value)
     claims = []
     for attr in _CLAIMED:
         if attr in first:

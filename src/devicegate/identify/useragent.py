@@ -225,7 +225,10 @@ def _darwin(ua: str) -> Evidence | None:
 
 
 def _hardware_id(ua: str) -> Evidence | None:
-    if not (("," in ua and _DIGIT_COMMA.search(ua)) or "%2C" in ua or "%2c" in ua):
+    commas = ua.count(",")
+    if commas == 1 and "KHTML, like" in ua:
+        commas = 0  # every WebKit browser's one comma: not worth a search
+    if not ((commas and _DIGIT_COMMA.search(ua)) or "%2C" in ua or "%2c" in ua):
         return None
     match = apple.HARDWARE_ID.search(ua)
     if match is None or apple_agents.non_apple(ua):
