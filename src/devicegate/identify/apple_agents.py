@@ -206,6 +206,8 @@ _DARWIN = re.compile(
 
 
 def _darwin_token(ua: str) -> Evidence | None:
+    if "arwin" not in ua:
+        return None
     text = _without_urls(ua)
     for match in _DARWIN.finditer(text):
         major, arch = match.group(2), match.group(3)
@@ -256,6 +258,8 @@ _TRIPLE_OS: dict[str, tuple[str, DeviceKind | None]] = {
 
 
 def _build_triple(ua: str) -> Evidence | None:
+    if "-apple-" not in ua:
+        return None
     match = _TRIPLE.search(ua)
     if match is None:
         return None

@@ -289,9 +289,10 @@ RULES: tuple[tuple[str, Callable[[str], Evidence | None]], ...] = (
     ("safari-mac-or-ipad", _desktop_mode),
 )
 
-#: Browsers (`Mozilla/…`) are most traffic; of our rules only these two can apply to them.
+#: Browsers (`Mozilla/…`) are most traffic; of our rules only these two can apply to them,
+#: and the last (Safari's frozen Mac agent) applies to nothing else.
 _BROWSER_RULES = (_hardware_id, _desktop_mode)
-_ALL_RULES = tuple(rule for _, rule in RULES)
+_ALL_RULES = tuple(rule for _, rule in RULES if rule is not _desktop_mode)
 
 
 class _Parser:
