@@ -5,7 +5,8 @@ signal said what, at which trust), and one combining rule (combine.py):
 
     activesync   query string (plain / base64), DeviceType, DeviceModel, DeviceOS  reported
     imap_id      RFC 2971 ID list (raw or Dovecot's retained form)                  reported
-    user_agent   our rules for mail/calendar/Exchange agents, then ua-parser        reported
+    user_agent   our rules for Apple's clients, ua-parser, then the rules for        reported
+                 third-party agents and the domestic platforms (docs/identification.md)
     mac          IEEE registries; randomised addresses claim nothing                 inferred
     inventory    MDM records by mdm id / certificate (attested), DeviceId, MAC      per key
 
@@ -15,7 +16,8 @@ or malformed values end as evidence with a note. The parsers adapters need on th
 `parse_activesync_query`, `parse_imap_id`, `normalise_mac` — raise `SignalError` instead.
 
 The online path identifies each distinct `Signals` value once: `Identifier.profile` is a
-dict look-up on a hit. Public surface: see `__all__` (pinned by a test).
+dict look-up on a hit; on a miss, a User-Agent that comes alone (most new web requests)
+skips the extractors that would find nothing. Public surface: see `__all__` (pinned by a test).
 """
 
 from __future__ import annotations

@@ -43,12 +43,14 @@ from devicegate.model import DeviceKind, Evidence
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{1,15}://\S*")
 
-#: Platforms Apple hardware does not run, named as tokens; `like Android` (Sailfish's old
-#: agent) is a comparison, not a claim.
+#: Platforms Apple hardware does not run, named as tokens of their own (`Outlook-iOS-Android`
+#: is a product's name); `like Android` (Sailfish's old agent) is a comparison, not a claim.
+#: Linux (`X11`, `CrOS`) is among them for our own rules; ua-parser's iOS answers tolerate it
+#: (see `non_apple`).
 _NON_APPLE = re.compile(
-    r"(?<![A-Za-z0-9])(?<!like )([Aa]ndroid|Adr|HarmonyOS|OpenHarmony|[Ww]indows|Win(?:32|64)"
-    r"|WOW64|[Ll]inux|X11|CrOS|Sailfish|Tizen|KaiOS|BlackBerry|BB10|SymbianOS|Symbian|webOS)"
-    r"(?![A-Za-z])"
+    r"(?<![A-Za-z0-9._-])(?<!like )([Aa]ndroid|Adr|HarmonyOS|OpenHarmony|[Ww]indows"
+    r"|Win(?:32|64)|WOW64|Sailfish|Tizen|KaiOS|BlackBerry|BB10|SymbianOS|Symbian|webOS"
+    r"|(?P<linux>[Ll]inux|X11|CrOS))(?![A-Za-z_-])"
 )
 
 #: RFC 9110 `tchar`: the characters of one product token (`Zoom.iOS`, `MyApp-macOS`).
@@ -59,10 +61,16 @@ _DEVICE_WORD = re.compile(r"(?<![A-Za-z0-9])(iPad|iPhone|iPod)(?![a-z])")
 _DEVICE_KIND = {"iPad": DeviceKind.TABLET, "iPhone": DeviceKind.HANDSET, "iPod": DeviceKind.HANDSET}
 
 
-def non_apple(ua: str) -> str | None:
-    """The token naming a platform Apple hardware does not run, if the agent has one."""
-    found = _NON_APPLE.search(ua)
-    return found.group(1) if found else None
+def non_apple(ua: str, *, linux: bool = True) -> str | None:
+    """The token naming a platform Apple hardware does not run, if the agent has one.
+
+    With `linux=False` a Linux desktop token does not count: some Apple clients send a
+    desktop Linux agent (Facebook's iOS app, Puffin's cloud browser) and name the iPhone
+    elsewhere, which ua-parser knows."""
+    for found in _NON_APPLE.finditer(ua):
+        if linux or found.group("linux") is None:
+            return found.group(1)
+    return None
 
 
 def _dotted(version: str) -> str:
@@ -160,6 +168,8 @@ def _os_token(ua: str) -> Evidence | None:
         token = _product_token(text, start, end)
         if token.casefold().startswith("cisco"):
             continue  # Cisco IOS, whatever its case
+        if "-apple-" in token:
+            continue  # a target triple: apple-build-triple decides
         platform = _OS_SPELLINGS[name]
         if name == "Catalyst" and (start == 0 or text[start - 1] not in "-._("):
             continue  # bare `Catalyst` is Perl's web framework; only `App-Catalyst` counts

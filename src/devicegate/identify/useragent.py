@@ -194,8 +194,8 @@ def _darwin(ua: str) -> Evidence | None:
     if "Darwin/" not in ua:
         return None
     match = _DARWIN.search(ua)
-    if match is None:
-        return None
+    if match is None or apple_agents.non_apple(ua):
+        return None  # no kernel, or Darwin named in passing by another platform's agent
     kernel = int(match.group(1))
     if _ARCH.search(ua, match.end()):
         version = apple.darwin_version(kernel, "macOS")
@@ -471,12 +471,12 @@ def _apple_claim_stands(platform: str | None, ua: str) -> bool:
     """ua-parser's patterns find `iPhone` inside other words (`XiPhone13`, `HiPhone13,2`, an
     Android clone named `SOYES XS11 iPhone`). Its Apple claim stands only when an Apple name
     stands in the agent as a whole token and no platform Apple hardware never runs is named
-    (Android, HarmonyOS…). The one exception is Puffin, a cloud browser that sends its
-    server's Linux agent and marks the client's device at the end (`Puffin/3.10990IP`)."""
+    (Android, HarmonyOS, Windows…). A Linux desktop token does not refute an iOS answer:
+    Facebook's iOS app and Puffin's cloud browser (`Puffin/3.10990IP`) send one."""
     if platform is None:
         return _APPLE_TOKEN.search(ua) is not None and not apple_agents.non_apple(ua)
     if platform in APPLE_PLATFORMS:
-        return _APPLE_TOKEN.search(ua) is not None
+        return _APPLE_TOKEN.search(ua) is not None and not apple_agents.non_apple(ua, linux=False)
     return not excludes_apple(platform) and _PUFFIN_APPLE.search(ua) is not None
 
 
