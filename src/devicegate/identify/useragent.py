@@ -458,6 +458,14 @@ _APPLE_TOKEN = re.compile(
     r"|CFNetwork|Apple|AppleTV|ATV|Watch|watchOS|WatchOS|tvOS|visionOS)(?![a-z])"
 )
 
+#: Browsers whose platform comment, first in the agent, names an Apple device.
+_APPLE_BROWSERS = (
+    "Mozilla/5.0 (iPhone;",
+    "Mozilla/5.0 (iPad;",
+    "Mozilla/5.0 (iPod",
+    "Mozilla/5.0 (Macintosh;",
+)
+
 #: Puffin's device suffix: `IP` an iPhone, `IT` an iPad (CloudMosa's agent format).
 _PUFFIN_APPLE = re.compile(r"Puffin/[\d.]{1,20}I[PT](?![A-Za-z])")
 
@@ -476,6 +484,8 @@ def _apple_claim_stands(platform: str | None, ua: str) -> bool:
     if platform is None:
         return _APPLE_TOKEN.search(ua) is not None and not apple_agents.non_apple(ua)
     if platform in APPLE_PLATFORMS:
+        if ua.startswith(_APPLE_BROWSERS):
+            return True  # the browser's own platform comment is Apple's: no passing mention
         return _APPLE_TOKEN.search(ua) is not None and not apple_agents.non_apple(ua, linux=False)
     return not excludes_apple(platform) and _PUFFIN_APPLE.search(ua) is not None
 
@@ -487,7 +497,7 @@ def identify_user_agent(ua: str) -> Evidence | None:
     answer is checked (an Apple claim needs a whole token; a Sailfish-family agent or a
     Linux distribution is named). The rules for Apple's names in third-party agents run
     only where ua-parser knows nothing, or says Apple about an agent that is no browser
-    (they read its version and kind better: `Zoom.iOS/5.17.0` is no iOS 5.17); a crawler
+    (they read its version and kind better: `ExampleMeet.iOS/5.17.0` is no iOS 5.17); a crawler
     or a non-Apple answer from ua-parser stands. Last, for agents ua-parser does not know,
     the rules for domestic platforms and Linux mail clients."""
     browser = ua.startswith("Mozilla/")
