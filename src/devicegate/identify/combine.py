@@ -102,6 +102,8 @@ def _dedupe(keys: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
 
 def combine(evidence: Sequence[Evidence], keys: Iterable[tuple[str, str]] = ()) -> DeviceProfile:
     """The profile all `evidence` supports (see the module table for every rule)."""
+    if len(evidence) == 1 and evidence[0].says:  # a lone User-Agent: the common miss
+        return _single(evidence[0], evidence, keys)
     claiming = [item for item in evidence if item.says]
     if not claiming:
         return DeviceProfile(evidence=tuple(evidence), keys=_dedupe(keys))

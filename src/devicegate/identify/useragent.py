@@ -517,7 +517,7 @@ def identify_user_agent(ua: str) -> Evidence | None:
 
 def user_agent_evidence(raw: str) -> Evidence:
     """The evidence one non-empty User-Agent gives: cut to `MAX_LENGTH`, NULs dropped."""
-    ua, truncated = clip(raw, MAX_LENGTH)
+    ua, truncated = (raw, False) if len(raw) <= MAX_LENGTH else clip(raw, MAX_LENGTH)
     if "\x00" in ua:
         ua = ua.replace("\x00", "")
     found = identify_user_agent(ua.strip())
