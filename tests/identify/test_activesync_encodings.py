@@ -77,9 +77,12 @@ def test_encoded_query_identifies_the_iphone(form: str) -> None:
 
 @pytest.mark.parametrize("form", sorted(FORMS))
 def test_encoded_query_through_the_forward_auth_adapter(form: str) -> None:
+    """The adapter checks the query as it parses (a query it cannot decode is a 400), and
+    passes it on for identification."""
     target = "/Microsoft-Server-ActiveSync?" + FORMS[form]
-    request = parse("email", {"x-original-uri": target, "user-agent": "ExampleEAS/1.0"})
-    assert request.user == USER  # the adapter read the User parameter out of the query
+    headers = {"x-original-uri": target, "user-agent": "ExampleEAS/1.0", "x-devicegate-user": USER}
+    request = parse("email", headers)
+    assert request.signals.activesync_query == FORMS[form]
     profile = identify(request.signals)
     assert profile.vendor == "Apple" and profile.platform == "iOS", profile.evidence
     assert profile.key("activesync_id") == DEVICE_ID.hex().upper()
