@@ -503,7 +503,7 @@ def hinted(ua: str) -> bool:
 
 
 #: Crawlers borrow device agents (`AdsBot-Google-Mobile … (iPhone; …)`): no device at all.
-_CRAWLER = re.compile(r"bot\b|Bot|crawl|Crawl|spider|Spider|Slurp")
+_CRAWLER = re.compile(r"(?i:bot|crawler|spider)\b|Slurp")
 
 
 def recognise(ua: str) -> Evidence | None:
