@@ -96,12 +96,17 @@ def identify(
         return
     data = profile_json(profile)
     for key in ("vendor", "platform", "model", "os_version", "kind", "trust", "confidence"):
-        typer.echo(f"{key:>11}: {data[key]}")
-    for ev in data["evidence"]:
-        says = ", ".join(f"{k}={v}" for k, v in ev["says"].items()) or "nothing"
+        value = data[key]
+        if key in data["ambiguous"]:
+            # The JSON's `ambiguous` and `claims`: one signal names several values (iPadOS in
+            # desktop mode looks exactly like macOS), so no single value is printed as fact.
+            value = " or ".join(data["claims"].get(key, [])) + " (ambiguous)"
+        typer.echo(f"{key:>11}: {value}")
+    for ev in profile.evidence:
+        says = ", ".join(f"{k}={v}" for k, v in ev.says) or "nothing"
         typer.echo(
-            f"   evidence: [{ev['trust']}] {ev['signal']} ({ev['source']}): {says}"
-            + (f" — {ev['note']}" if ev["note"] else "")
+            f"   evidence: [{ev.trust.value}] {ev.signal} ({ev.source}): {says}"
+            + (f" — {ev.note}" if ev.note else "")
         )
     for conflict in data["conflicts"]:
         claims = ", ".join(f"{c['signal']}={c['value']}" for c in conflict["claims"])
