@@ -102,7 +102,7 @@ def test_the_pages_cite_paths_at_all() -> None:
     serve = _cited(ROOT / "docs" / "serve.md")
     assert {"deploy/nginx/devicegate.conf", "tests/server/test_protocol.py"} <= serve
     assert "src/devicegate/server/protocol.py" in serve
-    assert "devicegate.server.logproc" in serve
+    assert "devicegate.server.log_writer" in serve
 
 
 def test_a_missing_path_is_reported(tmp_path: Path) -> None:
