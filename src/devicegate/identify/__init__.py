@@ -22,6 +22,7 @@ skips the extractors that would find nothing. Public surface: see `__all__` (pin
 
 from __future__ import annotations
 
+from devicegate.boundedcache import BoundedCache
 from devicegate.identify.activesync import (
     ActiveSyncQuery,
     extract_activesync,
@@ -66,9 +67,9 @@ def default_extractors(inventory: Inventory = EMPTY_INVENTORY) -> tuple[Extracto
 class Identifier:
     """Identification bound to one inventory snapshot, with a bounded cache of profiles.
 
-    `Signals` is a frozen, hashable value, so equal signals share one profile. The cache
-    is cleared when it reaches `cache_size` entries (0 disables it): crude, but a hit
-    stays a single `dict.get`, which is what millions of repeated requests need.
+    `Signals` is a frozen, hashable value, so equal signals share one profile. The cache is
+    a `BoundedCache` of `cache_size` entries (0 disables it): a hit stays a single
+    `dict.get`, which is what millions of repeated requests need.
     """
 
     __slots__ = ("_cache", "_user_agent_step", "cache_size", "extractors", "inventory")
@@ -83,7 +84,9 @@ class Identifier:
         self.inventory = inventory
         self.cache_size = cache_size
         self.extractors = extractors if extractors is not None else default_extractors(inventory)
-        self._cache: dict[Signals, DeviceProfile] = {}
+        self._cache: BoundedCache[Signals, DeviceProfile] | None = (
+            BoundedCache(cache_size) if cache_size > 0 else None
+        )
         # With the standard pipeline, signals that carry a User-Agent and nothing else (most
         # new web requests) need only its extractor: every other step would find nothing.
         self._user_agent_step = (
@@ -94,15 +97,13 @@ class Identifier:
 
     def profile(self, signals: Signals) -> DeviceProfile:
         """The profile for `signals`, from the cache when these signals were seen before."""
-        cached = self._cache.get(signals)
+        cache = self._cache
+        if cache is None:
+            return self.identify(signals)
+        cached = cache.get(signals)
         if cached is not None:
             return cached
-        made = self.identify(signals)
-        if self.cache_size > 0:
-            if len(self._cache) >= self.cache_size:
-                self._cache.clear()
-            self._cache[signals] = made
-        return made
+        return cache.put(signals, self.identify(signals))
 
     def identify(self, signals: Signals) -> DeviceProfile:
         """Run every extractor and combine (no cache)."""
@@ -130,10 +131,11 @@ class Identifier:
         return combine(evidence, keys)
 
     def cache_len(self) -> int:
-        return len(self._cache)
+        return len(self._cache) if self._cache is not None else 0
 
     def clear(self) -> None:
-        self._cache.clear()
+        if self._cache is not None:
+            self._cache.clear()
 
 
 def _failed(step: Extractor, exc: Exception) -> Evidence:
