@@ -1,7 +1,7 @@
 """Benchmark: identify new User-Agents against plain ua-parser, and repeated ones via the cache.
 
-Prints the baseline beside each result (DESIGN.md, "Performance targets"): numbers are
-only meaningful as ratios measured in the same run on the same machine. The agents are
+Prints the baseline beside each result (docs/performance.md): numbers are only meaningful
+as ratios measured in the same run on the same machine. The agents are
 generated from realistic templates (browsers, Apple mail/calendar daemons, ActiveSync,
 CFNetwork apps, Office, Outlook), each made unique by its version numbers, so neither
 parser benefits from a cache. The target (≥ 0.8× ua-parser) is judged on that mix.

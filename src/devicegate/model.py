@@ -32,7 +32,7 @@ SEVERITY: dict[Action, int] = {
 
 
 class Trust(StrEnum):
-    """How far a signal can be believed (DESIGN.md, "How far to trust a signal")."""
+    """How far a signal can be believed (docs/design.md, "How far a signal is believed")."""
 
     ATTESTED = "attested"  # MDM inventory, mTLS / EAP-TLS certificate: not simply claimed
     REPORTED = "reported"  # self-declared by the client: User-Agent, ActiveSync, IMAP ID
@@ -175,8 +175,8 @@ class DeviceProfile:
 
     `vendor` … `os_version` are the best single values (attested first, then the most
     confident); `claims` keeps *every* value any credible signal supports per attribute, which
-    is what the engine's deny/allow-list semantics need (DESIGN.md rule 8). A platform the
-    signals cannot settle (iPadOS in desktop mode looks exactly like macOS) appears as
+    is what the engine's deny/allow-list semantics need (docs/semantics.md rule 8). A platform
+    the signals cannot settle (iPadOS in desktop mode looks exactly like macOS) appears as
     several claims from one signal and `ambiguous` names the attribute.
     """
 

@@ -1,7 +1,8 @@
-"""Lints that catch the mistakes which silently switch a rule off (issue 16, finding 1).
+"""Lints that catch the mistakes which silently switch a rule off.
 
 A misspelt vendor or platform, a broken glob, a group the directory does not have, a scope
-its own exclusion swallows: each used to validate cleanly and then match nobody.
+its own exclusion swallows: each is valid YAML of the right shape, and without these lints
+would validate cleanly and then match nobody.
 """
 
 from __future__ import annotations

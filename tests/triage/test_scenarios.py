@@ -1,4 +1,4 @@
-"""Every synthetic scenario of the issue gets its expected verdict, evidence and coverage."""
+"""Every synthetic triage scenario gets its expected verdict, evidence and coverage."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,6 +12,9 @@ from devicegate.defaults import DEFAULT_STORE_URL, STORE_ENV
 from devicegate.model import Signals
 from devicegate.policy import Snapshot, loading
 from devicegate.timeutil import parse_at as parse_at  # `--at`, shared with the HTTP API
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 PolicyOpt = Annotated[
     list[Path], typer.Option("--policy", "-p", help="Policy YAML file (repeat for several).")
@@ -72,6 +75,28 @@ TlsOpt = Annotated[
 
 def err(text: str) -> None:
     typer.echo(text, err=True)
+
+
+#: The width a console writing to a pipe or a file lays lines out in: wider than any line a
+#: command prints, so nothing wraps; a table still takes only the width its cells need.
+UNWRAPPED = 100_000
+
+
+def console(kind: type[Console] | None = None) -> Console:
+    """The console a command prints its tables and summaries to (stdout); `kind` is a Rich
+    `Console` subclass for a command that changes how it behaves otherwise.
+
+    On a terminal, lines wrap at the terminal's width. Written to a pipe or a file, Rich
+    would wrap at 80 columns, in the middle of a phrase ("971 block, 2" / "excepted") and of
+    a table row, so that `grep`, a script or a log reader gets half a record per line: there
+    nothing wraps. Colour and markup follow Rich's own rules for the stream."""
+    from rich.console import Console
+
+    cls = kind or Console
+    out = cls()
+    if out.is_terminal:
+        return out
+    return cls(width=UNWRAPPED, soft_wrap=True)
 
 
 def make_signals(

@@ -50,6 +50,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from devicegate.cli.common import console
 from devicegate.defaults import TRIAGE_MESSAGE_TEXT as MESSAGE_TEXT_SETTING
 from devicegate.errors import DevicegateError, UsageError
 
@@ -182,29 +183,29 @@ def _load(iocs: list[Path] | None, no_defaults: bool, quiet: bool) -> IndicatorI
     return index
 
 
-def _print_human(report: ScanReport, console: Console) -> None:
+def _print_human(report: ScanReport, out: Console) -> None:
     device = report.device
-    console.print(f"[bold]{report.backup}[/bold]  verdict: [bold]{report.verdict.value}[/bold]")
-    console.print(
+    out.print(f"[bold]{report.backup}[/bold]  verdict: [bold]{report.verdict.value}[/bold]")
+    out.print(
         f"device: serial {device.serial or '?'}  udid {device.udid or '?'}  "
         f"iOS {device.ios_version or '?'}  encrypted {device.encrypted}  "
         f"Lockdown Mode {report.risk.lockdown_mode}",
         highlight=False,
     )
     for reason in report.reasons:
-        console.print(f"  - {reason}", highlight=False)
+        out.print(f"  - {reason}", highlight=False)
     if report.detections:
         table = Table("level", "kind", "source", "value", "time")
         for d in report.detections:
             time = d.time.isoformat() if d.time else ""
             table.add_row(d.level.value, d.kind, d.source, d.value[:80], time)
-        console.print(table)
+        out.print(table)
     coverage = ", ".join(
         f"{a.name}={a.coverage.value}"
         + "".join(f" except {item.split(' (', 1)[0]}" for item in a.not_checked)
         for a in report.artefacts
     )
-    console.print(f"coverage: {coverage}", highlight=False)
+    out.print(f"coverage: {coverage}", highlight=False)
 
 
 @app.command()
@@ -258,7 +259,7 @@ def scan(
         if json_output:
             typer.echo(json.dumps(to_dict(report), indent=2, ensure_ascii=False))
         else:
-            _print_human(report, _Console())
+            _print_human(report, console(_Console))
     if recorded is not None:
         with _reader_may_leave(sys.stderr):
             typer.echo(f"verdict recorded in the store for device {recorded}", err=True)
@@ -365,7 +366,7 @@ def _print_fleet(outcomes: list[many.Outcome], json_output: bool) -> None:
             str(len(o.report.detections)),
             ", ".join(gaps),
         )
-    _Console().print(table)
+    console(_Console).print(table)
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
