@@ -322,3 +322,13 @@ def test_arbitrary_condition_values_never_raise(
     loaded, issues = check_policy([path], directory=USERS, inventory=DEVICES, now=BEFORE)
     assert loaded is not None or any(i.severity is Severity.ERROR for i in issues)
     assert all(i.file == str(path) or i.field == "directory" for i in issues)
+
+
+def test_an_allowed_unknown_user_is_made_visible(tmp_path: Path) -> None:
+    """`unknown_user: allow` lets a name the directory lacks through every rule: validate
+    says so (docs/security.md), and is silent once the policy blocks unknown users."""
+    text = policy_text("when: {vendor: [Apple]}")
+    codes = [issue.code for issue in findings(tmp_path, text)]
+    assert "unknown-user-allowed" in codes
+    blocked = policy_text("when: {vendor: [Apple]}", extra="unknown_user: block\n")
+    assert "unknown-user-allowed" not in [issue.code for issue in findings(tmp_path, blocked)]
