@@ -287,7 +287,7 @@ def lint_policy(
                     "allow-shadows-nothing",
                 )
             )
-    if policy.unknown_user == "allow" and any(
+    if loaded.unknown_user_set is None and any(
         rule.effect in ("block", "quarantine") and rule.mode == "enforce" for rule in policy.rules
     ):
         issues.append(
@@ -296,11 +296,11 @@ def lint_policy(
                 loaded.top.file,
                 loaded.top.line("unknown_user"),
                 "unknown_user",
-                "`unknown_user` is allow: a name the directory does not know (or that names "
-                "several users) is let through every rule; `devicegate_unknown_user_decisions"
-                "_total` on /metrics counts them",
-                "set `unknown_user: block` once the directory covers everyone who may use "
-                "these services (docs/security.md)",
+                "`unknown_user` is not set, so it is allow: a name the directory does not "
+                "know (or that names several users) is let through every rule; "
+                "`devicegate_unknown_user_decisions_total` on /metrics counts them",
+                "write `unknown_user: block` once the directory covers everyone who may use "
+                "these services, or `unknown_user: allow` to say so (docs/security.md)",
                 "unknown-user-allowed",
             )
         )
