@@ -8,12 +8,11 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
@@ -125,14 +124,5 @@ class _Sso(BaseHTTPRequestHandler):
         pass
 
 
-@contextmanager
-def sso(sessions: dict[str, str]) -> Iterator[int]:
-    handler = type("Sso", (_Sso,), {"sessions": sessions})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
+def sso(sessions: dict[str, str]) -> AbstractContextManager[int]:
+    return procs.http_server(type("Sso", (_Sso,), {"sessions": sessions}))

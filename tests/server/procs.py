@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -169,8 +169,9 @@ class _App(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def sample_app() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _App)
+def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """A threaded HTTP server of `handler` on a free loopback port, for the test's length."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -178,6 +179,10 @@ def sample_app() -> Iterator[int]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def sample_app() -> AbstractContextManager[int]:
+    return http_server(_App)
 
 
 def _proxy_config(

@@ -15,21 +15,24 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 _ADMIN: dict[str, Any] = {"security": [{"bearer": []}]}
 _UNAUTH = {"401": _json(_ERROR, "missing or wrong bearer token")}
 _UNTRUSTED = _json(_ERROR, "the peer is not a trusted proxy (or lacks the proxy secret)")
-_DECISION_BODY = {
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["user", "resource"],
-                "properties": {
-                    "user": {"type": "string"},
-                    "resource": {"type": "string"},
-                    "signals": {"type": "object"},
-                },
-            }
-        }
-    }
+_REQUEST_FIELDS: dict[str, Any] = {
+    "user": {"type": "string"},
+    "resource": {"type": "string"},
+    "signals": {"type": "object"},
 }
+
+
+def _body(**extra: Any) -> dict[str, Any]:
+    """A JSON request body with the decision request's fields (and `extra` ones)."""
+    schema = {
+        "type": "object",
+        "required": ["user", "resource"],
+        "properties": {**_REQUEST_FIELDS, **extra},
+    }
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+_DECISION_BODY = _body()
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -68,22 +71,7 @@ OPENAPI: dict[str, Any] = {
             "post": {
                 "summary": "What-if: decide one access and record nothing (a dry run); the "
                 "same JSON as `devicegate check --json`",
-                "requestBody": {
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["user", "resource"],
-                                "properties": {
-                                    "user": {"type": "string"},
-                                    "resource": {"type": "string"},
-                                    "at": {"type": "string", "format": "date-time"},
-                                    "signals": {"type": "object"},
-                                },
-                            }
-                        }
-                    }
-                },
+                "requestBody": _body(at={"type": "string", "format": "date-time"}),
                 "responses": {
                     "200": {"description": "the decision (any action)"},
                     "400": _json(_ERROR, "invalid request"),
