@@ -5,11 +5,15 @@ Compilation does every piece of work that does not depend on the single request,
 
 * users with the same scope membership (same rules, same depths, same exceptions) share a
   *scope class*; 100k users typically collapse into a few hundred classes;
-* all dates (rule `from`, `from - notice`, `until`, exception windows) become sorted
-  breakpoints: between two breakpoints nothing about the policy changes, so a time is reduced
-  to a *segment* number with one bisect;
+* all dates (rule `from`, `from - notice`, `until`, exception windows and the start of each
+  exception's last days) become sorted breakpoints: between two breakpoints nothing about the
+  policy changes, so a time is reduced to a *segment* number with one bisect;
 * (class, resource, segment) reduces to a *plan*: the rules that can apply and in which
-  phase; plans are interned, and many classes share one.
+  phase; plans are interned, and many classes share one. A plan in which a change is
+  announced (a rule in notice, an exception in its last days) also names the plan of the
+  moment that change happens, so that an announcement is made only when the same request
+  will then get the announced effect (docs/semantics.md rule 3) — decided once per plan and
+  device class, like everything else.
 
 Decisions are then cached per (plan, device signals, device state) inside the snapshot: the
 cache belongs to this immutable version and dies with it.
@@ -29,8 +33,14 @@ from devicegate.inventory import EMPTY_INVENTORY, Inventory, normalise_key
 from devicegate.model import Action, Decision, DeviceProfile, DeviceState
 from devicegate.policy.conditions import CompiledCondition, Tri, match_deny, match_only
 from devicegate.policy.load import LoadedPolicy
-from devicegate.policy.schema import ALL_RESOURCES, DeviceCondition, Rule, parse_duration
-from devicegate.policy.validate import known_resources, to_instant, unit_closure
+from devicegate.policy.schema import (
+    ALL_RESOURCES,
+    DeviceCondition,
+    PolicyException,
+    Rule,
+    parse_duration,
+)
+from devicegate.policy.validate import known_resources, to_instant, unit_closure, until_instant
 
 USER_SPECIFIC_DEPTH = 1000  # a rule naming the user outranks any unit depth
 NOTICE = "notice"
@@ -49,7 +59,8 @@ class CompiledRule:
     start: float
     end: float
     start_at: datetime
-    until_at: datetime | None
+    until_at: datetime | None  # when the window ends (exclusive)
+    notice: timedelta
     message: str
     on_unidentified: Action | None  # None: an unidentified device is not matched
     when: CompiledCondition | None
@@ -107,9 +118,14 @@ class CompiledException:
     rules: frozenset[str]
     start: float
     end: float
-    until_at: datetime
+    until_at: datetime  # when it ends (exclusive): a date-only `until` ends at the next midnight
+    until_text: str  # `until` as the policy wrote it
+    whole_day: bool  # `until` is a date: the exception includes that whole day
     reason: str
     approver: str | None
+    # (rule id, start of the exception's last days for that rule): its own `notice`, else the
+    # rule's; only for enforce-mode rules that restrict, and only with a notice.
+    closing: tuple[tuple[str, float], ...] = ()
 
     def active(self, ts: float) -> bool:
         return self.start <= ts < self.end
@@ -136,12 +152,18 @@ class DeviceClass:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What can apply to one scope class, for one resource, in one time segment."""
+    """What can apply to one scope class, for one resource, in one time segment.
+
+    `ahead` and `closing` name plans of later moments (the same class and resource): what
+    the request meets when an announced rule takes force, or when an ending exception has
+    ended. The engine evaluates those to decide whether an announcement is true."""
 
     entries: tuple[tuple[int, int, str], ...]  # (rule index, depth, phase)
     exceptions: tuple[int, ...]  # active exceptions that may lift entries
     default: Action
     known_user: bool
+    ahead: tuple[int, ...] = ()  # per entry: the plan at the rule's start if in notice, else -1
+    closing: tuple[tuple[int, str, int], ...] = ()  # (exception, rule id, plan at its end)
 
 
 @dataclass(eq=False)
@@ -252,18 +274,36 @@ class Snapshot:
             return found
         scope = self.classes[cls]
         entries = []
+        ahead = []
         for index, depth in scope.rules:
             rule = self.rules[index]
             phase = rule.phase(ts)
             if phase is not None and rule.covers(resource):
                 entries.append((index, depth, phase))
+                announces = phase == NOTICE and not rule.report_only
+                if announces and rule.effect is not Action.ALLOW:
+                    ahead.append(self.plan(cls, resource, rule.start))
+                else:
+                    ahead.append(-1)
         exceptions = tuple(
             i
             for i in (*scope.exceptions, *self.device_only_exceptions)
             if self.exceptions[i].active(ts)
         )
+        present = {self.rules[index].id for index, _, _ in entries}
+        closing = tuple(
+            (i, rule_id, self.plan(cls, resource, self.exceptions[i].end))
+            for i in exceptions
+            for rule_id, opens in self.exceptions[i].closing
+            if opens <= ts and rule_id in present
+        )
         plan = Plan(
-            tuple(entries), exceptions, self.defaults.get(resource, Action.ALLOW), scope.known
+            tuple(entries),
+            exceptions,
+            self.defaults.get(resource, Action.ALLOW),
+            scope.known,
+            tuple(ahead),
+            closing,
         )
         plan_id = self._plan_index.setdefault(plan, len(self._plans))
         if plan_id == len(self._plans):
@@ -292,6 +332,30 @@ def _instant(value: object, tz: str) -> datetime:
     return to_instant(value, tz)  # type: ignore[arg-type]
 
 
+def _until(value: object, tz: str) -> datetime:
+    assert isinstance(value, datetime) or hasattr(value, "year")
+    return until_instant(value, tz)  # type: ignore[arg-type]
+
+
+def _closing(
+    exc: PolicyException, until_at: datetime, rules: dict[str, CompiledRule]
+) -> tuple[tuple[str, float], ...]:
+    """Where the last days of an exception begin, per lifted rule that will restrict again.
+
+    Wall-clock arithmetic on the aware `until_at`, as for a rule's notice: the start stays a
+    local midnight across a change of daylight saving time."""
+    own = parse_duration(exc.notice) if exc.notice else None
+    out = []
+    for rule_id in exc.rules:
+        rule = rules.get(rule_id)
+        if rule is None or rule.report_only or rule.effect is Action.ALLOW:
+            continue
+        notice = own if own is not None else rule.notice
+        if notice > timedelta(0):
+            out.append((rule_id, (until_at - notice).timestamp()))
+    return tuple(out)
+
+
 class _Conditions:
     """Distinct device conditions of a policy: devices are classed by their outcomes."""
 
@@ -317,7 +381,7 @@ def _compile_rule(
 ) -> CompiledRule:
     tz = rule.timezone or policy_tz
     start_at = _instant(rule.from_, tz)
-    until_at = _instant(rule.until, tz) if rule.until is not None else None
+    until_at = _until(rule.until, tz) if rule.until is not None else None
     notice = parse_duration(rule.notice) if rule.notice else timedelta(0)
     effect = Action(rule.effect)
     if rule.on_unidentified is not None:
@@ -341,6 +405,7 @@ def _compile_rule(
         end=until_at.timestamp() if until_at else math.inf,
         start_at=start_at,
         until_at=until_at,
+        notice=notice,
         message=rule.message or rule.description or f"blocked by rule {rule.id}",
         on_unidentified=on_unidentified,
         when=when,
@@ -370,9 +435,10 @@ def compile_policy(
         _compile_rule(i, rule, policy.timezone, "{}:{}".format(*loaded.where_rule(i)), conditions)
         for i, rule in enumerate(policy.rules)
     )
+    by_id = {rule.id: rule for rule in rules}
     exceptions = []
     for i, exc in enumerate(policy.exceptions):
-        until_at = to_instant(exc.until, policy.timezone)
+        until_at = until_instant(exc.until, policy.timezone)
         exceptions.append(
             CompiledException(
                 index=i,
@@ -384,13 +450,18 @@ def compile_policy(
                 else -math.inf,
                 end=until_at.timestamp(),
                 until_at=until_at,
+                until_text=exc.until.isoformat(sep=" ", timespec="minutes")
+                if isinstance(exc.until, datetime)
+                else exc.until.isoformat(),
+                whole_day=not isinstance(exc.until, datetime),
                 reason=exc.reason,
                 approver=exc.approver,
+                closing=_closing(exc, until_at, by_id),
             )
         )
     breaks = sorted(
         {t for r in rules for t in (r.notice_start, r.start, r.end) if math.isfinite(t)}
-        | {t for e in exceptions for t in (e.start, e.end) if math.isfinite(t)}
+        | {t for e in exceptions for t in _moments(e) if math.isfinite(t)}
     )
     named_users = {u for r in rules for u in (*r.users, *r.exclude_users)}
     excepted_users: dict[str, list[int]] = {}
@@ -434,11 +505,7 @@ def compile_policy(
         moments = {
             t for i, _ in scope.rules for t in (rules[i].notice_start, rules[i].start, rules[i].end)
         }
-        moments |= {
-            t
-            for i in (*scope.exceptions, *device_only)
-            for t in (exceptions[i].start, exceptions[i].end)
-        }
+        moments |= {t for i in (*scope.exceptions, *device_only) for t in _moments(exceptions[i])}
         class_breaks.append(tuple(sorted(t for t in moments if math.isfinite(t))))
 
     resources = known_resources(loaded)
@@ -465,8 +532,13 @@ def compile_policy(
         device_only_exceptions=tuple(device_only),
         device_bound_exceptions=tuple(e.index for e in exceptions if e.device is not None),
     )
-    snapshot.rules_by_id.update({rule.id: rule for rule in rules})
+    snapshot.rules_by_id.update(by_id)
     return snapshot
+
+
+def _moments(exc: CompiledException) -> tuple[float, ...]:
+    """Where anything about an exception changes: its start, its last days, its end."""
+    return (exc.start, exc.end, *(opens for _, opens in exc.closing))
 
 
 def _device_key(text: str) -> str:

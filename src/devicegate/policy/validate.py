@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from devicegate.policy.diagnostics import Issue, Severity, did_you_mean
@@ -28,6 +28,14 @@ def to_instant(value: date | datetime, tz: str) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=zone)
     return datetime(value.year, value.month, value.day, tzinfo=zone)
+
+
+def until_instant(value: date | datetime, tz: str) -> datetime:
+    """When an `until` ends (exclusive): a bare date includes that whole day, so it ends at
+    the next local midnight; a date with a time is that instant."""
+    if isinstance(value, datetime):
+        return to_instant(value, tz)
+    return to_instant(value + timedelta(days=1), tz)
 
 
 def known_resources(loaded: LoadedPolicy) -> set[str]:
@@ -95,7 +103,7 @@ def cross_check(loaded: LoadedPolicy, known_units: Iterable[str] | None) -> list
                     )
                 )
         tz = rule.timezone or policy.timezone
-        if rule.until is not None and to_instant(rule.until, tz) <= to_instant(rule.from_, tz):
+        if rule.until is not None and until_instant(rule.until, tz) <= to_instant(rule.from_, tz):
             issues.append(
                 Issue(
                     Severity.ERROR,
@@ -122,7 +130,7 @@ def cross_check(loaded: LoadedPolicy, known_units: Iterable[str] | None) -> list
                         "unknown-rule",
                     )
                 )
-        if exc.from_ is not None and to_instant(exc.until, policy.timezone) <= to_instant(
+        if exc.from_ is not None and until_instant(exc.until, policy.timezone) <= to_instant(
             exc.from_, policy.timezone
         ):
             issues.append(
@@ -197,7 +205,7 @@ def lint_policy(loaded: LoadedPolicy, *, now: datetime | None = None) -> list[Is
                     "never-matches",
                 )
             )
-        if rule.until is not None and to_instant(rule.until, tz) <= now:
+        if rule.until is not None and until_instant(rule.until, tz) <= now:
             issues.append(
                 Issue(
                     Severity.WARNING,
@@ -240,7 +248,7 @@ def lint_policy(loaded: LoadedPolicy, *, now: datetime | None = None) -> list[Is
             )
     for index, exc in enumerate(policy.exceptions):
         origin = loaded.exception_origins[index]
-        if to_instant(exc.until, policy.timezone) <= now:
+        if until_instant(exc.until, policy.timezone) <= now:
             subject = exc.user or exc.device
             issues.append(
                 Issue(
