@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from devicegate.model import Action, Conflict, Decision, DeviceState, Request, S
 from devicegate.policy import decide, explain
 from devicegate.policy.engine import COMPROMISED_RULE, HELD_RULE, UNKNOWN_USER_RULE
 
-from .helpers import USERS, at, profile, request, rule, snapshot
+from .helpers import USERS, at, exception, profile, request, rule, snapshot
 from .test_properties import PROFILES, policies, requests
 from .test_properties import UNITS as PROPERTY_UNITS
 
@@ -139,19 +140,26 @@ def test_3_no_warning_when_a_deeper_allow_starts_the_same_day(tmp_path: Path) ->
         tmp_path,
         {
             "rules": [rule(notice="14d")],
-            "exceptions": [
-                {
-                    "user": "alice",
-                    "rules": ["ban"],
-                    "from": "2023-07-17",
-                    "until": "2023-12-31",
-                    "reason": "replacement on order",
-                }
-            ],
+            "exceptions": [exception(**{"from": "2023-07-17", "until": "2023-12-31"})],
         },
     )
     assert decide(covered, request("alice", "web", "2023-07-10", IPHONE)).action is Action.ALLOW
     assert decide(covered, request("carol", "web", "2023-07-10", IPHONE)).action is Action.WARN
+
+
+def test_3_a_long_chain_of_announcements(tmp_path: Path) -> None:
+    """docs/semantics.md rule 3 checks each announcement against the plan of its moment: with
+    a wave a day, each in notice when the one before starts, that is a chain as long as the
+    policy — planned without recursion, so no length of policy breaks `decide`."""
+    first = date(2023, 1, 1)
+    waves = [
+        rule(id=f"wave-{n}", notice="2d", **{"from": (first + timedelta(days=n)).isoformat()})
+        for n in range(1, 1100)
+    ]
+    snap = snapshot(tmp_path, {"rules": waves})
+    warned = decide(snap, request("alice", "web", "2023-01-01T12:00", IPHONE))
+    assert (warned.action, warned.rule) == (Action.WARN, "wave-1")
+    assert decide(snap, request("alice", "web", "2023-06-01", IPHONE)).action is Action.BLOCK
 
 
 def test_3_a_notice_never_softens_a_default_block(tmp_path: Path) -> None:
@@ -168,7 +176,7 @@ def test_3_a_notice_never_softens_a_default_block(tmp_path: Path) -> None:
 def test_3_exception_in_its_last_days_warns_naming_its_end(tmp_path: Path) -> None:
     """docs/semantics.md rule 3: an exception in its last days (its own `notice`, default the
     rule's) yields `warn` naming its end (issue 16 finding 4)."""
-    exc = {"user": "alice", "rules": ["ban"], "until": "2023-09-01", "reason": "on order"}
+    exc = exception()
     snap = snapshot(tmp_path, {"rules": [rule(notice="14d")], "exceptions": [exc]})
     early = decide(snap, request("alice", "web", "2023-08-10", IPHONE))
     assert (early.action, early.excepted) == (Action.ALLOW, ("ban",))
@@ -191,14 +199,7 @@ def test_3_exception_in_its_last_days_warns_naming_its_end(tmp_path: Path) -> No
         tmp_path,
         {
             "rules": [rule(notice="14d")],
-            "exceptions": [
-                {
-                    "device": "DEV-1",
-                    "rules": ["ban"],
-                    "until": "2023-07-31",
-                    "reason": "deputy minister's phone",
-                }
-            ],
+            "exceptions": [exception(user=None, device="DEV-1", until="2023-07-31")],
         },
     )
     phone = profile("Apple", "iOS", device_id="DEV-1")
@@ -211,7 +212,7 @@ def test_3_exception_in_its_last_days_warns_naming_its_end(tmp_path: Path) -> No
 def test_3_exception_end_warns_only_when_the_rule_then_applies(tmp_path: Path) -> None:
     """docs/semantics.md rule 3: as for a rule's notice, an ending exception warns only when
     the request, once it has ended, gets the lifted rule's effect."""
-    exc = {"user": "bob", "rules": ["ban"], "until": "2023-09-01", "reason": "on order"}
+    exc = exception(user="bob")
     lab = {
         "id": "lab-allow",
         "scope": {"units": ["gov/mintsifry/ios-lab"]},

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -166,6 +167,31 @@ class Plan:
     closing: tuple[tuple[int, str, int], ...] = ()  # (exception, rule id, plan at its end)
 
 
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """A plan before the plans of its later moments are known (instants, not plan ids)."""
+
+    entries: tuple[tuple[int, int, str], ...]
+    exceptions: tuple[int, ...]
+    default: Action
+    known_user: bool
+    ahead: tuple[float | None, ...]
+    closing: tuple[tuple[int, str, float], ...]
+
+    def later(self) -> list[float]:
+        return [t for t in self.ahead if t is not None] + [t for _, _, t in self.closing]
+
+    def plan(self, plan_at: Callable[[float], int]) -> Plan:
+        return Plan(
+            self.entries,
+            self.exceptions,
+            self.default,
+            self.known_user,
+            tuple(-1 if t is None else plan_at(t) for t in self.ahead),
+            tuple((i, rule_id, plan_at(t)) for i, rule_id, t in self.closing),
+        )
+
+
 @dataclass(eq=False)
 class Snapshot:
     """An immutable, versioned policy ready for `decide`. Never mutated after compile, except
@@ -267,24 +293,51 @@ class Snapshot:
         return breaks[index] if index < len(breaks) else math.inf
 
     def plan(self, cls: int, resource: str, ts: float) -> int:
-        """Plan id for (class, resource, time): computed once per segment, then looked up."""
-        key = (cls, resource, bisect_right(self.class_breaks[cls], ts))
-        found = self._plan_ids.get(key)
+        """Plan id for (class, resource, time): computed once per segment, then looked up.
+
+        A plan names the plans of the later moments it announces, so those are built first
+        — from an explicit stack, not by recursion: a policy may chain many announcements
+        (each wave in notice when the one before it starts)."""
+        breaks = self.class_breaks[cls]
+        found = self._plan_ids.get((cls, resource, bisect_right(breaks, ts)))
         if found is not None:
             return found
+        todo = [ts]
+        while todo:
+            moment = todo[-1]
+            key = (cls, resource, bisect_right(breaks, moment))
+            if key in self._plan_ids:
+                todo.pop()
+                continue
+            shape = self._shape(cls, resource, moment)
+            later = [
+                t
+                for t in shape.later()
+                if (cls, resource, bisect_right(breaks, t)) not in self._plan_ids
+            ]
+            if later:
+                todo.extend(later)
+                continue
+            todo.pop()
+            plan = shape.plan(lambda t: self._plan_ids[(cls, resource, bisect_right(breaks, t))])
+            plan_id = self._plan_index.setdefault(plan, len(self._plans))
+            if plan_id == len(self._plans):
+                self._plans.append(plan)
+            self._plan_ids[key] = plan_id
+        return self._plan_ids[(cls, resource, bisect_right(breaks, ts))]
+
+    def _shape(self, cls: int, resource: str, ts: float) -> _Shape:
+        """What applies to (class, resource) at `ts`, with the later moments it announces."""
         scope = self.classes[cls]
         entries = []
-        ahead = []
+        ahead: list[float | None] = []
         for index, depth in scope.rules:
             rule = self.rules[index]
             phase = rule.phase(ts)
             if phase is not None and rule.covers(resource):
                 entries.append((index, depth, phase))
                 announces = phase == NOTICE and not rule.report_only
-                if announces and rule.effect is not Action.ALLOW:
-                    ahead.append(self.plan(cls, resource, rule.start))
-                else:
-                    ahead.append(-1)
+                ahead.append(rule.start if announces and rule.effect is not Action.ALLOW else None)
         exceptions = tuple(
             i
             for i in (*scope.exceptions, *self.device_only_exceptions)
@@ -292,24 +345,13 @@ class Snapshot:
         )
         present = {self.rules[index].id for index, _, _ in entries}
         closing = tuple(
-            (i, rule_id, self.plan(cls, resource, self.exceptions[i].end))
+            (i, rule_id, self.exceptions[i].end)
             for i in exceptions
             for rule_id, opens in self.exceptions[i].closing
             if opens <= ts and rule_id in present
         )
-        plan = Plan(
-            tuple(entries),
-            exceptions,
-            self.defaults.get(resource, Action.ALLOW),
-            scope.known,
-            tuple(ahead),
-            closing,
-        )
-        plan_id = self._plan_index.setdefault(plan, len(self._plans))
-        if plan_id == len(self._plans):
-            self._plans.append(plan)
-        self._plan_ids[key] = plan_id
-        return plan_id
+        default = self.defaults.get(resource, Action.ALLOW)
+        return _Shape(tuple(entries), exceptions, default, scope.known, tuple(ahead), closing)
 
     def plan_at(self, plan_id: int) -> Plan:
         return self._plans[plan_id]
