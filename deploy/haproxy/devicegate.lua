@@ -1,5 +1,8 @@
 -- devicegate forward-auth for HAProxy (2.5+: core.httpclient).
--- `http-request lua.devicegate RESOURCE` asks devicegate about the request and sets:
+-- `http-request lua.devicegate RESOURCE` asks devicegate about the request. The user is the
+-- verified name haproxy.cfg put in `txn.dg_user` (after `http-request auth` or a JWT check);
+-- without one, the client's Basic credentials are passed on, which devicegate reads only for
+-- resources whose backend verifies them itself (`serve --basic-user-for email`). It sets:
 --   txn.dg_status   200 allow/warn, 401 no user, 403 block/quarantine, 0 devicegate down
 --   txn.dg_warning  the warning text on a `warn` (percent-encoded when not ASCII)
 --   txn.dg_page     the HTML block page with the rule's message (HTML-escaped)
@@ -45,11 +48,18 @@ core.register_action("devicegate", { "http-req" }, function(txn, resource)
     ["x-original-uri"] = { txn.f:pathq() },
     ["x-forwarded-for"] = { txn.f:src() },
   }
-  -- Client headers devicegate reads; X-Devicegate-User is never taken from the client.
-  for _, name in ipairs({ "user-agent", "authorization", "remote-user" }) do
-    local value = first(req, name)
-    if value ~= nil then headers[name] = { value } end
+  -- The one client header devicegate reads as a signal; identity comes from haproxy.cfg.
+  local agent = first(req, "user-agent")
+  if agent ~= nil then headers["user-agent"] = { agent } end
+  local user = txn:get_var("txn.dg_user")
+  if user ~= nil and user ~= "" then
+    headers["x-devicegate-user"] = { user }
+  else
+    local authorization = first(req, "authorization")
+    if authorization ~= nil then headers["authorization"] = { authorization } end
   end
+  local secret = os.getenv("DEVICEGATE_PROXY_SECRET")
+  if secret ~= nil and secret ~= "" then headers["x-devicegate-proxy-secret"] = { secret } end
   local ok, res = pcall(function()
     return core.httpclient():get({
       url = devicegate_url .. resource, headers = headers, timeout = timeout_ms,
@@ -57,6 +67,9 @@ core.register_action("devicegate", { "http-req" }, function(txn, resource)
   end)
   local status = 0
   if ok and res ~= nil and res.status ~= nil then status = tonumber(res.status) or 0 end
+  -- a 403 that carries no decision (devicegate refused this proxy: not trusted, or no
+  -- proxy secret) is a broken check, not a blocked device: fail closed as "down"
+  if status == 403 and first(res.headers or {}, "x-devicegate-action") == nil then status = 0 end
   txn:set_var("txn.dg_status", status)
   if status == 200 then
     local warning = first(res.headers or {}, "x-devicegate-warning")

@@ -67,6 +67,24 @@ def _wait(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
 
 
+USERS = (
+    "m.sokolova@minpromtorg.example",
+    "a.orlov@rostec.example",
+    "n.zaitseva@minzdrav.example",
+)
+
+
+def _htpasswd(users: tuple[str, ...], password: str) -> str:
+    """An nginx password file (apr1 hashes from OpenSSL) for the demo's officials."""
+    lines = []
+    for user in users:
+        hashed = subprocess.run(
+            ["openssl", "passwd", "-apr1", password], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        lines.append(f"{user}:{hashed}\n")
+    return "".join(lines)
+
+
 def _get(port: int, user: str, agent: str) -> tuple[int, str]:
     token = base64.b64encode(f"{user}:password".encode()).decode()
     request = urllib.request.Request(
@@ -138,10 +156,18 @@ def run() -> None:
                 site.replace("127.0.0.1:8181", f"127.0.0.1:{dg_port}")
                 .replace("127.0.0.1:8080", f"127.0.0.1:{app.server_address[1]}")
                 .replace("127.0.0.1:8443", f"127.0.0.1:{gw_port}")
+                .replace("/etc/nginx/devicegate/", f"{tmp}/")
             )
             (tmp / "devicegate.conf").write_text(site)
+            include = (ROOT / "deploy" / "nginx" / "subrequest.conf").read_text()
+            (tmp / "subrequest.conf").write_text(include)
+            # the gateway authenticates the officials (auth_basic) before devicegate is asked
+            (tmp / "htpasswd").write_text(_htpasswd(USERS, "password"))
             conf = (ROOT / "deploy" / "nginx" / "nginx-test.conf.in").read_text()
-            (tmp / "nginx.conf").write_text(conf.replace("@PREFIX@", str(tmp)))
+            conf = conf.replace("@PREFIX@", str(tmp))
+            if os.getuid() == 0:  # workers would run as nobody, who cannot read the tmp dir
+                conf = "user root;\n" + conf
+            (tmp / "nginx.conf").write_text(conf)
             print(f"$ nginx -c deploy/nginx/devicegate.conf   (gateway on 127.0.0.1:{gw_port})")
             ngx = subprocess.Popen(
                 [nginx, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-e", str(tmp / "err.log")],

@@ -171,24 +171,24 @@ def run() -> None:
                 else:
                     print(f"real Dovecot 2.3 on 127.0.0.1:{imap_port}, imap_id_retain = yes")
                 login(url, imap_port, "iOS Mail", IOS_MAIL)
-                step("7. SMTP submission carries no device data: the newest sighting decides")
+                step("7. SMTP submission carries no device data: the devices seen today decide")
                 print(f"Postfix asks the policy service on 127.0.0.1:{policy_port} about {USER}:")
                 print(f"  {postfix_policy(policy_port)}")
                 print("  (decided from the iOS Mail login just seen on IMAP)")
                 login(url, imap_port, "Thunderbird", THUNDERBIRD)
-    step("8. Before wave 2: the notices `devicegate notify` would send on 1 August 2023")
-    with tempfile.TemporaryDirectory(prefix="devicegate-demo-notify-") as tmp:
+        step("8. Before wave 2: the notices `devicegate notify` would send on 1 August 2023")
         argv = [DEVICEGATE, "notify", "--policy", POLICY, "--directory", DIRECTORY,
-                "--devices", DEVICES, "--store", f"sqlite:///{tmp}/store.db",
-                "--at", "2023-08-01T10:00", "--dry-run", "--limit", "6"]  # fmt: skip
+                "--devices", DEVICES, "--store", f"sqlite:///{base}/store.db",
+                "--at", "2023-08-01T10:00", "--dry-run", "--limit", "2"]  # fmt: skip
         print(
-            "$ devicegate notify --policy … --directory … --devices … --at 2023-08-01 --dry-run"
-            " --limit 6"
+            "$ devicegate notify --policy … --directory … --devices … --store … "
+            "--at 2023-08-01 --dry-run --limit 2"
         )
         sys.stdout.flush()
         subprocess.run(argv, check=True)
-        print("(with --smtp smtp://relay:25 each user gets one personal message, recorded in the")
-        print(" store's `notices` table so that it is never sent twice; failures are retried)")
+        print("(with --smtp smtp://relay:25 each user gets this personal message, recorded in the")
+        print(" store's `notices` table so that it is never sent twice; failures are retried;")
+        print(" --locale ru sends the Russian one, --templates DIR a deployment's own wording)")
 
 
 if __name__ == "__main__":

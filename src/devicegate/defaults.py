@@ -7,4 +7,12 @@ from __future__ import annotations
 #: The store `serve`, `devices`, `decisions`, `notify` and triage use unless told otherwise.
 DEFAULT_STORE_URL = "sqlite:///devicegate.db"
 
-__all__ = ["DEFAULT_STORE_URL"]
+#: The environment variable every command that uses a store reads when `--store` is not given.
+STORE_ENV = "DEVICEGATE_STORE"
+
+#: How old a device sighting an SMTP submission may be decided from (`serve` and `audit`).
+POSTFIX_WINDOW = "24h"
+#: Which sightings in that window count: `any` identified device, or the `newest` only.
+POSTFIX_MATCH = "any"
+
+__all__ = ["DEFAULT_STORE_URL", "POSTFIX_MATCH", "POSTFIX_WINDOW", "STORE_ENV"]

@@ -33,6 +33,12 @@ class DevicegateError(Exception):
         return f"{text} (hint: {self.hint})" if self.hint else text
 
 
+def error_json(message: str, hint: str | None = None) -> dict[str, str]:
+    """devicegate's one JSON error shape (every HTTP endpoint, every `--json` error):
+    `error`, and `hint` only when there is one."""
+    return {"error": message, "hint": hint} if hint else {"error": message}
+
+
 class UsageError(DevicegateError):
     exit_code = 2
 

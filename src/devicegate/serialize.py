@@ -76,6 +76,16 @@ def decision_json(decision: Decision, *, with_device: bool = True) -> dict[str, 
     return out
 
 
+def signals_json(signals: Signals) -> dict[str, str]:
+    """The signals an access carried, without the empty ones (`signals_from_json` reads it
+    back)."""
+    return {
+        name: value
+        for name in SIGNAL_FIELDS
+        if isinstance(value := getattr(signals, name), str) and value
+    }
+
+
 def signals_from_json(data: dict[str, Any]) -> Signals:
     """Signals from a JSON object; unknown keys are an error naming the key."""
     from devicegate.errors import SignalError

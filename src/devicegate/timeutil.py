@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from devicegate.errors import UsageError
 
 
 def utc_now() -> datetime:
@@ -16,4 +19,20 @@ def assume_utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-__all__ = ["assume_utc", "utc_now"]
+def parse_at(text: str | None, tz: ZoneInfo | None = None) -> datetime:
+    """A moment given as text (`--at`, the `at` of `/v1/check`): a date means local midnight
+    in the policy's zone, a naive time is local too; None means now."""
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"`{text}` is not an ISO-8601 date or time", hint="e.g. 2023-07-17 or 2023-07-17T09:00"
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=tz or UTC)
+    return value
+
+
+__all__ = ["assume_utc", "parse_at", "utc_now"]

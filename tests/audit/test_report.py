@@ -86,3 +86,116 @@ def test_screenshot_is_not_blank(report: Path, tmp_path: Path) -> None:
     chromium(["--window-size=1200,1600", f"--screenshot={shot}", report.as_uri()])
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 20_000
+
+
+def html_table(page: str, caption: str) -> list[dict[str, str]]:
+    """The rows of the report's table with this caption, as {heading: text}."""
+    import html
+
+    found = re.search(rf"<table><caption>{caption}</caption>(.*?)</table>", page, re.S)
+    assert found, f"no table `{caption}`"
+    cells = [
+        [html.unescape(c) for c in re.findall(r"<t[hd]>(.*?)</t[hd]>", row)]
+        for row in re.findall(r"<tr>(.*?)</tr>", found.group(1))
+    ]
+    return [dict(zip(cells[0], row, strict=True)) for row in cells[1:]]
+
+
+def test_compliant_share_counts_violations_only(report: Path) -> None:
+    """A warning before the date is compliant: a unit with warnings and no violation is
+    100 % compliant, not 97 %."""
+    units = html_table(report.read_text(encoding="utf-8"), "Units")
+    assert any(int(u["warned"]) > 0 for u in units)
+    for unit in units:
+        events, violations = int(unit["events"]), int(unit["violations"])
+        assert unit["compliant share"] == f"{100 * (1 - violations / events):.1f} %"
+
+
+def test_devices_are_listed_once_each(report: Path) -> None:
+    """`ABC123` is one ActiveSync device, whatever User-Agent each sync claimed: one row per
+    user and device, naming the other profiles it was seen as. The top list is of devices;
+    the by-model view adds up to every violation."""
+    import json
+
+    page = report.read_text(encoding="utf-8")
+    for caption in ("Devices still to replace", "Devices"):
+        rows = html_table(page, caption)
+        keys = [(r["user"], r["device id"]) for r in rows]
+        assert rows and len(keys) == len(set(keys)), caption
+        assert any(r["device id"] == "ABC123" and r["also seen as"] != "—" for r in rows)
+    top = html_table(page, "Devices")
+    assert {"user", "device", "device id", "violations", "events"} <= set(top[0])
+    models = html_table(page, "Models")
+    summary = json.loads((report.parent / "summary.json").read_text(encoding="utf-8"))
+    assert sum(int(m["violations"]) for m in models) == summary["violations"] > 0
+
+
+ROW = {
+    "unit": "gov/x",
+    "os_version": None,
+    "events": 10,
+    "violations": 1,
+    "warned": 1,
+    "excepted": 0,
+    "first_seen": None,
+    "last_seen": None,
+    "last_flagged": None,
+}
+
+
+def row(user: str, vendor: str | None, platform: str | None, model: str | None, did: str | None):  # type: ignore[no-untyped-def]
+    label = " ".join(x for x in (vendor, platform, model) if x) or "unidentified"
+    return ROW | {
+        "user": user,
+        "device": label,
+        "vendor": vendor,
+        "platform": platform,
+        "model": model,
+        "device_id": did,
+    }
+
+
+def test_one_phone_seen_four_ways_is_one_device() -> None:
+    from devicegate.report.devices import fold_devices
+
+    rows = [
+        row("u1", "Apple", None, None, None),  # RADIUS: the MAC's vendor
+        row("u1", "Apple", "iOS", None, None),  # IMAP ID
+        row("u1", "Apple", "iOS", "iPhone", None),  # Safari
+        row("u1", "Apple", "iOS", "iPhone14,5", "X1"),  # ActiveSync, with its DeviceId
+        row("u1", "Samsung", "Android", "SM-S911B", "S1"),  # the replacement
+        row("u1", None, None, None, None),  # unidentified: could be anything
+    ]
+    folded = fold_devices(rows)
+    assert sorted(d["device"] for d in folded) == [
+        "Apple iOS iPhone14,5",
+        "Samsung Android SM-S911B",
+        "unidentified",
+    ]
+    iphone = next(d for d in folded if d["device_id"] == "X1")
+    assert iphone["violations"] == 4 and iphone["events"] == 40
+    assert iphone["also_seen_as"] == ["Apple iOS iPhone", "Apple iOS", "Apple"]
+
+
+def test_two_phones_are_not_guessed_together() -> None:
+    from devicegate.report.devices import fold_devices
+
+    rows = [
+        row("u2", "Apple", "iOS", "iPhone14,5", "A"),
+        row("u2", "Apple", "iOS", "iPhone12,1", "B"),
+        row("u2", "Apple", "iOS", None, None),  # either of them: kept apart
+        row("u2", "Apple", "iOS", "iPhone12", None),  # only B's family
+        row("u2", "Apple", "iPadOS", "iPhone12,1", "B"),  # B again, whatever it claimed
+        row("u3", "Apple", "iOS", None, None),  # another user's device is never folded in
+    ]
+    folded = {(d["user"], d["device"]): d for d in fold_devices(rows)}
+    assert set(folded) == {
+        ("u2", "Apple iOS iPhone14,5"),
+        ("u2", "Apple iOS iPhone12,1"),
+        ("u2", "Apple iOS"),
+        ("u3", "Apple iOS"),
+    }
+    assert folded[("u2", "Apple iOS iPhone12,1")]["also_seen_as"] == [
+        "Apple iPadOS iPhone12,1",
+        "Apple iOS iPhone12",
+    ]

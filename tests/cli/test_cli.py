@@ -134,3 +134,11 @@ def test_every_command_is_documented() -> None:
     assert names, "no commands registered"
     missing = [name for name in names if f"devicegate {name}" not in readme]
     assert not missing, f"undocumented commands: {missing}"
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    code, out, err = run(["--version"], capsys)
+    assert code == 0 and err == ""
+    assert out == f"devicegate {version('devicegate')}\n"

@@ -47,7 +47,7 @@ def test_csv_with_groups_and_aliases(tmp_path: Path) -> None:
     directory = load_directory(path)
     alice = directory.get("ALICE@x.example")
     assert alice is not None and alice.unit == "gov/minfin" and alice.groups == {"a", "b"}
-    messages = [p.format() for p in directory.problems]
+    messages = [f"{p.file}:{p.line}: {p.message}" for p in directory.problems]
     assert messages == [
         f"{path}:3: user `bob`: invalid unit `gov/bad unit`",
         f"{path}:4: empty `user`",
@@ -87,6 +87,65 @@ def test_units_unknown_to_the_policy_are_reported(tmp_path: Path) -> None:
     assert [p.message for p in directory.problems] == [
         "unit `gov/secret` (2 users) is not in the policy"
     ]
+
+
+def test_every_problem_names_its_own_line_and_a_hint_that_fits(tmp_path: Path) -> None:
+    """Issue 16, finding 9: an unknown unit was reported on line 0, and every problem got the
+    unknown-unit hint."""
+    path = tmp_path / "d.csv"
+    path.write_text(
+        "user,unit\na,gov/minfin\n,gov/minfin\nb,gov/secret\nc,gov/secret\na,gov\n", "utf-8"
+    )
+    directory = load_directory(path).with_known_units({"gov", "gov/minfin"})
+    problems = {p.message: p for p in directory.problems}
+    unit = problems["unit `gov/secret` (2 users) is not in the policy"]
+    assert unit.line == 4  # the first user in that unit
+    assert unit.hint is not None and "`units:`" in unit.hint
+    empty = problems["empty `user`"]
+    assert empty.line == 3 and empty.hint is not None and "units" not in empty.hint
+    twice = problems["user `a` already listed on line 2"]
+    assert twice.line == 6 and twice.hint is not None and "units" not in twice.hint
+    assert unit.format() == f"{path}:4: {unit.message} (hint: {unit.hint})"
+
+
+def test_ldif_problems_point_at_the_entry(tmp_path: Path) -> None:
+    path = tmp_path / "d.ldif"
+    path.write_text(
+        LDIF + "\n# a comment\n\ndn: uid=x,ou=secret,ou=gov,dc=example,dc=org\n"
+        "objectClass: person\nuid: x\n",
+        "utf-8",
+    )
+    directory = load_directory(path).with_known_units(
+        {"gov", "gov/minfin", "gov/minfin/budget", "rostec", "rostec/cii"}
+    )
+    lines = LDIF.splitlines()
+    service = lines.index("dn: cn=Service Account,dc=example,dc=org") + 1
+    assert [(p.line, p.message) for p in directory.problems] == [
+        (
+            service,
+            "entry `cn=Service Account,dc=example,dc=org` has no uid, sAMAccountName or mail",
+        ),
+        (len(lines) + 4, "unit `gov/secret` (1 user) is not in the policy"),
+    ]
+    assert all(p.hint for p in directory.problems)
+
+
+def test_validate_reports_directory_problems_with_their_lines_and_hints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.cli.test_cli import POLICY, run
+
+    path = tmp_path / "d.csv"
+    path.write_text("user,unit\na,gov/minfin/budget\n,gov/minfin\nb,gov/secret\n", "utf-8")
+    code, out, _ = run(["validate", POLICY, "-d", str(path), "--at", "2023-07-01"], capsys)
+    assert code == 0
+    found = [line for line in out.splitlines() if ": directory: " in line]
+    assert len(found) == 2
+    assert found[0].startswith(f"warning: {path}:3: directory: empty `user` (hint: ")
+    assert "units" not in found[0]
+    assert found[1].startswith(
+        f"warning: {path}:4: directory: unit `gov/secret` (1 user) is not in the policy (hint: "
+    )
 
 
 @settings(max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -22,6 +22,7 @@ DEPLOY = ROOT / "deploy"
 PASSWORD = "correct horse"
 USERS = (
     "m.sokolova@minpromtorg.example",
+    "m.sokolova",  # the same person by login: a sighting under one name counts for the other
     "i.petrov@minpromtorg.example",
     "k.belov@rostec.example",
     "s.volkova@minfin.example",

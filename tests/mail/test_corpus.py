@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from devicegate.adapters import dovecot, postfix, radius
 from devicegate.adapters.base import LocalService, Sighting
-from devicegate.model import Action, Decision, Signals
+from devicegate.model import Decision, Signals
 from devicegate.policy import decide
 from devicegate.serialize import decision_json
 from tests.corpus.loader import Case, cases, check_expectation, corpus_snapshot
@@ -43,9 +43,14 @@ class AtService(LocalService):
     ) -> Decision:
         return super().decide(user, resource, signals, adapter=adapter, at=at or self.now)
 
-    def recent_sighting(self, user: str, *, window: timedelta) -> Sighting | None:
-        seen = self.sightings.get(user.lower(), [])
-        return max(seen, key=lambda s: s.at) if seen else None
+    def check(
+        self, user: str, resource: str, signals: Signals, *, at: datetime | None = None
+    ) -> Decision:
+        return super().check(user, resource, signals, at=at or self.now)
+
+    def recent_sightings(self, user: str, *, window: timedelta) -> list[Sighting]:
+        seen = self.sightings.get(self.snapshot.canonical_user(user).lower(), [])
+        return sorted(seen, key=lambda s: s.at, reverse=True)
 
 
 def expected(case: Case) -> Decision:
@@ -102,9 +107,11 @@ def test_radius_wire_format(case: Case) -> None:
 def test_postfix_wire_format(case: Case) -> None:
     service = AtService(SNAPSHOT, now=case.at)
     signals = Signals(**case.signals)
+    sighting = None
     if not signals.is_empty():
         profile = SNAPSHOT.identifier.profile(signals)
-        service.sightings[case.user] = [Sighting(case.at, "corpus", signals, profile)]
+        sighting = Sighting(case.at, "corpus", signals, profile)
+        service.sightings[SNAPSHOT.canonical_user(case.user).lower()] = [sighting]
     payload = (
         "request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=198.51.100.7\n"
         f"sasl_username={case.user}\nrecipient=x@example.org\n\n"
@@ -124,7 +131,8 @@ def test_postfix_wire_format(case: Case) -> None:
 
     want = expected(case)
     action = postfix.render(want)
-    if want.action is Action.BLOCK and not signals.is_empty():
-        action += " (device last seen via corpus)"
+    if sighting is not None and not want.allowed:
+        at = case.at.astimezone(UTC)
+        action += f" ({postfix.device_label(sighting)} seen via corpus {at:%Y-%m-%d %H:%M} UTC)"
     assert asyncio.run(main()) == f"action={action}\n\n".encode()
     assert service.log[-1][3].action is want.action and service.log[-1][3].rule == want.rule

@@ -49,7 +49,7 @@ def test_a_sighting_is_recorded_only_when_the_login_carries_an_id(service: Local
     dovecot.handle(service, body(), {})
     assert service.sightings == {}
     dovecot.handle(service, body(device_id=IOS_MAIL), {})
-    (seen,) = service.sightings[BANNED]
+    (seen,) = service.sightings["m.sokolova"]  # the directory user BANNED names
     assert seen.adapter == "dovecot" and seen.signals.imap_id == IOS_MAIL
     assert seen.signals.client_ip == "198.51.100.7"
 

@@ -118,8 +118,9 @@ def test_who_is_due(tmp_path: Path) -> None:
     assert "Monday 14 August 2023" in text["Subject"] and "Apple iPhone14,5" in text["Subject"]
     assert body.startswith("Dear Elena Lebedeva,")
     assert "apple-wave-2-email" in body and "Personal use of your device is not affected" in body
-    assert "email" in body and "replacement" in body
-    assert "Apple iPhone14,5 (reference DEV-LEB-1, known from: inventory): email" in body
+    assert body.count("Personal use") == 1  # said once, not again by the rule's message
+    assert "email" in body and "your IT service desk will provide one" in body
+    assert "Apple iPhone14,5 (reference DEV-LEB-1, known from: the device inventory): email" in body
 
 
 EXAMPLE = POLICY.parent
@@ -130,8 +131,10 @@ def test_the_ios_lab_is_not_notified_of_wave_one(
 ) -> None:
     """Issue 16 finding 3: in wave 1's notice period the bundled scenario's iOS lab (exempt
     by a deeper allow from the same day) is not told, while the rest of its ministry is."""
+    store = f"sqlite:///{tmp_path}/s.db"
+    open_store(store)  # an empty store: no sightings, the inventory only
     argv = ["notify", "--policy", str(POLICY), "--directory", str(EXAMPLE / "directory.csv")]
-    argv += ["--devices", str(EXAMPLE / "devices.csv"), "--store", f"sqlite:///{tmp_path}/s.db"]
+    argv += ["--devices", str(EXAMPLE / "devices.csv"), "--store", store]
     argv += ["--at", "2023-07-10T10:00", "--dry-run", "--json"]
     with pytest.raises(SystemExit) as exited:
         main(argv)
@@ -168,6 +171,11 @@ def test_an_ending_exception_is_notified(tmp_path: Path) -> None:
         assert notice.exception.reason == "replacement device on order"
         assert notice.exception.approver == "ciso@minfin.example"
         assert notice.ledger_rule != notice.rule  # a rule notice sent earlier is not this one
+        message = compose(notice, sender="it@minfin.example", timezone=snapshot.timezone)
+        assert message["Subject"] == (
+            "Your exception for rule apple-wave-2-email ends on Friday 1 September 2023"
+        )
+        assert "From Saturday 2 September 2023 (00:00 MSK)" in message.get_content()
     assert due("2023-09-02T00:00") == []  # the rule is in force: nothing left to announce
 
 
@@ -176,9 +184,20 @@ def test_dry_run_sends_and_records_nothing(
 ) -> None:
     assert notify(tmp_path, "--dry-run") == 0
     out = capsys.readouterr().out
-    assert out.count("due ") == 2 and "e.lebedeva@minfin.example" in out
-    assert "DEV-LEB-1" in out
+    assert out.count("--- due ") == 2 and "e.lebedeva@minfin.example" in out
+    # each message in full: its headers and its whole body
+    assert (
+        "To: e.lebedeva@minfin.example\n"
+        "Subject: From Monday 14 August 2023: your Apple iPhone14,5 can no longer be used for "
+        "work\n\nDear Elena Lebedeva,\n"
+    ) in out
+    assert out.count("Personal use of your device is not affected") == 2
+    assert "DEV-LEB-1" in out and "seen on dovecot" in out
     assert open_store(f"sqlite:///{tmp_path}/store.db").count("notices") == 0
+    assert notify(tmp_path, "--dry-run", "--json") == 0
+    due = json.loads(capsys.readouterr().out)
+    assert [d["subject"].startswith("From Monday 14 August 2023") for d in due] == [True, True]
+    assert all(d["body"].startswith("Dear ") for d in due)
 
 
 def test_smtp_is_required_without_dry_run(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,8 @@ def seen(service: LocalService, user: str, imap_id: str, ago: timedelta) -> None
     signals = Signals(imap_id=imap_id)
     profile = service.snapshot.identifier.profile(signals)
     at = datetime.now(UTC) - ago
-    service.sightings.setdefault(user, []).append(Sighting(at, "dovecot", signals, profile))
+    name = service.snapshot.canonical_user(user).lower()
+    service.sightings.setdefault(name, []).append(Sighting(at, "dovecot", signals, profile))
 
 
 async def ask(port: int, *payloads: bytes) -> list[bytes]:
@@ -51,12 +53,14 @@ async def ask(port: int, *payloads: bytes) -> list[bytes]:
 
 
 def with_server(
-    service: LocalService, talk: Callable[[int], Awaitable[list[bytes]]]
+    service: LocalService, talk: Callable[[int], Awaitable[list[bytes]]], **settings: Any
 ) -> list[bytes]:
     """Start the policy service on a free port, run `talk(port)`, always close it."""
 
     async def main() -> list[bytes]:
-        srv = postfix.PostfixPolicyServer(service, "127.0.0.1", 0, window=timedelta(days=2))
+        srv = postfix.PostfixPolicyServer(
+            service, "127.0.0.1", 0, window=timedelta(days=2), **settings
+        )
         await srv.start()
         try:
             return await talk(srv.port)
@@ -71,15 +75,28 @@ def test_unauthenticated_mail_is_not_devicegates_business(service: LocalService)
     assert service.log == []
 
 
-def test_submission_is_decided_from_the_newest_sighting(service: LocalService) -> None:
-    seen(service, BANNED, THUNDERBIRD, timedelta(hours=5))
-    seen(service, BANNED, IOS_MAIL, timedelta(hours=1))
+def test_submission_is_refused_while_any_recent_device_is_banned(service: LocalService) -> None:
+    """`--postfix-match any` (the default): the banned phone seen an hour ago keeps SMTP
+    refused although a permitted client was seen since; the refusal names the phone."""
+    seen(service, BANNED, IOS_MAIL, timedelta(hours=5))
+    seen(service, BANNED, THUNDERBIRD, timedelta(hours=1))
     (answer,) = with_server(service, lambda port: ask(port, request()))
     assert answer.startswith(b"action=REJECT 5.7.1 Apple devices may no longer be used")
-    assert answer.endswith(b"(device last seen via dovecot)\n\n")
+    assert b"(Apple iOS" in answer and b"seen via dovecot" in answer
     # no new sighting from SMTP: it carries no device data
-    assert len(service.sightings[BANNED]) == 2
+    assert len(service.sightings["m.sokolova"]) == 2
     assert service.log[-1][0] == "postfix"
+
+
+def test_newest_match_decides_from_the_newest_sighting(service: LocalService) -> None:
+    seen(service, BANNED, IOS_MAIL, timedelta(hours=5))
+    seen(service, BANNED, THUNDERBIRD, timedelta(hours=1))
+    decision, sighting = postfix.decide_submission(service, BANNED, match="newest")
+    assert sighting is not None and sighting.signals.imap_id == THUNDERBIRD
+    assert decision.action.value == "allow"
+    seen(service, BANNED, IOS_MAIL, timedelta(minutes=1))
+    decision, sighting = postfix.decide_submission(service, BANNED, match="newest")
+    assert decision.action.value == "block"
 
 
 def test_decision_names_the_sighting_used(service: LocalService) -> None:
@@ -94,7 +111,7 @@ def test_sightings_outside_the_window_are_ignored(service: LocalService) -> None
     seen(service, BANNED, IOS_MAIL, timedelta(days=3))
     decision, sighting = postfix.decide_submission(service, BANNED, window=timedelta(days=2))
     assert sighting is None and decision.action.value == "allow"
-    assert "seen on no device within 2 days" in decision.reasons[0]
+    assert "seen on no identified device within 2 days" in decision.reasons[0]
     (answer,) = with_server(service, lambda port: ask(port, request()))
     assert answer == b"action=DUNNO\n\n"
 
@@ -162,7 +179,7 @@ async def _raw_eof(port: int, payload: bytes) -> list[bytes]:
 
 
 def test_sightings_are_cached_for_a_few_seconds(service: LocalService) -> None:
-    server = postfix.PostfixPolicyServer(service, "127.0.0.1", 0, sighting_ttl=60)
+    server = postfix.PostfixPolicyServer(service, "127.0.0.1", 0, sighting_ttl=60, match="newest")
     ask_once = postfix.PolicyRequest("smtpd_access_policy", BANNED, "198.51.100.7", "RCPT")
     seen(service, BANNED, IOS_MAIL, timedelta(minutes=5))
     assert server.answer(ask_once).startswith("REJECT")
@@ -272,11 +289,8 @@ def test_answers_owed_are_written_after_a_half_close(service: LocalService) -> N
     assert asyncio.run(main()) == [b"action=DUNNO\n\n"]
 
 
-def test_idle_connections_are_closed(
-    service: LocalService, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_idle_connections_are_closed(service: LocalService) -> None:
     """A client that connects and goes quiet is closed by the reaper (no timer per read)."""
-    monkeypatch.setattr(postfix, "IDLE_TIMEOUT", 0.2)
 
     async def idle(port: int) -> list[bytes]:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -284,21 +298,21 @@ def test_idle_connections_are_closed(
         writer.close()
         return [data]
 
-    assert with_server(service, idle) == [b""]
+    assert with_server(service, idle, idle_timeout=0.2) == [b""]
 
 
 def test_a_request_that_cannot_be_decided_is_deferred(service: LocalService) -> None:
     """The store failing under one request defers it; the connection goes on serving."""
     calls = 0
 
-    def failing_once(user: str, *, window: timedelta) -> Sighting | None:
+    def failing_once(user: str, *, window: timedelta) -> list[Sighting]:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise OSError("store unreachable")
-        return None
+        return []
 
-    service.recent_sighting = failing_once  # type: ignore[method-assign]
+    service.recent_sightings = failing_once  # type: ignore[method-assign]
     answers = with_server(service, lambda port: ask(port, request(), request()))
     assert answers == [f"action={postfix.FAILED}\n\n".encode(), b"action=DUNNO\n\n"]
 

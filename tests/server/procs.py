@@ -147,8 +147,16 @@ class _App(BaseHTTPRequestHandler):
     """The sample intranet application behind the proxy: echoes what reached it."""
 
     def do_GET(self) -> None:
+        # what the proxy let through to the application, beyond the path: every header that
+        # names a user or carries devicegate's answer
+        passed = "".join(
+            f"header {name.lower()}: {value}\n"
+            for name, value in self.headers.items()
+            if name.lower().startswith(("x-devicegate-", "remote-user", "x-sso-"))
+        )
         body = (
             f"intranet app: {self.path}\nwarning: {self.headers.get('X-Devicegate-Warning', '')}\n"
+            + passed
         ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
@@ -198,16 +206,58 @@ def _serving(proc: subprocess.Popen[bytes], port: int, stop_signal: int) -> Iter
         stop(proc, stop_signal)
 
 
+#: the accounts the proxies' test configurations authenticate (password `pw` for each)
+PROXY_USERS = ("alice@ops.example", "bob@lab.example", "ALICE@ops.example")
+PROXY_PASSWORD = "pw"
+
+
+def htpasswd(path: Path, users: tuple[str, ...] = PROXY_USERS) -> None:
+    """An nginx password file (apr1 hashes, made by OpenSSL) for `users`."""
+    lines = []
+    for user in users:
+        hashed = subprocess.run(
+            [need("openssl"), "passwd", "-apr1", PROXY_PASSWORD],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        lines.append(f"{user}:{hashed}\n")
+    path.write_text("".join(lines))
+
+
 @contextmanager
-def nginx(tmp: Path, devicegate_port: int, app_port: int) -> Iterator[int]:
+def nginx(
+    tmp: Path,
+    devicegate_port: int,
+    app_port: int,
+    *,
+    site: str = "devicegate.conf",
+    listen: str = "127.0.0.1:8443",
+    replace: dict[str, str] | None = None,
+    subrequest: dict[str, str] | None = None,
+) -> Iterator[int]:
+    """Real nginx with a deploy/nginx site, its include and password file moved into `tmp`.
+    `replace` edits the site before its addresses are moved, `subrequest` the include."""
     binary = need("nginx")
     prefix = tmp / "nginx"
     prefix.mkdir()
-    site, port = _proxy_config(
-        DEPLOY / "nginx" / "devicegate.conf", "127.0.0.1:8443", devicegate_port, app_port
-    )
-    (prefix / "devicegate.conf").write_text(site)
+    template = (DEPLOY / "nginx" / site).read_text()
+    for old, new in (replace or {}).items():
+        assert old in template, f"{old!r} is not in {site}"
+        template = template.replace(old, new)
+    (prefix / "site.in").write_text(template)
+    text, port = _proxy_config(prefix / "site.in", listen, devicegate_port, app_port)
+    text = text.replace("/etc/nginx/devicegate/", f"{prefix}/")
+    include = (DEPLOY / "nginx" / "subrequest.conf").read_text()
+    for old, new in (subrequest or {}).items():
+        assert old in include, f"{old!r} is not in subrequest.conf"
+        include = include.replace(old, new)
+    (prefix / "subrequest.conf").write_text(include)
+    htpasswd(prefix / "htpasswd")
+    (prefix / "devicegate.conf").write_text(text)
     conf = (DEPLOY / "nginx" / "nginx-test.conf.in").read_text().replace("@PREFIX@", str(prefix))
+    if os.getuid() == 0:  # workers would run as nobody, who cannot read pytest's tmp dirs
+        conf = "user root;\n" + conf
     (prefix / "nginx.conf").write_text(conf)
     proc = subprocess.Popen(
         [
@@ -227,13 +277,28 @@ def nginx(tmp: Path, devicegate_port: int, app_port: int) -> Iterator[int]:
 
 
 @contextmanager
-def haproxy(tmp: Path, devicegate_port: int, app_port: int) -> Iterator[int]:
+def haproxy(
+    tmp: Path,
+    devicegate_port: int,
+    app_port: int,
+    *,
+    config: str = "haproxy.cfg",
+    listen: str = "127.0.0.1:8444",
+    replace: dict[str, str] | None = None,
+) -> Iterator[int]:
+    """Real HAProxy with a deploy/haproxy configuration; the example account replaced by the
+    test accounts, and `replace` applied to the configuration first."""
     binary = need("haproxy")
     prefix = tmp / "haproxy"
     prefix.mkdir()
-    conf, port = _proxy_config(
-        DEPLOY / "haproxy" / "haproxy.cfg", "127.0.0.1:8444", devicegate_port, app_port
-    )
+    template = (DEPLOY / "haproxy" / config).read_text()
+    for old, new in (replace or {}).items():
+        assert old in template, f"{old!r} is not in {config}"
+        template = template.replace(old, new)
+    (prefix / "haproxy.in").write_text(template)
+    conf, port = _proxy_config(prefix / "haproxy.in", listen, devicegate_port, app_port)
+    users = "".join(f"    user {user} insecure-password {PROXY_PASSWORD}\n" for user in PROXY_USERS)
+    conf = conf.replace("    user alice@ops.example insecure-password change-me\n", users)
     conf = conf.replace("/etc/haproxy/devicegate/", str(DEPLOY / "haproxy") + "/")
     (prefix / "haproxy.cfg").write_text(conf)
     proc = subprocess.Popen(

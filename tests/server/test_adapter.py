@@ -41,53 +41,86 @@ def test_nginx_auth_request_shape() -> None:
 
 
 def test_traefik_forward_auth_shape() -> None:
-    """Traefik ForwardAuth: GET with the client's headers plus X-Forwarded-Uri/-Method/-For."""
-    req = fa.parse(
-        "email",
-        {
-            "authorization": basic("alice@ops.example"),
-            "user-agent": ANDROID_EAS,
-            "x-forwarded-method": "POST",
-            "x-forwarded-proto": "https",
-            "x-forwarded-host": "mail.example.org",
-            "x-forwarded-uri": plain_eas("DEV9", "Android"),
-            "x-forwarded-for": "198.51.100.8, 10.0.0.1",
-        },
-    )
+    """Traefik ForwardAuth: GET with the client's headers plus X-Forwarded-Uri/-Method/-For;
+    the user header set by an earlier (authenticating) middleware."""
+    headers = {
+        "x-devicegate-user": "alice@ops.example",
+        "user-agent": ANDROID_EAS,
+        "x-forwarded-method": "POST",
+        "x-forwarded-proto": "https",
+        "x-forwarded-host": "mail.example.org",
+        "x-forwarded-uri": plain_eas("DEV9", "Android"),
+        "x-forwarded-for": "198.51.100.8, 10.0.0.1",
+    }
+    req = fa.parse("email", headers)
     assert req.user == "alice@ops.example"
-    assert req.signals.client_ip == "198.51.100.8"
+    # the nearest hop is not a trusted proxy: the client is what it says, 10.0.0.1
+    assert req.signals.client_ip == "10.0.0.1"
     assert req.signals.activesync_query == plain_eas("DEV9", "Android").split("?", 1)[1]
+    inner = fa.HeaderNames(trusted=lambda address: address.startswith("10."))
+    assert fa.parse("email", headers, names=inner).signals.client_ip == "198.51.100.8"
 
 
 def test_envoy_ext_authz_http_shape() -> None:
     """Envoy ext_authz (HTTP service): the original path is appended to path_prefix, the
-    original method kept; Authorization and x-forwarded-for are passed by default."""
+    original method kept; Authorization and x-forwarded-for are passed by default. For
+    ActiveSync (Exchange verifies Basic itself) the Basic name may stand in, unverified."""
     target = base64_eas("ENVOY1", "iPhone")
     path, _, query = target.partition("?")
-    req = fa.parse(
-        "email",
-        {"authorization": basic("bob@lab.example"), "x-forwarded-for": "198.51.100.9"},
-        extra_path=path,
-        query=query,
-    )
-    assert req.user == "bob@lab.example"
+    headers = {"authorization": basic("bob@lab.example"), "x-forwarded-for": "198.51.100.9"}
+    names = fa.HeaderNames(basic_resources=frozenset({"email"}))
+    req = fa.parse("email", headers, extra_path=path, query=query, names=names)
+    assert req.user == "bob@lab.example" and not req.user_verified
     assert req.signals.activesync_query == query
 
 
-def test_user_sources_in_order() -> None:
+def test_the_user_comes_only_from_the_configured_header() -> None:
     headers = {"x-devicegate-user": "a@x", "remote-user": "b@x", "authorization": basic("c@x")}
     assert fa.parse("web", headers).user == "a@x"
     del headers["x-devicegate-user"]
-    assert fa.parse("web", headers).user == "b@x"
-    del headers["remote-user"]
-    assert fa.parse("web", headers).user == "c@x"
+    with pytest.raises(fa.MissingUser):  # a client's Remote-User never names the user
+        fa.parse("web", headers)
     names = fa.HeaderNames(user="x-auth-request-email")
     assert fa.parse("web", {"x-auth-request-email": "d@x"}, names=names).user == "d@x"
 
 
-def test_activesync_user_is_the_last_resort() -> None:
-    req = fa.parse("email", {"x-original-uri": plain_eas("D1", "iPhone", user="carol")})
-    assert req.user == "carol"
+def test_a_basic_name_stands_in_only_where_configured_and_never_overrides() -> None:
+    headers = {"authorization": basic("c@x"), "remote-user": "b@x"}
+    with pytest.raises(fa.MissingUser):
+        fa.parse("web", headers)  # no resource allows the Basic name by default
+    names = fa.HeaderNames(basic_resources=frozenset({"email"}))
+    with pytest.raises(fa.MissingUser):
+        fa.parse("web", headers, names=names)  # `web` is not one of them
+    req = fa.parse("email", headers, names=names)
+    assert (req.user, req.user_verified) == ("c@x", False)
+    # a user the proxy verified outranks the Basic name, and is verified
+    req = fa.parse("email", {**headers, "x-devicegate-user": "a@x"}, names=names)
+    assert (req.user, req.user_verified) == ("a@x", True)
+
+
+def test_the_activesync_user_query_never_names_the_user() -> None:
+    with pytest.raises(fa.MissingUser):
+        fa.parse("email", {"x-original-uri": plain_eas("D1", "iPhone", user="carol")})
+    names = fa.HeaderNames(basic_resources=frozenset({"email"}))
+    uri = plain_eas("D1", "iPhone", user="carol")
+    req = fa.parse("email", {"x-original-uri": uri, "authorization": basic("dave")}, names=names)
+    assert req.user == "dave"
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        (b"\xff\xfeuser", "not UTF-8"),
+        ("и.петров@minfin.example".encode(), None),
+    ],
+)
+def test_a_user_header_is_utf8_text(raw: bytes, why: str | None) -> None:
+    headers = {"x-devicegate-user": raw.decode("latin-1")}
+    if why is None:
+        assert fa.parse("web", headers).user == raw.decode()
+        return
+    with pytest.raises(SignalError, match=why):
+        fa.parse("web", headers)
 
 
 def test_missing_user_is_401() -> None:

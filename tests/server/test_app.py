@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -156,13 +157,23 @@ def test_reload_refuses_a_broken_policy(
     assert fa(client, OPS, IPHONE_SAFARI).headers["x-devicegate-action"] == "warn"
 
 
-def test_block_page_escapes_the_message(client: TestClient) -> None:
+def test_the_block_page_says_what_the_policy_says(client: TestClient) -> None:
+    """The page's text comes from the policy by rule id, never from the request: a caller
+    cannot make the official page carry a sentence of its own."""
+    phishing = "Your%20account%20expired%3A%20log%20in%20at%20evil.example"
     page = client.get(
-        "/v1/block-page",
-        headers={"X-Devicegate-Message": "%3Cscript%3E%C2%AB", "X-Devicegate-Rule": "r"},
+        "/v1/block-page", headers={"X-Devicegate-Message": phishing, "X-Devicegate-Rule": "r"}
     )
     assert page.status_code == 403
-    assert "&lt;script&gt;«" in page.text and "<script>" not in page.text
+    assert "evil.example" not in page.text and "rule: r" not in page.text
+    assert "not allowed" in page.text  # the generic sentence for a rule the policy lacks
+    page = client.get(
+        "/v1/block-page?rule=no-apple-web", headers={"X-Devicegate-Message": phishing}
+    )
+    assert "Apple devices may no longer be used for work" in html.unescape(page.text)
+    assert "evil.example" not in page.text and "rule: no-apple-web" in page.text
+    page = client.get("/v1/block-page", headers={"X-Devicegate-Rule": "builtin%3Aquarantine-hold"})
+    assert "quarantined" in page.text
 
 
 def test_log_failure_fails_closed(client: TestClient, app: DevicegateApp) -> None:

@@ -51,6 +51,9 @@ def assert_json_4xx(response) -> None:  # type: ignore[no-untyped-def]
         ("POST", "/v1/check", {"json": {"user": "a", "resource": "web", "signals": {"mac": 5}}}),
         ("POST", "/v1/check", {"json": {"user": "a", "resource": "web", "signals": []}}),
         ("POST", "/v1/check", {"content": b"{" + b" " * 70000 + b"}"}),
+        ("POST", "/v1/check", {"content": b"[" * 5000 + b"]" * 5000}),
+        ("POST", "/v1/check", {"content": b'{"user": ' + b"9" * 5000 + b"}"}),
+        ("POST", "/v1/decide", {"content": b"[" * 5000 + b"]" * 5000}),
         ("GET", "/v1/check", {}),
         ("DELETE", "/healthz", {}),
         ("GET", "/nope/../../etc/passwd", {}),
@@ -58,6 +61,19 @@ def assert_json_4xx(response) -> None:  # type: ignore[no-untyped-def]
 )
 def test_bad_requests(client: TestClient, method: str, path: str, kw: dict[str, object]) -> None:
     assert_json_4xx(client.request(method, path, **kw))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"User-Name": ' + b"9" * 5000 + b"}", b"[" * 5000 + b"]" * 5000, b"\xff{"],
+)
+def test_hostile_radius_bodies_are_rejected_at_once(client: TestClient, body: bytes) -> None:
+    """rlm_rest's own answer shape: 401 (reject) with a Reply-Message — never a 500, never
+    a wait (a first request with nothing decided yet once waited for a log that had no
+    batch to commit)."""
+    answer = client.post("/v1/radius/authorize", content=body)
+    assert answer.status_code == 401
+    assert answer.json()["reply:Reply-Message"] == "devicegate: malformed authorization request"
 
 
 def test_binary_header_bytes(client: TestClient) -> None:

@@ -5,11 +5,9 @@ TLS (`$ssl_client_fingerprint`, the configuration `deploy/nginx/devicegate.conf`
 from __future__ import annotations
 
 import hashlib
-import signal
 import ssl
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
@@ -69,44 +67,26 @@ def make_certs(root: Path) -> str:
     return hashlib.sha1(der).hexdigest()
 
 
-@contextmanager
-def nginx_mtls(tmp: Path, certs: Path, dg_port: int, app_port: int) -> Iterator[int]:
+def nginx_mtls(tmp: Path, certs: Path, dg_port: int, app_port: int) -> AbstractContextManager[int]:
     """deploy/nginx/devicegate.conf with TLS and client certificates switched on, as its
-    comment says; the rest of the file unchanged."""
-    binary = procs.need("nginx")
-    prefix = tmp / "nginx-mtls"
-    prefix.mkdir()
-    port = procs.free_port()
-    site = (procs.DEPLOY / "nginx" / "devicegate.conf").read_text()
+    comments say; the rest of the files unchanged."""
     tls = (
         f"    ssl_certificate {certs}/server.crt;\n"
         f"    ssl_certificate_key {certs}/server.key;\n"
         f"    ssl_client_certificate {certs}/ca.crt;\n"
         "    ssl_verify_client optional;\n"
     )
-    site = (
-        site.replace("127.0.0.1:8181", f"127.0.0.1:{dg_port}")
-        .replace("127.0.0.1:8080", f"127.0.0.1:{app_port}")
-        .replace("listen 127.0.0.1:8443;", f"listen 127.0.0.1:{port} ssl;\n{tls}")
-        .replace(
-            'proxy_set_header X-Client-Cert-Fingerprint "";',
-            "proxy_set_header X-Client-Cert-Fingerprint $ssl_client_fingerprint;",
-        )
+    return procs.nginx(
+        tmp,
+        dg_port,
+        app_port,
+        replace={"listen 127.0.0.1:8443;\n": f"listen 127.0.0.1:8443 ssl;\n{tls}"},
+        subrequest={
+            'proxy_set_header X-Client-Cert-Fingerprint "";': (
+                "proxy_set_header X-Client-Cert-Fingerprint $ssl_client_fingerprint;"
+            )
+        },
     )
-    assert "$ssl_client_fingerprint;" in site and f"{port} ssl" in site
-    (prefix / "devicegate.conf").write_text(site)
-    conf = (procs.DEPLOY / "nginx" / "nginx-test.conf.in").read_text()
-    (prefix / "nginx.conf").write_text(conf.replace("@PREFIX@", str(prefix)))
-    proc = subprocess.Popen(
-        [binary, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", str(prefix / "e.log")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        procs.wait_port(port, proc)
-        yield port
-    finally:
-        procs.stop(proc, signal.SIGQUIT)
 
 
 @pytest.mark.integration

@@ -311,6 +311,9 @@ def test_any_sequence_is_answered_as_uvicorns_own_protocol_answers_it(
             assert got[0] == got[1]
 
         check()
+        # whatever the examples were, the fast paths were taken (not only uvicorn's)
+        twice = [request(), request(), dovecot(login("p9", IOS_ID)), dovecot(login("p9", IOS_ID))]
+        assert len(one_by_one(fast, *twice)) == 4
     assert apps[0].forward_auth.replayed > 0 and apps[0].dovecot.replayed > 0
 
 

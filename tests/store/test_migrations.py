@@ -12,6 +12,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from devicegate.errors import StoreError
 from devicegate.store import alembic_config, make_engine, migrate, open_store
 from devicegate.store import tables as t
 from tests.server import procs
@@ -33,9 +34,12 @@ def test_migrated_sqlite_matches_the_tables(tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_migrated_postgres_matches_the_tables(tmp_path: Path) -> None:
     with procs.postgres(tmp_path / "pg") as url:
+        with pytest.raises(StoreError, match="no store at"):  # an empty database is no store
+            open_store(url, create=False)
         store = open_store(url)
         try:
             assert schema_diff(store.engine) == []
+            assert open_store(url, create=False).count("holds") == 0
         finally:
             store.engine.dispose()
 
@@ -122,3 +126,26 @@ def test_0004_moves_the_decision_log_on_sqlite(tmp_path: Path) -> None:
 def test_0004_moves_the_decision_log_on_postgres(tmp_path: Path) -> None:
     with procs.postgres(tmp_path / "pg") as url:
         _moves_the_decision_log(url)
+
+
+def test_0005_keeps_existing_holds(tmp_path: Path) -> None:
+    """Holds set before 0005 keep everything they had; what they never recorded is NULL."""
+    url = f"sqlite:///{tmp_path}/store.db"
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0004")
+        conn.execute(
+            sa.text(
+                "INSERT INTO holds (device_ref, resource, rule, reason, created_at) "
+                "VALUES ('d-1', 'email', 'r', 'why', '2023-07-17 09:00:00.000000')"
+            )
+        )
+        command.upgrade(alembic_config(conn), "head")
+    assert schema_diff(engine) == []
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT rule, reason, user, seen, created_by FROM holds"))
+        assert row.one() == ("r", "why", None, None, None)
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0004")
+        assert "seen" not in {c["name"] for c in sa.inspect(conn).get_columns("holds")}
+    engine.dispose()

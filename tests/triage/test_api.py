@@ -59,3 +59,20 @@ def test_every_artefact_is_documented_in_the_readme() -> None:
     readme = (Path(__file__).resolve().parents[2] / "docs" / "triage.md").read_text()
     for artefact in ARTEFACTS:
         assert f"`{artefact.name}`" in readme, artefact.name
+
+
+def test_every_setting_of_the_cli_is_documented() -> None:
+    """An environment variable that changes what a scan reads is a setting: documented."""
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "triage.md").read_text()
+    group = typer.main.get_command(app)  # a group of typer's own click: no isinstance here
+    envvars = {
+        param.envvar
+        for sub in group.commands.values()  # type: ignore[attr-defined]
+        for param in sub.params
+        if isinstance(param.envvar, str)
+    }
+    assert envvars == {"DEVICEGATE_TRIAGE_MESSAGE_TEXT"}
+    for name in envvars:
+        assert f"| `{name}` |" in page, name

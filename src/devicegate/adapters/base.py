@@ -54,12 +54,24 @@ class DecisionService(Protocol):
     ) -> Decision:
         """Identify, look up device state, decide, and record decision + sighting.
 
-        No sighting is recorded for empty signals or for an adapter in `INFERRING_ADAPTERS`.
-        """
+        A sighting is recorded only when the signals identify a device, and never for an
+        adapter in `INFERRING_ADAPTERS`."""
+        ...
+
+    def check(
+        self, user: str, resource: str, signals: Signals, *, at: datetime | None = None
+    ) -> Decision:
+        """Decide as `decide` would, recording nothing (a dry run: `/v1/check`, and the
+        candidates an SMTP decision chooses among)."""
+        ...
+
+    def recent_sightings(self, user: str, *, window: timedelta) -> list[Sighting]:
+        """The user's distinct identified devices seen on any adapter within `window`,
+        newest first."""
         ...
 
     def recent_sighting(self, user: str, *, window: timedelta) -> Sighting | None:
-        """The newest device sighting of `user` on any adapter within `window`, if any."""
+        """The newest identified device sighting of `user` within `window`, if any."""
         ...
 
     def seen_at(self, user: str) -> float | None:
@@ -120,22 +132,37 @@ class LocalService:
         at: datetime | None = None,
     ) -> Decision:
         at = at or datetime.now(UTC)
+        name = self.snapshot.canonical_user(user)
         profile = self.snapshot.identifier.profile(signals)
-        state = self.state_for(profile)
-        decision = decide(self.snapshot, Request(user, resource, at, signals), state)
-        if not signals.is_empty() and adapter not in INFERRING_ADAPTERS:
-            self.sightings.setdefault(user.lower(), []).append(
+        decision = self.check(name, resource, signals, at=at)
+        if profile.identified and adapter not in INFERRING_ADAPTERS:
+            self.sightings.setdefault(name.lower(), []).append(
                 Sighting(at, adapter, signals, profile)
             )
-        self.log.append((adapter, user, resource, decision))
+        self.log.append((adapter, name, resource, decision))
         return decision
+
+    def check(
+        self, user: str, resource: str, signals: Signals, *, at: datetime | None = None
+    ) -> Decision:
+        profile = self.snapshot.identifier.profile(signals)
+        request = Request(user, resource, at or datetime.now(UTC), signals)
+        return decide(self.snapshot, request, self.state_for(profile))
 
     def seen_at(self, user: str) -> float | None:
         """When `user` was last sighted (epoch seconds): `DecisionService.seen_at`."""
-        seen = self.sightings.get(user.lower())
+        seen = self.sightings.get(self.snapshot.canonical_user(user).lower())
         return max(s.at for s in seen).timestamp() if seen else None
 
-    def recent_sighting(self, user: str, *, window: timedelta) -> Sighting | None:
+    def recent_sightings(self, user: str, *, window: timedelta) -> list[Sighting]:
         now = datetime.now(UTC)
-        seen = [s for s in self.sightings.get(user.lower(), []) if now - s.at <= window]
-        return max(seen, key=lambda s: s.at) if seen else None
+        newest: dict[tuple[str, Signals], Sighting] = {}
+        for sighting in self.sightings.get(self.snapshot.canonical_user(user).lower(), []):
+            key = (sighting.adapter, sighting.signals)
+            if now - sighting.at <= window and (key not in newest or sighting.at > newest[key].at):
+                newest[key] = sighting
+        return sorted(newest.values(), key=lambda s: s.at, reverse=True)
+
+    def recent_sighting(self, user: str, *, window: timedelta) -> Sighting | None:
+        found = self.recent_sightings(user, window=window)
+        return found[0] if found else None

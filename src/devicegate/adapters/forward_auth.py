@@ -10,9 +10,15 @@ The proxies differ only in where they put the original request:
     Envoy ext_authz HTTP the original method, the original path appended to `path_prefix`
                          (so `/v1/forward-auth/web` + `/owa/?x=1`), `x-forwarded-for`
 
-The user is the configured header (default `X-Devicegate-User`), else `Remote-User`, else the
-Basic-auth user name, else the ActiveSync `User` query parameter. Anything malformed raises
-`SignalError` (a 400 with a JSON error); no user at all raises `MissingUser` (a 401).
+The user comes from one place only: the header the proxy sets after it authenticated the
+user (default `X-Devicegate-User`, `--user-header`). A client's own `Remote-User`, the
+ActiveSync `User=` query (part of the client's URI, which no proxy checks) and any header the
+proxy did not set are never read as the user. For the resources named in `basic_resources`
+(ActiveSync to Exchange: the backend itself verifies that very `Authorization` header, but only
+*after* devicegate has answered) the Basic-auth name may stand in when the proxy set no user;
+such a request is marked unverified, and the service records no evidence for it (no sighting,
+no hold). Anything malformed raises `SignalError` (a 400 with a JSON error); no user at all
+raises `MissingUser` (a 401).
 This module knows no policy: it never looks at what the decision means beyond its action.
 """
 
@@ -24,11 +30,12 @@ import html
 import ipaddress
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from devicegate.errors import SignalError
+from devicegate.boundedcache import BoundedCache
+from devicegate.errors import SignalError, error_json
 from devicegate.identify import parse_activesync_query
 from devicegate.model import Decision, Signals
 
@@ -48,25 +55,36 @@ class MissingUser(SignalError):
 
 @dataclass(frozen=True, slots=True)
 class ForwardAuthRequest:
+    """One forward-auth question. `user_verified` is False when the user is the unverified
+    Basic-auth name of a `basic_resources` resource: decide, but record no evidence."""
+
     user: str
     resource: str
     signals: Signals
+    user_verified: bool = True
+
+
+def _never_trusted(_: str) -> bool:
+    return False
 
 
 @dataclass(frozen=True, slots=True)
 class HeaderNames:
-    """Which request headers carry the user and the client-certificate fingerprint."""
+    """Which request headers carry the user and the client-certificate fingerprint, for which
+    resources a Basic-auth name may stand in for the user, and which `X-Forwarded-For` hops
+    are trusted proxies (the client address is the hop the nearest trusted proxy saw)."""
 
     user: str = DEFAULT_USER_HEADER
     fingerprint: str = DEFAULT_FINGERPRINT_HEADER
+    basic_resources: frozenset[str] = frozenset()
+    trusted: Callable[[str], bool] = _never_trusted
 
     def decisive(self) -> tuple[str, ...]:
         """Every header whose value can change (user, resource, Signals) — what a cache of
-        parse results or of answers must key on — except the original URI, which only
-        matters for ActiveSync (see `ParseCache`)."""
+        parse results or of answers must key on — except the original URI, which is keyed
+        by what `select_uri` makes of it (see `ParseCache`)."""
         return (
             self.user,
-            "remote-user",
             "authorization",
             "user-agent",
             "x-forwarded-for",
@@ -87,6 +105,27 @@ def _text(name: str, value: str | None, limit: int = MAX_HEADER) -> str | None:
     return value or None
 
 
+def _utf8(name: str, value: str) -> str:
+    """A header value as UTF-8 text: HTTP carries bytes (read here as Latin-1), and a user
+    name arrives UTF-8 encoded. Anything else is refused rather than guessed at."""
+    if value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raise SignalError(f"header `{name}` is not UTF-8 text") from None
+
+
+def _user_name(name: str, value: str | None) -> str | None:
+    text = _text(name, value, MAX_USER * 4)
+    if text is None:
+        return None
+    text = _utf8(name, text).strip()
+    if len(text) > MAX_USER:
+        raise SignalError(f"user is longer than {MAX_USER} characters")
+    return text or None
+
+
 def _basic_user(authorization: str | None) -> str | None:
     if not authorization or authorization[:6].lower() != "basic ":
         return None
@@ -94,20 +133,42 @@ def _basic_user(authorization: str | None) -> str | None:
         raw = base64.b64decode(authorization[6:].strip(), validate=True)
     except (binascii.Error, ValueError):
         raise SignalError("`Authorization` Basic credentials are not valid base64") from None
-    user = raw.decode("utf-8", "replace").partition(":")[0]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SignalError("the Basic-auth user name is not UTF-8 text") from None
+    user = text.partition(":")[0]
+    if _CONTROL.search(user):
+        raise SignalError("the Basic-auth user name contains control characters")
+    user = user.strip()
+    if len(user) > MAX_USER:
+        raise SignalError(f"user is longer than {MAX_USER} characters")
     return user or None
 
 
-def _client_ip(headers: Mapping[str, str], peer: str | None) -> str | None:
-    """The first X-Forwarded-For hop the proxy recorded, else X-Real-IP, else the peer."""
-    for name in ("x-forwarded-for", "x-real-ip"):
-        value = _text(name, headers.get(name))
-        if value:
-            first = value.split(",", 1)[0].strip()
-            try:
-                return str(ipaddress.ip_address(first))
-            except ValueError:
-                raise SignalError(f"header `{name}` is not an IP address") from None
+def _ip(name: str, text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        raise SignalError(f"header `{name}` is not an IP address") from None
+
+
+def _client_ip(
+    headers: Mapping[str, str], peer: str | None, trusted: Callable[[str], bool]
+) -> str | None:
+    """The client address: walking `X-Forwarded-For` from the nearest hop, the first address
+    that is not a trusted proxy (what the nearest trusted proxy saw); a client's own entries
+    further left are never believed. Else `X-Real-IP`, else the peer."""
+    value = _text("x-forwarded-for", headers.get("x-forwarded-for"))
+    if value:
+        hops = [hop for hop in value.split(",") if hop.strip()]
+        for position, hop in enumerate(reversed(hops)):
+            address = _ip("x-forwarded-for", hop)
+            if position == len(hops) - 1 or not trusted(address):
+                return address
+    real = _text("x-real-ip", headers.get("x-real-ip"))
+    if real:
+        return _ip("x-real-ip", real)
     return peer
 
 
@@ -121,16 +182,28 @@ def _fingerprint(name: str, value: str | None) -> str | None:
     return digits
 
 
-def original_uri(headers: Mapping[str, str], extra_path: str, query: str) -> str | None:
-    """The URI the client asked the proxy for (Envoy: the path after the resource)."""
-    for name in ("x-original-uri", "x-forwarded-uri"):
-        value = _text(name, headers.get(name), MAX_URI)
-        if value:
-            return value
+def select_uri(
+    x_original: str | None, x_forwarded: str | None, extra_path: str, query: str
+) -> str | None:
+    """The URI the client asked the proxy for: `X-Original-URI`, else `X-Forwarded-Uri`
+    (Traefik), else the path after the resource (Envoy). A header counts only when it holds
+    something besides white space. The one place this choice is made: the parser and the
+    answer cache both call it, so they can never read different URIs."""
+    for name, value in (("x-original-uri", x_original), ("x-forwarded-uri", x_forwarded)):
+        text = _text(name, value, MAX_URI)
+        if text:
+            return text
     if extra_path:
         uri = extra_path + (f"?{query}" if query else "")
         return _text("path", uri, MAX_URI)
     return None
+
+
+def original_uri(headers: Mapping[str, str], extra_path: str, query: str) -> str | None:
+    """`select_uri` over a header mapping (lower-case names)."""
+    return select_uri(
+        headers.get("x-original-uri"), headers.get("x-forwarded-uri"), extra_path, query
+    )
 
 
 def _check_resource(resource: str) -> None:
@@ -138,7 +211,9 @@ def _check_resource(resource: str) -> None:
         raise SignalError(f"resource `{resource[:MAX_RESOURCE]}` is not a resource name")
 
 
-def _is_activesync(uri: str) -> bool:
+def is_activesync(uri: str) -> bool:
+    """Whether a URI is an ActiveSync request with a query (the only URIs that carry device
+    signals; every other URI leaves the decision unchanged)."""
     return "?" in uri and ACTIVESYNC_PATH in uri.split("?", 1)[0].lower()
 
 
@@ -153,46 +228,41 @@ def parse(
 ) -> ForwardAuthRequest:
     """Headers (lower-case names) and the request target → (user, resource, Signals)."""
     _check_resource(resource)
+    resource = resource.lower()
     uri = original_uri(headers, extra_path, query)
     activesync_query = None
-    activesync_user = None
-    if uri is not None and _is_activesync(uri):
-        parsed = parse_activesync_query(uri)
+    if uri is not None and is_activesync(uri):
+        parse_activesync_query(uri)  # refuses a malformed query with its reason
         activesync_query = uri.split("?", 1)[1]
-        activesync_user = parsed.user
-    user = (
-        _text(names.user, headers.get(names.user), MAX_USER)
-        or _text("remote-user", headers.get("remote-user"), MAX_USER)
-        or _basic_user(_text("authorization", headers.get("authorization")))
-        or activesync_user
-    )
+    user = _user_name(names.user, headers.get(names.user))
+    verified = True
+    if user is None and resource in names.basic_resources:
+        user = _basic_user(_text("authorization", headers.get("authorization")))
+        verified = False
     if not user:
         raise MissingUser(
             "no user in the request",
-            hint=f"the proxy must pass `{names.user}`, `Remote-User` or Basic credentials",
+            hint=f"the proxy must authenticate the user and pass `{names.user}`",
         )
-    if len(user) > MAX_USER:
-        raise SignalError(f"user is longer than {MAX_USER} characters")
     signals = Signals(
         user_agent=_text("user-agent", headers.get("user-agent")),
         activesync_query=activesync_query,
-        client_ip=_client_ip(headers, peer),
+        client_ip=_client_ip(headers, peer, names.trusted),
         tls_fingerprint=_fingerprint(names.fingerprint, headers.get(names.fingerprint)),
     )
-    return ForwardAuthRequest(user=user, resource=resource.lower(), signals=signals)
+    return ForwardAuthRequest(user=user, resource=resource, signals=signals, user_verified=verified)
 
 
 class ParseCache:
     """`parse` with memory: proxies repeat the same user, agent and device for every page, so
     the result is kept per distinct input. The original URI takes part in the key only when it
     is an ActiveSync request (otherwise it does not change the result); it is still checked on
-    every request. Errors are never cached. Cleared when full: a hit stays one dict look-up."""
+    every request. Errors are never cached. Bounded: a hit stays one dict look-up."""
 
     def __init__(self, names: HeaderNames = HeaderNames(), size: int = 100_000) -> None:
         self.names = names
-        self.size = size
         self._headers = names.decisive()
-        self._cache: dict[tuple[str | None, ...], ForwardAuthRequest] = {}
+        self._cache: BoundedCache[tuple[str | None, ...], ForwardAuthRequest] = BoundedCache(size)
 
     def parse(
         self,
@@ -205,7 +275,7 @@ class ParseCache:
     ) -> ForwardAuthRequest:
         _check_resource(resource)
         uri = original_uri(headers, extra_path, query)
-        device_uri = uri if uri is not None and _is_activesync(uri) else None
+        device_uri = uri if uri is not None and is_activesync(uri) else None
         key = (resource, device_uri, peer, *(headers.get(name) for name in self._headers))
         hit = self._cache.get(key)
         if hit is not None:
@@ -213,9 +283,7 @@ class ParseCache:
         result = parse(
             resource, headers, extra_path=extra_path, query=query, peer=peer, names=self.names
         )
-        if len(self._cache) >= self.size:
-            self._cache.clear()
-        self._cache[key] = result
+        self._cache.put(key, result)
         return result
 
 
@@ -263,5 +331,5 @@ def block_html(rule: str | None, message: str) -> str:
 def render_error(error: SignalError) -> Rendered:
     """A JSON error for a request the adapter could not read: 401 without a user, else 400."""
     status = 401 if isinstance(error, MissingUser) else 400
-    body = json.dumps({"error": error.message, "hint": error.hint}).encode()
+    body = json.dumps(error_json(error.message, error.hint)).encode()
     return status, [("content-type", "application/json")], body

@@ -6,9 +6,17 @@ open and sends the next request on it. devicegate reads `request`, `sasl_usernam
 `client_address` and `protocol_state`.
 
 SMTP carries no device data at all, so an authenticated submission is decided from the
-newest device *sighting* of the same user on any adapter (IMAP ID, ActiveSync, web, RADIUS)
-within `window`. The decision's first reason names that sighting; without one the request is
-decided on no device signals (each rule's `on_unidentified`). Decisions map to actions:
+device *sightings* of the same user on other adapters (IMAP ID, ActiveSync, web, RADIUS)
+within `window` (24 hours by default). With `match="any"` (the default) every distinct
+identified device the user was seen on counts, and the most severe of their decisions
+stands: a deny rule matches when any identified sighting supports it, an allow-list must be
+met by all of them — the conflict rule (docs/semantics.md rule 8) applied to SMTP. So a user
+whose banned phone still reaches work services keeps being refused submission until it has
+not been seen for `window`. With `match="newest"` only the newest identified sighting counts.
+A request that identified no device (an IMAP login with a malformed ID, a VPN login whose
+Calling-Station-Id is an address) is no sighting and never hides one that did. The
+decision's first reason names the sighting used; without any the request is decided on no
+device signals (each rule's `on_unidentified`). Decisions map to actions:
 
     allow → DUNNO                       warn → PREPEND X-Devicegate-Warning: <message>
     block → REJECT 5.7.1 <message>      quarantine → HOLD <message> (kept for IT review)
@@ -18,7 +26,10 @@ gets DUNNO. A malformed request (a line without `=`, no `request=smtpd_access_po
 over `MAX_LINE` or a request over `MAX_REQUEST` octets) gets `DEFER_IF_PERMIT` and the
 connection is closed, since the stream cannot be trusted to resynchronise; a request cut
 off by EOF is dropped unanswered. If devicegate is down, Postfix itself answers
-`451 4.3.5 Server configuration problem` (a deferral, never an accept).
+`451 4.3.5 Server configuration problem` (a deferral, never an accept). A peer that is not a
+trusted proxy (`serve --trusted-proxy`) is disconnected at once; a connection idle for
+`idle_timeout`, or that takes longer than `request_timeout` to finish a request it began, is
+closed, and connections beyond `max_connections` are refused.
 """
 
 from __future__ import annotations
@@ -34,23 +45,30 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from devicegate.adapters.base import DecisionService, Replayable, ReplayingService, Sighting
+from devicegate.boundedcache import BoundedCache
+from devicegate.defaults import POSTFIX_MATCH, POSTFIX_WINDOW
 from devicegate.errors import SignalError
-from devicegate.model import Action, Decision, Signals
+from devicegate.model import SEVERITY, Action, Decision, Signals
+from devicegate.policy.schema import parse_duration
 
 log = logging.getLogger("devicegate.adapters.postfix")
 
 ADAPTER = "postfix"
 RESOURCE = "email"
-DEFAULT_WINDOW = timedelta(days=7)
+DEFAULT_WINDOW = parse_duration(POSTFIX_WINDOW)
+MATCHES = ("any", "newest")
+DEFAULT_MATCH = POSTFIX_MATCH
 MAX_LINE = 4096
 MAX_REQUEST = 64 * 1024
 MAX_ATTRIBUTES = 200
 MAX_MESSAGE = 300
-#: Seconds a user's newest sighting is reused: a message to many recipients asks once per
+#: Seconds a user's sightings are reused: a message to many recipients asks once per
 #: recipient, and a sighting a few seconds old decides the same. 0 disables the cache.
 SIGHTING_TTL = 5.0
 MAX_CACHED_USERS = 100_000
-IDLE_TIMEOUT = 600.0  # seconds; Postfix closes idle policy connections after 300 s
+IDLE_TIMEOUT = 300.0  # seconds; Postfix closes its idle policy connections after 300 s
+REQUEST_TIMEOUT = 10.0  # seconds to finish a request once its first byte arrived
+MAX_CONNECTIONS = 1024
 MAX_WAITING = 256  # answers waiting for the decision log before a connection stops reading
 MALFORMED = "DEFER_IF_PERMIT 4.7.1 devicegate: malformed policy request"
 UNAVAILABLE = "DEFER_IF_PERMIT 4.3.0 devicegate: decision log unavailable"
@@ -101,19 +119,56 @@ def _one_line(text: str) -> str:
     return clean[:MAX_MESSAGE]
 
 
+def _span(window: timedelta) -> str:
+    """`24 hours`, `7 days`, `90 minutes`: a window as an operator wrote it."""
+    seconds = int(window.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+def device_label(sighting: Sighting) -> str:
+    profile = sighting.profile
+    return " ".join(v for v in (profile.vendor, profile.platform, profile.model) if v) or (
+        "unidentified device"
+    )
+
+
 def describe_sighting(sighting: Sighting | None, user: str, window: timedelta) -> str:
     """The reason naming the sighting an SMTP decision was made from."""
     if sighting is None:
         return (
-            f"smtp carries no device data and `{user}` was seen on no device within "
-            f"{window}: decided on no device signals"
+            f"smtp carries no device data and `{user}` was seen on no identified device "
+            f"within {_span(window)}: decided on no device signals"
         )
-    profile = sighting.profile
-    device = " ".join(v for v in (profile.vendor, profile.platform, profile.model) if v)
     return (
         f"smtp carries no device data: decided from the {sighting.adapter} sighting of "
-        f"{sighting.at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({device or 'unidentified device'})"
+        f"{sighting.at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({device_label(sighting)})"
     )
+
+
+def choose(
+    service: DecisionService,
+    user: str,
+    sightings: list[Sighting],
+    *,
+    match: str = DEFAULT_MATCH,
+    at: datetime | None = None,
+) -> tuple[Decision, Sighting | None]:
+    """Which sighting an SMTP submission is decided from, and the decision it gets (a dry
+    run: nothing is recorded). `any`: the most severe decision over every sighting (the
+    newest among equals); `newest`: the newest sighting's."""
+    candidates = sightings[:1] if match == "newest" else sightings
+    best: tuple[Decision, Sighting | None] | None = None
+    for sighting in candidates:
+        decision = service.check(user, RESOURCE, sighting.signals, at=at)
+        if best is None or SEVERITY[decision.action] > SEVERITY[best[0].action]:
+            best = (decision, sighting)
+    if best is None:
+        return service.check(user, RESOURCE, Signals(), at=at), None
+    return best
 
 
 def decide_submission(
@@ -121,21 +176,17 @@ def decide_submission(
     user: str,
     *,
     window: timedelta = DEFAULT_WINDOW,
+    match: str = DEFAULT_MATCH,
     at: datetime | None = None,
 ) -> tuple[Decision, Sighting | None]:
-    """Decide an authenticated submission from the user's newest sighting within `window`;
-    the decision's first reason names the sighting used."""
-    decision, sighting = _decide(service, user, window, at)
+    """Decide (and record) an authenticated submission from the user's sightings within
+    `window`; the decision's first reason names the sighting used."""
+    sightings = service.recent_sightings(user, window=window)
+    _, sighting = choose(service, user, sightings, match=match, at=at)
+    signals = sighting.signals if sighting is not None else Signals()
+    decision = service.decide(user, RESOURCE, signals, adapter=ADAPTER, at=at)
     reason = describe_sighting(sighting, user, window)
     return replace(decision, reasons=(reason, *decision.reasons)), sighting
-
-
-def _decide(
-    service: DecisionService, user: str, window: timedelta, at: datetime | None = None
-) -> tuple[Decision, Sighting | None]:
-    sighting = service.recent_sighting(user, window=window)
-    signals = sighting.signals if sighting is not None else Signals()
-    return service.decide(user, RESOURCE, signals, adapter=ADAPTER, at=at), sighting
 
 
 def render(decision: Decision) -> str:
@@ -171,23 +222,40 @@ class PostfixPolicyServer:
         port: int,
         *,
         window: timedelta = DEFAULT_WINDOW,
+        match: str = DEFAULT_MATCH,
         sighting_ttl: float = SIGHTING_TTL,
         durable: Durable | None = None,
+        trusted: Callable[[str | None], bool] | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
+        request_timeout: float = REQUEST_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
+        if match not in MATCHES:
+            raise ValueError(f"unknown match `{match}`: any or newest")
         self.service = service
         self.host = host
         self.port = port
         self.window = window
+        self.match = match
         self.sighting_ttl = sighting_ttl
+        #: who may connect (a trusted proxy's address); None: anyone (tests, embedding)
+        self.trusted = trusted
+        self.idle_timeout = idle_timeout
+        self.request_timeout = request_timeout
+        self.max_connections = max_connections
         #: Asked before answering a decided request whether the decision log holds it (or,
         #: with `--log-ack buffered`, will); see `Durable`.
         self.durable = durable
-        # user → (monotonic time, wall time, sighting): `recent_sighting`, for `sighting_ttl`
-        self._recent: dict[str, tuple[float, float, Sighting | None]] = {}
+        # user → (monotonic time, wall time, sightings): `recent_sightings`, for `sighting_ttl`
+        self._recent: BoundedCache[str, tuple[float, float, list[Sighting]]] = BoundedCache(
+            MAX_CACHED_USERS
+        )
         # With a replaying service: user → (expiry, prepared decision, action), for
         # `sighting_ttl` seconds — the same span the sighting itself is cached.
         self._replaying = isinstance(service, ReplayingService)
-        self._answers: dict[str, tuple[float, float, Replayable, str]] = {}
+        self._answers: BoundedCache[str, tuple[float, float, Replayable, str]] = BoundedCache(
+            MAX_CACHED_USERS
+        )
         self._server: asyncio.AbstractServer | None = None
         # open connections; a reaper closes the idle ones, so no request pays for arming
         # and cancelling a timer of its own
@@ -235,7 +303,7 @@ class PostfixPolicyServer:
                 and replaying.replay_if_valid(hit[2], now) is not None
             ):
                 return hit[3]
-        sighting = self._recent_sighting(user)
+        _, sighting = choose(self.service, user, self._recent_sightings(user), match=self.match)
         signals = sighting.signals if sighting is not None else Signals()
         prepared = None
         if replaying is not None:
@@ -255,17 +323,18 @@ class PostfixPolicyServer:
                 describe_sighting(sighting, user, self.window),
             )
         action = render(decision)
-        if sighting is not None and decision.action is Action.BLOCK:
-            action += f" (device last seen via {sighting.adapter})"
+        if sighting is not None and not decision.allowed:
+            seen = sighting.at.astimezone(UTC)
+            action += (
+                f" ({device_label(sighting)} seen via {sighting.adapter} {seen:%Y-%m-%d %H:%M} UTC)"
+            )
         if prepared is not None:
-            if len(self._answers) >= MAX_CACHED_USERS:
-                self._answers.clear()
             made = time.time()
-            self._answers[user] = (made + self.sighting_ttl, made, prepared, action)
+            self._answers.put(user, (made + self.sighting_ttl, made, prepared, action))
         return action
 
-    def _recent_sighting(self, user: str) -> Sighting | None:
-        """The service's `recent_sighting`, answered from a cache for `sighting_ttl` seconds
+    def _recent_sightings(self, user: str) -> list[Sighting]:
+        """The service's `recent_sightings`, answered from a cache for `sighting_ttl` seconds
         unless the user was sighted again since."""
         key = user.lower()
         now = time.monotonic()
@@ -277,12 +346,10 @@ class PostfixPolicyServer:
         ):
             return cached[2]
         made = time.time()
-        sighting = self.service.recent_sighting(user, window=self.window)
+        sightings = self.service.recent_sightings(user, window=self.window)
         if self.sighting_ttl > 0:
-            if len(self._recent) >= MAX_CACHED_USERS:
-                self._recent.clear()
-            self._recent[key] = (now, made, sighting)
-        return sighting
+            self._recent.put(key, (now, made, sightings))
+        return sightings
 
     def seen_since(self, user: str, made: float) -> bool:
         """Whether the service recorded a sighting of `user` at or after `made` (epoch): a
@@ -292,13 +359,20 @@ class PostfixPolicyServer:
         return seen is not None and seen >= made
 
     async def _reap_idle(self) -> None:
-        """Close connections idle for `IDLE_TIMEOUT` (Postfix closes its own after 300 s;
-        this only frees what a vanished client left open)."""
+        """Close connections idle for `idle_timeout` (Postfix closes its own after 300 s;
+        this frees what a vanished client left open) and those that began a request and did
+        not finish it within `request_timeout` (a slow or hostile peer)."""
+        period = max(0.05, min(self.idle_timeout, self.request_timeout) / 5)
         while True:
-            await asyncio.sleep(IDLE_TIMEOUT / 10)
-            cutoff = time.monotonic() - IDLE_TIMEOUT
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            idle_cutoff = now - self.idle_timeout
+            partial_cutoff = now - self.request_timeout
             for connection in list(self._open):
-                if connection.last < cutoff and not connection.waiting:
+                if connection.waiting:
+                    continue
+                started = connection.started
+                if connection.last < idle_cutoff or (started and started < partial_cutoff):
                     connection.end()
 
 
@@ -337,11 +411,27 @@ class _PolicyConnection(asyncio.Protocol):
         self.paused = False  # reading is paused: the client does not read, or too much waits
         self.write_blocked = False  # the transport's buffer is over its high-water mark
         self.last = time.monotonic()
+        self.started = 0.0  # monotonic time the unfinished request in `buffer` began; 0: none
 
     # ---- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        self.server._open.add(self)
+        server = self.server
+        trusted = server.trusted
+        if trusted is not None:
+            peer = self.transport.get_extra_info("peername")
+            address = peer[0] if isinstance(peer, tuple) and peer else None
+            if not trusted(address):
+                log.warning("postfix: refused a connection from %s: not a trusted proxy", address)
+                self.closing = True
+                self.transport.close()
+                return
+        if len(server._open) >= server.max_connections:
+            log.warning("postfix: refused a connection: %d are open", len(server._open))
+            self.closing = True
+            self.transport.close()
+            return
+        server._open.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server._open.discard(self)
@@ -401,7 +491,11 @@ class _PolicyConnection(asyncio.Protocol):
             if problem is not None:
                 self._malformed(problem)
                 return
+            if not self.started or start:  # a new request began in this read
+                self.started = self.last
             self.buffer = rest
+        else:
+            self.started = 0.0
 
     # ---- answering -------------------------------------------------------------------------
     def _respond(self, request: PolicyRequest) -> None:

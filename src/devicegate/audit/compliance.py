@@ -101,21 +101,21 @@ def summary(
     }
 
 
-def still_to_replace(tables: AuditTables, last_event: object) -> pa.Table:
-    """Devices flagged (violation, warning or exception) in the last days of the data."""
+def still_to_replace(tables: AuditTables, last_event: object) -> pa.ChunkedArray:
+    """Which rows of the devices table were flagged (violation, warning or exception) in the
+    last `STILL_TO_REPLACE_DAYS` days of the data: a boolean per row."""
+    import pyarrow.compute as pc
+
     devices = tables.devices
     if not isinstance(last_event, datetime) or devices.num_rows == 0:
-        return devices.slice(0, 0)
+        return pa.chunked_array([pa.array([False] * devices.num_rows, pa.bool_())])
     from datetime import timedelta
-
-    import pyarrow.compute as pc
 
     cutoff = pa.scalar(
         last_event - timedelta(days=STILL_TO_REPLACE_DAYS),
         devices.schema.field("last_flagged").type,
     )
-    keep = pc.fill_null(pc.greater_equal(devices.column("last_flagged"), cutoff), False)
-    return devices.filter(keep)
+    return pc.fill_null(pc.greater_equal(devices.column("last_flagged"), cutoff), False)
 
 
 def write_csv(table: pa.Table, path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Annotated
 
 import click
 import typer
@@ -24,6 +25,37 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def version() -> str:
+    """The installed distribution's version (what `pip show devicegate` says)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("devicegate")
+    except PackageNotFoundError:
+        return "unknown (not installed: run from a source tree)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"devicegate {version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Take a class of devices out of work use: policy, identification, enforcement, audit."""
+
+
 app.command("validate")(validate)
 app.command("schema")(schema)
 app.command("identify")(identify)

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
-from zoneinfo import ZoneInfo
+from typing import Annotated
 
 import typer
 
+from devicegate.defaults import DEFAULT_STORE_URL, STORE_ENV
 from devicegate.directory import EMPTY_DIRECTORY, Directory, load_directory
 from devicegate.errors import UsageError
 from devicegate.inventory import EMPTY_INVENTORY, Inventory, load_inventory
 from devicegate.model import Signals
 from devicegate.policy import Snapshot, compile_policy, load_policy
+from devicegate.timeutil import parse_at as parse_at  # `--at`, shared with the HTTP API
 
 PolicyOpt = Annotated[
     list[Path], typer.Option("--policy", "-p", help="Policy YAML file (repeat for several).")
@@ -26,6 +26,29 @@ DevicesOpt = Annotated[
     Path | None, typer.Option("--devices", help="Device inventory CSV (MDM export).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+#: `--store` of every command that uses a store: the same flag, the same environment
+#: variable, the same default. Commands that only read refuse a store that is not there
+#: (`open_store(create=False)`); `serve` and `triage --quarantine` create it.
+StoreOpt = Annotated[
+    str,
+    typer.Option(
+        "--store",
+        envvar=STORE_ENV,
+        help=f"Store: sqlite:///FILE or postgresql://… (else ${STORE_ENV}).",
+    ),
+]
+STORE_DEFAULT = DEFAULT_STORE_URL
+#: `--store` of commands that work without a store and use one when told (`check`,
+#: `explain`): no default file, but the same flag and environment variable.
+OptionalStoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        envvar=STORE_ENV,
+        help=f"Store whose holds and verdicts apply (else ${STORE_ENV}; default: none).",
+    ),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Do not print what was loaded.")]
 AtOpt = Annotated[
     str | None,
@@ -76,21 +99,6 @@ def make_signals(
     )
 
 
-def parse_at(text: str | None, tz: ZoneInfo | None = None) -> datetime:
-    """`--at`: a date means local midnight in the policy's zone; a naive time is local too."""
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UsageError(
-            f"`{text}` is not an ISO-8601 date or time", hint="e.g. 2023-07-17 or 2023-07-17T09:00"
-        ) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=tz or UTC)
-    return value
-
-
 def load_snapshot(
     policy: list[Path],
     directory: Path | None,
@@ -103,7 +111,7 @@ def load_snapshot(
         raise UsageError("no policy given", hint="pass --policy FILE")
     users: Directory = load_directory(directory) if directory else EMPTY_DIRECTORY
     inventory: Inventory = load_inventory(devices) if devices else EMPTY_INVENTORY
-    loaded = load_policy(policy, known_units=users.units() if not _declares_units(policy) else None)
+    loaded = load_policy(policy, directory=users if directory else None)
     snapshot = compile_policy(loaded, users, inventory)
     if not quiet:
         s = snapshot.summary()
@@ -118,20 +126,6 @@ def load_snapshot(
         if len(snapshot.directory.problems) > 20:
             err(f"warning: directory: {len(snapshot.directory.problems) - 20} more problems")
     return snapshot
-
-
-def _declares_units(policy: list[Path]) -> bool:
-    """Whether any policy file lists `units:` (then the policy's list is authoritative)."""
-    import yaml
-
-    for path in policy:
-        try:
-            data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError, UnicodeDecodeError):
-            return True  # load_policy will report the real problem
-        if isinstance(data, dict) and data.get("units"):
-            return True
-    return False
 
 
 def write_json(data: object) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,10 +20,12 @@ from devicegate.cli.common import (
     JsonOpt,
     MacOpt,
     MdmIdOpt,
+    OptionalStoreOpt,
     PolicyOpt,
     QuietOpt,
     TlsOpt,
     UserAgentOpt,
+    err,
     load_snapshot,
     make_signals,
     parse_at,
@@ -32,9 +34,12 @@ from devicegate.cli.common import (
 from devicegate.errors import SignalError, UsageError
 from devicegate.identify import Identifier
 from devicegate.inventory import EMPTY_INVENTORY, load_inventory
-from devicegate.model import Request
+from devicegate.model import NO_STATE, DeviceState, Request
 from devicegate.policy import Snapshot, decide, explain
 from devicegate.serialize import decision_json, profile_json, signals_from_json
+
+if TYPE_CHECKING:
+    from devicegate.store import DeviceRecord
 
 JSONL_KEYS = {
     "user_agent",
@@ -136,21 +141,37 @@ def _load_request(
     resource: str,
     at: str | None,
     signals_args: tuple[str | None, ...],
+    store: str | None,
     *,
     quiet: bool,
-) -> tuple[Snapshot, Request]:
+) -> tuple[Snapshot, Request, DeviceState, DeviceRecord | None]:
     """What `check` and `explain` do before deciding: load the policy (saying what was loaded
-    unless `quiet`), refuse an unknown resource, and build the request, `--at` read in the
-    policy's time zone."""
+    unless `quiet`), refuse an unknown resource, build the request, `--at` read in the
+    policy's time zone, and with a store read the device's holds and verdicts from it — what
+    `serve` would apply (`builtin:quarantine-hold`, `builtin:compromised`)."""
     snapshot = load_snapshot(policy, directory, devices, quiet=quiet)
     _check_resource(snapshot.resources, resource)
+    signals = make_signals(*signals_args)
     request = Request(
         user=user,
         resource=resource,
         at=parse_at(at, snapshot.timezone),
-        signals=make_signals(*signals_args),
+        signals=signals,
     )
-    return snapshot, request
+    if store is None:
+        return snapshot, request, NO_STATE, None
+    from devicegate.store import open_store, shown_url
+
+    opened = open_store(store, create=False)
+    keys = snapshot.identifier.profile(signals).keys
+    state = opened.device_state(keys) if keys else NO_STATE
+    record = opened.device(state.device_ref) if state.device_ref else None
+    if not quiet:
+        err(
+            f"device state from {shown_url(store)}: "
+            + (f"device {state.device_ref}" if state.device_ref else "device not in the store")
+        )
+    return snapshot, request, state, record
 
 
 UserOpt = Annotated[str, typer.Option("--user", "-u", help="User as the service authenticated it.")]
@@ -174,11 +195,13 @@ def check(
     mac: MacOpt = None,
     mdm_id: MdmIdOpt = None,
     tls_fingerprint: TlsOpt = None,
+    store: OptionalStoreOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Decide one access: action, deciding rule, message, report-only hits, device."""
-    snapshot, request = _load_request(
+    """Decide one access: action, deciding rule, message, report-only hits, device; with
+    --store, the device's holds and verdicts count as they do in `serve`."""
+    snapshot, request, state, record = _load_request(
         policy,
         directory,
         devices,
@@ -195,9 +218,10 @@ def check(
             mdm_id,
             tls_fingerprint,
         ),
+        store,
         quiet=quiet or as_json,
     )
-    decision = decide(snapshot, request)
+    decision = decide(snapshot, request, state)
     if as_json:
         write_json(decision_json(decision))
         return
@@ -213,6 +237,24 @@ def check(
         typer.echo(f"report-only: {hit.rule} would {hit.action.value}")
     if decision.spoofing_suspected:
         typer.echo("warning: signals conflict: spoofing suspected")
+    if record is not None:
+        for line in _store_lines(record):
+            typer.echo(line)
+
+
+def _store_lines(record: DeviceRecord) -> list[str]:
+    """What the store holds against the device, for the help desk: each standing hold and
+    verdict with rule, since and by whom, and where to read more."""
+    from devicegate.store import describe_hold, describe_verdict
+
+    ref = record.device_ref
+    lines = [
+        f"store: {ref} held on {describe_hold(h, user=record.user)}" for h in record.active_holds
+    ]
+    lines += [f"store: {ref} has {describe_verdict(v)}" for v in record.active_verdicts]
+    if lines:
+        lines.append(f"store: `devicegate devices show {ref}` for the details")
+    return lines
 
 
 def _check_resource(known: frozenset[str], resource: str) -> None:
@@ -240,10 +282,12 @@ def explain_cmd(
     mac: MacOpt = None,
     mdm_id: MdmIdOpt = None,
     tls_fingerprint: TlsOpt = None,
+    store: OptionalStoreOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Print the reasoning behind a decision: the device evidence, every rule considered."""
-    snapshot, request = _load_request(
+    """Print the reasoning behind a decision: the device evidence, every rule considered;
+    with --store, the device's holds and verdicts too."""
+    snapshot, request, state, _ = _load_request(
         policy,
         directory,
         devices,
@@ -260,7 +304,8 @@ def explain_cmd(
             mdm_id,
             tls_fingerprint,
         ),
+        store,
         quiet=quiet,
     )
-    for line in explain(snapshot, request):
+    for line in explain(snapshot, request, state):
         typer.echo(line)

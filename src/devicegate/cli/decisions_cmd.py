@@ -16,8 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from devicegate.cli.common import err
-from devicegate.defaults import DEFAULT_STORE_URL as DEFAULT_URL
+from devicegate.cli.common import STORE_DEFAULT, StoreOpt, err
 
 decisions_app = typer.Typer(help="The decision log in the store.", no_args_is_help=True)
 
@@ -45,9 +44,7 @@ def export_line(row: dict[str, Any]) -> str:
 
 @decisions_app.command("export")
 def export(
-    store: Annotated[
-        str, typer.Option("--store", help="SQLAlchemy URL: sqlite:///FILE or postgresql://…")
-    ] = DEFAULT_URL,
+    store: StoreOpt = STORE_DEFAULT,
     since: Annotated[
         str | None, typer.Option("--since", help="From this time (ISO 8601; UTC if naive).")
     ] = None,
@@ -64,7 +61,7 @@ def export(
 
     start = parse_at(since) if since else None
     end = parse_at(until) if until else None
-    rows = open_store(store).iter_decisions(since=start, until=end)
+    rows = open_store(store, create=False).iter_decisions(since=start, until=end)
     count = 0
     with out.open("w", encoding="utf-8") if out else _stdout() as sink:
         for row in rows:

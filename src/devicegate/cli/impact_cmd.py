@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,7 +12,6 @@ from rich.table import Table
 
 from devicegate.cli.common import (
     AtOpt,
-    DirectoryOpt,
     JsonOpt,
     PolicyOpt,
     QuietOpt,
@@ -19,54 +19,46 @@ from devicegate.cli.common import (
     parse_at,
     write_json,
 )
-from devicegate.errors import UsageError
-from devicegate.impact import impact
+from devicegate.impact import RuleImpact, impact
 
 
 def impact_cmd(
     policy: PolicyOpt,
-    devices: Annotated[str, typer.Option("--devices", help="Device inventory CSV (MDM export).")],
-    directory: DirectoryOpt = None,
+    directory: Annotated[
+        Path, typer.Option("--directory", "-d", help="Users directory (CSV or LDIF).")
+    ],
+    devices: Annotated[Path, typer.Option("--devices", help="Device inventory CSV (MDM export).")],
     at: AtOpt = None,
     limit: Annotated[int, typer.Option("--limit", help="Users listed per rule (table).")] = 20,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """For each rule: who is affected, with which device, and from when."""
-    from pathlib import Path
+    """For each rule: who is affected, with which device, and from when.
 
-    if directory is None:
-        raise UsageError("impact needs --directory to know who is in which unit")
-    snapshot = load_snapshot(policy, directory, Path(devices), quiet=quiet or as_json)
+    Every rule is listed; one that reaches no inventory device says "matches nobody".
+    """
+    snapshot = load_snapshot(policy, directory, devices, quiet=quiet or as_json)
     moment = parse_at(at, snapshot.timezone)
-    rows = impact(snapshot, moment)
+    reach = impact(snapshot, moment)
     if as_json:
-        write_json(
-            [
-                {
-                    "rule": r.rule,
-                    "unit": r.unit,
-                    "user": r.user,
-                    "device_id": r.device_id,
-                    "device": r.device,
-                    "effective": r.effective.isoformat(),
-                    "status": r.status,
-                    "detail": r.detail,
-                }
-                for r in rows
-            ]
-        )
+        write_json({"at": moment.isoformat(), "rules": [_as_json(r) for r in reach]})
         return
     console = Console()
-    for rule in snapshot.rules:
-        mine = [r for r in rows if r.rule == rule.id]
-        if not mine:
+    for entry in reach:
+        rule = entry.rule
+        head = (
+            f"[bold]{rule.id}[/bold] from {rule.start_at.date()} ({rule.effect.value}"
+            f"{', report-only' if rule.report_only else ''}): "
+        )
+        if entry.note is not None:
+            console.print(head + entry.note)
             continue
+        mine = entry.rows
         statuses = Counter(r.status for r in mine)
         users = len({r.user for r in mine})
         console.print(
-            f"[bold]{rule.id}[/bold] from {rule.start_at.date()} ({rule.effect.value}"
-            f"{', report-only' if rule.report_only else ''}): {users} users, {len(mine)} devices — "
+            head
+            + f"{users} users, {len(mine)} devices — "
             + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
         )
         by_unit = Counter(r.unit for r in mine)
@@ -79,3 +71,30 @@ def impact_cmd(
         console.print(table)
         if len(mine) > limit:
             console.print(f"  … and {len(mine) - limit} more (use --json for all)")
+
+
+def _as_json(entry: RuleImpact) -> dict[str, object]:
+    rule = entry.rule
+    return {
+        "rule": rule.id,
+        "effect": rule.effect.value,
+        "report_only": rule.report_only,
+        "from": rule.start_at.isoformat(),
+        "until": rule.until_at.isoformat() if rule.until_at else None,
+        "users_in_scope": entry.users_in_scope,
+        "users": len({r.user for r in entry.rows}),
+        "devices": len(entry.rows),
+        "note": entry.note,
+        "rows": [
+            {
+                "unit": r.unit,
+                "user": r.user,
+                "device_id": r.device_id,
+                "device": r.device,
+                "effective": r.effective.isoformat(),
+                "status": r.status,
+                "detail": r.detail,
+            }
+            for r in entry.rows
+        ],
+    }

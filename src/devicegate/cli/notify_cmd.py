@@ -3,31 +3,30 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from devicegate.cli.common import (
+    STORE_DEFAULT,
     AtOpt,
     DevicesOpt,
     DirectoryOpt,
     JsonOpt,
     PolicyOpt,
+    StoreOpt,
     err,
     load_snapshot,
     parse_at,
     write_json,
 )
-from devicegate.defaults import DEFAULT_STORE_URL as DEFAULT_URL
 from devicegate.errors import UsageError
 
 if TYPE_CHECKING:
-    from devicegate.notify.plan import Notice
+    from email.message import EmailMessage
 
-StoreOpt = Annotated[
-    str,
-    typer.Option("--store", help="Store (sightings, and the ledger of notices sent)."),
-]
+    from devicegate.notify.plan import Notice
 
 
 def notify(
@@ -41,21 +40,40 @@ def notify(
     sender: Annotated[
         str, typer.Option("--from", help="Sender address of the notices.")
     ] = "it-security@devicegate.invalid",
-    store: StoreOpt = DEFAULT_URL,
+    store: StoreOpt = STORE_DEFAULT,
     at: AtOpt = None,
     seen_days: Annotated[
         int, typer.Option("--seen-days", help="Count devices sighted in the last N days.")
     ] = 30,
+    templates: Annotated[
+        Path | None,
+        typer.Option(
+            "--templates",
+            envvar="DEVICEGATE_TEMPLATES",
+            help="Directory of notice templates (LOCALE/KIND.txt.j2) used before the shipped "
+            "ones (else $DEVICEGATE_TEMPLATES).",
+        ),
+    ] = None,
+    locale: Annotated[
+        str,
+        typer.Option(
+            "--locale",
+            envvar="DEVICEGATE_LOCALE",
+            help="Language of the notices: en, ru, … (else $DEVICEGATE_LOCALE).",
+        ),
+    ] = "en",
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="List the notices due; send and record nothing.")
+        bool,
+        typer.Option("--dry-run", help="Print each notice due in full; send and record nothing."),
     ] = False,
     limit: Annotated[
-        int, typer.Option("--limit", help="Notices listed by --dry-run (0: all).")
+        int, typer.Option("--limit", help="Notices printed by --dry-run (0: all).")
     ] = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Tell each user whose device a rule will ban, once they enter its notice period."""
     from devicegate.notify import Ledger, compose, deliver, due_notices, parse_smtp_url
+    from devicegate.notify.message import Templates, ending_exception
     from devicegate.notify.plan import inventory_devices, seen_devices
     from devicegate.store import open_store
 
@@ -64,49 +82,38 @@ def notify(
     if smtp is None and not dry_run:
         raise UsageError("no --smtp given", hint="pass --smtp smtp://host:25 or use --dry-run")
     target = parse_smtp_url(smtp) if smtp else None
+    texts = Templates(templates, locale)
     snapshot = load_snapshot(policy, directory, devices, quiet=as_json)
     moment = parse_at(at, snapshot.timezone)
-    opened = open_store(store)
+    opened = open_store(store, create=False)
     found = inventory_devices(snapshot)
     found += seen_devices(opened, snapshot, since=moment - timedelta(days=seen_days))
     notices = due_notices(snapshot, moment, found)
     if not as_json:
         err(f"{len(notices)} notices due at {moment.isoformat()} ({len(found)} devices checked)")
+
+    def make(notice: Notice) -> EmailMessage:
+        return compose(notice, sender=sender, timezone=snapshot.timezone, templates=texts)
+
     if dry_run or target is None:
-        rows = [
-            {
-                "user": n.user.id,
-                "to": n.address,
-                "rule": n.rule,
-                "devices": [
-                    {
-                        "device_id": d.device_id,
-                        "device": d.label,
-                        "source": d.source,
-                        "resources": list(d.resources),
-                    }
-                    for d in n.devices
-                ],
-                "from": n.effective_from.isoformat(),
-                "status": "due",
-            }
-            for n in notices
-        ]
-        if as_json:
-            write_json(rows)
-        else:
-            for n in notices[:limit] if limit else notices:
-                typer.echo(f"due          {n.address:<36} {n.rule:<22} {_devices(n)}")
-            if limit and len(notices) > limit:
-                typer.echo(f"… and {len(notices) - limit} more (use --json for all)")
+        if as_json:  # every notice due, with its message
+            write_json([_due_json(n, make(n)) for n in notices])
+            return
+        shown = notices[:limit] if limit else notices
+        messages = [make(n) for n in shown]  # all first: a template error prints nothing
+        for number, (notice, message) in enumerate(zip(shown, messages, strict=True), start=1):
+            why = "exception ends" if ending_exception(notice) is not None else "rule"
+            typer.echo(f"--- due {number}/{len(notices)}: {notice.address}, {why} {notice.rule}")
+            for header in ("From", "To", "Subject"):
+                typer.echo(f"{header}: {message[header]}")
+            typer.echo("")
+            typer.echo(message.get_content().rstrip("\n"))
+            typer.echo("")
+        if limit and len(notices) > limit:
+            typer.echo(f"… and {len(notices) - limit} more (--limit 0 or --json for all)")
         return
     ledger = Ledger(opened)
-    outcomes = deliver(
-        notices,
-        target,
-        ledger,
-        lambda n: compose(n, sender=sender, timezone=snapshot.timezone),
-    )
+    outcomes = deliver(notices, target, ledger, make)
     if as_json:
         write_json(
             [
@@ -136,6 +143,27 @@ def notify(
     )
     if failed:
         raise typer.Exit(1)
+
+
+def _due_json(notice: Notice, message: EmailMessage) -> dict[str, object]:
+    return {
+        "user": notice.user.id,
+        "to": notice.address,
+        "rule": notice.rule,
+        "devices": [
+            {
+                "device_id": d.device_id,
+                "device": d.label,
+                "source": d.source,
+                "resources": list(d.resources),
+            }
+            for d in notice.devices
+        ],
+        "from": notice.effective_from.isoformat(),
+        "status": "due",
+        "subject": message["Subject"],
+        "body": message.get_content(),
+    }
 
 
 def _devices(notice: Notice) -> str:

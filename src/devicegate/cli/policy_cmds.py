@@ -10,6 +10,7 @@ import typer
 
 from devicegate.cli.common import AtOpt, JsonOpt, err, parse_at, write_json
 from devicegate.directory import load_directory
+from devicegate.inventory import load_inventory
 from devicegate.policy import Severity, check_policy, json_schema
 
 
@@ -17,7 +18,15 @@ def validate(
     files: Annotated[list[Path], typer.Argument(help="Policy YAML files, merged as one policy.")],
     directory: Annotated[
         Path | None,
-        typer.Option("--directory", "-d", help="Also check units against this directory."),
+        typer.Option(
+            "--directory", "-d", help="Also check units, groups and users against this directory."
+        ),
+    ] = None,
+    devices: Annotated[
+        Path | None,
+        typer.Option(
+            "--devices", help="Also check devices named by exceptions against this inventory."
+        ),
     ] = None,
     at: AtOpt = None,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too.")] = False,
@@ -27,26 +36,12 @@ def validate(
 
     Exit 0 when valid (warnings allowed unless --strict), 1 when invalid, 2 on usage errors.
     """
-    users = load_directory(directory) if directory else None
     loaded, issues = check_policy(
-        files, known_units=users.units() if users else None, now=parse_at(at)
+        files,
+        directory=load_directory(directory) if directory else None,
+        inventory=load_inventory(devices) if devices else None,
+        now=parse_at(at),
     )
-    if users is not None and loaded is not None and loaded.policy.units:
-        from devicegate.policy.diagnostics import Issue
-        from devicegate.policy.validate import unit_closure
-
-        for problem in users.with_known_units(unit_closure(loaded.policy.units)).problems:
-            issues.append(
-                Issue(
-                    Severity.WARNING,
-                    problem.file,
-                    problem.line,
-                    "directory",
-                    problem.message,
-                    "add the unit to the policy's `units:` or fix the directory",
-                    "directory-unit",
-                )
-            )
     failing = [
         i
         for i in issues

@@ -9,24 +9,51 @@ from typing import Annotated
 
 import typer
 
-from devicegate.cli.common import DevicesOpt, DirectoryOpt, PolicyOpt, err
-from devicegate.defaults import DEFAULT_STORE_URL as DEFAULT_URL
-
-StoreOpt = Annotated[
-    str, typer.Option("--store", help="SQLAlchemy URL: sqlite:///FILE or postgresql://…")
-]
+from devicegate.cli.common import STORE_DEFAULT, DevicesOpt, DirectoryOpt, PolicyOpt, StoreOpt, err
+from devicegate.defaults import POSTFIX_MATCH, POSTFIX_WINDOW
 
 
 def serve(
     policy: PolicyOpt,
     directory: DirectoryOpt = None,
     devices: DevicesOpt = None,
-    store: StoreOpt = DEFAULT_URL,
+    store: StoreOpt = STORE_DEFAULT,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="HTTP port.")] = 8181,
     user_header: Annotated[
-        str, typer.Option("--user-header", help="Header naming the authenticated user.")
+        str,
+        typer.Option(
+            "--user-header",
+            help="The one header naming the user, set by the proxy after it authenticated "
+            "the user (and cleared from what the client sent).",
+        ),
     ] = "X-Devicegate-User",
+    basic_user: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--basic-user-for",
+            help="A resource whose backend itself verifies the client's Basic credentials "
+            "(ActiveSync to Exchange: email): there the Basic name stands in when the proxy "
+            "set no user; such decisions record no sighting and no hold. Repeat for several.",
+        ),
+    ] = None,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-proxy",
+            help="Address or CIDR block of a proxy or mail server that may ask (repeat; "
+            "default: 127.0.0.0/8 and ::1). Everyone else gets 403 on every endpoint that "
+            "trusts a header or records evidence.",
+        ),
+    ] = None,
+    proxy_secret_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--proxy-secret-file",
+            help="File holding a secret trusted proxies must also send in "
+            "X-Devicegate-Proxy-Secret (for proxies on other hosts).",
+        ),
+    ] = None,
     fingerprint_header: Annotated[
         str,
         typer.Option("--fingerprint-header", help="Header with the client-certificate hash."),
@@ -49,9 +76,21 @@ def serve(
         str,
         typer.Option(
             "--postfix-window",
-            help="How old a device sighting SMTP may be decided from (e.g. 7d, 36h).",
+            help="How old a device sighting SMTP may be decided from (e.g. 24h, 7d).",
         ),
-    ] = "7d",
+    ] = POSTFIX_WINDOW,
+    postfix_match: Annotated[
+        str,
+        typer.Option(
+            "--postfix-match",
+            help="any: refuse SMTP while any identified device the user was seen on within "
+            "the window is refused (default); newest: decide from the newest sighting only.",
+        ),
+    ] = POSTFIX_MATCH,
+    radius_vlan: Annotated[
+        str,
+        typer.Option("--radius-quarantine-vlan", help="VLAN a quarantined RADIUS client gets."),
+    ] = "999",
     log_ack: Annotated[
         str,
         typer.Option(
@@ -63,16 +102,18 @@ def serve(
 ) -> None:
     """Serve forward-auth, /v1/check, admin and mail-adapter endpoints on one port."""
     from devicegate.adapters.forward_auth import HeaderNames
+    from devicegate.adapters.postfix import MATCHES
     from devicegate.errors import UsageError
     from devicegate.policy.schema import parse_duration
     from devicegate.server import ServerConfig, create_app
     from devicegate.server.runner import run
+    from devicegate.server.trust import LOOPBACK, parse_networks
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("devicegate").setLevel(logging.INFO)
     token = os.environ.get("DEVICEGATE_ADMIN_TOKEN")
     if admin_token_file is not None:
-        token = admin_token_file.read_text(encoding="utf-8").strip()
+        token = _read_secret(admin_token_file, "--admin-token-file").decode()
     if token is not None and len(token) < 16:
         raise UsageError("the admin token must be at least 16 characters")
     if state_refresh <= 0:
@@ -83,6 +124,17 @@ def serve(
         window = parse_duration(postfix_window)
     except ValueError as exc:
         raise UsageError(f"--postfix-window: {exc}") from None
+    if postfix_match not in MATCHES:
+        raise UsageError(f"unknown --postfix-match `{postfix_match}`", hint="use any or newest")
+    try:
+        trusted = parse_networks(trusted_proxy or LOOPBACK)
+    except ValueError as exc:
+        raise UsageError(f"--trusted-proxy: {exc}") from None
+    secret = None
+    if proxy_secret_file is not None:
+        secret = _read_secret(proxy_secret_file, "--proxy-secret-file")
+    if not radius_vlan.isdigit() or not 1 <= int(radius_vlan) <= 4094:
+        raise UsageError(f"--radius-quarantine-vlan `{radius_vlan}` is not a VLAN id (1-4094)")
     config = ServerConfig(
         policy=tuple(policy),
         directory=directory,
@@ -91,20 +143,44 @@ def serve(
         host=host,
         port=port,
         admin_token=token,
-        headers=HeaderNames(user_header.lower(), fingerprint_header.lower()),
+        headers=HeaderNames(
+            user_header.lower(),
+            fingerprint_header.lower(),
+            basic_resources=frozenset(r.lower() for r in basic_user or ()),
+        ),
+        trusted_proxies=trusted,
+        proxy_secret=secret,
         state_refresh=state_refresh,
         postfix_port=postfix_port,
         postfix_window=window.total_seconds(),
+        postfix_match=postfix_match,
+        radius_quarantine_vlan=radius_vlan,
         log_ack=log_ack,
     )
     app = create_app(config)
     snapshot = app.service.snapshot
+    proxies = ", ".join(str(n) for n in trusted)
     err(
         f"devicegate serve: policy {snapshot.version} ({len(snapshot.rules)} rules), "
-        f"http://{host}:{port}, admin endpoints {'on' if token else 'off (no token)'}, "
+        f"http://{host}:{port}, trusted proxies {proxies}"
+        f"{' with a shared secret' if secret else ''}, "
+        f"admin endpoints {'on' if token else 'off (no token)'}, "
         f"decision log acknowledged {log_ack}"
     )
     run(app, config)
+
+
+def _read_secret(path: Path, flag: str) -> bytes:
+    """A secret from a file (never from the command line, where `ps` shows it)."""
+    from devicegate.errors import UsageError
+
+    try:
+        secret = path.read_bytes().strip()
+    except OSError as exc:
+        raise UsageError(f"{flag}: cannot read `{path}`: {exc.strerror}") from None
+    if len(secret) < 16:
+        raise UsageError(f"{flag}: the secret in `{path}` must be at least 16 characters")
+    return secret
 
 
 def register(app: typer.Typer) -> None:

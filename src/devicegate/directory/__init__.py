@@ -7,12 +7,13 @@ policy does not know are *reported* (`Directory.problems`), never silently ignor
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from devicegate.directory.csvfile import read_csv_directory
 from devicegate.directory.ldiffile import read_ldif_directory
+from devicegate.directory.names import alias_candidates, normalise_name
 from devicegate.errors import DirectoryError
 
 
@@ -32,16 +33,24 @@ class User:
 
 @dataclass(frozen=True, slots=True)
 class DirectoryProblem:
+    """Something in a directory file that was skipped or that the policy does not know.
+    `line` is 0 only for a directory built in memory (no file to point into)."""
+
     file: str
     line: int
     message: str
+    hint: str | None = None
 
     def format(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
+        text = f"{self.file}:{self.line}: {self.message}"
+        return f"{text} (hint: {self.hint})" if self.hint else text
 
 
 class Directory:
-    """Immutable lookup of users by any alias (case-insensitive)."""
+    """Immutable lookup of users by any alias (case-insensitive).
+
+    An alias two users share (one's login is another's e-mail address, say) names neither:
+    it is left out of the lookup and reported, never given to whichever came first."""
 
     def __init__(
         self,
@@ -49,20 +58,57 @@ class Directory:
         *,
         source: str = "",
         problems: Iterable[DirectoryProblem] = (),
+        unit_lines: dict[str, int] | None = None,
     ) -> None:
         self.users: tuple[User, ...] = tuple(users)
         self.source = source
-        self.problems: tuple[DirectoryProblem, ...] = tuple(problems)
-        self._by_alias: dict[str, User] = {}
+        #: The line of the first user in each unit, so a unit problem points at a real row.
+        self.unit_lines: dict[str, int] = dict(unit_lines or {})
+        by_alias: dict[str, User] = {}
+        shared: set[str] = set()
         for user in self.users:
-            for alias in user.aliases():
-                self._by_alias.setdefault(alias.lower(), user)
+            for alias in {normalise_name(a) for a in user.aliases()}:
+                other = by_alias.setdefault(alias, user)
+                if other is not user:
+                    shared.add(alias)
+        for alias in shared:
+            del by_alias[alias]
+        self._by_alias = by_alias
+        self.shared_aliases: frozenset[str] = frozenset(shared)
+        self._read_problems: tuple[DirectoryProblem, ...] = tuple(problems)
+
+    @property
+    def problems(self) -> tuple[DirectoryProblem, ...]:
+        """What reading found, then every name several users share."""
+        return self._read_problems + tuple(
+            DirectoryProblem(
+                self.source,
+                0,
+                f"name `{alias}` belongs to several users: it names none",
+                "give each user a login and an e-mail address no other user has",
+            )
+            for alias in sorted(self.shared_aliases)
+        )
 
     def __len__(self) -> int:
         return len(self.users)
 
     def get(self, name: str) -> User | None:
-        return self._by_alias.get(name.lower())
+        """The user an alias names exactly (after `normalise_name`), if one does."""
+        return self._by_alias.get(normalise_name(name))
+
+    def resolve(self, name: str, domains: Mapping[str, str] | None = None) -> User | None:
+        """The one user a presented name stands for (`directory.names`), None when it names
+        no user or more than one."""
+        found: User | None = None
+        for alias in alias_candidates(name, domains or {}):
+            user = self._by_alias.get(alias)
+            if user is None:
+                continue
+            if found is not None and user is not found:
+                return None
+            found = user
+        return found
 
     def units(self) -> set[str]:
         return {user.unit for user in self.users}
@@ -73,15 +119,20 @@ class Directory:
     def with_known_units(self, known: set[str]) -> Directory:
         """A copy that reports every user whose unit is not in `known` (which must include
         ancestors)."""
-        problems = list(self.problems)
+        problems = list(self._read_problems)
         for unit in sorted(self.units() - known):
             count = sum(1 for user in self.users if user.unit == unit)
             problems.append(
                 DirectoryProblem(
-                    self.source, 0, f"unit `{unit}` ({count} users) is not in the policy"
+                    self.source,
+                    self.unit_lines.get(unit, 0),
+                    f"unit `{unit}` ({count} user{'s' if count != 1 else ''}) is not in the policy",
+                    "add the unit to the policy's `units:`, or correct the users' unit",
                 )
             )
-        return Directory(self.users, source=self.source, problems=problems)
+        return Directory(
+            self.users, source=self.source, problems=problems, unit_lines=self.unit_lines
+        )
 
 
 EMPTY_DIRECTORY = Directory()
@@ -100,10 +151,14 @@ def load_directory(path: str | Path) -> Directory:
         User(id=r.user, unit=r.unit, groups=frozenset(r.groups), email=r.email, name=r.name)
         for r in rows
     ]
+    unit_lines: dict[str, int] = {}
+    for row in rows:
+        unit_lines.setdefault(row.unit, row.line)
     return Directory(
         users,
         source=str(path),
-        problems=[DirectoryProblem(str(path), line, msg) for line, msg in problems],
+        problems=[DirectoryProblem(str(path), p.line, p.message, p.hint) for p in problems],
+        unit_lines=unit_lines,
     )
 
 

@@ -5,15 +5,23 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from devicegate.directory.rows import UNIT_RE, Row, normalise_unit, split_groups
+from devicegate.directory.rows import (
+    DUPLICATE_USER_HINT,
+    INVALID_UNIT_HINT,
+    UNIT_RE,
+    Problem,
+    Row,
+    normalise_unit,
+    split_groups,
+)
 from devicegate.errors import DirectoryError
 
 
-def read_csv_directory(path: Path) -> tuple[list[Row], list[tuple[int, str]]]:
+def read_csv_directory(path: Path) -> tuple[list[Row], list[Problem]]:
     """Rows and per-line problems. A file without the required columns is an error; a bad
     row is a problem that is reported and skipped (one typo must not empty a directory)."""
     rows: list[Row] = []
-    problems: list[tuple[int, str]] = []
+    problems: list[Problem] = []
     seen: dict[str, int] = {}
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -32,14 +40,28 @@ def read_csv_directory(path: Path) -> tuple[list[Row], list[tuple[int, str]]]:
                 user = (record.get("user") or "").strip()
                 unit = normalise_unit(record.get("unit") or "")
                 if not user:
-                    problems.append((line, "empty `user`"))
+                    problems.append(
+                        Problem(line, "empty `user`", "fill in the login or delete the row")
+                    )
                     continue
                 if not UNIT_RE.match(unit):
-                    problems.append((line, f"user `{user}`: invalid unit `{record.get('unit')}`"))
+                    problems.append(
+                        Problem(
+                            line,
+                            f"user `{user}`: invalid unit `{record.get('unit')}`",
+                            INVALID_UNIT_HINT,
+                        )
+                    )
                     continue
                 key = user.lower()
                 if key in seen:
-                    problems.append((line, f"user `{user}` already listed on line {seen[key]}"))
+                    problems.append(
+                        Problem(
+                            line,
+                            f"user `{user}` already listed on line {seen[key]}",
+                            DUPLICATE_USER_HINT,
+                        )
+                    )
                     continue
                 seen[key] = line
                 email = (record.get("email") or "").strip() or None
@@ -50,6 +72,7 @@ def read_csv_directory(path: Path) -> tuple[list[Row], list[tuple[int, str]]]:
                         groups=split_groups(record.get("groups") or ""),
                         email=email,
                         name=(record.get("name") or "").strip() or None,
+                        line=line,
                     )
                 )
     except OSError as exc:

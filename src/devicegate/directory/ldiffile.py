@@ -15,7 +15,14 @@ from pathlib import Path
 
 import ldif
 
-from devicegate.directory.rows import UNIT_RE, Row, normalise_unit
+from devicegate.directory.rows import (
+    DUPLICATE_USER_HINT,
+    INVALID_UNIT_HINT,
+    UNIT_RE,
+    Problem,
+    Row,
+    normalise_unit,
+)
 from devicegate.errors import DirectoryError
 
 PERSON_CLASSES = {"person", "inetorgperson", "user", "organizationalperson", "posixaccount"}
@@ -39,20 +46,31 @@ def _first(entry: dict[str, list[object]], *names: str) -> str | None:
     return None
 
 
-def read_ldif_directory(path: Path) -> tuple[list[Row], list[tuple[int, str]]]:
+def _entry_starts(data: bytes) -> list[int]:
+    """The line of every `dn:` that starts an entry, in file order (the parser's own line
+    counter stands past the entry's end, at the next one)."""
+    return [
+        number
+        for number, text in enumerate(data.splitlines(), start=1)
+        if text[:3].lower() == b"dn:"
+    ]
+
+
+def read_ldif_directory(path: Path) -> tuple[list[Row], list[Problem]]:
     rows: list[Row] = []
-    problems: list[tuple[int, str]] = []
-    seen: set[str] = set()
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise DirectoryError(f"cannot read directory `{path}`: {exc.strerror}") from None
+    starts = iter(_entry_starts(data))
     parser = ldif.LDIFParser(io.BytesIO(data), strict=True)
     try:
         for dn, entry in parser.parse():
-            line = parser.line_counter
-            if dn is None:
+            if dn is None:  # the `version:` line
                 continue
+            line = next(starts, parser.line_counter)
             classes = {
                 str(c).lower() for c in entry.get("objectClass", entry.get("objectclass", []))
             }
@@ -60,19 +78,38 @@ def read_ldif_directory(path: Path) -> tuple[list[Row], list[tuple[int, str]]]:
                 continue
             user = _first(entry, "uid", "sAMAccountName", "mail")
             if not user:
-                problems.append((line, f"entry `{dn}` has no uid, sAMAccountName or mail"))
+                problems.append(
+                    Problem(
+                        line,
+                        f"entry `{dn}` has no uid, sAMAccountName or mail",
+                        "give the person entry a uid, sAMAccountName or mail attribute",
+                    )
+                )
                 continue
             unit_text = _first(entry, "devicegateUnit")
             if unit_text is None:
                 unit_text = "/".join(reversed(_rdn_values(dn, "ou")))
             unit = normalise_unit(unit_text)
             if not UNIT_RE.match(unit):
-                problems.append((line, f"user `{user}`: no usable unit in `{dn}`"))
+                problems.append(
+                    Problem(
+                        line,
+                        f"user `{user}`: no usable unit in `{dn}`",
+                        f"set `devicegateUnit` or place the entry under `ou=` entries; "
+                        f"{INVALID_UNIT_HINT}",
+                    )
+                )
                 continue
             if user.lower() in seen:
-                problems.append((line, f"user `{user}` listed twice"))
+                problems.append(
+                    Problem(
+                        line,
+                        f"user `{user}` already listed on line {seen[user.lower()]}",
+                        DUPLICATE_USER_HINT,
+                    )
+                )
                 continue
-            seen.add(user.lower())
+            seen[user.lower()] = line
             groups: list[str] = []
             for member_of in entry.get("memberOf", entry.get("memberof", [])):
                 groups.extend(_rdn_values(str(member_of), "cn")[:1])
@@ -83,6 +120,7 @@ def read_ldif_directory(path: Path) -> tuple[list[Row], list[tuple[int, str]]]:
                     groups=tuple(groups),
                     email=_first(entry, "mail"),
                     name=_first(entry, "cn", "displayName"),
+                    line=line,
                 )
             )
     except (ValueError, binascii.Error, UnicodeError, IndexError) as exc:

@@ -15,6 +15,21 @@ class Row:
     groups: tuple[str, ...] = ()
     email: str | None = None
     name: str | None = None
+    line: int = 0  # where the user is in the file: problems found later point there
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A row a reader skipped: where, what, and what to do about it."""
+
+    line: int
+    message: str
+    hint: str
+
+
+#: Hints for the problems both readers report.
+INVALID_UNIT_HINT = "a unit is a lower-case path such as `gov/minfin/budget`"
+DUPLICATE_USER_HINT = "keep one row per user; the first is used"
 
 
 def normalise_unit(text: str) -> str:

@@ -17,29 +17,101 @@ Two more ideas live here because combine needs them and extractors must agree on
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    """A platform identification can name, and what it knows of the hardware that runs it.
+
+    `vendor`: the one maker whose hardware runs it (iOS: Apple); None when several do.
+    `never_on`: makers whose hardware never runs it (Android: not Apple). Windows, Linux
+    and ChromeOS Flex do run on Macs (Boot Camp, installs), so they exclude nobody.
+    """
+
+    name: str
+    vendor: str | None = None
+    never_on: frozenset[str] = frozenset()
+
+
+_NOT_APPLE = frozenset({"Apple"})
+
+#: Every platform identification names: the one list, in canonical spelling. Policy
+#: validation accepts exactly these in `platform:` (plus what a policy declares under
+#: `platforms:`), and knows from it which maker's hardware runs which platform. A new
+#: platform an extractor or `canonical_platform` may return is added here first
+#: (tests/policy/test_vocabulary.py fails otherwise).
+PLATFORMS: tuple[Platform, ...] = (
+    Platform("iOS", vendor="Apple"),
+    Platform("iPadOS", vendor="Apple"),
+    Platform("macOS", vendor="Apple"),
+    Platform("watchOS", vendor="Apple"),
+    Platform("tvOS", vendor="Apple"),
+    Platform("visionOS", vendor="Apple"),
+    Platform("HarmonyOS", vendor="Huawei"),
+    Platform("Android", never_on=_NOT_APPLE),
+    Platform("Windows Phone", never_on=_NOT_APPLE),
+    Platform("Windows Mobile", never_on=_NOT_APPLE),
+    Platform("Aurora", never_on=_NOT_APPLE),
+    Platform("Sailfish", never_on=_NOT_APPLE),
+    Platform("KaiOS", never_on=_NOT_APPLE),
+    Platform("Tizen", never_on=_NOT_APPLE),
+    Platform("BlackBerry", never_on=_NOT_APPLE),
+    Platform("Symbian", never_on=_NOT_APPLE),
+    Platform("Firefox OS", never_on=_NOT_APPLE),
+    Platform("webOS", never_on=_NOT_APPLE),
+    Platform("Windows"),
+    Platform("Linux"),
+    Platform("ChromeOS"),
+    Platform("BSD"),
+)
+
+#: Every device maker identification names, in canonical spelling: the one list policy
+#: validation accepts in `vendor:` (plus what a policy declares under `vendors:`). The alias
+#: and registry tables below map onto these names only.
+VENDORS: tuple[str, ...] = (
+    "Apple",
+    "Samsung",
+    "Google",
+    "Huawei",
+    "Honor",
+    "Xiaomi",
+    "Microsoft",
+    "OPPO",
+    "vivo",
+    "OnePlus",
+    "realme",
+    "Motorola",
+    "Lenovo",
+    "LG",
+    "HTC",
+    "Nokia",
+    "HMD",
+    "Sony",
+    "Sony Ericsson",
+    "ZTE",
+    "ASUS",
+    "BlackBerry",
+    "Amazon",
+    "Meizu",
+    "Fairphone",
+    "Nothing",
+    "TECNO",
+    "Infinix",
+    "itel",
+    "Alcatel",
+    "TCL",
+)
+
+_PLATFORM_BY_NAME = {platform.name: platform for platform in PLATFORMS}
+PLATFORM_NAMES: tuple[str, ...] = tuple(_PLATFORM_BY_NAME)
+
 #: Platforms only Apple hardware runs.
-APPLE_PLATFORMS = frozenset({"iOS", "iPadOS", "macOS", "watchOS", "tvOS", "visionOS"})
+APPLE_PLATFORMS = frozenset(p.name for p in PLATFORMS if p.vendor == "Apple")
 
 #: Platforms that never run on Apple hardware: a signal naming one says "not Apple".
-#: Windows, Linux and ChromeOS Flex do run on Macs (Boot Camp, installs), so they are absent.
-NON_APPLE_PLATFORMS = frozenset(
-    {
-        "Android",
-        "HarmonyOS",
-        "Windows Phone",
-        "Windows Mobile",
-        "Aurora",
-        "Sailfish",
-        "KaiOS",
-        "Tizen",
-        "BlackBerry",
-        "Symbian",
-        "Firefox OS",
-        "webOS",
-    }
-)
+NON_APPLE_PLATFORMS = frozenset(p.name for p in PLATFORMS if "Apple" in p.never_on)
 
 _PLATFORM_EXACT: dict[str, str] = {
     "ios": "iOS",
@@ -163,11 +235,17 @@ def canonical_platform(name: str | None) -> str | None:
 
 def implied_vendor(platform: str | None) -> str | None:
     """The only vendor whose hardware runs `platform`, if there is exactly one."""
-    if platform in APPLE_PLATFORMS:
-        return "Apple"
-    if platform == "HarmonyOS":
-        return "Huawei"
-    return None
+    known = _PLATFORM_BY_NAME.get(platform) if platform else None
+    return known.vendor if known is not None else None
+
+
+def runs_on(platform: str, vendor: str) -> bool:
+    """Whether `vendor`'s hardware can run `platform` as far as identification knows (a
+    platform it does not know can run anywhere). Canonical spellings expected."""
+    known = _PLATFORM_BY_NAME.get(platform)
+    if known is None:
+        return True
+    return (known.vendor is None or known.vendor == vendor) and vendor not in known.never_on
 
 
 def excludes_apple(platform: str | None) -> bool:

@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 from devicegate.errors import UsageError
 from devicegate.notify.ledger import FAILED, SENDING, SENT, Ledger
+from devicegate.notify.message import ledger_rule
 from devicegate.notify.plan import Notice
 
 TIMEOUT = 30.0
@@ -78,12 +79,20 @@ def deliver(
     compose: Callable[[Notice], EmailMessage],
 ) -> list[Outcome]:
     """Send each notice for the devices not yet notified; a failure is recorded in the ledger
-    (and retried by the next run), never raised."""
+    (and retried by the next run), never raised.
+
+    Every message is composed before anything is sent or recorded: a template that fails
+    (`InputError` from `compose`) stops the run before the first message, and never leaves
+    a notice marked `sending` that was not."""
+    notices = list(notices)
+    for notice in notices:
+        compose(notice)
     outcomes: list[Outcome] = []
     smtp: smtplib.SMTP | None = None
     try:
         for notice in notices:
-            keys = [(notice.user.id, notice.rule, d.device_id) for d in notice.devices]
+            rule = ledger_rule(notice)  # an exception's end is recorded apart from the rule's start
+            keys = [(notice.user.id, rule, d.device_id) for d in notice.devices]
             states = {key[2]: ledger.get(*key) for key in keys}
             pending = [d for d, e in states.items() if e is None or e.status == FAILED]
             unsure = [d for d, e in states.items() if e is not None and e.status == SENDING]
@@ -95,22 +104,23 @@ def deliver(
                     outcomes.append(Outcome(notice, "already sent"))
                 continue
             todo = notice.only(pending)
+            message = compose(todo)
             for device_id in pending:
-                ledger.mark(notice.user.id, notice.rule, device_id, SENDING)
+                ledger.mark(notice.user.id, rule, device_id, SENDING)
             try:
                 if smtp is None:
                     smtp = target.connect()
-                smtp.send_message(compose(todo))
+                smtp.send_message(message)
             except (OSError, smtplib.SMTPException) as exc:
                 error = f"{type(exc).__name__}: {exc}"[:500]
                 for device_id in pending:
-                    ledger.mark(notice.user.id, notice.rule, device_id, FAILED, error)
+                    ledger.mark(notice.user.id, rule, device_id, FAILED, error)
                 outcomes.append(Outcome(todo, "failed", error))
                 _drop(smtp)
                 smtp = None
                 continue
             for device_id in pending:
-                ledger.mark(notice.user.id, notice.rule, device_id, SENT)
+                ledger.mark(notice.user.id, rule, device_id, SENT)
             outcomes.append(Outcome(todo, "sent"))
     finally:
         _drop(smtp)

@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from devicegate.boundedcache import BoundedCache
 from devicegate.directory import EMPTY_DIRECTORY, Directory, User
+from devicegate.directory.names import normalise_name
 from devicegate.identify import Identifier
 from devicegate.inventory import EMPTY_INVENTORY, Inventory, normalise_key
 from devicegate.model import Action, Decision, DeviceProfile, DeviceState
@@ -86,8 +88,8 @@ class CompiledRule:
 
     def scope_depth(self, user: User) -> int | None:
         """How specifically this rule's scope names the user; None when out of scope."""
-        uid = user.id.lower()
-        email = (user.email or "").lower()
+        uid = normalise_name(user.id)
+        email = normalise_name(user.email or "")
         if uid in self.exclude_users or (email and email in self.exclude_users):
             return None
         if self.exclude_groups & user.groups:
@@ -218,6 +220,10 @@ class Snapshot:
     device_only_exceptions: tuple[int, ...] = ()  # name a device, not a user: every plan
     device_bound_exceptions: tuple[int, ...] = ()  # name a device: checked per device class
     rules_by_id: dict[str, CompiledRule] = field(default_factory=dict)
+    #: case-folded domain → alias template (`directory.names`)
+    login_domains: dict[str, str] = field(default_factory=dict)
+    #: a directory user's id → scope class
+    class_by_user: dict[str, int] = field(default_factory=dict)
     cache_limit: int = 1_000_000
     # Caches: all derived from this snapshot's immutable contents, cleared together.
     _plan_ids: dict[tuple[int, str, int], int] = field(default_factory=dict)
@@ -229,6 +235,7 @@ class Snapshot:
     _class_of: dict[object, tuple[DeviceProfile, DeviceState, int]] = field(default_factory=dict)
     _device_classes: list[DeviceClass] = field(default_factory=list)
     _device_class_index: dict[DeviceClass, int] = field(default_factory=dict)
+    _resolved: BoundedCache[str, User | None] = field(default_factory=lambda: BoundedCache(100_000))
 
     def trim_caches(self) -> None:
         """Bound memory: when a cache is full, start the per-request caches afresh."""
@@ -275,12 +282,43 @@ class Snapshot:
         return bisect_right(self.breaks, ts)
 
     def class_of(self, user: str) -> int:
-        """The scope class of a user name as `decide` resolves it (exact, then lower case,
-        else the class of users the directory does not know)."""
+        """The scope class of a presented user name as `decide` resolves it: an exact alias,
+        else the one directory user the name stands for (`resolve_user`), else the class of
+        users the directory does not know."""
         found = self.user_class.get(user)
         if found is None:
-            found = self.user_class.get(user.lower(), self.unknown_class)
+            resolved = self.resolve_user(user)
+            found = self.unknown_class if resolved is None else self.class_by_user[resolved.id]
         return found
+
+    def resolve_user(self, name: str) -> User | None:
+        """The directory user a presented name stands for — normalised, `DOMAIN\\login` and
+        `login@DOMAIN` through `login_domains` — or None: no user, or more than one
+        (`devicegate.directory.names`). Cached per name."""
+        if name in self._resolved:
+            return self._resolved.get(name)
+        return self._resolved.put(name, self.directory.resolve(name, self.login_domains))
+
+    def canonical_user(self, name: str) -> str:
+        """The name decisions and sightings record: the directory user's id, or for a user
+        the directory does not know, the normalised name (so every form of one unknown name
+        still meets in the log)."""
+        user = self.resolve_user(name)
+        return user.id if user is not None else normalise_name(name)
+
+    def message_of(self, rule: str) -> str | None:
+        """The message the policy gives for a rule id (built-in ones included); None for an
+        id the policy does not have."""
+        compiled = self.rules_by_id.get(rule)
+        if compiled is not None:
+            return compiled.message
+        return self.builtin_messages.get(rule)
+
+    @property
+    def builtin_messages(self) -> dict[str, str]:
+        from devicegate.policy.engine import BUILTIN_MESSAGES
+
+        return {**BUILTIN_MESSAGES, "builtin:compromised": self.compromised_message}
 
     def valid_until(self, user: str, ts: float) -> float:
         """The next moment after `ts` at which anything in the policy changes for `user`
@@ -456,10 +494,10 @@ def _compile_rule(
         only_index=only_index,
         units=tuple(rule.scope.units),
         groups=frozenset(rule.scope.groups),
-        users=frozenset(u.lower() for u in rule.scope.users),
+        users=frozenset(normalise_name(u) for u in rule.scope.users),
         exclude_units=tuple(rule.scope.exclude.units),
         exclude_groups=frozenset(rule.scope.exclude.groups),
-        exclude_users=frozenset(u.lower() for u in rule.scope.exclude.users),
+        exclude_users=frozenset(normalise_name(u) for u in rule.scope.exclude.users),
         source=source,
     )
 
@@ -484,7 +522,7 @@ def compile_policy(
         exceptions.append(
             CompiledException(
                 index=i,
-                user=exc.user.lower() if exc.user else None,
+                user=normalise_name(exc.user) if exc.user else None,
                 device=_device_key(exc.device) if exc.device else None,
                 rules=frozenset(exc.rules),
                 start=to_instant(exc.from_, policy.timezone).timestamp()
@@ -519,8 +557,9 @@ def compile_policy(
     by_base: dict[tuple[str, frozenset[str]], ScopeClass] = {}
     user_class: dict[str, int] = {}
     user_of: dict[str, User] = {}
+    class_by_user: dict[str, int] = {}
     for user in directory.users:
-        names = {alias.lower() for alias in user.aliases()}
+        names = {normalise_name(alias) for alias in user.aliases()} - directory.shared_aliases
         personal = bool(names & named_users) or bool(names & excepted_users.keys())
         base = (user.unit, user.groups)
         scope = None if personal else by_base.get(base)
@@ -537,6 +576,7 @@ def compile_policy(
         cls = class_index.setdefault(scope, len(classes))
         if cls == len(classes):
             classes.append(scope)
+        class_by_user[user.id] = cls
         for name in names:
             user_class.setdefault(name, cls)
             user_of.setdefault(name, user)
@@ -573,6 +613,8 @@ def compile_policy(
         conditions=tuple(conditions.items),
         device_only_exceptions=tuple(device_only),
         device_bound_exceptions=tuple(e.index for e in exceptions if e.device is not None),
+        login_domains=dict(policy.login_domains),
+        class_by_user=class_by_user,
     )
     snapshot.rules_by_id.update(by_id)
     return snapshot

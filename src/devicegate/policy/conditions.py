@@ -42,6 +42,53 @@ def parse_version(text: str) -> Version | None:
         return None
 
 
+def glob_problem(glob: str) -> tuple[str, str] | None:
+    """Why `glob` cannot mean what its author wrote, with a hint; None for a usable glob.
+
+    `fnmatch` itself never refuses a pattern: an unclosed `[` silently becomes a literal
+    (`iPhone[` matches only the text `iPhone[`) and an empty range matches nothing, which
+    switches a rule off without a word. The engine matches with fnmatch, so this scan
+    follows fnmatch's own reading of `[...]` (a `]` right after `[` or `[!` is a member)
+    and flags exactly those two cases: a different glob library would judge different
+    syntax from the one the engine runs."""
+    if not glob:
+        return "an empty glob matches no model", "remove the entry, or write `*` for any model"
+    i, n = 0, len(glob)
+    while i < n:
+        char = glob[i]
+        i += 1
+        if char != "[":
+            continue
+        j = i
+        if j < n and glob[j] == "!":
+            j += 1
+        if j < n and glob[j] == "]":
+            j += 1
+        while j < n and glob[j] != "]":
+            j += 1
+        if j >= n:
+            return f"`[` at position {i} is never closed", "write `[[]` for a literal `[`"
+        members = glob[i:j].removeprefix("!")
+        k = 0
+        while k < len(members):
+            if k + 2 < len(members) and members[k + 1] == "-":
+                low, high = members[k], members[k + 2]
+                if low > high:
+                    return f"the range `{low}-{high}` is empty", f"write `{high}-{low}`"
+                k += 3
+            else:
+                k += 1
+        i = j + 1
+    return None
+
+
+def compile_globs(globs: list[str] | tuple[str, ...]) -> re.Pattern[str]:
+    """One case-insensitive pattern matching any of `globs` (none: matches nothing).
+    Validation has already refused the globs `glob_problem` names."""
+    pattern = "|".join(fnmatch.translate(glob) for glob in globs) or "(?!)"
+    return re.compile(pattern, re.IGNORECASE)
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledCondition:
     vendor: frozenset[str] | None
@@ -58,14 +105,10 @@ class CompiledCondition:
 
     @classmethod
     def build(cls, condition: DeviceCondition) -> CompiledCondition:
-        model = None
-        if condition.model is not None:
-            pattern = "|".join(fnmatch.translate(glob) for glob in condition.model) or "(?!)"
-            model = re.compile(pattern, re.IGNORECASE)
         return cls(
             vendor=_folded(condition.vendor),
             platform=_folded(condition.platform),
-            model=model,
+            model=compile_globs(condition.model) if condition.model is not None else None,
             model_text=tuple(condition.model or ()),
             os_version=SpecifierSet(condition.os_version) if condition.os_version else None,
             kind=frozenset(condition.kind) if condition.kind is not None else None,

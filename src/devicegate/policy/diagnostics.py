@@ -51,9 +51,13 @@ class Issue:
 
 
 def did_you_mean(value: str, candidates: Iterable[str]) -> str | None:
-    """A "did you mean …" hint for a misspelt name, or None."""
-    matches = difflib.get_close_matches(value, list(candidates), n=1, cutoff=0.6)
-    return f"did you mean `{matches[0]}`?" if matches else None
+    """A "did you mean …" hint for a misspelt name, or None. Case is ignored in the
+    comparison (`andriod` is close to `Android`); the hint keeps the candidate's spelling."""
+    spelling: dict[str, str] = {}
+    for candidate in candidates:
+        spelling.setdefault(candidate.casefold(), candidate)
+    matches = difflib.get_close_matches(value.casefold(), list(spelling), n=1, cutoff=0.6)
+    return f"did you mean `{spelling[matches[0]]}`?" if matches else None
 
 
 def sort_issues(issues: Iterable[Issue]) -> list[Issue]:

@@ -54,14 +54,18 @@ from devicegate.policy.conditions import Tri, match_deny, match_only, tri_and
 COMPROMISED_RULE = "builtin:compromised"
 HELD_RULE = "builtin:quarantine-hold"
 UNKNOWN_USER_RULE = "builtin:unknown-user"
+HELD_MESSAGE = "This device is quarantined. Contact the IT service desk to release it."
+UNKNOWN_USER_MESSAGE = "Your account is not known to the device policy."
+#: messages of the built-in rules that do not come from the policy (`builtin:compromised`
+#: takes the policy's `compromised_message`)
+BUILTIN_MESSAGES = {HELD_RULE: HELD_MESSAGE, UNKNOWN_USER_RULE: UNKNOWN_USER_MESSAGE}
 
 
 def decide(snapshot: Snapshot, request: Request, state: DeviceState = NO_STATE) -> Decision:
     """Decide one request. A repeated request costs one tuple and one dict lookup."""
-    user_class = snapshot.user_class
-    cls = user_class.get(request.user)
+    cls = snapshot.user_class.get(request.user)
     if cls is None:
-        cls = user_class.get(request.user.lower(), snapshot.unknown_class)
+        cls = snapshot.class_of(request.user)
     ts = request.at.timestamp()
     segment = bisect_right(snapshot.class_breaks[cls], ts)
     resource = request.resource
@@ -205,7 +209,7 @@ def evaluate(
         return Decision(
             Action.QUARANTINE,
             HELD_RULE,
-            "This device is quarantined. Contact the IT service desk to release it.",
+            HELD_MESSAGE,
             tuple(reasons),
             UNIDENTIFIED,
             version,
@@ -214,9 +218,7 @@ def evaluate(
     if not plan.known_user:
         unknown = snapshot.unknown_user
         reasons.append(f"user is not in the directory: policy `unknown_user` is {unknown.value}")
-        message = (
-            "" if unknown is Action.ALLOW else "Your account is not known to the device policy."
-        )
+        message = "" if unknown is Action.ALLOW else UNKNOWN_USER_MESSAGE
         return Decision(
             unknown,
             UNKNOWN_USER_RULE,
@@ -390,7 +392,7 @@ def _announcement_text(a: _Announcement) -> str:
 def explain(snapshot: Snapshot, request: Request, state: DeviceState = NO_STATE) -> list[str]:
     """The decision's reason chain, preceded by why every other rule did not apply."""
     lines: list[str] = []
-    user = snapshot.user_of.get(request.user.lower())
+    user = snapshot.resolve_user(request.user)
     if user is None:
         lines.append(f"user `{request.user}` is not in the directory")
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,9 @@ from pathlib import Path as FsPath
 
 from pydantic import BaseModel, ValidationError
 
+from devicegate.directory import Directory
 from devicegate.errors import PolicyError
+from devicegate.inventory import Inventory
 from devicegate.policy.diagnostics import Issue, Severity, did_you_mean, sort_issues
 from devicegate.policy.schema import Policy, ResourceSpec
 from devicegate.policy.yamlsource import Path, SourceMap, YamlProblem, format_path, read_yaml
@@ -46,6 +49,8 @@ class LoadedPolicy:
     rule_origins: tuple[Located, ...]
     exception_origins: tuple[Located, ...]
     top: Located
+    #: (`vendors` or `platforms`, the name, where it was declared), for every declaration.
+    declared: tuple[tuple[str, str, Located], ...] = ()
 
     def where_rule(self, index: int, *sub: str | int) -> tuple[str, int]:
         origin = self.rule_origins[index]
@@ -80,6 +85,10 @@ def _pydantic_issues(exc: ValidationError, source: SourceMap, base: Path) -> lis
             message = f"expected a date (YYYY-MM-DD) or an ISO date-time, got `{error['input']}`"
         elif error["type"] == "value_error":
             message = message.removeprefix("Value error, ")
+        elif error["type"] in ("enum", "literal_error"):
+            allowed = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
+            message = f"`{error['input']}` is not one of {', '.join(allowed)}"
+            hint = did_you_mean(str(error["input"]), allowed)
         elif "input" in error and not isinstance(error["input"], dict | list):
             message = f"{message}, got `{error['input']}`"
         issues.append(
@@ -171,7 +180,10 @@ def _merge(parsed: Sequence[tuple[str, Policy, SourceMap]]) -> tuple[LoadedPolic
     rule_origins: list[Located] = []
     exception_origins: list[Located] = []
     unknown_user = first.unknown_user
+    login_domains: dict[str, str] = {}
     names = []
+    vocabulary: dict[str, list[str]] = {"vendors": [], "platforms": []}
+    declared: list[tuple[str, str, Located]] = []
     for file, policy, source in parsed:
         if policy.timezone != timezone and "timezone" in policy.model_fields_set:
             issues.append(
@@ -206,6 +218,25 @@ def _merge(parsed: Sequence[tuple[str, Policy, SourceMap]]) -> tuple[LoadedPolic
         for index, exc in enumerate(policy.exceptions):
             exceptions.append(exc)
             exception_origins.append(Located(file, source, ("exceptions", index)))
+        for domain, template in policy.login_domains.items():
+            if login_domains.get(domain.casefold(), template) != template:
+                issues.append(
+                    Issue(
+                        Severity.ERROR,
+                        file,
+                        source.line_of(("login_domains", domain)),
+                        f"login_domains.{domain}",
+                        "mapped differently in two files",
+                        None,
+                        "merge",
+                    )
+                )
+            login_domains[domain.casefold()] = template
+        for attribute, merged_names in vocabulary.items():
+            for index, name in enumerate(getattr(policy, attribute)):
+                declared.append((attribute, name, Located(file, source, (attribute, index))))
+                if name not in merged_names:
+                    merged_names.append(name)
         if policy.name:
             names.append(policy.name)
         if policy.unknown_user != "allow":
@@ -217,13 +248,19 @@ def _merge(parsed: Sequence[tuple[str, Policy, SourceMap]]) -> tuple[LoadedPolic
             "timezone": timezone,
             "units": units,
             "resources": {k: v.model_dump() for k, v in resources.items()},
+            **vocabulary,
             "unknown_user": unknown_user,
+            "login_domains": login_domains,
             "compromised_message": first.compromised_message,
             "rules": [r.model_dump(by_alias=True, exclude_unset=True) for r in rules],
             "exceptions": [e.model_dump(by_alias=True, exclude_unset=True) for e in exceptions],
         }
     )
-    canonical = json.dumps(merged.model_dump(mode="json", by_alias=True), sort_keys=True)
+    dumped = merged.model_dump(mode="json", by_alias=True)
+    for attribute, merged_names in vocabulary.items():
+        if not merged_names:  # absent and empty hash alike: adding the field changed no version
+            del dumped[attribute]
+    canonical = json.dumps(dumped, sort_keys=True)
     version = hashlib.sha256(canonical.encode()).hexdigest()[:16]
     loaded = LoadedPolicy(
         policy=merged,
@@ -232,6 +269,7 @@ def _merge(parsed: Sequence[tuple[str, Policy, SourceMap]]) -> tuple[LoadedPolic
         rule_origins=tuple(rule_origins),
         exception_origins=tuple(exception_origins),
         top=Located(first_file, first_source, ()),
+        declared=tuple(declared),
     )
     return loaded, issues
 
@@ -239,12 +277,21 @@ def _merge(parsed: Sequence[tuple[str, Policy, SourceMap]]) -> tuple[LoadedPolic
 def check_policy(
     paths: Iterable[str | FsPath],
     *,
-    known_units: Iterable[str] | None = None,
+    directory: Directory | None = None,
+    inventory: Inventory | None = None,
     now: datetime | None = None,
     lint: bool = True,
 ) -> tuple[LoadedPolicy | None, list[Issue]]:
     """Every finding about the given policy files, errors first. The policy is returned only
-    when it has no error."""
+    when it has no error.
+
+    This is the one path from files to a policy: `load_policy` (and through it `check`,
+    `serve`, a reload, `impact`, `audit`, `notify`) calls it with `lint=False`, so whatever
+    `validate` calls an error stops every command alike, with the same `file:line`.
+
+    Units: those the policy declares under `units:` (with their ancestors) are the known
+    ones; a policy that declares none takes the directory's. With `lint`, groups, users and
+    devices the policy names are checked against `directory` and `inventory` when given."""
     from devicegate.policy.validate import cross_check, lint_policy
 
     files = [str(p) for p in paths]
@@ -261,19 +308,20 @@ def check_policy(
         return None, sort_issues(issues)
     loaded, merge_issues = _merge(parsed)
     issues.extend(merge_issues)
-    issues.extend(cross_check(loaded, known_units))
+    directory_units = directory.units() if directory is not None else None
+    issues.extend(cross_check(loaded, None if loaded.policy.units else directory_units))
     if lint:
-        issues.extend(lint_policy(loaded, now=now))
+        issues.extend(lint_policy(loaded, now=now, directory=directory, inventory=inventory))
     if any(i.severity is Severity.ERROR for i in issues):
         return None, sort_issues(issues)
     return loaded, sort_issues(issues)
 
 
 def load_policy(
-    paths: Iterable[str | FsPath], *, known_units: Iterable[str] | None = None
+    paths: Iterable[str | FsPath], *, directory: Directory | None = None
 ) -> LoadedPolicy:
     """Load for use: raise `PolicyError` with every error if the policy is invalid."""
-    loaded, issues = check_policy(paths, known_units=known_units, lint=False)
+    loaded, issues = check_policy(paths, directory=directory, lint=False)
     errors = [i for i in issues if i.severity is Severity.ERROR]
     if loaded is None or errors:
         first = errors[0]

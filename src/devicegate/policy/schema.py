@@ -42,6 +42,10 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
 
 
+#: A vendor or platform name a policy declares (`vendors:`, `platforms:`).
+DeclaredName = Annotated[str, Field(min_length=1, max_length=64)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -190,8 +194,21 @@ class Policy(_Strict):
     timezone: str = "UTC"
     units: list[Annotated[str, Field(pattern=UNIT_PATH)]] = []
     resources: dict[str, ResourceSpec] = {}
+    vendors: list[DeclaredName] = Field(
+        default=[],
+        description="device makers identification does not know yet, accepted in `vendor:`",
+    )
+    platforms: list[DeclaredName] = Field(
+        default=[],
+        description="platforms identification does not know yet, accepted in `platform:`",
+    )
     unknown_user: Literal["allow", "block"] = Field(
         default="allow", description="what to do for a user the directory does not know"
+    )
+    login_domains: dict[str, str] = Field(
+        default={},
+        description="DOMAIN\\login and login@DOMAIN forms: each domain (NetBIOS name or UPN "
+        "suffix) mapped to the directory alias it stands for, e.g. `{login}@minfin.example`",
     )
     compromised_message: str = (
         "This device is quarantined after a security check. Contact the IT security team."
@@ -203,6 +220,19 @@ class Policy(_Strict):
     @classmethod
     def _tz(cls, value: str) -> str:
         return _check_timezone(value)
+
+    @field_validator("login_domains")
+    @classmethod
+    def _domains(cls, value: dict[str, str]) -> dict[str, str]:
+        for domain, template in value.items():
+            if not domain.strip() or any(ch in domain for ch in "\\@ \t"):
+                raise ValueError(f"`{domain}` is not a domain name (no `\\`, `@` or spaces)")
+            if template.count("{login}") != 1:
+                raise ValueError(
+                    f"the alias for `{domain}` must contain `{{login}}` exactly once, "
+                    "as in `{login}@minfin.example`"
+                )
+        return value
 
 
 def _check_timezone(value: str) -> str:

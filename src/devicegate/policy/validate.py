@@ -1,15 +1,24 @@
-"""Checks that need the whole policy: cross-references (errors) and lints (warnings, info)."""
+"""Checks that need the whole policy: cross-references (errors) and lints (warnings, info).
+
+The lints on what conditions name live beside this module: `vocabulary` (values
+identification never reports, contradictions) and `references` (groups, users and devices
+against the directory and the inventory).
+"""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from devicegate.directory import Directory
+from devicegate.inventory import Inventory
+from devicegate.policy.conditions import glob_problem
 from devicegate.policy.diagnostics import Issue, Severity, did_you_mean
-from devicegate.policy.load import LoadedPolicy
+from devicegate.policy.load import LoadedPolicy, Located
+from devicegate.policy.references import reference_issues
 from devicegate.policy.schema import ALL_RESOURCES, BUILTIN_RESOURCES, DeviceCondition, Rule
+from devicegate.policy.vocabulary import vocabulary_issues
 
 
 def unit_closure(units: Iterable[str]) -> set[str]:
@@ -102,6 +111,7 @@ def cross_check(loaded: LoadedPolicy, known_units: Iterable[str] | None) -> list
                         "unknown-resource",
                     )
                 )
+        issues.extend(_glob_issues(rule, origin, index))
         tz = rule.timezone or policy.timezone
         if rule.until is not None and until_instant(rule.until, tz) <= to_instant(rule.from_, tz):
             issues.append(
@@ -147,6 +157,27 @@ def cross_check(loaded: LoadedPolicy, known_units: Iterable[str] | None) -> list
     return issues
 
 
+def _glob_issues(rule: Rule, origin: Located, index: int) -> list[Issue]:
+    """Model globs the engine could compile but that cannot mean what was written."""
+    issues = []
+    for side, condition in (("when", rule.when), ("only", rule.only)):
+        for pos, glob in enumerate(condition.model or () if condition else ()):
+            problem = glob_problem(glob)
+            if problem is not None:
+                issues.append(
+                    Issue(
+                        Severity.ERROR,
+                        origin.file,
+                        origin.line(side, "model", pos),
+                        f"rules[{index}].{side}.model[{pos}]",
+                        f"`{glob}` is not a usable glob: {problem[0]}",
+                        problem[1],
+                        "glob",
+                    )
+                )
+    return issues
+
+
 def _unknown_unit(file: str, line: int, field: str, unit: str, units: set[str]) -> Issue:
     return Issue(
         Severity.ERROR,
@@ -174,20 +205,38 @@ def _never_matches(rule: Rule) -> str | None:
         for attr in ("vendor", "platform", "model", "ownership", "kind"):
             if getattr(when, attr) == []:
                 return f"`when.{attr}` is an empty list"
-    included = set(rule.scope.units)
+    scope, exclude = rule.scope, rule.scope.exclude
+    if not (scope.units or scope.groups or scope.users):
+        return None  # everyone: only the directory can tell whether anyone is left
+    excluded_users = {user.casefold() for user in exclude.users}
     if (
-        included
-        and included <= set(rule.scope.exclude.units)
-        and not (rule.scope.groups or rule.scope.users)
+        all(any(_under(unit, out) for out in exclude.units) for unit in scope.units)
+        and set(scope.groups) <= set(exclude.groups)
+        and all(user.casefold() in excluded_users for user in scope.users)
     ):
-        return "every unit in scope is also excluded"
+        return "everyone its scope names is also excluded (a unit's exclusion covers its subtree)"
     return None
 
 
-def lint_policy(loaded: LoadedPolicy, *, now: datetime | None = None) -> list[Issue]:
+def _under(unit: str, scope: str) -> bool:
+    """Whether `unit` lies in `scope`'s subtree (as the engine reads a scope)."""
+    return unit == scope or unit.startswith(scope + "/")
+
+
+def lint_policy(
+    loaded: LoadedPolicy,
+    *,
+    now: datetime | None = None,
+    directory: Directory | None = None,
+    inventory: Inventory | None = None,
+) -> list[Issue]:
+    """Warnings and info about a valid policy: rules that can never match or have ended,
+    names identification never reports, references the directory or inventory lack."""
     policy = loaded.policy
     now = now or datetime.now(UTC)
-    issues: list[Issue] = []
+    issues: list[Issue] = vocabulary_issues(loaded)
+    declared_units = unit_closure(policy.units) if policy.units else None
+    issues.extend(reference_issues(loaded, directory, inventory, declared_units))
     for index, rule in enumerate(policy.rules):
         origin = loaded.rule_origins[index]
         field = f"rules[{index}]"
@@ -261,8 +310,6 @@ def lint_policy(loaded: LoadedPolicy, *, now: datetime | None = None) -> list[Is
                     "expired-exception",
                 )
             )
-    counts = Counter(rule.id for rule in policy.rules)
-    del counts
     return issues
 
 
@@ -272,7 +319,7 @@ def _covers(outer: list[str], inner: list[str]) -> bool:
         return True
     if not inner:
         return False
-    return any(i == o or i.startswith(o + "/") for i in inner for o in outer)
+    return any(_under(i, o) for i in inner for o in outer)
 
 
 def _shadows_something(loaded: LoadedPolicy, allow: Rule) -> bool:

@@ -23,6 +23,7 @@ from devicegate.audit.compliance import still_to_replace, unit_deadlines
 from devicegate.audit.tables import AuditTables
 from devicegate.policy import Snapshot
 from devicegate.report.assets import CHART_JS, STYLE
+from devicegate.report.devices import by_model, devices_of, violating_devices, with_times
 
 TOP = 15
 LIST_LIMIT = 300
@@ -86,31 +87,36 @@ def _chart_data(snapshot: Snapshot, tables: AuditTables) -> dict[str, Any]:
     }
 
 
-def _top(devices: pa.Table, key: str) -> list[dict[str, Any]]:
-    """The `TOP` users or devices by violations (vectorised: the table can be large)."""
+def _top_users(devices: pa.Table) -> list[dict[str, Any]]:
+    """The `TOP` users by violations (vectorised: the table can be large)."""
     flagged = devices.filter(pc.greater(devices.column("violations"), 0))
     if flagged.num_rows == 0:
         return []
-    grouped = flagged.group_by(key).aggregate(
-        [("violations", "sum"), ("events", "sum"), ("user", "count_distinct"), ("unit", "min")]
+    grouped = flagged.group_by("user").aggregate(
+        [("violations", "sum"), ("events", "sum"), ("unit", "min")]
     )
     grouped = grouped.rename_columns(
         [
-            {
-                "violations_sum": "violations",
-                "events_sum": "events",
-                "user_count_distinct": "users",
-                "unit_min": "unit",
-            }.get(n, n)
+            {"violations_sum": "violations", "events_sum": "events", "unit_min": "unit"}.get(n, n)
             for n in grouped.column_names
         ]
     )
     top: list[dict[str, Any]] = (
-        grouped.sort_by([("violations", "descending"), (key, "ascending")])
+        grouped.sort_by([("violations", "descending"), ("user", "ascending")])
         .slice(0, TOP)
         .to_pylist()
     )
     return top
+
+
+def compliant_share(events: int, violations: int) -> str:
+    """The share of a unit's events that complied: everything but violations. A warning
+    before the date is compliant — the device may still be used then."""
+    return f"{100 * (1 - violations / events):.1f} %" if events else "—"
+
+
+def _seen_as(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r | {"also_seen_as": "; ".join(dict.fromkeys(r["also_seen_as"])) or None} for r in rows]
 
 
 def render_report(
@@ -119,21 +125,12 @@ def render_report(
     """Write `out/report.html` and return its path."""
     data = _chart_data(snapshot, tables)
     devices = tables.devices
-    pending = still_to_replace(tables, tables.totals.get("last_event"))
-    replace = (
-        pending.sort_by(
-            [("violations", "descending"), ("unit", "ascending"), ("user", "ascending")]
-        )
-        .slice(0, LIST_LIMIT)
-        .to_pylist()
-    )
+    pending = devices_of(devices, still_to_replace(tables, tables.totals.get("last_event")))
+    pending.sort(key=lambda d: (-d["violations"], d["unit"], d["user"], d["device"]))
+    replace = _seen_as(with_times(pending[:LIST_LIMIT]))
+    violating = violating_devices(devices)
     units_rows = [
-        {
-            **u,
-            "compliant_share": f"{100 * (1 - (u['violations'] + u['warned']) / u['events']):.1f} %"
-            if u["events"]
-            else "—",
-        }
+        {**u, "compliant_share": compliant_share(u["events"], u["violations"])}
         for u in data["units"]
     ]
     payload = json.dumps(data, default=str).replace("</", "<\\/")
@@ -163,13 +160,24 @@ own time (waves, notice periods, exceptions' expiry).</p></header>
 <div id="chart-trend" class="chart" role="img" aria-label="daily violations and warnings"></div>
 </section>
 <section><h2>Top violating users</h2>
-{_table(_top(devices, "user"), ["user", "unit", "violations", "events"], "Users")}</section>
+{_table(_top_users(devices), ["user", "unit", "violations", "events"], "Users")}</section>
 <section><h2>Top violating devices</h2>
-{_table(_top(devices, "device"), ["device", "violations", "events", "users"], "Devices")}
+<p>One row per device: what several services saw of one phone at different precision is
+counted once, under its most precise description.</p>
+{
+        _table(
+            _seen_as(violating[:TOP]),
+            ["user", "unit", "device", "device_id", "violations", "events", "also_seen_as"],
+            "Devices",
+        )
+    }
+</section>
+<section><h2>Violations by device model</h2>
+{_table(by_model(violating, TOP), ["model", "violations", "devices", "users"], "Models")}
 </section>
 <section><h2>Devices still to replace</h2>
-<p>{pending.num_rows} device(s) drew a violation, a warning or needed an exception in the
-last seven days of the data{_more(pending.num_rows)}.</p>
+<p>{len(pending)} device(s) drew a violation, a warning or needed an exception in the
+last seven days of the data{_more(len(pending))}.</p>
 {
         _table(
             replace,
@@ -182,6 +190,7 @@ last seven days of the data{_more(pending.num_rows)}.</p>
                 "warned",
                 "excepted",
                 "last_flagged",
+                "also_seen_as",
             ],
             "Devices still to replace",
         )

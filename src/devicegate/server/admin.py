@@ -15,28 +15,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from devicegate.errors import DevicegateError
+from devicegate.errors import DevicegateError, error_json
 from devicegate.server.api import error
 from devicegate.server.service import ServerService
-from devicegate.store import DeviceRecord
+from devicegate.store.records import device_record_json
 
 log = logging.getLogger("devicegate.server")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-def device_json(record: DeviceRecord) -> dict[str, object]:
-    return {
-        "device_ref": record.device_ref,
-        "user": record.user,
-        "vendor": record.vendor,
-        "platform": record.platform,
-        "model": record.model,
-        "keys": [{"kind": k, "value": v} for k, v in record.keys],
-        "verdict": record.verdict,
-        "held": list(record.held),
-        "last_seen": record.last_seen.isoformat(),
-    }
 
 
 async def reload_policy(service: ServerService) -> tuple[bool, dict[str, object]]:
@@ -46,11 +32,12 @@ async def reload_policy(service: ServerService) -> tuple[bool, dict[str, object]
         snapshot = await asyncio.to_thread(service.reload)
     except DevicegateError as exc:
         log.error("policy reload refused: %s; still serving %s", exc.one_line(), old)
-        return False, {"error": exc.message, "hint": exc.hint, "policy_version": old}
+        return False, {**error_json(exc.message, exc.hint), "policy_version": old}
     except Exception as exc:  # anything else from loading is still a refused reload
         log.error("policy reload refused: %s: %s; still serving %s", type(exc).__name__, exc, old)
-        return False, {"error": f"{type(exc).__name__}: {exc}", "hint": None, "policy_version": old}
-    log.warning("policy reloaded: %s -> %s (%d rules)", old, snapshot.version, len(snapshot.rules))
+        message = f"{type(exc).__name__}: {exc}"
+        return False, {**error_json(message), "policy_version": old}
+    log.info("policy reloaded: %s -> %s (%d rules)", old, snapshot.version, len(snapshot.rules))
     return True, {"policy_version": snapshot.version, "previous": old, "rules": len(snapshot.rules)}
 
 
@@ -67,7 +54,7 @@ def admin_routes(service: ServerService) -> list[Route]:
                 or not hmac.compare_digest(value.strip().encode(), token.encode())
             ):
                 return JSONResponse(
-                    {"error": "admin endpoints need a bearer token", "hint": None},
+                    error_json("admin endpoints need a bearer token"),
                     status_code=401,
                     headers={"www-authenticate": "Bearer"},
                 )
@@ -82,7 +69,7 @@ def admin_routes(service: ServerService) -> list[Route]:
     async def devices(request: Request) -> Response:
         restricted = request.query_params.get("restricted", "") in ("1", "true", "yes")
         records = await asyncio.to_thread(service.store.list_devices, only_restricted=restricted)
-        return JSONResponse({"devices": [device_json(r) for r in records]})
+        return JSONResponse({"devices": [device_record_json(r) for r in records]})
 
     async def release(request: Request) -> Response:
         ref = request.path_params["ref"]
@@ -92,7 +79,7 @@ def admin_routes(service: ServerService) -> list[Route]:
         if not changed:
             return error(404, f"device `{ref}` has no hold or verdict to release")
         await asyncio.to_thread(service.state.reload)
-        log.warning("device %s released via the admin API (%d records)", ref, changed)
+        log.info("device %s released via the admin API (%d records)", ref, changed)
         return JSONResponse({"device_ref": ref, "released": changed})
 
     return [

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from devicegate.errors import DevicegateError, error_json
 from devicegate.server.admin import admin_routes
 from devicegate.server.api import basic_routes, mail_routes
 from devicegate.server.config import ServerConfig
@@ -39,6 +40,8 @@ class DevicegateApp:
         self.service = service
         self.forward_auth = ForwardAuth(service)
         self.dovecot = DovecotPolicy(service)
+        #: read by `protocol.DevicegateHttpProtocol`
+        self.limits = service.config.limits
         #: awaited first on shutdown (the runner adds the Postfix server's `close`)
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
 
@@ -53,14 +56,18 @@ class DevicegateApp:
         async def http_error(_: Request, exc: Exception) -> Response:
             assert isinstance(exc, HTTPException)
             return JSONResponse(
-                {"error": str(exc.detail).lower(), "hint": None},
+                error_json(str(exc.detail).lower()),
                 status_code=exc.status_code,
                 headers=exc.headers,
             )
 
+        async def input_error(_: Request, exc: Exception) -> Response:
+            assert isinstance(exc, DevicegateError)
+            return JSONResponse(error_json(exc.message, exc.hint), status_code=400)
+
         self.web = Starlette(
             routes=[*basic_routes(service), *admin_routes(service), *mail_routes(service)],
-            exception_handlers={HTTPException: http_error},
+            exception_handlers={HTTPException: http_error, DevicegateError: input_error},
             lifespan=lifespan,
         )
 
@@ -74,7 +81,7 @@ class DevicegateApp:
                 await self.dovecot(scope, receive, send)
                 return
             if path == BLOCK_PAGE and scope["method"] in ("GET", "HEAD"):
-                await block_page(scope, send)
+                await block_page(self.service, scope, send)
                 return
         await self.web(scope, receive, send)
 
@@ -86,7 +93,7 @@ class DevicegateApp:
         gc.collect()
         gc.freeze()
         snapshot = self.service.snapshot
-        log.warning(
+        log.info(
             "devicegate serving policy %s (%d rules) with store %s",
             snapshot.version,
             len(snapshot.rules),

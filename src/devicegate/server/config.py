@@ -6,6 +6,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devicegate.adapters.forward_auth import HeaderNames
+from devicegate.adapters.postfix import DEFAULT_MATCH, DEFAULT_WINDOW
+from devicegate.adapters.radius import DEFAULT_QUARANTINE_VLAN
+from devicegate.server.trust import LOOPBACK, Network, parse_networks
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one client may hold of the server: bounded so that a slow or hostile peer costs
+    a bounded amount (docs/security.md)."""
+
+    header_timeout: float = 10.0  # seconds to send a request's head, once it began
+    max_head: int = 64 * 1024  # bytes of request line and headers
+    max_connections: int = 4096  # open HTTP connections; more are closed at once
+    keep_alive: float = 75.0  # seconds an idle HTTP connection is kept (> nginx's 60 s)
+    postfix_idle: float = 300.0  # seconds an idle Postfix connection is kept (Postfix: 300)
+    postfix_request_timeout: float = 10.0  # seconds to finish a request once it began
+    postfix_max_connections: int = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,8 +37,13 @@ class ServerConfig:
     port: int = 8181
     admin_token: str | None = None
     headers: HeaderNames = field(default_factory=HeaderNames)
+    trusted_proxies: tuple[Network, ...] = field(default_factory=lambda: parse_networks(LOOPBACK))
+    proxy_secret: bytes | None = None
     state_refresh: float = 1.0  # seconds: the propagation bound of holds between servers
     sighting_interval: float = 60.0  # seconds: one sighting per (user, signals, adapter)
     log_ack: str = "durable"  # or "buffered": see server/declog.py
     postfix_port: int | None = None
-    postfix_window: float = 7 * 86400.0  # seconds: how old a sighting SMTP may rely on
+    postfix_window: float = DEFAULT_WINDOW.total_seconds()  # how old a sighting SMTP may use
+    postfix_match: str = DEFAULT_MATCH  # "any" identified sighting in the window, or "newest"
+    radius_quarantine_vlan: str = DEFAULT_QUARANTINE_VLAN
+    limits: Limits = field(default_factory=Limits)

@@ -207,8 +207,8 @@ class DecisionLog:
 
     def must_wait(self, batch: Batch) -> bool:
         """False when `wait(batch)` would return at once (lets hot paths skip the await)."""
-        if batch.status == COMMITTED:
-            return False
+        if batch.status == COMMITTED or not batch.records:
+            return False  # an empty batch (nothing decided yet) holds nothing to wait for
         return not (
             self.buffered
             and batch.status == OPEN
@@ -219,12 +219,7 @@ class DecisionLog:
     async def wait(self, batch: Batch) -> None:
         """Return once `batch` committed; raise `LogUnavailable` if it failed. In `buffered`
         mode return at once while the log is healthy and the batch not over `BUFFER_MAX`."""
-        if (
-            self.buffered
-            and batch.status == OPEN
-            and not self._failing
-            and len(batch.records) <= BUFFER_MAX
-        ):
+        if not self.must_wait(batch):
             return
         await self._committed(batch)
         if batch.status == FAILED:

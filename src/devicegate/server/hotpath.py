@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import html
 import json
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from devicegate.adapters import forward_auth as fa
-from devicegate.errors import SignalError
+from devicegate.boundedcache import BoundedCache
+from devicegate.errors import SignalError, error_json
 from devicegate.server.declog import FAILING_CLOSED, Batch, LogUnavailable
 from devicegate.server.service import Prepared, ServerService
+from devicegate.server.trust import REFUSED_HINT, SECRET_HEADER_BYTES
 
 PREFIX = "/v1/forward-auth/"
 BLOCK_PAGE = "/v1/block-page"
@@ -37,7 +38,7 @@ async def send_response(
 
 def render_block_page(rule: str, message: str) -> str:
     """The page a proxy shows for a block or quarantine: the policy's message, escaped."""
-    text = html.escape(message or "Access from this device to this work service is not allowed.")
+    text = html.escape(message or GENERIC_BLOCK)
     ref = f"<p><small>rule: {html.escape(rule)}</small></p>" if rule else ""
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -46,27 +47,32 @@ def render_block_page(rule: str, message: str) -> str:
     )
 
 
-async def block_page(scope: Scope, send: Any) -> None:
-    """GET /v1/block-page: the proxies' 403 page from the X-Devicegate-Rule/-Message headers
-    the forward-auth answer carried (bare ASGI too: every blocked request comes here)."""
-    rule = message = ""
+GENERIC_BLOCK = "Access from this device to this work service is not allowed."
+
+
+async def block_page(service: ServerService, scope: Scope, send: Any) -> None:
+    """GET /v1/block-page?rule=ID (or the `X-Devicegate-Rule` header a proxy copied from the
+    forward-auth answer): the 403 page with *the policy's* message for that rule. The text
+    never comes from the request, so no caller can make the official page say something the
+    policy does not; an unknown rule gets the generic sentence."""
+    rule = ""
     for name, value in scope["headers"]:
         if name == b"x-devicegate-rule":
-            rule = unquote(value.decode("latin-1"))[:128]
-        elif name == b"x-devicegate-message":
-            message = unquote(value.decode("latin-1"))[:2048]
-    body = render_block_page(rule, message).encode()
+            rule = unquote(value.decode("latin-1"))
+    query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+    rule = (query.get("rule") or rule).strip()[:128]
+    message = service.snapshot.message_of(rule)
+    body = render_block_page(rule if message else "", message or GENERIC_BLOCK).encode()
     headers = [("content-type", "text/html; charset=utf-8"), ("cache-control", "no-store")]
     await send_response(send, 403, headers, body)
 
 
 def json_error(status: int, message: str, hint: str | None = None) -> fa.Rendered:
-    body = json.dumps({"error": message, "hint": hint}).encode()
+    body = json.dumps(error_json(message, hint)).encode()
     return status, [("content-type", "application/json")], body
 
 
 ANSWER_CACHE_MAX = 100_000
-_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 @dataclass(slots=True, eq=False)
@@ -87,29 +93,82 @@ def raw_headers(headers: list[tuple[str, str]], body: bytes) -> list[tuple[bytes
     return raw
 
 
+def answer_key(
+    names: tuple[bytes, ...],
+    path: str,
+    query: bytes | None,
+    peer: str | None,
+    raw_headers: list[tuple[bytes, bytes]],
+) -> tuple[object, ...] | None:
+    """The values that decide a forward-auth answer — what a kept answer is found by; None
+    when the request must be parsed. `names` are `HeaderNames.decisive()`, encoded.
+
+    A repeated header counts by its last value, here and in the parser alike (`dict`). The
+    URI is the one `forward_auth.select_uri` picks — the parser's own choice, so a key can
+    never stand for a different URI than the one decided on — and only when it is an
+    ActiveSync request (no other URI changes a decision)."""
+    get = dict(raw_headers).get
+    original, forwarded = get(b"x-original-uri"), get(b"x-forwarded-uri")
+    _, slash, extra = path[len(PREFIX) :].partition("/")
+    try:
+        uri = fa.select_uri(
+            original.decode("latin-1") if original is not None else None,
+            forwarded.decode("latin-1") if forwarded is not None else None,
+            "/" + extra if slash else "",
+            (query or b"").decode("latin-1"),
+        )
+    except SignalError:
+        return None  # the parser refuses it with the reason
+    if uri is not None and not fa.is_activesync(uri):
+        uri = None
+    user, authorization, agent, forwarded_for, real_ip, fingerprint = names
+    return (
+        path,
+        query,
+        peer,
+        uri,
+        get(user),
+        get(authorization),
+        get(agent),
+        get(forwarded_for),
+        get(real_ip),
+        get(fingerprint),
+    )
+
+
 class ForwardAuth:
     """The hot path. `service` is shared with the rest of the app (same cache, same log).
 
-    The first request with a given set of relevant header values goes the whole way (parse,
-    identify, decide, render); the answer is kept under those raw values and replayed —
-    logged, counted and awaited like any decision — while `ServerService.replay_if_valid` holds.
-    What takes part in the key: the path, the user headers, Authorization, User-Agent, the
-    forwarding and certificate headers, the peer, and the original URI when it is an
-    ActiveSync request (other URIs do not change the decision but are still checked)."""
+    Only a trusted proxy may ask (`ServerService.trust`); anyone else gets 403 and nothing is
+    recorded. The first request with a given set of relevant header values goes the whole way
+    (parse, identify, decide, render); the answer is kept under those raw values and replayed
+    — logged, counted and awaited like any decision — while `ServerService.replay_if_valid`
+    holds. What takes part in the key: the path and query, the peer, the user header,
+    Authorization, User-Agent, the forwarding and certificate headers, and the original URI
+    as `forward_auth.select_uri` reads it when it is an ActiveSync request (other URIs do not
+    change the decision but are still checked)."""
 
     def __init__(self, service: ServerService) -> None:
         self.service = service
-        self.parser = fa.ParseCache(service.config.headers)
+        names = service.headers
+        self.parser = fa.ParseCache(names)
         self.latency = service.metrics.requests.histogram(ADAPTER)
-        interesting = (*service.config.headers.decisive(), "x-original-uri", "x-forwarded-uri")
-        self._names = tuple(name.encode("latin-1") for name in interesting)
-        self._answers: dict[tuple[object, ...], Answer] = {}
+        self._names = tuple(name.encode("latin-1") for name in names.decisive())
+        self._answers: BoundedCache[tuple[object, ...], Answer] = BoundedCache(ANSWER_CACHE_MAX)
         self.replayed = 0  # answered by the HTTP protocol itself (`replay`), for tests
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         started = time.perf_counter()
-        key = self._key(scope)
         service = self.service
+        client = scope.get("client")
+        peer = client[0] if client else None
+        get = dict(scope["headers"]).get
+        refusal = service.trust.refusal(peer, get(SECRET_HEADER_BYTES))
+        if refusal is not None:
+            service.metrics.refused_peers.labels(PREFIX).inc()
+            await send_response(send, *json_error(403, refusal, REFUSED_HINT))
+            return
+        key = self.key_of(scope["path"], scope.get("query_string"), peer, scope["headers"])
         hit = service.replay_kept(self._answers.get(key) if key is not None else None)
         if hit is not None:
             answer, batch = hit
@@ -136,15 +195,6 @@ class ForwardAuth:
     def _unavailable(exc: LogUnavailable) -> fa.Rendered:
         return json_error(503, exc.message, FAILING_CLOSED)
 
-    def _key(self, scope: Scope) -> tuple[object, ...] | None:
-        client = scope.get("client")
-        return self.key_of(
-            scope["path"],
-            scope.get("query_string"),
-            client[0] if client else None,
-            scope["headers"],
-        )
-
     def key_of(
         self,
         path: str,
@@ -152,30 +202,7 @@ class ForwardAuth:
         peer: str | None,
         raw_headers: list[tuple[bytes, bytes]],
     ) -> tuple[object, ...] | None:
-        """The raw values that decide the answer; None when the request must be parsed.
-
-        A repeated header counts by its last value, here and in `answer` alike (`dict`)."""
-        get = dict(raw_headers).get
-        n = self._names
-        uri = get(n[7]) or get(n[8])
-        if uri is not None:
-            if len(uri) > fa.MAX_URI or _CONTROL_BYTES.search(uri):
-                return None  # the parser refuses it with the reason
-            if b"?" not in uri or b"activesync" not in uri.partition(b"?")[0].lower():
-                uri = None  # not a device-bearing URI: not part of the key
-        return (
-            path,
-            query,
-            peer,
-            uri,
-            get(n[0]),
-            get(n[1]),
-            get(n[2]),
-            get(n[3]),
-            get(n[4]),
-            get(n[5]),
-            get(n[6]),
-        )
+        return answer_key(self._names, path, query, peer, raw_headers)
 
     def replay(
         self,
@@ -186,9 +213,13 @@ class ForwardAuth:
     ) -> tuple[Answer, Batch] | None:
         """For the HTTP protocol's own fast path (`server/protocol.py`): the kept answer to
         these raw values and the batch its record joined, if it may be replayed; None sends
-        the request through the ASGI path (which decides and keeps the answer)."""
+        the request through the ASGI path (which checks the peer, decides and keeps the
+        answer)."""
+        service = self.service
+        if service.trust.refusal(peer, dict(raw_headers).get(SECRET_HEADER_BYTES)) is not None:
+            return None
         key = self.key_of(path, query, peer, raw_headers)
-        hit = self.service.replay_kept(self._answers.get(key) if key is not None else None)
+        hit = service.replay_kept(self._answers.get(key) if key is not None else None)
         self.replayed += hit is not None
         return hit
 
@@ -199,7 +230,7 @@ class ForwardAuth:
         headers = {
             name.decode("latin-1").lower(): value.decode("latin-1")
             for name, value in scope["headers"]
-        }  # a repeated header counts by its last value, as in `_key`
+        }  # a repeated header counts by its last value, as in `key_of`
         client = scope.get("client")
         try:
             request = self.parser.parse(
@@ -218,7 +249,11 @@ class ForwardAuth:
                 "known: " + ", ".join(sorted(service.snapshot.resources)),
             )
         prepared, batch = service.prepare(
-            request.user, request.resource, request.signals, adapter=ADAPTER
+            request.user,
+            request.resource,
+            request.signals,
+            adapter=ADAPTER,
+            evidence=request.user_verified,
         )
         if service.log.must_wait(batch):
             try:
@@ -227,7 +262,5 @@ class ForwardAuth:
                 return self._unavailable(exc)
         status, headers_out, body = fa.render(prepared.decision)
         if key is not None and not extra:  # Envoy's per-page paths would only fill the cache
-            if len(self._answers) >= ANSWER_CACHE_MAX:
-                self._answers.clear()
-            self._answers[key] = Answer(prepared, status, raw_headers(headers_out, body), body)
+            self._answers.put(key, Answer(prepared, status, raw_headers(headers_out, body), body))
         return status, headers_out, body

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 from devicegate.adapters import dovecot
-from devicegate.errors import SignalError
+from devicegate.boundedcache import BoundedCache
+from devicegate.errors import SignalError, error_json
 from devicegate.server.declog import FAILING_CLOSED, Batch, LogUnavailable
 from devicegate.server.service import Prepared, ServerService
+from devicegate.server.trust import REFUSED_HINT, SECRET_HEADER_BYTES
 
 PATH = "/v1/dovecot/auth-policy"
 ANSWERS_MAX = 100_000
@@ -70,7 +73,7 @@ async def send_json(send: Any, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _json(payload: dict[str, object]) -> bytes:
+def _json(payload: Mapping[str, object]) -> bytes:
     return json.dumps(payload, ensure_ascii=False).encode()
 
 
@@ -82,13 +85,19 @@ class DovecotPolicy:
     def __init__(self, service: ServerService) -> None:
         self.service = service
         self.latency = service.metrics.requests.histogram(dovecot.ADAPTER)
-        self._answers: dict[tuple[str, str | None, str | None], Answer] = {}
+        self._answers: BoundedCache[tuple[str, str | None, str | None], Answer] = BoundedCache(
+            ANSWERS_MAX
+        )
         self.replayed = 0  # answered by the HTTP protocol itself (`replay`), for tests
 
-    def replay(self, body: bytes) -> tuple[Answer, Batch] | None:
+    def replay(
+        self, body: bytes, peer: str | None, secret: bytes | None
+    ) -> tuple[Answer, Batch] | None:
         """For the HTTP protocol's own fast path (`server/protocol.py`): the kept answer to
         this `command=allow` body and the batch its record joined, if it may be replayed;
-        None sends the request through the ASGI path below."""
+        None sends the request through the ASGI path below (which refuses an untrusted peer)."""
+        if self.service.trust.refusal(peer, secret) is not None:
+            return None
         try:
             request = dovecot.parse_request(body)
         except SignalError:
@@ -102,6 +111,14 @@ class DovecotPolicy:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         started = time.perf_counter()
         service = self.service
+        client = scope.get("client")
+        refusal = service.trust.refusal(
+            client[0] if client else None, dict(scope["headers"]).get(SECRET_HEADER_BYTES)
+        )
+        if refusal is not None:
+            service.metrics.refused_peers.labels(PATH).inc()
+            await send_json(send, 403, _json(error_json(refusal, REFUSED_HINT)))
+            return
         if scope["method"] != "POST":
             await self._error(send, 405, "method not allowed")
             return
@@ -137,9 +154,7 @@ class DovecotPolicy:
                 request.login, dovecot.RESOURCE, request.signals(), adapter=dovecot.ADAPTER
             )
             answer = Answer(prepared, _json(dovecot.render(prepared.decision)))
-            if len(self._answers) >= ANSWERS_MAX:
-                self._answers.clear()
-            self._answers[key] = answer
+            self._answers.put(key, answer)
         if service.log.must_wait(batch):
             try:
                 await service.log.wait(batch)
@@ -151,4 +166,4 @@ class DovecotPolicy:
 
     async def _error(self, send: Any, status: int, message: str, hint: str | None = None) -> None:
         self.service.metrics.bad_requests.labels(dovecot.ADAPTER, str(status)).inc()
-        await send_json(send, status, _json({"error": message, "hint": hint}))
+        await send_json(send, status, _json(error_json(message, hint)))

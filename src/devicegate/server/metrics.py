@@ -23,6 +23,8 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
+from devicegate.policy.engine import UNKNOWN_USER_RULE
+
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 DECISION_LABELS = ("action", "rule", "resource", "adapter")
 
@@ -76,9 +78,21 @@ class RequestMetrics(Collector):
             "Decisions by action, deciding rule, resource and adapter.",
             labels=DECISION_LABELS,
         )
+        unknown = CounterMetricFamily(
+            "devicegate_unknown_user_decisions",
+            "Decisions for a user name the directory does not know (or that names several "
+            "users), per adapter: with `unknown_user: allow` each of these was let through.",
+            labels=("adapter",),
+        )
+        by_adapter: dict[str, int] = {}
         for key, cell in list(self.cells.items()):
             decisions.add_metric(list(key), cell.value)
+            if key[1] == UNKNOWN_USER_RULE:
+                by_adapter[key[3]] = by_adapter.get(key[3], 0) + cell.value
         yield decisions
+        for adapter, count in sorted(by_adapter.items()):
+            unknown.add_metric([adapter], count)
+        yield unknown
         latency = HistogramMetricFamily(
             "devicegate_decision_seconds",
             "Time from request to durable acknowledgement, per adapter.",
@@ -155,6 +169,19 @@ class Metrics:
         )
         self.holds = Counter(
             "devicegate_quarantine_holds", "Devices put in quarantine by a rule.", registry=r
+        )
+        self.refused_peers = Counter(
+            "devicegate_refused_peers",
+            "Requests refused because the peer is not a trusted proxy (or lacks the proxy "
+            "secret), per endpoint.",
+            ["endpoint"],
+            registry=r,
+        )
+        self.closed_connections = Counter(
+            "devicegate_closed_connections",
+            "Connections closed by a limit: `head-timeout`, `head-too-large`, `too-many`.",
+            ["listener", "reason"],
+            registry=r,
         )
 
     def batch(self, size: int, seconds: float) -> None:

@@ -24,6 +24,7 @@ interleaved, through a real uvicorn server on this class.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,10 +32,12 @@ from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from devicegate.adapters.dovecot import MAX_BODY
+from devicegate.server.config import Limits
 from devicegate.server.declog import FAILING_CLOSED, WRITE_FAILED
 from devicegate.server.hotpath import PREFIX, json_error
 from devicegate.server.hotpath import raw_headers as encode_headers
 from devicegate.server.mailpath import PATH as DOVECOT_PATH
+from devicegate.server.trust import SECRET_HEADER_BYTES
 
 if TYPE_CHECKING:
     from devicegate.server.declog import Batch
@@ -141,14 +144,85 @@ class _Replayed:
 
 class DevicegateHttpProtocol(HttpToolsProtocol):
     """`uvicorn.Config(http=DevicegateHttpProtocol)`; with any app other than devicegate's
-    it is uvicorn's protocol, unchanged."""
+    it is uvicorn's protocol with the limits below.
+
+    Limits (`config.Limits`), which uvicorn's own protocol does not set: a connection must send
+    a complete request head within `header_timeout` of opening or of starting a request (a
+    connection that sends nothing, or half a head, is closed); a head longer than `max_head`
+    bytes is refused with 431 as soon as it is seen, not read whole; beyond `max_connections`
+    open connections a new one is closed at once."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fast: ForwardAuth | None = getattr(self.app, "forward_auth", None)
         self.dovecot: DovecotPolicy | None = getattr(self.app, "dovecot", None)
+        self.limits: Limits = getattr(self.app, "limits", None) or Limits()
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_partial = False  # a request head began and is not complete
+        self._head_bytes = 0  # bytes read since, in later reads than the one it began in
 
+    # ---- limits ------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections:
+            self._closed("too-many")
+            transport.close()
+            return
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._head_partial:
+            self._head_bytes += len(data)
+            if self._head_bytes > self.limits.max_head:
+                self._refuse_head()
+                return
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_partial = True
+        self._head_bytes = 0
+        self._arm_head_timer()
+
+    def _arm_head_timer(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.limits.header_timeout, self._head_late)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_late(self) -> None:
+        """No complete head in time: close a connection that is half-way through one, or
+        that never sent one (a request already being answered is left alone)."""
+        self._head_timer = None
+        if (self._head_partial or self.cycle is None) and not self.transport.is_closing():
+            self._closed("head-timeout")
+            self.transport.close()
+
+    def _refuse_head(self) -> None:
+        self._head_partial = False
+        self._cancel_head_timer()
+        self._closed("head-too-large")
+        status, headers, body = json_error(
+            431, f"the request head is longer than {self.limits.max_head} bytes"
+        )
+        self.transport.write(self.wire(status, encode_headers(headers, body), body, False))
+        self.transport.close()
+
+    def _closed(self, reason: str) -> None:
+        if self.fast is not None:
+            self.fast.service.metrics.closed_connections.labels("http", reason).inc()
+
+    # ---- replayed answers --------------------------------------------------------------------
     def on_headers_complete(self) -> None:
+        self._head_partial = False
+        self._cancel_head_timer()
         if self.fast is not None and self._may_take():
             url = self.url
             if url.startswith(PREFIX_BYTES):
@@ -209,7 +283,10 @@ class DevicegateHttpProtocol(HttpToolsProtocol):
         ASGI path now, exactly as if it had not been held (the body already read)."""
         assert self.dovecot is not None
         body = bytes(cycle.body)
-        hit = None if cycle.disconnected else self.dovecot.replay(body)
+        hit = None
+        if not cycle.disconnected:
+            secret = dict(self.headers).get(SECRET_HEADER_BYTES)
+            hit = self.dovecot.replay(body, self.client[0] if self.client else None, secret)
         if hit is not None:
             self._answer(*hit, cycle.keep_alive, cycle.started, self.dovecot.latency)
             return

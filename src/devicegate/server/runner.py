@@ -37,6 +37,7 @@ def _uvicorn_config(app: DevicegateApp, config: ServerConfig) -> uvicorn.Config:
         proxy_headers=False,  # devicegate reads X-Forwarded-For itself (forward_auth.py)
         date_header=False,
         backlog=2048,
+        timeout_keep_alive=int(config.limits.keep_alive),
     )
 
 
@@ -47,7 +48,7 @@ async def serve(app: DevicegateApp, config: ServerConfig) -> None:
     pending: set[asyncio.Task[object]] = set()
 
     def on_hup() -> None:
-        log.warning("SIGHUP: reloading policy")
+        log.info("SIGHUP: reloading policy")
         task: asyncio.Task[object] = asyncio.ensure_future(reload_policy(app.service))
         pending.add(task)
         task.add_done_callback(pending.discard)
@@ -63,12 +64,18 @@ async def serve(app: DevicegateApp, config: ServerConfig) -> None:
             """Whether everything decided so far may be answered now (`postfix.Durable`)."""
             return decision_log.answer_now(decision_log.latest, done)
 
+        limits = config.limits
         postfix = module.PostfixPolicyServer(
             app.service,
             config.host,
             config.postfix_port,
             window=timedelta(seconds=config.postfix_window),
+            match=config.postfix_match,
             durable=durable,
+            trusted=app.service.trust.address_trusted,
+            idle_timeout=limits.postfix_idle,
+            request_timeout=limits.postfix_request_timeout,
+            max_connections=limits.postfix_max_connections,
         )
         await postfix.start()
         app.on_shutdown.append(postfix.close)

@@ -24,37 +24,48 @@ import logging
 import math
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 
 from devicegate.adapters.base import INFERRING_ADAPTERS, Sighting
-from devicegate.model import SIGNAL_FIELDS, Action, Decision, DeviceState, Request, Signals
+from devicegate.boundedcache import BoundedCache
+from devicegate.model import (
+    Action,
+    Decision,
+    DeviceProfile,
+    DeviceState,
+    Request,
+    Signals,
+)
 from devicegate.policy import Snapshot, decide
-from devicegate.serialize import signals_from_json
+from devicegate.serialize import signals_from_json, signals_json
+from devicegate.server.binding import bind_signals, hold_keys
 from devicegate.server.config import ServerConfig
 from devicegate.server.declog import Batch, DecisionLog
 from devicegate.server.metrics import Cell, Metrics
 from devicegate.server.rows import Row
 from devicegate.server.state import StateCache
+from devicegate.server.trust import ProxyTrust
 from devicegate.store import Store
+from devicegate.store.records import seen_json
 
 log = logging.getLogger("devicegate.server")
 
 SIGHTING_CACHE_MAX = 100_000
 DETAIL_CACHE_MAX = 100_000
+#: distinct devices of one user an SMTP decision considers (`--postfix-match any`)
+SIGHTINGS_CONSIDERED = 20
+SightingKey = tuple[str, str, Signals]
+#: seconds: the least time between two sightings of one device when the user switches devices
+SWITCH_FLOOR = 1.0
 
 
 def load_configured_snapshot(config: ServerConfig) -> Snapshot:
     from devicegate.cli.common import load_snapshot
 
     return load_snapshot(list(config.policy), config.directory, config.devices, quiet=True)
-
-
-def _signals_dict(signals: Signals) -> dict[str, str]:
-    return {
-        name: value for name in SIGNAL_FIELDS if (value := getattr(signals, name)) not in (None, "")
-    }
 
 
 @dataclass(slots=True, eq=False)
@@ -99,6 +110,9 @@ class ServerService:
         self._snapshot = snapshot
         self.store = store
         self.metrics = metrics
+        self.trust = ProxyTrust(config.trusted_proxies, config.proxy_secret)
+        #: the forward-auth headers, with X-Forwarded-For walked past these trusted proxies
+        self.headers = replace(config.headers, trusted=self.trust.address_trusted)
         self.state = StateCache(
             store, refresh=config.state_refresh, on_failure=metrics.state_failures.inc
         )
@@ -112,10 +126,14 @@ class ServerService:
             on_failure=metrics.log_failures.inc,
         )
         metrics.log_pending.set_function(lambda: float(self.log.pending))
-        self._seen: dict[tuple[str, str, Signals], float] = {}
-        # user (lower case) → (time, adapter, signals) of this server's newest sighting
-        self._latest: dict[str, tuple[float, str, Signals]] = {}
-        self._details: dict[tuple[int, Signals, str | None, str | None], tuple[Decision, str]] = {}
+        self._seen: BoundedCache[SightingKey, float] = BoundedCache(SIGHTING_CACHE_MAX)
+        # user (lower case) → (time, adapter, signals, key) of this server's newest sighting
+        self._latest: BoundedCache[str, tuple[float, str, Signals, SightingKey]] = BoundedCache(
+            SIGHTING_CACHE_MAX
+        )
+        self._details: BoundedCache[tuple[object, ...], tuple[Decision, str]] = BoundedCache(
+            DETAIL_CACHE_MAX
+        )
         self._counter = 0
         self._tids = itertools.count(1)
         self._publish(snapshot)
@@ -145,29 +163,43 @@ class ServerService:
         adapter: str,
         at: datetime | None = None,
         basis: str | None = None,
+        evidence: bool = True,
     ) -> tuple[Prepared, Batch]:
         """Decide, apply the effects (quarantine hold), log; return what a replay needs and
         the log batch to await before answering. `basis` says where the signals came from
-        when the request carried none (Postfix: the sighting used); it is logged."""
+        when the request carried none (Postfix: the sighting used); it is logged.
+
+        `user` is the name the proxy or mail server authenticated; decisions and sightings
+        record the directory user it stands for (`Snapshot.canonical_user`). With
+        `evidence=False` (a user name nobody has verified yet: the Basic name of an
+        ActiveSync request, which the backend checks only after this answer) the decision is
+        made and logged, but nothing is recorded as evidence — no sighting, no hold."""
         snapshot = self._snapshot  # one read: a reload mid-request cannot mix snapshots
         generation = self.state.generation  # before a hold this decision may add
         now = time.time()
         when = at if at is not None else datetime.fromtimestamp(now, UTC)
         ts = when.timestamp()
-        profile = snapshot.identifier.profile(signals)
-        state = self.state.get(profile.keys) if profile.keys else self.state.get(())
-        decision = decide(snapshot, Request(user, resource, when, signals, profile), state)
+        canonical, unbound, profile, state, decision = self._judge(
+            snapshot, user, resource, signals, when
+        )
         if (
-            decision.action is Action.QUARANTINE
+            evidence
+            and decision.action is Action.QUARANTINE
             and decision.rule is not None
             and not decision.rule.startswith("builtin:")
             and profile.keys
             and resource not in state.held
         ):
-            self._hold(user, resource, decision, state)
+            self._hold(canonical, resource, decision, state, signals)
         device = decision.device
+        notes = {
+            "presented": user if user != canonical else None,
+            "user_verified": None if evidence else False,
+            "binding": unbound,
+            "basis": basis,
+        }
         row = (
-            user,
+            canonical,
             resource,
             adapter,
             decision.action.value,
@@ -176,23 +208,24 @@ class ServerService:
             state.device_ref,
             device.vendor,
             device.platform,
-            self._detail(decision, signals, basis),
+            self._detail(decision, signals, notes),
         )
         sighting: Row | None = None
         sighting_key = None
-        if not (signals.is_empty() or adapter in INFERRING_ADAPTERS):
+        if evidence and profile.identified and adapter not in INFERRING_ADAPTERS:
             # SMTP reuses an earlier sighting: recording it again would keep a user "seen"
-            # on a device for as long as they send mail.
-            sighting_key = (user.lower(), adapter, signals)
-            signals_json = json.dumps(_signals_dict(signals), ensure_ascii=False)
+            # on a device for as long as they send mail. A request that identifies no device
+            # is no sighting: it must never hide one that did (docs/mail.md).
+            sighting_key = (canonical.lower(), adapter, signals)
+            signals_text = json.dumps(signals_json(signals), ensure_ascii=False)
             sighting = (
-                user,
+                canonical,
                 resource,
                 adapter,
                 state.device_ref,
                 device.vendor,
                 device.platform,
-                signals_json,
+                signals_text,
             )
         prepared = Prepared(
             decision=decision,
@@ -206,9 +239,29 @@ class ServerService:
             ),
             snapshot=snapshot,
             generation=generation,
-            valid_until=snapshot.valid_until(user, ts) if at is None else -math.inf,
+            valid_until=snapshot.valid_until(canonical, ts) if at is None else -math.inf,
         )
         return prepared, self._append(prepared, ts, now)
+
+    def check(
+        self, user: str, resource: str, signals: Signals, *, at: datetime | None = None
+    ) -> Decision:
+        """What `prepare` would decide, with nothing recorded: no log row, no sighting, no
+        hold (`/v1/check`, and the candidates of an SMTP decision)."""
+        when = at if at is not None else datetime.now(UTC)
+        return self._judge(self._snapshot, user, resource, signals, when)[4]
+
+    def _judge(
+        self, snapshot: Snapshot, user: str, resource: str, signals: Signals, when: datetime
+    ) -> tuple[str, str | None, DeviceProfile, DeviceState, Decision]:
+        """The decision and what it was made from: the canonical user, what binding set
+        aside, the device profile and the device state."""
+        canonical = snapshot.canonical_user(user)
+        bound, unbound = bind_signals(snapshot, canonical, signals)
+        profile = snapshot.identifier.profile(bound)
+        state = self.state.get(profile.keys, canonical)
+        decision = decide(snapshot, Request(canonical, resource, when, bound, profile), state)
+        return canonical, unbound, profile, state, decision
 
     def replay_if_valid(self, prepared: Prepared, now: float) -> Batch | None:
         """Log (and count) one more request answered by `prepared` if it still holds — same
@@ -234,46 +287,67 @@ class ServerService:
         self._counter += 1
         prepared.cell.value += 1
         with_sighting = False
-        if prepared.sighting is not None and now >= prepared.sighting_due:
-            key = prepared.sighting_key
-            last = self._seen.get(key) if key is not None else None
-            if last is None or now - last >= self.config.sighting_interval:
-                with_sighting = True
-                if len(self._seen) >= SIGHTING_CACHE_MAX:
-                    self._seen.clear()
-                    self._latest.clear()
-                if key is not None:
-                    self._seen[key] = last = now
-                    self._latest[key[0]] = (now, key[1], key[2])
-            prepared.sighting_due = (last or now) + self.config.sighting_interval
+        key = prepared.sighting_key
+        if key is not None:
+            latest = self._latest.get(key[0])
+            # Recorded at most once a `sighting_interval` per (user, adapter, signals) — unless
+            # another device of the user was recorded since: then this one is the newest again,
+            # and SMTP's `newest` match must see that (at most once a second per device, so
+            # two devices in turn cannot write a row a request).
+            switched = latest is not None and latest[3] != key
+            if now >= prepared.sighting_due or switched:
+                last = self._seen.get(key)
+                if (
+                    last is None
+                    or now - last >= self.config.sighting_interval
+                    or (switched and now - last >= SWITCH_FLOOR)
+                ):
+                    with_sighting = True
+                    self._seen.put(key, now)
+                    self._latest.put(key[0], (now, key[1], key[2], key))
+                    last = now
+                prepared.sighting_due = last + self.config.sighting_interval
         return self.log.append(
             (self._counter, at, now, prepared.tid, with_sighting),
             (prepared.row, prepared.sighting),
         )
 
-    def recent_sighting(self, user: str, *, window: timedelta) -> Sighting | None:
-        """The newest sighting of `user` within `window`: from the store (every server's),
-        or this server's own newest if that is newer — it may not be committed yet (with
-        `--log-ack buffered`, or a batch still in flight)."""
-        identify = self._snapshot.identifier.profile
-        found: Sighting | None = None
-        rows = self.store.recent_sightings(user, since=window, limit=1)
-        if rows:
-            row = rows[0]
-            signals = signals_from_json(dict(row["signals"]))
-            found = Sighting(row["at"], row["adapter"], signals, identify(signals))
-        own = self._latest.get(user.lower())
+    def recent_sightings(
+        self, user: str, *, window: timedelta, limit: int = SIGHTINGS_CONSIDERED
+    ) -> list[Sighting]:
+        """The user's distinct identified devices seen within `window`, newest first: from
+        the store (every server's), with this server's own newest sighting added — it may
+        not be committed yet (`--log-ack buffered`, or a batch still in flight)."""
+        snapshot = self._snapshot
+        identify = snapshot.identifier.profile
+        name = snapshot.canonical_user(user)
+        found: list[Sighting] = []
+        seen: set[Signals] = set()
+        own = self._latest.get(name.lower())
         if own is not None and time.time() - own[0] <= window.total_seconds():
-            at = datetime.fromtimestamp(own[0], UTC)
-            if found is None or at > found.at:
-                found = Sighting(at, own[1], own[2], identify(own[2]))
-        return found
+            found.append(
+                Sighting(datetime.fromtimestamp(own[0], UTC), own[1], own[2], identify(own[2]))
+            )
+            seen.add(own[2])
+        for row in self.store.recent_devices(name, since=window, limit=limit):
+            signals = signals_from_json(dict(row["signals"]))
+            if signals in seen:
+                continue
+            seen.add(signals)
+            found.append(Sighting(row["at"], row["adapter"], signals, identify(signals)))
+        found.sort(key=lambda s: s.at, reverse=True)
+        return found[:limit]
+
+    def recent_sighting(self, user: str, *, window: timedelta) -> Sighting | None:
+        """The newest identified sighting of `user` within `window`, if any."""
+        found = self.recent_sightings(user, window=window, limit=1)
+        return found[0] if found else None
 
     def seen_at(self, user: str) -> float | None:
         """When this server last recorded a sighting of `user` (epoch seconds), if it did
         (and has not since forgotten it): lets a short-lived cache of `recent_sighting`
         notice a newer sighting at once (the Postfix policy service)."""
-        own = self._latest.get(user.lower())
+        own = self._latest.get(self._snapshot.canonical_user(user).lower())
         return None if own is None else own[0]
 
     async def durable(self) -> None:
@@ -283,11 +357,31 @@ class ServerService:
         await self.log.wait(self.log.latest)
 
     # ---- effects -----------------------------------------------------------------------------
-    def _hold(self, user: str, resource: str, decision: Decision, state: DeviceState) -> None:
-        keys = decision.device.keys
+    def _hold(
+        self,
+        user: str,
+        resource: str,
+        decision: Decision,
+        state: DeviceState,
+        signals: Signals,
+    ) -> None:
+        """Quarantine what this request showed, until an operator releases it: the inventory
+        device when the request's link to it holds for this user, else only what this user
+        was seen presenting (`binding.hold_keys`)."""
+        profile = decision.device
+        keys = hold_keys(self._snapshot, user, signals, profile)
+        if not keys:
+            return
+        seen = seen_json(signals, profile)
         try:
             ref = self.store.hold(
-                keys, resource=resource, rule=decision.rule, reason=decision.message, user=user
+                keys,
+                resource=resource,
+                rule=decision.rule,
+                reason=decision.message,
+                user=user,
+                seen=seen,
+                created_by=f"devicegate serve ({self.log.id_prefix.rstrip('-')})",
             )
         except Exception as exc:  # the decision stands (quarantine); the hold is retried next time
             log.error("could not record quarantine hold for %s: %s", user, exc)
@@ -304,10 +398,14 @@ class ServerService:
             ),
         )
 
-    def _detail(self, decision: Decision, signals: Signals, basis: str | None = None) -> str:
+    def _detail(
+        self, decision: Decision, signals: Signals, notes: Mapping[str, object | None]
+    ) -> str:
         """The decision's explanation as JSON, cached: the engine hands out the same Decision
-        object for equal inputs, so most requests reuse a string built once."""
-        key = (id(decision), signals, signals.client_ip, basis)
+        object for equal inputs, so most requests reuse a string built once. `notes` (how the
+        user was presented, whether it was verified, what was set aside, where inferred
+        signals came from) are kept when they say something."""
+        key = (id(decision), signals, signals.client_ip, *notes.values())
         hit = self._details.get(key)
         if hit is not None and hit[0] is decision:
             return hit[1]
@@ -319,14 +417,12 @@ class ServerService:
                 "excepted": list(decision.excepted),
                 "spoofing_suspected": decision.spoofing_suspected,
                 "keys": [list(k) for k in decision.device.keys],
-                "signals": _signals_dict(signals),
-                **({"basis": basis} if basis else {}),
+                "signals": signals_json(signals),
+                **{name: value for name, value in notes.items() if value is not None},
             },
             ensure_ascii=False,
         )
-        if len(self._details) >= DETAIL_CACHE_MAX:
-            self._details.clear()
-        self._details[key] = (decision, detail)
+        self._details.put(key, (decision, detail))
         return detail
 
     # ---- reload -------------------------------------------------------------------------------
@@ -346,7 +442,5 @@ class ServerService:
 
     def _publish(self, snapshot: Snapshot) -> None:
         summary = snapshot.summary()
-        self.metrics.policy.info(
-            {"version": snapshot.version, "files": ",".join(str(f) for f in snapshot.loaded.files)}
-        )
+        self.metrics.policy.info({"version": snapshot.version})
         self.metrics.policy_rules.set(float(summary["rules"]))  # type: ignore[arg-type]

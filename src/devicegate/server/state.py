@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from devicegate.inventory import normalise_key
 from devicegate.model import NO_STATE, DeviceState
+from devicegate.server.binding import SCOPED_PREFIX, scoped_key
 from devicegate.store import COMPROMISED, Store
 from devicegate.store import tables as t
 
@@ -83,6 +84,7 @@ class StateCache:
         self.refresh = refresh
         self._on_failure = on_failure
         self._by_key: dict[Key, DeviceState] = {}
+        self._scoped = False  # whether any key is a user-scoped one (a hold on what was seen)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._generations = itertools.count(1)  # next() is atomic: two threads bump it
@@ -95,6 +97,7 @@ class StateCache:
         the same generation (see `ServerService.replay_if_valid`)."""
         fresh = load_restricted(self.store)
         if fresh != self._by_key:
+            self._scoped = any(kind.startswith(SCOPED_PREFIX) for kind, _ in fresh)
             self._by_key = fresh
             self.generation = next(self._generations)
 
@@ -117,7 +120,9 @@ class StateCache:
                 if self._on_failure is not None:
                     self._on_failure()
 
-    def get(self, keys: Iterable[Key]) -> DeviceState:
+    def get(self, keys: tuple[Key, ...], user: str | None = None) -> DeviceState:
+        """The state of the device these identifiers name; with `user` (canonical), also a
+        hold on what this user was seen presenting (`binding.scoped_key`)."""
         by_key = self._by_key
         if not by_key:
             return NO_STATE
@@ -125,6 +130,11 @@ class StateCache:
             state = by_key.get((kind, normalise_key(kind, value)))
             if state is not None:
                 return state
+        if user is not None and self._scoped:
+            for kind, value in keys:
+                state = by_key.get(scoped_key(user, kind, value))
+                if state is not None:
+                    return state
         return NO_STATE
 
     def put(self, keys: Iterable[Key], state: DeviceState) -> None:
@@ -132,6 +142,7 @@ class StateCache:
         by_key = dict(self._by_key)
         for kind, value in keys:
             by_key[(kind, normalise_key(kind, value))] = state
+            self._scoped |= kind.startswith(SCOPED_PREFIX)
         self._by_key = by_key
         self.generation = next(self._generations)
 

@@ -11,8 +11,8 @@ that batches must acknowledge only after `write_*` returned.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,28 +20,30 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from devicegate.defaults import DEFAULT_STORE_URL
+from devicegate.defaults import DEFAULT_STORE_URL, STORE_ENV
 from devicegate.errors import StoreError
-from devicegate.inventory import normalise_key
+from devicegate.inventory import KEY_KINDS, normalise_key
 from devicegate.model import DeviceState
 from devicegate.store import tables as t
+from devicegate.store.records import (
+    COMPROMISED,
+    DeviceRecord,
+    HoldRecord,
+    VerdictRecord,
+    describe_hold,
+    describe_seen,
+    describe_verdict,
+    device_record_json,
+    seen_device,
+    seen_json,
+    when,
+)
 from devicegate.timeutil import assume_utc, utc_now
 
 DEFAULT_URL = DEFAULT_STORE_URL
-COMPROMISED = "compromised"
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceRecord:
-    device_ref: str
-    user: str | None
-    vendor: str | None
-    platform: str | None
-    model: str | None
-    keys: tuple[tuple[str, str], ...]
-    verdict: str | None
-    held: tuple[str, ...]
-    last_seen: datetime
+#: Every kind of identifier a device can be known by in `device_keys` (the inventory's
+#: `device_id` too: triage links a verdict to it with `--device`).
+IDENTIFIER_KINDS = ("device_id", *KEY_KINDS)
 
 
 def _at_in_utc(row: sa.RowMapping) -> dict[str, Any]:
@@ -57,6 +59,62 @@ def _clear_verdicts(conn: sa.Connection, device_ref: str, *, by: str, now: datet
         .values(cleared_at=now, cleared_by=by)
     )
     return int(result.rowcount or 0)
+
+
+def identifier_pairs(identifier: str) -> set[tuple[str, str]]:
+    """The (kind, normalised value) pairs an identifier typed by a person may stand for:
+    `kind=value` names one kind; a bare value could be any (a MAC in any notation, an
+    ActiveSync id in any case)."""
+    text = identifier.strip()
+    kind, sep, value = text.partition("=")
+    if sep and kind.strip() in IDENTIFIER_KINDS:
+        return {(kind.strip(), normalise_key(kind.strip(), value))}
+    return {(k, normalise_key(k, text)) for k in IDENTIFIER_KINDS}
+
+
+def _text(value: object) -> str | None:
+    """A profile attribute from `seen` for the devices table (bounded like its columns)."""
+    return value[:64] if isinstance(value, str) and value else None
+
+
+def _hold_record(row: sa.RowMapping) -> HoldRecord:
+    seen = row["seen"]
+    return HoldRecord(
+        id=int(row["id"]),
+        resource=row["resource"],
+        rule=row["rule"],
+        reason=row["reason"],
+        user=row["user"],
+        seen=seen if isinstance(seen, Mapping) else None,
+        created_at=assume_utc(row["created_at"]),
+        created_by=row["created_by"],
+        released_at=assume_utc(row["released_at"]) if row["released_at"] else None,
+        released_by=row["released_by"],
+    )
+
+
+def _verdict_record(row: sa.RowMapping) -> VerdictRecord:
+    evidence = row["evidence"]
+    return VerdictRecord(
+        id=int(row["id"]),
+        verdict=row["verdict"],
+        scan_id=row["scan_id"],
+        source=row["source"],
+        evidence=tuple(e for e in evidence if isinstance(e, Mapping))
+        if isinstance(evidence, list)
+        else (),
+        created_at=assume_utc(row["created_at"]),
+        cleared_at=assume_utc(row["cleared_at"]) if row["cleared_at"] else None,
+        cleared_by=row["cleared_by"],
+    )
+
+
+def _standing_verdict(standing: Sequence[VerdictRecord]) -> str | None:
+    """The verdict that speaks for the device now: compromised if any standing one says so,
+    else the newest standing one."""
+    if any(v.verdict == COMPROMISED for v in standing):
+        return COMPROMISED
+    return standing[0].verdict if standing else None
 
 
 def make_engine(url: str) -> Engine:
@@ -240,10 +298,25 @@ class Store:
         rule: str | None,
         reason: str,
         user: str | None = None,
+        seen: Mapping[str, object] | None = None,
+        created_by: str | None = None,
     ) -> str:
-        """Put a device in quarantine for `resource` (`*`: all) until an operator releases it."""
+        """Put a device in quarantine for `resource` (`*`: all) until an operator releases it.
+
+        `user` is whose request caused the hold, `seen` what that request carried
+        (`records.seen_json`: signals and the device as identified), `created_by` who set it
+        (the adapter, or "operator NAME"): what the help desk reads to explain the refusal.
+        A device already held on `resource` keeps its first hold."""
+        device = seen_device(seen)
         with self.engine.begin() as conn:
-            ref = self.ensure_device(conn, keys, user=user)
+            ref = self.ensure_device(
+                conn,
+                keys,
+                user=user,
+                vendor=_text(device.get("vendor")),
+                platform=_text(device.get("platform")),
+                model=_text(device.get("model")),
+            )
             active = conn.execute(
                 sa.select(t.holds.c.id).where(
                     t.holds.c.device_ref == ref,
@@ -259,6 +332,9 @@ class Store:
                         rule=rule,
                         reason=reason,
                         created_at=utc_now(),
+                        user=user,
+                        seen=dict(seen) if seen is not None else None,
+                        created_by=created_by,
                     )
                 )
         return ref
@@ -275,41 +351,92 @@ class Store:
             cleared = _clear_verdicts(conn, device_ref, by=by, now=now)
         return int(holds or 0) + cleared
 
-    def list_devices(self, *, only_restricted: bool = False) -> list[DeviceRecord]:
+    # ---- the operator's view of devices ----------------------------------------------------
+    def find(self, identifier: str) -> list[str]:
+        """The devices `identifier` names: a device reference, or any identifier of a device
+        (ActiveSync DeviceId, MAC in any notation, serial, UDID, MDM id, certificate
+        fingerprint, inventory device id), optionally as `kind=value`. Usually one; several
+        when the same text is, say, one device's serial and another's MDM id."""
+        text = identifier.strip()
+        if not text:
+            return []
+        pairs = identifier_pairs(text)
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(t.devices).order_by(t.devices.c.last_seen.desc())).all()
-            keys: dict[str, list[tuple[str, str]]] = {}
-            for kind, value, ref in conn.execute(sa.select(t.device_keys)).all():
-                keys.setdefault(ref, []).append((kind, value))
-            verdict_of = dict(
-                conn.execute(
-                    sa.select(t.verdicts.c.device_ref, t.verdicts.c.verdict).where(
-                        t.verdicts.c.cleared_at.is_(None)
+            if conn.execute(
+                sa.select(t.devices.c.device_ref).where(t.devices.c.device_ref == text)
+            ).first():
+                return [text]
+            rows = conn.execute(
+                sa.select(t.device_keys.c.device_ref)
+                .where(
+                    sa.or_(
+                        *(
+                            (t.device_keys.c.kind == k) & (t.device_keys.c.value == v)
+                            for k, v in sorted(pairs)
+                        )
                     )
-                ).all()
-            )
-            held: dict[str, list[str]] = {}
-            for ref, resource in conn.execute(
-                sa.select(t.holds.c.device_ref, t.holds.c.resource).where(
-                    t.holds.c.released_at.is_(None)
                 )
+                .distinct()
+            ).all()
+        return sorted(row[0] for row in rows)
+
+    def device(self, device_ref: str) -> DeviceRecord | None:
+        """One device with its identifiers and every hold and verdict it has had."""
+        found = self._records(t.devices.c.device_ref == device_ref)
+        return found[0] if found else None
+
+    def list_devices(self, *, only_restricted: bool = False) -> list[DeviceRecord]:
+        """Every device the store links identifiers for (each was held or given a verdict),
+        most recently seen first; `only_restricted`: those held or compromised now."""
+        records = self._records(None)
+        return [r for r in records if r.restricted] if only_restricted else records
+
+    def _records(self, where: sa.ColumnElement[bool] | None) -> list[DeviceRecord]:
+        query = sa.select(t.devices).order_by(t.devices.c.last_seen.desc())
+        with self.engine.connect() as conn:
+            rows = conn.execute(query if where is None else query.where(where)).all()
+            refs = [row.device_ref for row in rows]
+            only = (lambda c: c.in_(refs)) if where is not None else (lambda c: sa.true())
+            keys: dict[str, list[tuple[str, str]]] = {}
+            for kind, value, ref in conn.execute(
+                sa.select(t.device_keys).where(only(t.device_keys.c.device_ref))
             ).all():
-                held.setdefault(ref, []).append(resource)
+                keys.setdefault(ref, []).append((kind, value))
+            holds: dict[str, list[HoldRecord]] = {}
+            for h in conn.execute(
+                sa.select(t.holds)
+                .where(only(t.holds.c.device_ref))
+                .order_by(t.holds.c.created_at.desc(), t.holds.c.id.desc())
+            ).mappings():
+                holds.setdefault(h["device_ref"], []).append(_hold_record(h))
+            verdicts: dict[str, list[VerdictRecord]] = {}
+            for v in conn.execute(
+                sa.select(t.verdicts)
+                .where(only(t.verdicts.c.device_ref))
+                .order_by(t.verdicts.c.created_at.desc(), t.verdicts.c.id.desc())
+            ).mappings():
+                verdicts.setdefault(v["device_ref"], []).append(_verdict_record(v))
         out = []
         for row in rows:
-            record = DeviceRecord(
-                device_ref=row.device_ref,
-                user=row.user,
-                vendor=row.vendor,
-                platform=row.platform,
-                model=row.model,
-                keys=tuple(sorted(keys.get(row.device_ref, []))),
-                verdict=verdict_of.get(row.device_ref),
-                held=tuple(sorted(held.get(row.device_ref, []))),
-                last_seen=assume_utc(row.last_seen),
+            its_holds = tuple(holds.get(row.device_ref, ()))
+            its_verdicts = tuple(verdicts.get(row.device_ref, ()))
+            standing = [v for v in its_verdicts if v.active]
+            out.append(
+                DeviceRecord(
+                    device_ref=row.device_ref,
+                    user=row.user,
+                    vendor=row.vendor,
+                    platform=row.platform,
+                    model=row.model,
+                    keys=tuple(sorted(keys.get(row.device_ref, []))),
+                    verdict=_standing_verdict(standing),
+                    held=tuple(sorted({h.resource for h in its_holds if h.active})),
+                    last_seen=assume_utc(row.last_seen),
+                    first_seen=assume_utc(row.first_seen),
+                    holds=its_holds,
+                    verdicts=its_verdicts,
+                )
             )
-            if not only_restricted or record.held or record.verdict == COMPROMISED:
-                out.append(record)
         return out
 
     # ---- sightings and decisions (batched by the caller) ----------------------------------
@@ -340,6 +467,38 @@ class Store:
                 .all()
             )
         return [_at_in_utc(row) for row in rows]
+
+    def recent_devices(
+        self, user: str, *, since: timedelta, now: datetime | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        """The user's distinct *identified* devices (by the signals seen, per adapter) within
+        `since`, each with when it was last recorded, newest first: what an SMTP decision,
+        which carries no device data of its own, is made from. A sighting that identified
+        nothing is never among them."""
+        cutoff = (now or utc_now()) - since
+        signals = sa.cast(t.sightings.c.signals, sa.Text)
+        last = sa.func.max(t.sightings.c.at).label("at")
+        query = (
+            sa.select(signals.label("signals"), t.sightings.c.adapter, last)
+            .where(
+                sa.func.lower(t.sightings.c.user) == user.lower(),
+                t.sightings.c.at >= cutoff,
+                sa.or_(t.sightings.c.vendor.is_not(None), t.sightings.c.platform.is_not(None)),
+            )
+            .group_by(signals, t.sightings.c.adapter)
+            .order_by(last.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            {
+                "at": assume_utc(row["at"]),
+                "adapter": row["adapter"],
+                "signals": json.loads(row["signals"]),
+            }
+            for row in rows
+        ]
 
     def iter_decisions(
         self,
@@ -385,15 +544,66 @@ class Store:
             )
 
 
-def open_store(url: str = DEFAULT_URL, *, migrate_schema: bool = True) -> Store:
-    """Open (and migrate) the store at a SQLAlchemy URL."""
+def shown_url(url: str) -> str:
+    """The store URL for messages: its password hidden."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
+
+
+def store_exists(engine: Engine) -> bool:
+    """Whether a devicegate store is there: for SQLite the file exists (connecting would
+    create it) and for every database the schema's `alembic_version` table does."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if database in ("", ":memory:") or not Path(database).is_file():
+            return False
+    with engine.connect() as conn:
+        return sa.inspect(conn).has_table("alembic_version")
+
+
+def open_store(
+    url: str = DEFAULT_URL, *, create: bool = True, migrate_schema: bool = True
+) -> Store:
+    """Open the store at a SQLAlchemy URL and bring its schema up to date.
+
+    `create=False` is for commands that *read* the store (`devices`, `decisions export`,
+    `notify`, `check --store`): a store that is not there is an error, never a new empty one
+    that would answer "nothing held" — a false all-clear. Only `serve` and
+    `triage --quarantine` create stores."""
     engine = make_engine(url)
-    if migrate_schema:
-        try:
+    try:
+        if not create and not store_exists(engine):
+            engine.dispose()
+            raise StoreError(
+                f"no store at `{shown_url(url)}`",
+                hint=f"pass --store URL or set {STORE_ENV}",
+            )
+        if migrate_schema:
             migrate(engine)
-        except sa.exc.OperationalError as exc:
-            raise StoreError(f"cannot open store `{url}`: {exc.orig}") from None
+    except sa.exc.DBAPIError as exc:
+        engine.dispose()
+        raise StoreError(f"cannot open store `{shown_url(url)}`: {exc.orig}") from None
     return Store(engine)
 
 
-__all__ = ["DEFAULT_URL", "DeviceRecord", "Store", "open_store"]
+__all__ = [
+    "COMPROMISED",
+    "DEFAULT_URL",
+    "IDENTIFIER_KINDS",
+    "DeviceRecord",
+    "HoldRecord",
+    "Store",
+    "VerdictRecord",
+    "describe_hold",
+    "describe_seen",
+    "describe_verdict",
+    "device_record_json",
+    "identifier_pairs",
+    "open_store",
+    "seen_json",
+    "shown_url",
+    "when",
+]

@@ -74,6 +74,11 @@ holds = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("released_at", DateTime(timezone=True)),
     Column("released_by", String(320)),
+    # migration 0005: whose request caused the hold, what it carried (`seen_json`: signals
+    # and the device profile summary), and who set it (an adapter, or "operator NAME")
+    Column("user", String(320)),
+    Column("seen", JSON),
+    Column("created_by", String(320)),
 )
 
 sightings = Table(
