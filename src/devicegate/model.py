@@ -202,6 +202,11 @@ class DeviceProfile:
         return self.vendor is not None or self.platform is not None
 
     @property
+    def label(self) -> str:
+        """`device_label` of this profile."""
+        return device_label(self.vendor, self.platform, self.model)
+
+    @property
     def spoofing_suspected(self) -> bool:
         return bool(self.conflicts)
 
@@ -220,6 +225,17 @@ class DeviceProfile:
 
 
 UNIDENTIFIED = DeviceProfile()
+
+#: What a device nothing is known about is called, wherever devices are listed.
+UNIDENTIFIED_LABEL = "unidentified device"
+
+
+def device_label(vendor: str | None, platform: str | None = None, model: str | None = None) -> str:
+    """How a device is named to people, everywhere it is listed (notices, impact, the audit
+    report, `devices list`, SMTP refusals): what is known of vendor, platform and model, a
+    word once (`Apple iOS iPhone14,2`), else `unidentified device`."""
+    parts = [part for part in (vendor, platform, model) if part]
+    return " ".join(dict.fromkeys(parts)) or UNIDENTIFIED_LABEL
 
 
 @dataclass(frozen=True, slots=True)

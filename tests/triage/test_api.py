@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 
 import devicegate.triage as triage
+from devicegate.cli.triage_cmd import app
 from devicegate.errors import DevicegateError, InputError
-from devicegate.triage.cli import app
 
 
 def test_public_names() -> None:

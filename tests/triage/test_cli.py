@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from devicegate.triage import cli
-from devicegate.triage.cli import app
+from devicegate.cli import triage_cmd as cli
+from devicegate.cli.triage_cmd import app
 
 from . import fakes
 from .builder import BASE

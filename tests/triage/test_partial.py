@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from devicegate.cli.triage_cmd import app
 from devicegate.triage import BackupCorruptError, Coverage, ScanReport, Verdict
-from devicegate.triage.cli import app
 
 from . import fakes
 from .builder import BASE, SERIAL, UDID

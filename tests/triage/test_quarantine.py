@@ -13,9 +13,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner, Result
 
+from devicegate.cli.triage_cmd import app
 from devicegate.errors import StoreError
 from devicegate.triage import TriageError, Verdict
-from devicegate.triage.cli import app
 from devicegate.triage.quarantine import record, redact
 
 from .builder import SERIAL, UDID

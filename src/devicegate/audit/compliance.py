@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from devicegate.audit.events import BadLine
-from devicegate.audit.tables import AuditTables
+from devicegate.audit.results import AuditTables
 from devicegate.model import Action
 from devicegate.policy import Snapshot
 

@@ -9,11 +9,8 @@ from typing import Annotated
 import typer
 
 from devicegate.defaults import DEFAULT_STORE_URL, STORE_ENV
-from devicegate.directory import EMPTY_DIRECTORY, Directory, load_directory
-from devicegate.errors import UsageError
-from devicegate.inventory import EMPTY_INVENTORY, Inventory, load_inventory
 from devicegate.model import Signals
-from devicegate.policy import Snapshot, compile_policy, load_policy
+from devicegate.policy import Snapshot, loading
 from devicegate.timeutil import parse_at as parse_at  # `--at`, shared with the HTTP API
 
 PolicyOpt = Annotated[
@@ -106,13 +103,9 @@ def load_snapshot(
     *,
     quiet: bool = False,
 ) -> Snapshot:
-    """Load and compile, then say what was loaded (on stderr, so JSON stdout stays clean)."""
-    if not policy:
-        raise UsageError("no policy given", hint="pass --policy FILE")
-    users: Directory = load_directory(directory) if directory else EMPTY_DIRECTORY
-    inventory: Inventory = load_inventory(devices) if devices else EMPTY_INVENTORY
-    loaded = load_policy(policy, directory=users if directory else None)
-    snapshot = compile_policy(loaded, users, inventory)
+    """`policy.loading.load_snapshot`, then say what was loaded (on stderr, so JSON stdout
+    stays clean)."""
+    snapshot = loading.load_snapshot(policy, directory, devices)
     if not quiet:
         s = snapshot.summary()
         err(

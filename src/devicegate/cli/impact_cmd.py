@@ -98,3 +98,7 @@ def _as_json(entry: RuleImpact) -> dict[str, object]:
             for r in entry.rows
         ],
     }
+
+
+def register(app: typer.Typer) -> None:
+    app.command("impact")(impact_cmd)

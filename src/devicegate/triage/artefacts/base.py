@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devicegate.defaults import TRIAGE_MESSAGE_TEXT
 from devicegate.triage.backup import Backup, Entry
 from devicegate.triage.dbfile import open_db, replay
 from devicegate.triage.errors import ArtefactError
@@ -29,7 +30,7 @@ class Missing(Exception):
 
 #: The deployment setting (environment variable) for `--include-message-text`; the CLI
 #: reads it, the library takes `Options` as given.
-MESSAGE_TEXT_SETTING = "DEVICEGATE_TRIAGE_MESSAGE_TEXT"
+MESSAGE_TEXT_SETTING = TRIAGE_MESSAGE_TEXT
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,24 +43,22 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn, TextIO
+from typing import TYPE_CHECKING, Annotated, NoReturn, TextIO
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from devicegate.defaults import TRIAGE_MESSAGE_TEXT as MESSAGE_TEXT_SETTING
 from devicegate.errors import DevicegateError, UsageError
-from devicegate.triage import many
-from devicegate.triage.artefacts import Options
-from devicegate.triage.artefacts.base import MESSAGE_TEXT_SETTING
-from devicegate.triage.backup import PasswordSource, environ_password
-from devicegate.triage.errors import PasswordRequiredError
-from devicegate.triage.indicators import IndicatorIndex, load_indicators
-from devicegate.triage.quarantine import record
-from devicegate.triage.report import EXIT_CODES, to_dict, to_json, write_outputs
-from devicegate.triage.result import ScanReport
-from devicegate.triage.scan import scan_backup
+
+if TYPE_CHECKING:
+    from devicegate.triage import many
+    from devicegate.triage.backup import PasswordSource
+    from devicegate.triage.indicators import IndicatorIndex
+    from devicegate.triage.result import ScanReport
+
 
 app = typer.Typer(
     help="Triage iPhone backups for compromise (Operation Triangulation, STIX indicators).",
@@ -143,6 +141,8 @@ def _fail(exc: DevicegateError) -> NoReturn:
 
 
 def _prompt_source() -> PasswordSource:
+    from devicegate.triage.errors import PasswordRequiredError
+
     def ask() -> str:
         if not sys.stdin.isatty():
             raise PasswordRequiredError(
@@ -166,6 +166,8 @@ def _check_store_flags(store: str | None, quarantine: bool) -> None:
 
 
 def _load(iocs: list[Path] | None, no_defaults: bool, quiet: bool) -> IndicatorIndex:
+    from devicegate.triage.indicators import load_indicators
+
     index = load_indicators(iocs or [], defaults=not no_defaults)
     if quiet:
         return index
@@ -224,6 +226,12 @@ def scan(
     json_output: JsonOpt = False,
 ) -> None:
     """Triage one backup and print its verdict, evidence and coverage."""
+    from devicegate.triage.artefacts import Options
+    from devicegate.triage.backup import environ_password
+    from devicegate.triage.quarantine import record
+    from devicegate.triage.report import EXIT_CODES, to_dict, write_outputs
+    from devicegate.triage.scan import scan_backup
+
     try:
         _check_store_flags(store, quarantine)
         index = _load(iocs, no_default_iocs, quiet=False)
@@ -273,6 +281,9 @@ def scan_many_command(
     json_output: JsonOpt = False,
 ) -> None:
     """Triage every backup under FOLDER in parallel; print a summary table."""
+    from devicegate.triage import many
+    from devicegate.triage.artefacts import Options
+
     try:
         _check_store_flags(store, quarantine)
         paths = many.discover(folder)
@@ -299,6 +310,9 @@ def scan_many_command(
 
 
 def _fleet_password(password_env: str | None, paths: list[Path]) -> str | None:
+    from devicegate.triage import many
+    from devicegate.triage.backup import environ_password
+
     if password_env:
         return environ_password(password_env)()
     if many.any_encrypted(paths) and sys.stdin.isatty():
@@ -308,6 +322,10 @@ def _fleet_password(password_env: str | None, paths: list[Path]) -> str | None:
 
 def _after_scan(outcome: many.Outcome, out: Path | None, store: str | None) -> many.Outcome:
     """Record the verdict, then write outputs; a failure here turns the row into an error."""
+    from devicegate.triage import many
+    from devicegate.triage.quarantine import record
+    from devicegate.triage.report import write_outputs
+
     if outcome.report is None:
         return outcome
     try:
@@ -321,6 +339,9 @@ def _after_scan(outcome: many.Outcome, out: Path | None, store: str | None) -> m
 
 
 def _print_fleet(outcomes: list[many.Outcome], json_output: bool) -> None:
+    from devicegate.triage import many
+    from devicegate.triage.report import to_dict
+
     if json_output:
         rows = [
             to_dict(o.report)
@@ -357,12 +378,5 @@ def _print_fleet(outcomes: list[many.Outcome], json_output: bool) -> None:
         typer.echo(f"not checked in {count} backup(s): {item}")
 
 
-def main() -> None:  # pragma: no cover - `python -m devicegate.triage.cli`
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
-
-
-__all__ = ["app", "to_json"]
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="triage", help="Triage iPhone backups for compromise.")
