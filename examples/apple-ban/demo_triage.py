@@ -84,6 +84,12 @@ def run() -> None:
             )
             print(f"  {resource:<10} {decision.action.value:<11} {decision.rule}")
         plain = decide(snapshot, Request("i.petrov@minpromtorg.example", "email", when, signals))
+        ending = (
+            f" until {plain.effective_from.date()}, when the ban resumes"
+            if plain.effective_from
+            else ""
+        )
         print(
-            f"  (the same phone without the verdict: {plain.action.value} — its exception applies)"
+            f"  (the same phone without the verdict: {plain.action.value} — its exception "
+            f"applies{ending})"
         )

@@ -57,6 +57,7 @@ POLICY = {
             "user": "petrov@minfin.example",
             "rules": ["wave-2-mail"],
             "until": "2023-07-27",
+            "notice": "3d",  # its last days (25-27 July) warn: the audit must agree
             "reason": "replacement on order",
         }
     ],

@@ -107,7 +107,10 @@ def test_every_event_matches_decide_and_check(
         assert row["excepted"] == (",".join(decision.excepted) or None)
         assert row["violation"] == (decision.action.value in ("block", "quarantine"))
         actions.add(row["action"])
+        if row["action"] == "warn" and row["excepted"] == row["rule"]:
+            actions.add("warn: exception ends")
     assert {"allow", "warn", "block"} <= actions  # the log crosses notice and start
+    assert "warn: exception ends" in actions  # and petrov's exception's last days
 
     runner = CliRunner()
     policy, directory = world

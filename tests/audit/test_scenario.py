@@ -56,6 +56,22 @@ def test_wave_one_as_of_each_events_time(
     assert not any(e["violation"] for e in events if e["unit"] == "gov/mintsifry/ios-lab")
 
 
+def test_the_ios_lab_is_not_warned_of_wave_one(
+    audited: tuple[dict[str, object], list[dict[str, object]]],
+) -> None:
+    """Issue 16 finding 3 (docs/semantics.md rule 3): the lab's allow takes force on the
+    day wave 1 does, so its Apple devices are never warned, and the unit counts no
+    warnings — while the rest of the ministry is warned before the date."""
+    summary, events = audited
+    lab = [e for e in events if e["unit"] == "gov/mintsifry/ios-lab"]
+    early = [e for e in lab if e["day"] < date(2023, 7, 17) and e["vendor"] == "Apple"]  # type: ignore[operator]
+    assert early, "the sample logs must hold lab Apple events in the notice period"
+    assert not any(e["action"] == "warn" for e in lab)
+    assert summary["by_unit"]["gov/mintsifry/ios-lab"]["warned"] == 0  # type: ignore[index]
+    platforms = summary["by_unit"]["gov/mintsifry/platforms"]  # type: ignore[index]
+    assert platforms["warned"] > 0
+
+
 def test_exceptions_expire(audited: tuple[dict[str, object], list[dict[str, object]]]) -> None:
     _, events = audited
     orlov = [e for e in events if e["user"] == "a.orlov@rostec.example" and e["vendor"] == "Apple"]

@@ -69,3 +69,5 @@ def check_expectation(case: Case, decision: dict[str, Any]) -> None:
         assert [h["rule"] for h in decision["report_only"]] == expect["report_only"], case.name
     if "spoofing_suspected" in expect:
         assert decision["spoofing_suspected"] == expect["spoofing_suspected"], case.name
+    if "effective_from" in expect:
+        assert decision["effective_from"] == expect["effective_from"], (case.name, decision)

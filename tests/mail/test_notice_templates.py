@@ -5,7 +5,7 @@ cannot forge a header. The exception-ends notice says which rule and on which da
 from __future__ import annotations
 
 import smtplib
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import date, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -17,7 +17,7 @@ from devicegate.directory import User
 from devicegate.errors import InputError, UsageError
 from devicegate.notify import Ledger, compose, deliver
 from devicegate.notify.message import Templates, notice_context
-from devicegate.notify.plan import Notice, NoticeDevice
+from devicegate.notify.plan import ExceptionEnd, Notice, NoticeDevice
 from devicegate.store import open_store
 from tests.mail.test_notify import notify
 
@@ -38,50 +38,13 @@ def notice(label: str = "Apple iPhone14,5", source: str = "inventory") -> Notice
     )
 
 
-@dataclass(frozen=True)
-class Ending:
-    """The exception a notice announces the end of, as the planner gives it."""
-
-    until: str
-    last_day: date
-    reason: str
-    approver: str | None
-
-
-@dataclass(frozen=True)
-class EndingNotice:
-    """A notice as the planner (`notify.plan`) makes it for an exception about to end: the
-    fields of `Notice`, its `exception`, and `effective_from` the moment the exception ends."""
-
-    user: User
-    address: str
-    rule: str
-    description: str
-    devices: tuple[NoticeDevice, ...]
-    effective_from: datetime
-    message: str
-    exception: Ending | None = None
-
-    @property
-    def ledger_rule(self) -> str:
-        assert self.exception is not None
-        return f"{self.rule}@exception-until-{self.exception.until}"
-
-    def only(self, device_ids: object) -> EndingNotice:
-        return self
-
-
-def ending() -> EndingNotice:
-    base = notice()
-    return EndingNotice(
-        base.user,
-        base.address,
-        base.rule,
-        base.description,
-        base.devices,
-        datetime(2023, 9, 2, tzinfo=MOSCOW),  # `until: 2023-09-01` includes that whole day
-        base.message,
-        exception=Ending("2023-09-01", date(2023, 9, 1), "replacement device on order", None),
+def ending() -> Notice:
+    """The notice the planner makes for an exception about to end: `effective_from` is the
+    moment it ends, `exception` says which."""
+    return replace(
+        notice(),
+        effective_from=datetime(2023, 9, 2, tzinfo=MOSCOW),  # `until: 2023-09-01` includes it
+        exception=ExceptionEnd("2023-09-01", date(2023, 9, 1), "replacement device on order", None),
     )
 
 
@@ -109,18 +72,18 @@ def test_russian_is_shipped() -> None:
 
 
 def test_exception_ends_says_which_rule_and_the_last_day() -> None:
-    context = notice_context(ending(), timezone=MOSCOW, locale="en")  # type: ignore[arg-type]
+    context = notice_context(ending(), timezone=MOSCOW, locale="en")
     assert context["kind"] == "exception-ends"
     assert context["last_day"].isoformat() == "2023-09-01"
     assert context["exception"]["reason"] == "replacement device on order"
-    message = compose(ending(), sender="it@x.example", timezone=MOSCOW)  # type: ignore[arg-type]
+    message = compose(ending(), sender="it@x.example", timezone=MOSCOW)
     assert message["Subject"] == (
         "Your exception for rule apple-wave-2-email ends on Friday 1 September 2023"
     )
     assert "From Saturday 2 September 2023 (00:00 MSK)" in message.get_content()
     russian = compose(
         ending(), sender="it@x.example", timezone=MOSCOW, templates=Templates(None, "ru")
-    )  # type: ignore[arg-type]
+    )
     assert russian["Subject"] == (
         "Ваше исключение из правила apple-wave-2-email действует по 1 сентября 2023 г."
     )
@@ -141,11 +104,9 @@ def test_an_exception_end_is_recorded_apart_from_the_rules_start(tmp_path: Path)
         return compose(n, sender="it@x.example", timezone=MOSCOW)
 
     deliver([notice()], sink, Ledger(store), make)  # type: ignore[arg-type]
-    outcomes = deliver([ending()], sink, Ledger(store), make)  # type: ignore[arg-type, list-item]
+    outcomes = deliver([ending()], sink, Ledger(store), make)  # type: ignore[arg-type]
     assert [o.status for o in outcomes] == ["sent"] and len(sink.sent) == 2
-    assert [o.status for o in deliver([ending()], sink, Ledger(store), make)] == [  # type: ignore[arg-type, list-item]
-        "already sent"
-    ]
+    assert [o.status for o in deliver([ending()], sink, Ledger(store), make)] == ["already sent"]  # type: ignore[arg-type]
 
 
 def test_a_deployment_overrides_templates_file_by_file(tmp_path: Path) -> None:
@@ -274,5 +235,5 @@ def test_smtp_errors_are_still_recorded(tmp_path: Path) -> None:
         Refusing(),
         Ledger(store),
         lambda n: compose(n, sender="a@b.example", timezone=MOSCOW),
-    )  # type: ignore[arg-type]
+    )
     assert [o.status for o in outcomes] == ["failed"] and store.count("notices") == 1

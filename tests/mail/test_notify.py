@@ -15,6 +15,7 @@ import pytest
 
 from devicegate.cli import main
 from devicegate.cli.common import load_snapshot
+from devicegate.directory import load_directory
 from devicegate.notify import Ledger, compose, deliver, due_notices
 from devicegate.notify.plan import Notice, inventory_devices, seen_devices
 from devicegate.store import open_store
@@ -120,6 +121,62 @@ def test_who_is_due(tmp_path: Path) -> None:
     assert body.count("Personal use") == 1  # said once, not again by the rule's message
     assert "email" in body and "your IT service desk will provide one" in body
     assert "Apple iPhone14,5 (reference DEV-LEB-1, known from: the device inventory): email" in body
+
+
+EXAMPLE = POLICY.parent
+
+
+def test_the_ios_lab_is_not_notified_of_wave_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 16 finding 3: in wave 1's notice period the bundled scenario's iOS lab (exempt
+    by a deeper allow from the same day) is not told, while the rest of its ministry is."""
+    store = f"sqlite:///{tmp_path}/s.db"
+    open_store(store)  # an empty store: no sightings, the inventory only
+    argv = ["notify", "--policy", str(POLICY), "--directory", str(EXAMPLE / "directory.csv")]
+    argv += ["--devices", str(EXAMPLE / "devices.csv"), "--store", store]
+    argv += ["--at", "2023-07-10T10:00", "--dry-run", "--json"]
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 0
+    rows = json.loads(capsys.readouterr().out)
+    units = {u.id: u.unit for u in load_directory(EXAMPLE / "directory.csv").users}
+    notified = {units[row["user"]] for row in rows if row["rule"] == "apple-wave-1"}
+    assert "gov/mintsifry/platforms" in notified
+    assert "gov/mintsifry/ios-lab" not in notified
+
+
+def test_an_ending_exception_is_notified(tmp_path: Path) -> None:
+    """Issue 16 finding 4: s.volkova's exception to wave 2's e-mail rule runs to the end of
+    1 September; in its last 14 days (the rule's notice) she is told when it ends."""
+    directory, devices, _ = files(tmp_path)
+    snapshot = load_snapshot([POLICY], directory, devices, quiet=True)
+
+    def due(day: str) -> list[Notice]:
+        at = datetime.fromisoformat(day).replace(tzinfo=snapshot.timezone)
+        return [
+            n
+            for n in due_notices(snapshot, at, inventory_devices(snapshot))
+            if (n.user.id, n.rule) == ("s.volkova", "apple-wave-2-email")
+        ]
+
+    assert due("2023-08-18T10:00") == []
+    for day in ("2023-08-19T00:00", "2023-09-01T20:00"):
+        (notice,) = due(day)
+        assert [d.device_id for d in notice.devices] == ["DEV-VOL-1"]
+        assert notice.effective_from == datetime(2023, 9, 2, tzinfo=snapshot.timezone)
+        assert notice.exception is not None
+        assert notice.exception.until == "2023-09-01"
+        assert notice.exception.last_day.isoformat() == "2023-09-01"
+        assert notice.exception.reason == "replacement device on order"
+        assert notice.exception.approver == "ciso@minfin.example"
+        assert notice.ledger_rule != notice.rule  # a rule notice sent earlier is not this one
+        message = compose(notice, sender="it@minfin.example", timezone=snapshot.timezone)
+        assert message["Subject"] == (
+            "Your exception for rule apple-wave-2-email ends on Friday 1 September 2023"
+        )
+        assert "From Saturday 2 September 2023 (00:00 MSK)" in message.get_content()
+    assert due("2023-09-02T00:00") == []  # the rule is in force: nothing left to announce
 
 
 def test_dry_run_sends_and_records_nothing(

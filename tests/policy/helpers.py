@@ -54,6 +54,18 @@ def rule(**over: Any) -> dict[str, Any]:
     return base
 
 
+def exception(**over: Any) -> dict[str, Any]:
+    """An exception for alice lifting `ban` to the end of 1 September 2023, as overridden."""
+    base: dict[str, Any] = {
+        "user": "alice",
+        "rules": ["ban"],
+        "until": "2023-09-01",
+        "reason": "replacement on order",
+    }
+    base.update(over)
+    return base
+
+
 def profile(
     vendor: str | None = "Apple",
     platform: str | None = "iOS",

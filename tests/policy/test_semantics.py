@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import tempfile
+from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
-from devicegate.model import Action, Conflict, DeviceState, Trust
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from devicegate.model import Action, Conflict, Decision, DeviceState, Request, Signals, Trust
 from devicegate.policy import decide, explain
 from devicegate.policy.engine import COMPROMISED_RULE, HELD_RULE, UNKNOWN_USER_RULE
 
-from .helpers import profile, request, rule, snapshot
+from .helpers import USERS, at, exception, profile, request, rule, snapshot
+from .test_properties import PROFILES, policies, requests
+from .test_properties import UNITS as PROPERTY_UNITS
 
 IPHONE = profile("Apple", "iOS")
 ANDROID = profile("Samsung", "Android")
@@ -44,7 +54,7 @@ def test_1b_operator_hold_keeps_device_quarantined_until_released(tmp_path: Path
 def test_2_rule_applies_only_in_scope_resource_window_and_device(tmp_path: Path) -> None:
     snap = snapshot(
         tmp_path,
-        {"rules": [rule(scope={"units": ["gov/minfin"]}, resources=["email"], until="2024-01-01")]},
+        {"rules": [rule(scope={"units": ["gov/minfin"]}, resources=["email"], until="2023-12-31")]},
     )
     hit = request("alice", "email", "2023-08-01", IPHONE)
     assert decide(snap, hit).action is Action.BLOCK
@@ -56,10 +66,42 @@ def test_2_rule_applies_only_in_scope_resource_window_and_device(tmp_path: Path)
     assert (
         decide(snap, request("alice", "email", "2023-07-17T00:00", IPHONE)).action is Action.BLOCK
     )
+    # a date-only `until` includes that whole day: the window ends at the next midnight
+    assert (
+        decide(snap, request("alice", "email", "2023-12-31T23:59", IPHONE)).action is Action.BLOCK
+    )
     assert (
         decide(snap, request("alice", "email", "2024-01-01T00:00", IPHONE)).action is Action.ALLOW
     )
     assert decide(snap, request("alice", "email", "2023-08-01", ANDROID)).action is Action.ALLOW
+
+
+def test_2_date_only_until_includes_the_whole_day_a_time_is_an_instant(tmp_path: Path) -> None:
+    """docs/semantics.md rule 2 (and docs/policy.md): a date-only `until`, of a rule or an
+    exception, ends at the next local midnight; with a time it is that instant."""
+    snap = snapshot(
+        tmp_path,
+        {
+            "rules": [
+                rule(until="2023-08-31", resources=["web"]),
+                rule(id="mail", resources=["email"]),
+            ],
+            "exceptions": [
+                {"user": "alice", "rules": ["mail"], "until": "2023-07-31", "reason": "x"},
+                {"user": "carol", "rules": ["mail"], "until": "2023-07-31T00:00", "reason": "x"},
+            ],
+        },
+    )
+    assert decide(snap, request("erin", "web", "2023-08-31T23:59", IPHONE)).action is Action.BLOCK
+    assert decide(snap, request("erin", "web", "2023-09-01T00:00", IPHONE)).action is Action.ALLOW
+    assert decide(snap, request("alice", "email", "2023-07-31T18:00", IPHONE)).rule is None
+    assert decide(snap, request("alice", "email", "2023-08-01", IPHONE)).rule == "mail"
+    assert decide(snap, request("carol", "email", "2023-07-31T00:00", IPHONE)).rule == "mail"
+    instant = snapshot(tmp_path, {"rules": [rule(until="2023-08-31T00:00")]})
+    assert decide(instant, request("erin", "web", "2023-08-31", IPHONE)).action is Action.ALLOW
+    assert decide(instant, request("erin", "web", "2023-08-30T23:59", IPHONE)).action is (
+        Action.BLOCK
+    )
 
 
 def test_3_notice_period_warns_naming_the_date(tmp_path: Path) -> None:
@@ -75,6 +117,124 @@ def test_3_notice_period_warns_naming_the_date(tmp_path: Path) -> None:
         and warned.effective_from.date().isoformat() == "2023-07-17"
     )
     assert decide(snap, request("alice", "email", "2023-07-17", IPHONE)).action is Action.BLOCK
+
+
+def test_3_no_warning_when_a_deeper_allow_starts_the_same_day(tmp_path: Path) -> None:
+    """docs/semantics.md rule 3: a rule warns only when the same request, at the moment the
+    rule takes force, would get that rule's effect (the bundled iOS lab, issue 16 finding 3)."""
+    lab = {"id": "lab-allow", "scope": {"units": ["gov/mintsifry/ios-lab"]}, "effect": "allow"}
+    snap = snapshot(tmp_path, {"rules": [rule(notice="14d"), rule(**lab)]})
+    lab_member = decide(snap, request("bob", "web", "2023-07-10", IPHONE))
+    assert (lab_member.action, lab_member.rule, lab_member.message) == (Action.ALLOW, None, "")
+    assert lab_member.effective_from is None
+    assert any("no warning" in r and "lab-allow" in r for r in lab_member.reasons)
+    assert decide(snap, request("carol", "web", "2023-07-10", IPHONE)).action is Action.WARN
+    # an allow that starts later leaves days of ban in between: those are announced
+    later = snapshot(
+        tmp_path, {"rules": [rule(notice="14d"), rule(**lab, **{"from": "2023-07-20"})]}
+    )
+    warned = decide(later, request("bob", "web", "2023-07-10", IPHONE))
+    assert (warned.action, warned.rule) == (Action.WARN, "ban")
+    # an exception that will cover the start: nothing to announce to that user
+    covered = snapshot(
+        tmp_path,
+        {
+            "rules": [rule(notice="14d")],
+            "exceptions": [exception(**{"from": "2023-07-17", "until": "2023-12-31"})],
+        },
+    )
+    assert decide(covered, request("alice", "web", "2023-07-10", IPHONE)).action is Action.ALLOW
+    assert decide(covered, request("carol", "web", "2023-07-10", IPHONE)).action is Action.WARN
+
+
+def test_3_a_long_chain_of_announcements(tmp_path: Path) -> None:
+    """docs/semantics.md rule 3 checks each announcement against the plan of its moment: with
+    a wave a day, each in notice when the one before starts, that is a chain as long as the
+    policy — planned without recursion, so no length of policy breaks `decide`."""
+    first = date(2023, 1, 1)
+    waves = [
+        rule(id=f"wave-{n}", notice="2d", **{"from": (first + timedelta(days=n)).isoformat()})
+        for n in range(1, 1100)
+    ]
+    snap = snapshot(tmp_path, {"rules": waves})
+    warned = decide(snap, request("alice", "web", "2023-01-01T12:00", IPHONE))
+    assert (warned.action, warned.rule) == (Action.WARN, "wave-1")
+    assert decide(snap, request("alice", "web", "2023-06-01", IPHONE)).action is Action.BLOCK
+
+
+def test_3_a_notice_never_softens_a_default_block(tmp_path: Path) -> None:
+    """docs/semantics.md rules 3 and 9: an announcement is a warning in place of an allow; it
+    never lets through a request the resource's default refuses."""
+    snap = snapshot(
+        tmp_path, {"resources": {"vpn": {"default": "block"}}, "rules": [rule(notice="14d")]}
+    )
+    during = decide(snap, request("alice", "vpn", "2023-07-10", IPHONE))
+    assert (during.action, during.rule) == (Action.BLOCK, None)
+    assert decide(snap, request("alice", "web", "2023-07-10", IPHONE)).action is Action.WARN
+
+
+def test_3_exception_in_its_last_days_warns_naming_its_end(tmp_path: Path) -> None:
+    """docs/semantics.md rule 3: an exception in its last days (its own `notice`, default the
+    rule's) yields `warn` naming its end (issue 16 finding 4)."""
+    exc = exception()
+    snap = snapshot(tmp_path, {"rules": [rule(notice="14d")], "exceptions": [exc]})
+    early = decide(snap, request("alice", "web", "2023-08-10", IPHONE))
+    assert (early.action, early.excepted) == (Action.ALLOW, ("ban",))
+    for when in ("2023-08-19T00:00", "2023-08-20", "2023-09-01T23:59"):
+        warned = decide(snap, request("alice", "web", when, IPHONE))
+        assert (warned.action, warned.rule, warned.excepted) == (Action.WARN, "ban", ("ban",))
+        assert "2023-09-01" in warned.message and "no Apple devices for work" in warned.message
+        assert warned.effective_from == at("2023-09-02T00:00")
+    assert decide(snap, request("alice", "web", "2023-08-18T23:59", IPHONE)).action is Action.ALLOW
+    assert decide(snap, request("alice", "web", "2023-09-02", IPHONE)).action is Action.BLOCK
+    assert decide(snap, request("alice", "web", "2023-08-20", ANDROID)).action is Action.ALLOW
+    # the exception's own notice overrides the rule's
+    own = snapshot(
+        tmp_path, {"rules": [rule(notice="14d")], "exceptions": [{**exc, "notice": "3d"}]}
+    )
+    assert decide(own, request("alice", "web", "2023-08-20", IPHONE)).action is Action.ALLOW
+    assert decide(own, request("alice", "web", "2023-08-30", IPHONE)).action is Action.WARN
+    # a device exception warns the same way, on that device only
+    by_device = snapshot(
+        tmp_path,
+        {
+            "rules": [rule(notice="14d")],
+            "exceptions": [exception(user=None, device="DEV-1", until="2023-07-31")],
+        },
+    )
+    phone = profile("Apple", "iOS", device_id="DEV-1")
+    assert decide(by_device, request("carol", "web", "2023-07-31T18:00", phone)).action is (
+        Action.WARN
+    )
+    assert decide(by_device, request("carol", "web", "2023-08-01", phone)).action is Action.BLOCK
+
+
+def test_3_exception_end_warns_only_when_the_rule_then_applies(tmp_path: Path) -> None:
+    """docs/semantics.md rule 3: as for a rule's notice, an ending exception warns only when
+    the request, once it has ended, gets the lifted rule's effect."""
+    exc = exception(user="bob")
+    lab = {
+        "id": "lab-allow",
+        "scope": {"units": ["gov/mintsifry/ios-lab"]},
+        "effect": "allow",
+        "from": "2023-09-02",
+    }
+    snap = snapshot(tmp_path, {"rules": [rule(notice="14d"), rule(**lab)], "exceptions": [exc]})
+    assert decide(snap, request("bob", "web", "2023-08-25", IPHONE)).action is Action.ALLOW
+    renewed = {**exc, "from": "2023-09-02", "until": "2023-10-01"}
+    snap = snapshot(tmp_path, {"rules": [rule(notice="14d")], "exceptions": [exc, renewed]})
+    assert decide(snap, request("bob", "web", "2023-08-25", IPHONE)).action is Action.ALLOW
+    last = decide(snap, request("bob", "web", "2023-09-25", IPHONE))
+    assert last.action is Action.WARN and "2023-10-01" in last.message
+    # a rule in force decides: an ending exception of another rule adds no warning
+    strict = snapshot(
+        tmp_path,
+        {
+            "rules": [rule(notice="14d"), rule(id="bob-ban", scope={"users": ["bob"]})],
+            "exceptions": [exc],
+        },
+    )
+    assert decide(strict, request("bob", "web", "2023-08-25", IPHONE)).rule == "bob-ban"
 
 
 def test_4_exception_lifts_named_rules_until_its_date(tmp_path: Path) -> None:
@@ -98,7 +258,9 @@ def test_4_exception_lifts_named_rules_until_its_date(tmp_path: Path) -> None:
     assert lifted.action is Action.WARN and lifted.rule == "other"
     assert lifted.excepted == ("ban",)
     assert decide(snap, request("alice", "web", "2023-08-01", IPHONE)).action is Action.ALLOW
-    assert decide(snap, request("alice", "web", "2023-09-01", IPHONE)).action is Action.BLOCK
+    # a date-only `until` includes that day: the exception ends at the next midnight
+    assert decide(snap, request("alice", "web", "2023-09-01T23:59", IPHONE)).action is Action.ALLOW
+    assert decide(snap, request("alice", "web", "2023-09-02", IPHONE)).action is Action.BLOCK
     assert decide(snap, request("carol", "web", "2023-08-01", IPHONE)).action is Action.BLOCK
     by_device = profile("Apple", "iOS", device_id="DEV-1")
     assert decide(snap, request("carol", "web", "2023-08-01", by_device)).action is Action.ALLOW
@@ -120,6 +282,38 @@ def test_5_deeper_unit_overrides_broader_then_severity(tmp_path: Path) -> None:
     other = decide(snap, request("carol", "web", "2023-08-01", IPHONE))
     assert (other.action, other.rule) == (Action.BLOCK, "gov-ban")
     assert [h.rule for h in other.matched] == ["gov-ban", "gov-warn"]
+
+
+SEVERITY_ORDER = ("block", "quarantine", "warn", "allow")
+EQUAL_DEPTH = [
+    (stronger, weaker, first)
+    for i, stronger in enumerate(SEVERITY_ORDER)
+    for weaker in SEVERITY_ORDER[i + 1 :]
+    for first in ("stronger first", "weaker first")
+]
+
+
+@pytest.mark.parametrize(
+    ("stronger", "weaker", "order"),
+    EQUAL_DEPTH,
+    ids=[" over ".join(r[:2]) + f", {r[2]}" for r in EQUAL_DEPTH],
+)
+def test_5_at_equal_depth_the_most_severe_effect_wins(
+    tmp_path: Path, stronger: str, weaker: str, order: str
+) -> None:
+    """docs/semantics.md rule 5, one row per pair of the order block > quarantine > warn >
+    allow: two rules of the same unit scope, in either order in the file."""
+    rules = [
+        rule(id=f"r-{stronger}", scope={"units": ["gov/minfin"]}, effect=stronger),
+        rule(id=f"r-{weaker}", scope={"units": ["gov/minfin"]}, effect=weaker),
+    ]
+    if order == "weaker first":
+        rules.reverse()
+    decision = decide(
+        snapshot(tmp_path, {"rules": rules}), request("alice", "web", "2023-08-01", IPHONE)
+    )
+    assert (decision.action.value, decision.rule) == (stronger, f"r-{stronger}")
+    assert f"`r-{stronger}` wins: most severe at equal depth" in decision.reasons
 
 
 def test_5b_user_named_in_scope_is_most_specific(tmp_path: Path) -> None:
@@ -187,6 +381,64 @@ def test_8_conflicting_signals_deny_on_any_allow_list_needs_all(tmp_path: Path) 
         is Action.QUARANTINE
     )
     assert decide(on_spoof, request("alice", "email", "2023-08-01", ANDROID)).action is Action.ALLOW
+
+
+def test_8_allow_list_needs_every_signal_identified_from_real_signals(tmp_path: Path) -> None:
+    """docs/semantics.md rule 8, the allow-list half, through identification: a client whose
+    User-Agent says Samsung but whose ActiveSync device type says iPhone is not approved by
+    `only: {vendor: [Samsung]}` — one disagreeing signal is enough to refuse approval."""
+    snap = snapshot(
+        tmp_path,
+        {"rules": [rule(id="samsung-only", when=None, only={"vendor": ["Samsung"]})]},
+    )
+    android_ua = (
+        "Mozilla/5.0 (Linux; Android 14; SM-S911B) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/120.0.6099.144 Mobile Safari/537.36"
+    )
+
+    def check(signals: Signals) -> Decision:
+        return decide(snap, Request("alice", "email", at("2023-08-01"), signals))
+
+    honest = check(Signals(user_agent=android_ua))
+    assert (honest.action, honest.rule, honest.spoofing_suspected) == (Action.ALLOW, None, False)
+    mixed = check(Signals(user_agent=android_ua, activesync_device_type="iPhone"))
+    assert (mixed.action, mixed.rule) == (Action.BLOCK, "samsung-only")
+    assert mixed.spoofing_suspected
+    assert any("not among approved" in hit.reason for hit in mixed.matched)
+
+
+@settings(max_examples=60, deadline=None)
+@given(policies(), st.lists(requests, min_size=1, max_size=8))
+def test_1_no_exception_lifts_a_compromise_whatever_the_rules(
+    policy: dict[str, Any], reqs: list[tuple[str, str, str, int]]
+) -> None:
+    """docs/semantics.md rule 1, over generated policies: with every rule lifted for every
+    user and device, a user-named allow on top, and a hold besides, a compromised device is
+    quarantined by `builtin:compromised` for every resource at every time."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ids = [r["id"] for r in policy["rules"]]
+        everything = {
+            "units": PROPERTY_UNITS,
+            **policy,
+            "rules": [
+                *policy["rules"],
+                rule(id="vip", scope={"users": [u.id for u in USERS]}, effect="allow", when={}),
+            ],
+            "exceptions": [
+                *[
+                    {"user": u.id, "rules": [*ids, "vip"], "until": "2030-01-01", "reason": "vip"}
+                    for u in USERS
+                ],
+                {"device": "DEV-1", "rules": [*ids, "vip"], "until": "2030-01-01", "reason": "x"},
+            ],
+        }
+        snap = snapshot(Path(tmp), everything)
+    compromised = DeviceState(compromised=True, verdict="compromised", held=frozenset({"*"}))
+    for user, resource, when, p in reqs:
+        device = replace(PROFILES[p], device_id="DEV-1", keys=(("device_id", "DEV-1"),))
+        decision = decide(snap, request(user, resource, when, device), compromised)
+        assert (decision.action, decision.rule) == (Action.QUARANTINE, COMPROMISED_RULE)
+        assert decision.excepted == ()
 
 
 def test_9_default_is_allow_unless_the_resource_says_otherwise(tmp_path: Path) -> None:

@@ -73,7 +73,7 @@ def notify(
 ) -> None:
     """Tell each user whose device a rule will ban, once they enter its notice period."""
     from devicegate.notify import Ledger, compose, deliver, due_notices, parse_smtp_url
-    from devicegate.notify.message import Templates, ending_exception
+    from devicegate.notify.message import Templates
     from devicegate.notify.plan import inventory_devices, seen_devices
     from devicegate.store import open_store
 
@@ -102,7 +102,7 @@ def notify(
         shown = notices[:limit] if limit else notices
         messages = [make(n) for n in shown]  # all first: a template error prints nothing
         for number, (notice, message) in enumerate(zip(shown, messages, strict=True), start=1):
-            why = "exception ends" if ending_exception(notice) is not None else "rule"
+            why = "exception ends" if notice.exception is not None else "rule"
             typer.echo(f"--- due {number}/{len(notices)}: {notice.address}, {why} {notice.rule}")
             for header in ("From", "To", "Subject"):
                 typer.echo(f"{header}: {message[header]}")

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from email.message import EmailMessage
 from email.utils import formatdate
 from functools import cache, cached_property
@@ -73,7 +73,7 @@ class Rendered:
 def message_id(notice: Notice, domain: str) -> str:
     """Stable per notice, so even a copy delivered twice is one message to the reader."""
     devices = ",".join(sorted(d.device_id for d in notice.devices))
-    digest = hashlib.sha256(f"{notice.user.id}|{ledger_rule(notice)}|{devices}".encode())
+    digest = hashlib.sha256(f"{notice.user.id}|{notice.ledger_rule}|{devices}".encode())
     return f"<notice.{digest.hexdigest()[:24]}@{domain}>"
 
 
@@ -83,22 +83,9 @@ def _line(value: object) -> str:
     return "".join(ch for ch in text if ch.isprintable())
 
 
-def ending_exception(notice: Notice) -> Any | None:
-    """The exception whose end `notice` announces (`plan.Notice.exception`), or None when it
-    announces a rule's start. Read by name: the planner adds the field."""
-    return getattr(notice, "exception", None)
-
-
-def ledger_rule(notice: Notice) -> str:
-    """What the ledger records `notice` under (`plan.Notice.ledger_rule`): the rule, or for an
-    exception's end the rule and that end, so a user told of the rule's start is still told
-    when the exception ends."""
-    return str(getattr(notice, "ledger_rule", notice.rule))
-
-
 def notice_context(notice: Notice, *, timezone: ZoneInfo, locale: str) -> dict[str, Any]:
     """The template context of a notice (the contract in this module's docstring)."""
-    ending = ending_exception(notice)
+    ending = notice.exception
     starts = notice.effective_from.astimezone(timezone)
     devices: list[dict[str, Any]] = []
     for d in notice.devices:
@@ -115,14 +102,11 @@ def notice_context(notice: Notice, *, timezone: ZoneInfo, locale: str) -> dict[s
     services = sorted({_line(r) for d in notice.devices for r in d.resources})
     exception = None
     if ending is not None:
-        last_day = getattr(ending, "last_day", None)
         exception = {
-            "until": _line(getattr(ending, "until", "")),
-            "last_day": last_day
-            if isinstance(last_day, date)
-            else (starts - timedelta(microseconds=1)).date(),
-            "reason": _line(getattr(ending, "reason", "") or ""),
-            "approver": _line(getattr(ending, "approver", "") or ""),
+            "until": _line(ending.until),
+            "last_day": ending.last_day,
+            "reason": _line(ending.reason),
+            "approver": _line(ending.approver or ""),
         }
     return {
         "kind": "exception-ends" if exception is not None else "rule-starts",
@@ -277,7 +261,5 @@ __all__ = [
     "Templates",
     "compose",
     "default_templates",
-    "ending_exception",
-    "ledger_rule",
     "notice_context",
 ]

@@ -17,7 +17,6 @@ from urllib.parse import unquote, urlsplit
 
 from devicegate.errors import UsageError
 from devicegate.notify.ledger import FAILED, SENDING, SENT, Ledger
-from devicegate.notify.message import ledger_rule
 from devicegate.notify.plan import Notice
 
 TIMEOUT = 30.0
@@ -91,7 +90,7 @@ def deliver(
     smtp: smtplib.SMTP | None = None
     try:
         for notice in notices:
-            rule = ledger_rule(notice)  # an exception's end is recorded apart from the rule's start
+            rule = notice.ledger_rule  # an exception's end is recorded apart from the rule's start
             keys = [(notice.user.id, rule, d.device_id) for d in notice.devices]
             states = {key[2]: ledger.get(*key) for key in keys}
             pending = [d for d, e in states.items() if e is None or e.status == FAILED]

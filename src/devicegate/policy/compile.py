@@ -5,11 +5,15 @@ Compilation does every piece of work that does not depend on the single request,
 
 * users with the same scope membership (same rules, same depths, same exceptions) share a
   *scope class*; 100k users typically collapse into a few hundred classes;
-* all dates (rule `from`, `from - notice`, `until`, exception windows) become sorted
-  breakpoints: between two breakpoints nothing about the policy changes, so a time is reduced
-  to a *segment* number with one bisect;
+* all dates (rule `from`, `from - notice`, `until`, exception windows and the start of each
+  exception's last days) become sorted breakpoints: between two breakpoints nothing about the
+  policy changes, so a time is reduced to a *segment* number with one bisect;
 * (class, resource, segment) reduces to a *plan*: the rules that can apply and in which
-  phase; plans are interned, and many classes share one.
+  phase; plans are interned, and many classes share one. A plan in which a change is
+  announced (a rule in notice, an exception in its last days) also names the plan of the
+  moment that change happens, so that an announcement is made only when the same request
+  will then get the announced effect (docs/semantics.md rule 3) — decided once per plan and
+  device class, like everything else.
 
 Decisions are then cached per (plan, device signals, device state) inside the snapshot: the
 cache belongs to this immutable version and dies with it.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -31,8 +36,14 @@ from devicegate.inventory import EMPTY_INVENTORY, Inventory, normalise_key
 from devicegate.model import Action, Decision, DeviceProfile, DeviceState
 from devicegate.policy.conditions import CompiledCondition, Tri, match_deny, match_only
 from devicegate.policy.load import LoadedPolicy
-from devicegate.policy.schema import ALL_RESOURCES, DeviceCondition, Rule, parse_duration
-from devicegate.policy.validate import known_resources, to_instant, unit_closure
+from devicegate.policy.schema import (
+    ALL_RESOURCES,
+    DeviceCondition,
+    PolicyException,
+    Rule,
+    parse_duration,
+)
+from devicegate.policy.validate import known_resources, to_instant, unit_closure, until_instant
 
 USER_SPECIFIC_DEPTH = 1000  # a rule naming the user outranks any unit depth
 NOTICE = "notice"
@@ -51,7 +62,8 @@ class CompiledRule:
     start: float
     end: float
     start_at: datetime
-    until_at: datetime | None
+    until_at: datetime | None  # when the window ends (exclusive)
+    notice: timedelta
     message: str
     on_unidentified: Action | None  # None: an unidentified device is not matched
     when: CompiledCondition | None
@@ -109,9 +121,14 @@ class CompiledException:
     rules: frozenset[str]
     start: float
     end: float
-    until_at: datetime
+    until_at: datetime  # when it ends (exclusive): a date-only `until` ends at the next midnight
+    until_text: str  # `until` as the policy wrote it
+    whole_day: bool  # `until` is a date: the exception includes that whole day
     reason: str
     approver: str | None
+    # (rule id, start of the exception's last days for that rule): its own `notice`, else the
+    # rule's; only for enforce-mode rules that restrict, and only with a notice.
+    closing: tuple[tuple[str, float], ...] = ()
 
     def active(self, ts: float) -> bool:
         return self.start <= ts < self.end
@@ -138,12 +155,43 @@ class DeviceClass:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What can apply to one scope class, for one resource, in one time segment."""
+    """What can apply to one scope class, for one resource, in one time segment.
+
+    `ahead` and `closing` name plans of later moments (the same class and resource): what
+    the request meets when an announced rule takes force, or when an ending exception has
+    ended. The engine evaluates those to decide whether an announcement is true."""
 
     entries: tuple[tuple[int, int, str], ...]  # (rule index, depth, phase)
     exceptions: tuple[int, ...]  # active exceptions that may lift entries
     default: Action
     known_user: bool
+    ahead: tuple[int, ...] = ()  # per entry: the plan at the rule's start if in notice, else -1
+    closing: tuple[tuple[int, str, int], ...] = ()  # (exception, rule id, plan at its end)
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """A plan before the plans of its later moments are known (instants, not plan ids)."""
+
+    entries: tuple[tuple[int, int, str], ...]
+    exceptions: tuple[int, ...]
+    default: Action
+    known_user: bool
+    ahead: tuple[float | None, ...]
+    closing: tuple[tuple[int, str, float], ...]
+
+    def later(self) -> list[float]:
+        return [t for t in self.ahead if t is not None] + [t for _, _, t in self.closing]
+
+    def plan(self, plan_at: Callable[[float], int]) -> Plan:
+        return Plan(
+            self.entries,
+            self.exceptions,
+            self.default,
+            self.known_user,
+            tuple(-1 if t is None else plan_at(t) for t in self.ahead),
+            tuple((i, rule_id, plan_at(t)) for i, rule_id, t in self.closing),
+        )
 
 
 @dataclass(eq=False)
@@ -283,31 +331,65 @@ class Snapshot:
         return breaks[index] if index < len(breaks) else math.inf
 
     def plan(self, cls: int, resource: str, ts: float) -> int:
-        """Plan id for (class, resource, time): computed once per segment, then looked up."""
-        key = (cls, resource, bisect_right(self.class_breaks[cls], ts))
-        found = self._plan_ids.get(key)
+        """Plan id for (class, resource, time): computed once per segment, then looked up.
+
+        A plan names the plans of the later moments it announces, so those are built first
+        — from an explicit stack, not by recursion: a policy may chain many announcements
+        (each wave in notice when the one before it starts)."""
+        breaks = self.class_breaks[cls]
+        found = self._plan_ids.get((cls, resource, bisect_right(breaks, ts)))
         if found is not None:
             return found
+        todo = [ts]
+        while todo:
+            moment = todo[-1]
+            key = (cls, resource, bisect_right(breaks, moment))
+            if key in self._plan_ids:
+                todo.pop()
+                continue
+            shape = self._shape(cls, resource, moment)
+            later = [
+                t
+                for t in shape.later()
+                if (cls, resource, bisect_right(breaks, t)) not in self._plan_ids
+            ]
+            if later:
+                todo.extend(later)
+                continue
+            todo.pop()
+            plan = shape.plan(lambda t: self._plan_ids[(cls, resource, bisect_right(breaks, t))])
+            plan_id = self._plan_index.setdefault(plan, len(self._plans))
+            if plan_id == len(self._plans):
+                self._plans.append(plan)
+            self._plan_ids[key] = plan_id
+        return self._plan_ids[(cls, resource, bisect_right(breaks, ts))]
+
+    def _shape(self, cls: int, resource: str, ts: float) -> _Shape:
+        """What applies to (class, resource) at `ts`, with the later moments it announces."""
         scope = self.classes[cls]
         entries = []
+        ahead: list[float | None] = []
         for index, depth in scope.rules:
             rule = self.rules[index]
             phase = rule.phase(ts)
             if phase is not None and rule.covers(resource):
                 entries.append((index, depth, phase))
+                announces = phase == NOTICE and not rule.report_only
+                ahead.append(rule.start if announces and rule.effect is not Action.ALLOW else None)
         exceptions = tuple(
             i
             for i in (*scope.exceptions, *self.device_only_exceptions)
             if self.exceptions[i].active(ts)
         )
-        plan = Plan(
-            tuple(entries), exceptions, self.defaults.get(resource, Action.ALLOW), scope.known
+        present = {self.rules[index].id for index, _, _ in entries}
+        closing = tuple(
+            (i, rule_id, self.exceptions[i].end)
+            for i in exceptions
+            for rule_id, opens in self.exceptions[i].closing
+            if opens <= ts and rule_id in present
         )
-        plan_id = self._plan_index.setdefault(plan, len(self._plans))
-        if plan_id == len(self._plans):
-            self._plans.append(plan)
-        self._plan_ids[key] = plan_id
-        return plan_id
+        default = self.defaults.get(resource, Action.ALLOW)
+        return _Shape(tuple(entries), exceptions, default, scope.known, tuple(ahead), closing)
 
     def plan_at(self, plan_id: int) -> Plan:
         return self._plans[plan_id]
@@ -328,6 +410,30 @@ class Snapshot:
 def _instant(value: object, tz: str) -> datetime:
     assert isinstance(value, datetime) or hasattr(value, "year")
     return to_instant(value, tz)  # type: ignore[arg-type]
+
+
+def _until(value: object, tz: str) -> datetime:
+    assert isinstance(value, datetime) or hasattr(value, "year")
+    return until_instant(value, tz)  # type: ignore[arg-type]
+
+
+def _closing(
+    exc: PolicyException, until_at: datetime, rules: dict[str, CompiledRule]
+) -> tuple[tuple[str, float], ...]:
+    """Where the last days of an exception begin, per lifted rule that will restrict again.
+
+    Wall-clock arithmetic on the aware `until_at`, as for a rule's notice: the start stays a
+    local midnight across a change of daylight saving time."""
+    own = parse_duration(exc.notice) if exc.notice else None
+    out = []
+    for rule_id in exc.rules:
+        rule = rules.get(rule_id)
+        if rule is None or rule.report_only or rule.effect is Action.ALLOW:
+            continue
+        notice = own if own is not None else rule.notice
+        if notice > timedelta(0):
+            out.append((rule_id, (until_at - notice).timestamp()))
+    return tuple(out)
 
 
 class _Conditions:
@@ -355,7 +461,7 @@ def _compile_rule(
 ) -> CompiledRule:
     tz = rule.timezone or policy_tz
     start_at = _instant(rule.from_, tz)
-    until_at = _instant(rule.until, tz) if rule.until is not None else None
+    until_at = _until(rule.until, tz) if rule.until is not None else None
     notice = parse_duration(rule.notice) if rule.notice else timedelta(0)
     effect = Action(rule.effect)
     if rule.on_unidentified is not None:
@@ -379,6 +485,7 @@ def _compile_rule(
         end=until_at.timestamp() if until_at else math.inf,
         start_at=start_at,
         until_at=until_at,
+        notice=notice,
         message=rule.message or rule.description or f"blocked by rule {rule.id}",
         on_unidentified=on_unidentified,
         when=when,
@@ -408,9 +515,10 @@ def compile_policy(
         _compile_rule(i, rule, policy.timezone, "{}:{}".format(*loaded.where_rule(i)), conditions)
         for i, rule in enumerate(policy.rules)
     )
+    by_id = {rule.id: rule for rule in rules}
     exceptions = []
     for i, exc in enumerate(policy.exceptions):
-        until_at = to_instant(exc.until, policy.timezone)
+        until_at = until_instant(exc.until, policy.timezone)
         exceptions.append(
             CompiledException(
                 index=i,
@@ -422,13 +530,18 @@ def compile_policy(
                 else -math.inf,
                 end=until_at.timestamp(),
                 until_at=until_at,
+                until_text=exc.until.isoformat(sep=" ", timespec="minutes")
+                if isinstance(exc.until, datetime)
+                else exc.until.isoformat(),
+                whole_day=not isinstance(exc.until, datetime),
                 reason=exc.reason,
                 approver=exc.approver,
+                closing=_closing(exc, until_at, by_id),
             )
         )
     breaks = sorted(
         {t for r in rules for t in (r.notice_start, r.start, r.end) if math.isfinite(t)}
-        | {t for e in exceptions for t in (e.start, e.end) if math.isfinite(t)}
+        | {t for e in exceptions for t in _moments(e) if math.isfinite(t)}
     )
     named_users = {u for r in rules for u in (*r.users, *r.exclude_users)}
     excepted_users: dict[str, list[int]] = {}
@@ -474,11 +587,7 @@ def compile_policy(
         moments = {
             t for i, _ in scope.rules for t in (rules[i].notice_start, rules[i].start, rules[i].end)
         }
-        moments |= {
-            t
-            for i in (*scope.exceptions, *device_only)
-            for t in (exceptions[i].start, exceptions[i].end)
-        }
+        moments |= {t for i in (*scope.exceptions, *device_only) for t in _moments(exceptions[i])}
         class_breaks.append(tuple(sorted(t for t in moments if math.isfinite(t))))
 
     resources = known_resources(loaded)
@@ -507,8 +616,13 @@ def compile_policy(
         login_domains=dict(policy.login_domains),
         class_by_user=class_by_user,
     )
-    snapshot.rules_by_id.update({rule.id: rule for rule in rules})
+    snapshot.rules_by_id.update(by_id)
     return snapshot
+
+
+def _moments(exc: CompiledException) -> tuple[float, ...]:
+    """Where anything about an exception changes: its start, its last days, its end."""
+    return (exc.start, exc.end, *(opens for _, opens in exc.closing))
 
 
 def _device_key(text: str) -> str:

@@ -7,7 +7,9 @@ The combining rule, in order (docs/semantics.md; one test per row):
 2. a rule applies when the user is in scope, the resource is listed, the time is inside the
    window and the device matches;
 3. before `from`, within `notice`, a matching rule yields `warn` naming the date — but only
-   when no rule already in force decides (an announcement never softens a ban in force);
+   when the same request, at the moment the rule takes force, would get that rule's effect,
+   and never when a rule in force decides (or the resource's default refuses); an exception
+   in its last days warns likewise, naming its end;
 4. an active exception removes the rules it names for that user or device;
 5. among enforce-mode rules the deepest scope wins; at equal depth the most severe effect;
 6. report-only rules never change the action; they are recorded as "would have" hits;
@@ -23,13 +25,17 @@ The combining rule, in order (docs/semantics.md; one test per row):
 * the device profile is reduced to a *device class*: its outcome on every distinct condition
   of the policy; devices the policy cannot tell apart share one;
 * the full evaluation runs once per (plan, device class, resource, state) and yields a
-  template; a decision is that template with the request's own device profile put in;
+  template; a decision is that template with the request's own device profile put in. An
+  announcement (rule 3) is checked against the template of the plan of the announced moment
+  for the same device class, so it too is decided once per template, never per request;
 * a front cache answers a repeated (class, resource, segment, signals, state) directly.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
+from dataclasses import dataclass
+from datetime import datetime
 
 from devicegate.model import (
     NO_STATE,
@@ -42,7 +48,7 @@ from devicegate.model import (
     Request,
     RuleHit,
 )
-from devicegate.policy.compile import NOTICE, CompiledRule, DeviceClass, Plan, Snapshot
+from devicegate.policy.compile import NOTICE, CompiledException, CompiledRule, Snapshot
 from devicegate.policy.conditions import Tri, match_deny, match_only, tri_and
 
 COMPROMISED_RULE = "builtin:compromised"
@@ -80,22 +86,24 @@ def decide(snapshot: Snapshot, request: Request, state: DeviceState = NO_STATE) 
     if decision is None or decision.device is not profile:
         snapshot.trim_caches()
         device_class = snapshot.device_class(profile, state)
-        template_key = (plan_id, device_class, resource, state_key)
-        template = snapshot._templates.get(template_key)
-        if template is None:
-            template = evaluate(
-                snapshot,
-                snapshot.plan_at(plan_id),
-                resource,
-                snapshot.device_class_at(device_class),
-                state,
-            )
-            snapshot._templates[template_key] = template
+        template = _template(snapshot, plan_id, device_class, resource, state)
         decision = _materialise(template, profile)
         snapshot._decisions[key] = decision
     if front_key is not None:
         snapshot._front[front_key] = decision
     return decision
+
+
+def _template(
+    snapshot: Snapshot, plan_id: int, device_class: int, resource: str, state: DeviceState
+) -> Decision:
+    """The decision template of (plan, device class, resource, state), evaluated once."""
+    key = (plan_id, device_class, resource, None if state is NO_STATE else state)
+    template = snapshot._templates.get(key)
+    if template is None:
+        template = evaluate(snapshot, plan_id, device_class, resource, state)
+        snapshot._templates[key] = template
+    return template
 
 
 def _materialise(t: Decision, profile: DeviceProfile) -> Decision:
@@ -153,16 +161,32 @@ def _rule_action(
     return _combine(rule, when, only)
 
 
+@dataclass(frozen=True, slots=True)
+class _Announcement:
+    """A change a warning may announce: `rule` takes force at `when` (its `from`, or the end
+    of `exception`, which lifts it until then). `then` is the plan of that moment."""
+
+    rule: CompiledRule
+    depth: int
+    action: Action  # what the rule asks for this device
+    why: str
+    then: int
+    when: datetime
+    exception: CompiledException | None
+
+
 def evaluate(
     snapshot: Snapshot,
-    plan: Plan,
+    plan_id: int,
+    device_class: int,
     resource: str,
-    device: DeviceClass,
     state: DeviceState,
 ) -> Decision:
     """The full evaluation for one plan and one device class, with its reason chain.
 
     Returns a template: its `device` is a placeholder that `decide` fills in."""
+    plan = snapshot.plan_at(plan_id)
+    device = snapshot.device_class_at(device_class)
     reasons: list[str] = []
     version = snapshot.version
     spoofing = device.spoofing
@@ -205,23 +229,22 @@ def evaluate(
             spoofing_suspected=spoofing,
         )
 
-    lifted: dict[str, str] = {}
+    # Each lifted rule is lifted until the latest end among the exceptions that lift it.
+    lifted: dict[str, CompiledException] = {}
     for index in plan.exceptions:
-        exc = snapshot.exceptions[index]
-        if exc.device is None or index in device.device_exceptions:
-            for rule_id in exc.rules:
-                lifted.setdefault(
-                    rule_id,
-                    f"exception until {exc.until_at.date()} ({exc.reason}"
-                    + (f", approved by {exc.approver}" if exc.approver else "")
-                    + ")",
-                )
+        active = snapshot.exceptions[index]
+        if active.device is None or index in device.device_exceptions:
+            for rule_id in active.rules:
+                held = lifted.get(rule_id)
+                if held is None or active.end > held.end:
+                    lifted[rule_id] = active
+    ending = {(index, rule_id): then for index, rule_id, then in plan.closing}
     hits: list[RuleHit] = []
-    notices: list[RuleHit] = []
+    pending: list[_Announcement] = []
     report_only: list[RuleHit] = []
     excepted: list[str] = []
     outcomes = device.outcomes
-    for index, depth, phase in plan.entries:
+    for (index, depth, phase), ahead in zip(plan.entries, plan.ahead, strict=True):
         rule = snapshot.rules[index]
         action, why = _combine(
             rule,
@@ -230,32 +253,35 @@ def evaluate(
         )
         if action is None:
             continue
+        if phase == NOTICE and (rule.effect is Action.ALLOW or action is Action.ALLOW):
+            continue
+        exc = lifted.get(rule.id)
+        if exc is not None:
+            excepted.append(rule.id)
+            reasons.append(f"rule `{rule.id}` would apply ({why}) but is lifted by {_by(exc)}")
+            then = ending.get((exc.index, rule.id))
+            if then is not None and action is not Action.ALLOW:
+                pending.append(_Announcement(rule, depth, action, why, then, exc.until_at, exc))
+            continue
+        if phase == NOTICE and not rule.report_only:
+            pending.append(_Announcement(rule, depth, action, why, ahead, rule.start_at, None))
+            continue
         if phase == NOTICE:
-            if rule.effect is Action.ALLOW or action is Action.ALLOW:
-                continue
             why = f"{why}; in notice period: {rule.effect.value} from {rule.start_at.date()}"
             action = Action.WARN
-        if rule.id in lifted:
-            excepted.append(rule.id)
-            reasons.append(
-                f"rule `{rule.id}` would apply ({why}) but is lifted by {lifted[rule.id]}"
-            )
-            continue
         hit = RuleHit(rule.id, action, "report-only" if rule.report_only else "enforce", depth, why)
         if rule.report_only:
             report_only.append(hit)
             reasons.append(f"report-only rule `{rule.id}` would {action.value}: {why}")
-        elif phase == NOTICE:
-            notices.append(hit)
-            reasons.append(f"rule `{rule.id}` announces: {why}")
         else:
             hits.append(hit)
             reasons.append(f"rule `{rule.id}` (depth {depth}) asks {action.value}: {why}")
-    announcing = not hits and bool(notices)
+    announced = _announce(snapshot, plan.default, resource, device_class, state, hits, pending)
+    for line in announced[1]:
+        reasons.append(line)
+    announcing = not hits and bool(announced[0])
     if announcing:
-        # A rule in its notice period only warns when no rule in force decides: an
-        # announcement must never soften a ban that already applies.
-        hits, notices = notices, []
+        hits = [hit for hit, _ in announced[0]]
     if not hits:
         default = plan.default
         reasons.append(f"no enforce-mode rule applies: default for `{resource}` is {default.value}")
@@ -286,8 +312,9 @@ def evaluate(
     if winner.action is not Action.ALLOW:
         message = rule.message
         if announcing:
-            message = f"From {rule.start_at.date()}: {rule.message}"
-            effective_from = rule.start_at
+            change = next(a for hit, a in announced[0] if hit is winner)
+            message = _announcement_text(change)
+            effective_from = change.when
     return Decision(
         winner.action,
         winner.rule,
@@ -295,12 +322,71 @@ def evaluate(
         tuple(reasons),
         UNIDENTIFIED,
         version,
-        matched=tuple(hits + notices),
+        matched=tuple(hits),
         report_only=tuple(report_only),
         excepted=tuple(excepted),
         effective_from=effective_from,
         spoofing_suspected=spoofing,
     )
+
+
+def _by(exc: CompiledException) -> str:
+    approved = f", approved by {exc.approver}" if exc.approver else ""
+    return f"exception until {exc.until_text} ({exc.reason}{approved})"
+
+
+def _announce(
+    snapshot: Snapshot,
+    default: Action,
+    resource: str,
+    device_class: int,
+    state: DeviceState,
+    hits: list[RuleHit],
+    pending: list[_Announcement],
+) -> tuple[list[tuple[RuleHit, _Announcement]], list[str]]:
+    """Rule 3: the announcements that hold, as `warn` hits, and the reasons for each.
+
+    An announcement holds only when no rule in force decides, the resource's default does
+    not refuse the request already (a warning lets it through), and the same request gets
+    the announced rule's action at the announced moment — which is the template of that
+    moment's plan for this device class, evaluated (and cached) like any other."""
+    if not pending:
+        return [], []
+    if hits or SEVERITY[default] > SEVERITY[Action.WARN]:
+        stands = "a rule in force decides" if hits else f"the default ({default.value}) stands"
+        return [], [f"rule `{a.rule.id}` announces a change, but {stands}" for a in pending]
+    held: list[tuple[RuleHit, _Announcement]] = []
+    reasons = []
+    for a in pending:
+        then = _template(snapshot, a.then, device_class, resource, state)
+        day = a.when.date()
+        if then.action is not a.action:
+            by = f"rule `{then.rule}`" if then.rule else "the default"
+            reasons.append(
+                f"rule `{a.rule.id}` would {a.action.value} from {day}, but then this request "
+                f"gets {then.action.value} ({by}): no warning"
+            )
+            continue
+        if a.exception is None:
+            why = f"{a.why}; in notice period: {a.action.value} from {day}"
+        else:
+            why = f"{a.why}; {_by(a.exception)} ends: {a.action.value} from {a.when:%Y-%m-%d %H:%M}"
+        held.append((RuleHit(a.rule.id, Action.WARN, "enforce", a.depth, why), a))
+        reasons.append(f"rule `{a.rule.id}` announces: {why}")
+    return held, reasons
+
+
+def _announcement_text(a: _Announcement) -> str:
+    """The user-facing warning: the date the change happens, then the rule's message."""
+    if a.exception is None:
+        return f"From {a.rule.start_at.date()}: {a.rule.message}"
+    exc = a.exception
+    if exc.whole_day:
+        return (
+            f"Your exception to this rule expires at the end of {exc.until_text}; "
+            f"from {exc.until_at.date()}: {a.rule.message}"
+        )
+    return f"Your exception to this rule expires at {exc.until_text}: {a.rule.message}"
 
 
 def explain(snapshot: Snapshot, request: Request, state: DeviceState = NO_STATE) -> list[str]:

@@ -13,7 +13,15 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from devicegate.model import DeviceKind, Ownership
 
@@ -92,7 +100,30 @@ class DeviceCondition(_Strict):
         return all(getattr(self, name) is None for name in type(self).model_fields)
 
 
-DateOrTime = datetime | date
+_DATE_ONLY = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
+
+
+def _date_text(value: object) -> object:
+    """Keep a date written as text a date: `"2023-07-31"` (quoted, or from JSON) means the
+    same as the bare YAML date, not an instant at midnight — a date-only `until` includes
+    that whole day, so the difference matters."""
+    if isinstance(value, str) and _DATE_ONLY.match(value):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"`{value.strip()}` is not a date") from None
+    return value
+
+
+DateOrTime = Annotated[datetime | date, BeforeValidator(_date_text)]
+
+
+def _duration_text(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_duration_text)]
 
 
 class Rule(_Strict):
@@ -110,18 +141,11 @@ class Rule(_Strict):
     from_: DateOrTime = Field(alias="from")
     until: DateOrTime | None = None
     timezone: str | None = None
-    notice: str | None = None
+    notice: Duration | None = None
     effect: Literal["block", "quarantine", "warn", "allow"] = "block"
     mode: Literal["enforce", "report-only"] = "enforce"
     on_unidentified: Literal["allow", "warn", "block"] | None = None
     message: str = ""
-
-    @field_validator("notice")
-    @classmethod
-    def _notice(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_duration(value)
-        return value
 
     @field_validator("timezone")
     @classmethod
@@ -143,6 +167,10 @@ class PolicyException(_Strict):
     rules: list[Annotated[str, Field(pattern=RULE_ID)]] = Field(min_length=1)
     from_: DateOrTime | None = Field(default=None, alias="from")
     until: DateOrTime
+    notice: Duration | None = Field(
+        default=None,
+        description="warn during this period before `until` (default: each lifted rule's notice)",
+    )
     reason: str = Field(min_length=1)
     approver: str | None = None
 

@@ -8,7 +8,7 @@ against the directory and the inventory).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from devicegate.directory import Directory
@@ -37,6 +37,14 @@ def to_instant(value: date | datetime, tz: str) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=zone)
     return datetime(value.year, value.month, value.day, tzinfo=zone)
+
+
+def until_instant(value: date | datetime, tz: str) -> datetime:
+    """When an `until` ends (exclusive): a bare date includes that whole day, so it ends at
+    the next local midnight; a date with a time is that instant."""
+    if isinstance(value, datetime):
+        return to_instant(value, tz)
+    return to_instant(value + timedelta(days=1), tz)
 
 
 def known_resources(loaded: LoadedPolicy) -> set[str]:
@@ -105,7 +113,7 @@ def cross_check(loaded: LoadedPolicy, known_units: Iterable[str] | None) -> list
                 )
         issues.extend(_glob_issues(rule, origin, index))
         tz = rule.timezone or policy.timezone
-        if rule.until is not None and to_instant(rule.until, tz) <= to_instant(rule.from_, tz):
+        if rule.until is not None and until_instant(rule.until, tz) <= to_instant(rule.from_, tz):
             issues.append(
                 Issue(
                     Severity.ERROR,
@@ -132,7 +140,7 @@ def cross_check(loaded: LoadedPolicy, known_units: Iterable[str] | None) -> list
                         "unknown-rule",
                     )
                 )
-        if exc.from_ is not None and to_instant(exc.until, policy.timezone) <= to_instant(
+        if exc.from_ is not None and until_instant(exc.until, policy.timezone) <= to_instant(
             exc.from_, policy.timezone
         ):
             issues.append(
@@ -246,7 +254,7 @@ def lint_policy(
                     "never-matches",
                 )
             )
-        if rule.until is not None and to_instant(rule.until, tz) <= now:
+        if rule.until is not None and until_instant(rule.until, tz) <= now:
             issues.append(
                 Issue(
                     Severity.WARNING,
@@ -306,7 +314,7 @@ def lint_policy(
         )
     for index, exc in enumerate(policy.exceptions):
         origin = loaded.exception_origins[index]
-        if to_instant(exc.until, policy.timezone) <= now:
+        if until_instant(exc.until, policy.timezone) <= now:
             subject = exc.user or exc.device
             issues.append(
                 Issue(
