@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from devicegate.directory import User
 from devicegate.impact import inventory_signals
-from devicegate.model import Action, Decision, DeviceProfile, Request, Signals
+from devicegate.model import Action, Decision, Request, Signals, device_label
 from devicegate.policy import Snapshot, decide
 from devicegate.policy.compile import device_keys
 from devicegate.serialize import signals_from_json
@@ -91,21 +91,15 @@ class Notice:
         return replace(self, devices=tuple(d for d in self.devices if d.device_id in keep))
 
 
-def _label(profile: DeviceProfile, fallback: str = "unknown device") -> str:
-    parts = [profile.vendor, profile.model or profile.platform]
-    return " ".join(p for p in parts if p) or fallback
-
-
 def inventory_devices(snapshot: Snapshot) -> list[Device]:
     out = []
     for device in snapshot.inventory:
         if device.user:
-            label = " ".join(p for p in (device.vendor, device.model or device.platform) if p)
             out.append(
                 Device(
                     device.user,
                     device.device_id,
-                    label or "unknown device",
+                    device_label(device.vendor, device.platform, device.model),
                     inventory_signals(device),
                     "inventory",
                 )
@@ -134,7 +128,7 @@ def seen_devices(store: Store, snapshot: Snapshot, *, since: datetime) -> list[D
                 continue
             profile = snapshot.identifier.profile(signals)
             device_id = profile.device_id or "seen-" + hashlib.sha256(key.encode()).hexdigest()[:16]
-            out.append(Device(user, device_id, _label(profile), signals, f"seen on {adapter}"))
+            out.append(Device(user, device_id, profile.label, signals, f"seen on {adapter}"))
     return out
 
 
