@@ -56,6 +56,14 @@ def normalise_key(kind: str, value: str) -> str:
     return value
 
 
+def device_forms(text: str) -> frozenset[str]:
+    """The forms a device named in a policy (an exception's `device`) may take among a
+    device's keys: as written, case folded, and as the canonical MAC when it reads as a MAC
+    in any notation (`AA-BB-…`, `aabb.ccdd.eeff`). Both are kept: twelve hex digits may as
+    well be an ActiveSync DeviceId."""
+    return frozenset({text.strip().lower(), normalise_key("mac", text)})
+
+
 @dataclass(frozen=True, slots=True)
 class InventoryDevice:
     device_id: str

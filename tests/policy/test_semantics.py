@@ -493,3 +493,26 @@ def test_explain_lists_every_rule_and_the_decision(tmp_path: Path) -> None:
     assert "user `alice` in unit `gov/minfin/budget`" in text
     assert "rule `mail`: user not in scope" in text
     assert lines[-1].startswith("decision: block by rule `ban`")
+
+
+def test_rule_4_a_device_exception_names_a_mac_in_any_notation(tmp_path: Path) -> None:
+    """docs/semantics.md rule 4: an exception for `AA-BB-CC-00-11-22` lifts the rule for the
+    device whose keys carry `aa:bb:cc:00:11:22` (as identification normalises a MAC), and
+    twelve bare hex digits still match an ActiveSync DeviceId written that way."""
+    snap = snapshot(
+        tmp_path,
+        {
+            "rules": [rule()],
+            "exceptions": [
+                exception(user=None, device="AA-BB-CC-00-11-22"),
+                exception(user=None, device="AABBCC001133"),
+            ],
+        },
+    )
+    mac = replace(profile(), keys=(("mac", "aa:bb:cc:00:11:22"),))
+    eas = replace(profile(), keys=(("activesync_id", "AABBCC001133"),))
+    other = replace(profile(), keys=(("mac", "aa:bb:cc:00:11:99"),))
+    when = "2023-08-01T10:00"
+    assert decide(snap, request("bob", "email", when, mac)).action is Action.ALLOW
+    assert decide(snap, request("bob", "email", when, eas)).action is Action.ALLOW
+    assert decide(snap, request("bob", "email", when, other)).action is Action.BLOCK

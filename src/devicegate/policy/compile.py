@@ -32,7 +32,7 @@ from devicegate.boundedcache import BoundedCache
 from devicegate.directory import EMPTY_DIRECTORY, Directory, User
 from devicegate.directory.names import normalise_name
 from devicegate.identify import Identifier
-from devicegate.inventory import EMPTY_INVENTORY, Inventory, normalise_key
+from devicegate.inventory import EMPTY_INVENTORY, Inventory, device_forms, normalise_key
 from devicegate.model import Action, Decision, DeviceProfile, DeviceState
 from devicegate.policy.conditions import CompiledCondition, Tri, match_deny, match_only
 from devicegate.policy.load import LoadedPolicy
@@ -129,12 +129,14 @@ class CompiledException:
     # (rule id, start of the exception's last days for that rule): its own `notice`, else the
     # rule's; only for enforce-mode rules that restrict, and only with a notice.
     closing: tuple[tuple[str, float], ...] = ()
+    #: `device` in every form a device's keys may carry it (`device_forms`)
+    device_forms: frozenset[str] = frozenset()
 
     def active(self, ts: float) -> bool:
         return self.start <= ts < self.end
 
     def matches_device(self, keys: frozenset[str]) -> bool:
-        return self.device is None or self.device in keys
+        return self.device is None or not keys.isdisjoint(self.device_forms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -524,6 +526,7 @@ def compile_policy(
                 index=i,
                 user=normalise_name(exc.user) if exc.user else None,
                 device=_device_key(exc.device) if exc.device else None,
+                device_forms=device_forms(exc.device) if exc.device else frozenset(),
                 rules=frozenset(exc.rules),
                 start=to_instant(exc.from_, policy.timezone).timestamp()
                 if exc.from_

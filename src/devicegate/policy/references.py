@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from devicegate.directory import Directory
-from devicegate.inventory import Inventory
+from devicegate.inventory import Inventory, device_forms, normalise_key
 from devicegate.policy.diagnostics import Issue, Severity, did_you_mean
 from devicegate.policy.load import LoadedPolicy, Located
 
@@ -84,9 +84,10 @@ def _device_references(loaded: LoadedPolicy, inventory: Inventory) -> Iterator[I
     # The engine matches a device exception, lower-cased, against every identifier of the
     # device as the inventory normalises it (`compile.device_keys`).
     known = {value.strip().lower() for device in inventory for _, value in device.identifiers()}
+    known |= {normalise_key("mac", device.mac) for device in inventory if device.mac}
     source = f"`{inventory.source}`" if inventory.source else "the inventory"
     for index, exc in enumerate(loaded.policy.exceptions):
-        if exc.device and exc.device.strip().lower() not in known:
+        if exc.device and known.isdisjoint(device_forms(exc.device)):
             yield _issue(
                 loaded.exception_origins[index],
                 ("device",),
