@@ -142,7 +142,7 @@ class Source:
         return InventoryState(devices), None
 
     def serve(self, state: State) -> Served:
-        source = f"{self.config.kind}:{self.name}"
+        source = str(self.path)
         if isinstance(state, DirectoryState):
             return build_directory(state, source)
         return build_inventory(state, source)
