@@ -258,7 +258,9 @@ class Slapd:
         return path
 
 
-def write_config(home: Path, cert: Path, key: Path, ca: Path, size_limit: int) -> Path:
+def write_config(
+    home: Path, cert: Path, key: Path, ca: Path, size_limit: int, paged_total: str
+) -> Path:
     data = home / "data"
     data.mkdir(parents=True, exist_ok=True)
     schemas = "\n".join(
@@ -274,7 +276,7 @@ argsfile {home}/slapd.args
 TLSCACertificateFile {ca}
 TLSCertificateFile {cert}
 TLSCertificateKeyFile {key}
-sizelimit size.soft={size_limit} size.hard={size_limit} size.prtotal=unlimited
+sizelimit size.soft={size_limit} size.hard={size_limit} size.prtotal={paged_total}
 database mdb
 maxsize 4294967296
 suffix "{BASE}"
@@ -294,12 +296,15 @@ access to * by users read by * none
 
 
 @contextmanager
-def slapd(home: Path, ldif: str, *, size_limit: int = 20) -> Iterator[Slapd]:
-    """A running slapd loaded with `ldif`; stopped (by PID) on exit, even on failure."""
+def slapd(
+    home: Path, ldif: str, *, size_limit: int = 20, paged_total: str = "unlimited"
+) -> Iterator[Slapd]:
+    """A running slapd loaded with `ldif`; stopped (by PID) on exit, even on failure.
+    `paged_total` caps what one paged search may return (a server that stops early)."""
     _, slapadd = need_slapd()
     home.mkdir(parents=True, exist_ok=True)
     ca, cert, key = make_ca(home / "tls")
-    conf = write_config(home, cert, key, ca, size_limit)
+    conf = write_config(home, cert, key, ca, size_limit, paged_total)
     (home / "tree.ldif").write_text(ldif)
     subprocess.run(
         [slapadd, "-q", "-f", str(conf), "-l", str(home / "tree.ldif")],

@@ -75,16 +75,17 @@ def test_paging_reads_every_user_past_the_size_limit(shared: Slapd, tmp_path: Pa
     assert len(directory) == 7 + EXTRA
 
 
-def test_a_page_larger_than_the_size_limit_never_yields_a_partial_directory(
-    shared: Slapd, tmp_path: Path
-) -> None:
-    source = Source.open(shared.source_yaml(tmp_path / "ldap.yaml", page_size=50))
-    try:
-        directory = directory_of(source)
-    except SourceError as exc:
-        assert "size limit" in exc.message
-    else:
-        assert len(directory) == 7 + EXTRA
+def test_a_server_that_stops_paging_early_fails_the_pass(tmp_path: Path) -> None:
+    """A paged search cut at 30 entries (`size.prtotal`) ends in sizeLimitExceeded: the pass
+    fails and a sync is refused, never served with 30 of 67 users."""
+    with slapd(tmp_path / "slapd", scenario_tree(EXTRA), paged_total="30") as capped:
+        store = open_store(f"sqlite:///{tmp_path}/store.db")
+        source = Source.open(capped.source_yaml(tmp_path / "ldap.yaml"), store)
+        with pytest.raises(SourceError, match="size limit"):
+            source.read_full()
+        result = source.sync()
+    assert result.outcome == "refused" and "size limit" in (result.reason or "")
+    assert source.latest() is None
 
 
 def test_the_mapping_units_groups_and_disabled(shared: Slapd, tmp_path: Path) -> None:
