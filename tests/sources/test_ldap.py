@@ -335,3 +335,65 @@ def test_no_bind_password_in_logs_store_or_output(
     for secret in (SERVICE_PW, "wrong-password-not-for-logs", ROOT_PW):
         assert all(secret not in text for text in [*outputs, status, caplog.text]), secret
         assert all(secret.encode() not in blob for blob in [*contents, *files]), secret
+
+
+# ---- the refresher --------------------------------------------------------------------------
+
+
+def test_the_refresher_keeps_every_server_on_the_store_current(
+    server: Slapd, tmp_path: Path
+) -> None:
+    """Two servers on one store: the one holding the lease syncs; the other adopts its
+    versions (and an operator's --force) from the store; refusals show in the metrics."""
+    from devicegate.sources import Refresher
+
+    url = f"sqlite:///{tmp_path}/store.db"
+    path = server.source_yaml(tmp_path / "ldap.yaml", refresh={"delta": "60s", "full": "1h"})
+    now = {"t": 1000.0}
+    seen: dict[str, list[str]] = {"a": [], "b": []}
+
+    def refresher(name: str) -> Refresher:
+        source = Source.open(path, open_store(url))
+        current = source.ensure_version()
+        made = Refresher(
+            source,
+            lambda served, version: seen[name].append(version.version),
+            current=current,
+            clock=lambda: now["t"],
+        )
+        made.owner = f"server-{name}"
+        return made
+
+    a, b = refresher("a"), refresher("b")
+    start = a.current.version.version
+    assert b.current.version.version == start
+    _move(server, "s.volkova", "gov/minfin/budget", "gov/minpromtorg/industry")
+    now["t"] += 61
+    assert a.tick() is not None and a.metrics().last_outcome == "accepted"
+    assert b.tick() is None  # the lease is a's: b does not read LDAP
+    assert seen["a"] == seen["b"] and len(seen["a"]) == 1 and seen["a"][0] != start
+    moved = b.current.served
+    assert isinstance(moved, Directory)
+    volkova = moved.get("s.volkova")
+    assert volkova is not None and volkova.unit == "gov/minpromtorg/industry"
+    # a refused pass: metrics say so, nothing is swapped
+    conn: Any = server.admin()
+    from tests.sources.ldapserver import generated
+
+    for n in range(20):
+        login, unit, _ = generated(n)
+        conn.delete_s(user_dn(login, unit))
+    conn.unbind_s()
+    now["t"] += 3601
+    refused = a.tick()
+    assert refused is not None and refused.outcome == "refused"
+    metrics = a.metrics()
+    assert metrics.refusals == 1 and "would remove 20 of 67 users" in (metrics.last_reason or "")
+    assert metrics.size == 67 and metrics.version == seen["a"][-1]
+    # the operator forces it; both servers take it on their next tick
+    forced = Source.open(path, open_store(url)).sync(force=True, by="operator")
+    assert forced.accepted and forced.loaded is not None
+    a.tick()
+    b.tick()
+    assert seen["a"][-1] == seen["b"][-1] == forced.loaded.version.version
+    assert a.metrics().size == b.metrics().size == 47

@@ -200,7 +200,7 @@ class Source:
         dry_run: bool = False,
         by: str = "sync",
     ) -> SyncResult:
-        """Read the source (a delta when one is possible and `full` is not True), compare the
+        """Read the source (a delta when one is possible, unless `full` or `force`), compare the
         answer with the current version, and accept it when the guard (or `force`) allows."""
         store = self._store()
         current_version = store.latest(self.name)
@@ -215,9 +215,8 @@ class Source:
             and status is not None
             and status.watermark_version == current.version.version
         )
-        use_full = full if full is not None else not delta_ok
-        if not use_full and not delta_ok:
-            use_full = True
+        # a delta cannot see deletions: what --force accepts is always a full pass
+        use_full = force or not delta_ok or bool(full)
         try:
             if use_full:
                 state, next_mark = self.read_full()
