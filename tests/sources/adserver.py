@@ -68,7 +68,9 @@ def populate(conn: Any) -> None:
     import ldap.modlist
 
     def add(dn: str, attrs: dict[str, list[str]]) -> None:
-        conn.add_s(dn, ldap.modlist.addModlist({k: [v.encode() for v in vs] for k, vs in attrs.items()}))
+        conn.add_s(
+            dn, ldap.modlist.addModlist({k: [v.encode() for v in vs] for k, vs in attrs.items()})
+        )
 
     for path in (
         ("Gov",), ("Gov", "Ministry of Finance"), ("Gov", "Ministry of Finance", "Budget"),

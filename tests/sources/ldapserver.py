@@ -128,7 +128,9 @@ def scenario_tree(extra_users: int = 0, *, stamp: str | None = None) -> str:
             if sub not in made:
                 made.add(sub)
                 parts.append(
-                    _entry(ou_dn(sub), ("objectClass", "organizationalUnit"), ("ou", pieces[depth - 1]))
+                    _entry(
+                        ou_dn(sub), ("objectClass", "organizationalUnit"), ("ou", pieces[depth - 1])
+                    )
                 )
     for login, unit, name in PEOPLE:
         extra: list[tuple[str, str]] = []

@@ -47,7 +47,9 @@ def intune_records(count: int) -> list[dict[str, Any]]:
                 "easActivated": n == 0,
                 "easDeviceId": EAS_ID if n == 0 else f"EAS{n:08d}",
                 "emailAddress": f"u{n}@minpromtorg.example",
-                "userPrincipalName": "i.petrov@minpromtorg.example" if n == 0 else f"u{n}@x.example",
+                "userPrincipalName": "i.petrov@minpromtorg.example"
+                if n == 0
+                else f"u{n}@x.example",
                 "model": "iPhone 14" if apple else "Pixel 7",
                 "manufacturer": "Apple" if apple else "Google",
                 "imei": f"35{n:013d}",
@@ -168,15 +170,10 @@ class Handler(BaseHTTPRequestHandler):
             return True
         if token not in self.log.tokens:
             return False
-        if (
-            self.behaviour.expire_first_token
-            and token == self.log.tokens[0]
-            and token in self.log.expired
-        ):
-            return False
-        return True
+        expired = self.behaviour.expire_first_token and token in self.log.expired
+        return not (expired and token == self.log.tokens[0])
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         path = urlsplit(self.path).path
         with self.lock:
             self.log.requests.append((time.monotonic(), "POST", path))
@@ -185,7 +182,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, {"error": "not found"})
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         parts = urlsplit(self.path)
         query = parse_qs(parts.query)
         with self.lock:

@@ -126,7 +126,9 @@ def test_tls_with_the_ca_file(shared: Slapd, tmp_path: Path, tls: str) -> None:
 
 def test_tls_without_the_ca_is_refused_not_downgraded(shared: Slapd, tmp_path: Path) -> None:
     path = shared.source_yaml(tmp_path / "ldap.yaml", tls="ldaps")
-    text = path.read_text().replace(f"ca_file: {shared.ca}", "ca_file: /etc/ssl/certs/ca-certificates.crt")
+    text = path.read_text().replace(
+        f"ca_file: {shared.ca}", "ca_file: /etc/ssl/certs/ca-certificates.crt"
+    )
     path.write_text(text)
     with pytest.raises(SourceError, match="cannot connect"):
         Source.open(path).read_full()
@@ -327,7 +329,9 @@ def test_no_bind_password_in_logs_store_or_output(
     outputs.append(bad.stdout + bad.stderr)
     store = open_store(url, create=False)
     with store.engine.connect() as conn:
-        contents = [zlib.decompress(c) for (c,) in conn.execute(sa.select(t.source_versions.c.content))]
+        contents = [
+            zlib.decompress(c) for (c,) in conn.execute(sa.select(t.source_versions.c.content))
+        ]
         status = repr(list(conn.execute(sa.select(t.source_status))))
     assert contents
     files = [p.read_bytes() for p in tmp_path.glob("store.db*")]

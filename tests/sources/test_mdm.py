@@ -39,7 +39,7 @@ def _secrets(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_intune_pages_through_an_empty_page_a_429_and_an_expired_token(tmp_path: Path) -> None:
-    with mdm_server() as (base, behaviour, log):
+    with mdm_server() as (base, _, log):
         files = source_files(tmp_path, base)
         waits: list[float] = []
         source = Source.open(files["intune"], sleep=waits.append)
@@ -138,9 +138,7 @@ def test_a_broken_or_partial_answer_is_refused_and_loses_nothing(
     assert second.outcome == "refused" and reason in (second.reason or "")
     assert second.loaded is not None and second.loaded.version == first.loaded.version
     again = Source.open(files[kind], store).load_last_good()
-    assert again.version == first.loaded.version and len(again.served) == len(
-        first.loaded.served
-    )
+    assert again.version == first.loaded.version and len(again.served) == len(first.loaded.served)
     status = source.versions.status(source.name) if source.versions else None
     assert status is not None and status.last_outcome == "refused" and status.refusals == 1
 
@@ -165,8 +163,9 @@ def test_a_next_link_to_another_host_is_not_followed(tmp_path: Path) -> None:
     from devicegate.errors import SourceError
     from devicegate.sources.mdmhttp import ApiClient
 
-    with ApiClient("t", "http://127.0.0.1:9", timeout=1) as api, pytest.raises(
-        SourceError, match="points away"
+    with (
+        ApiClient("t", "http://127.0.0.1:9", timeout=1) as api,
+        pytest.raises(SourceError, match="points away"),
     ):
         api.get("https://attacker.example/steal")
 
@@ -184,7 +183,7 @@ def test_activesync_request_links_to_the_attested_record_through_check(tmp_path:
             [DEVICEGATE, "check", "-p", str(POLICY), "-d", str(DIRECTORY),
              "--devices", str(files["intune"]), "--user", "i.petrov@minpromtorg.example",
              "--resource", "email", "--at", "2023-07-18T10:00",
-             "--activesync-query", f"Cmd=Sync&User=i.petrov&DeviceId={EAS_ID}&DeviceType=SmartPhone",
+             "--activesync-query", f"Cmd=Sync&User=i.petrov&DeviceId={EAS_ID}&DeviceType=iPhone",
              "--json"],
             capture_output=True, text=True, env=env, timeout=120,
         )  # fmt: skip
@@ -193,7 +192,9 @@ def test_activesync_request_links_to_the_attested_record_through_check(tmp_path:
     assert decision["action"] == "block" and decision["rule"] == "apple-wave-1"
     sources = [e["source"] for e in decision["device"]["evidence"]]
     assert "inventory/activesync_id" in sources
-    record = next(e for e in decision["device"]["evidence"] if e["source"] == "inventory/activesync_id")
+    record = next(
+        e for e in decision["device"]["evidence"] if e["source"] == "inventory/activesync_id"
+    )
     assert record["says"]["vendor"] == "Apple" and record["says"]["mdm_threat"] == NO_THREAT
     output = result.stdout + result.stderr
     for secret in (CLIENT_SECRET, FLEET_TOKEN, TOKEN_PREFIX):

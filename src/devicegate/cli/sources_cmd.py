@@ -181,7 +181,9 @@ def sync(
         raise UsageError("--dry-run and --force exclude each other")
     opened = Source.open(source, open_store(store), max_removal=max_removal)
     by = "operator (--force)" if force else "sources sync"
-    result = opened.sync(full=True if (full or force) else None, force=force, dry_run=dry_run, by=by)
+    result = opened.sync(
+        full=True if (full or force) else None, force=force, dry_run=dry_run, by=by
+    )
     if as_json:
         write_json(_result_json(result))
     else:

@@ -13,6 +13,7 @@ The bind password is handed to libldap and nowhere else: no message here ever in
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -92,10 +93,8 @@ class Connection:
         self.close()
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(ldap.LDAPError):
             self._conn.unbind_s()
-        except ldap.LDAPError:
-            pass
 
     def root_dse(self) -> RootDse:
         """supportedCapabilities and (AD) highestCommittedUSN, read before a pass: changes

@@ -248,11 +248,11 @@ __all__ = [
     "IN_CHAIN",
     "UF_ACCOUNTDISABLE",
     "Flavour",
+    "UnitMapper",
     "entry_key",
     "first_text",
     "flavour",
     "is_disabled",
     "map_user",
-    "UnitMapper",
     "normalise_dn",
 ]

@@ -155,10 +155,7 @@ class LdapReader:
     def _since(self, rule: Flavour, base_filter: str, watermark: str | None) -> str:
         if watermark is None:
             return base_filter
-        if rule.delta == "uSNChanged":
-            bound = str(int(watermark) + 1)
-        else:
-            bound = watermark
+        bound = str(int(watermark) + 1) if rule.delta == "uSNChanged" else watermark
         return f"(&{base_filter}({rule.delta}>={ldap.filter.escape_filter_chars(bound)}))"
 
     def _users(

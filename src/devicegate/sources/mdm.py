@@ -1,20 +1,8 @@
 """The three MDM readers: each pages through its API and maps a record to `InventoryDevice`.
 
-| inventory field   | Intune (Graph managedDevice)   | Fleet (host)              | Jamf Pro (v2 detail)          |
-|-------------------|--------------------------------|---------------------------|-------------------------------|
-| `device_id`,`mdm_id` | `id`                        | `uuid` (else `id`)        | `mobileDeviceId`              |
-| `user`            | `userPrincipalName`/`emailAddress` | first `device_mapping` e-mail | `userAndLocation.emailAddress`/`username` |
-| `vendor`          | `manufacturer`                 | `hardware_vendor`         | Apple                         |
-| `platform`        | `operatingSystem`              | `platform`                | `deviceType` (model decides iPadOS) |
-| `model`           | `model`                        | `hardware_model`          | `hardware.modelIdentifier`/`model` |
-| `os_version`      | `osVersion`                    | `os_version` (name cut)   | `general.osVersion`           |
-| `ownership`       | `managedDeviceOwnerType`       | `mdm.enrollment_status` "(personal)" | `general.deviceOwnershipType` |
-| `managed`         | `managementAgent` ≠ `eas`      | `mdm.enrollment_status` On | `general.managed`            |
-| `serial`,`udid`,`imei` | `serialNumber`,`udid`,`imei` | `hardware_serial`     | `hardware.serialNumber`,`general.udid`,`network.imei` |
-| `activesync_id`   | `easDeviceId`                  | —                         | `general.exchangeDeviceId`    |
-| `mac`             | `wiFiMacAddress`               | `primary_mac`             | `hardware.wifiMacAddress`     |
-| `compliant`       | `complianceState`              | `issues.failing_policies_count` = 0 | —                   |
-| `mdm_threat`      | `jailBroken`, `partnerReportedThreatState` | —             | `security.jailBreakDetected`  |
+The field-by-field mapping of Intune's `managedDevice`, Fleet's host and Jamf Pro's v2
+mobile-device detail is the table in docs/sources.md ("What each MDM field becomes"); the
+functions `intune_device`, `fleet_device` and `jamf_device` below are that table in code.
 
 Completeness is checked where the API says how many there are: Fleet's `hosts/count`, Jamf's
 `totalCount`. A pass that read fewer raises (the guard refuses it). Intune states no total; its

@@ -236,12 +236,12 @@ class Source:
                     )  # fmt: skip
                 state, next_mark = result.state, result.watermark
         except DevicegateError as exc:
-            reason = f"read failed: {exc.one_line()}"
-            return self._refused(reason, use_full, current, None, None, dry_run)
+            failure = f"read failed: {exc.one_line()}"
+            return self._refused(failure, use_full, current, None, None, dry_run)
         except Exception as exc:  # a bug or an unexpected library error: refuse, say what
-            reason = f"read failed: {type(exc).__name__}: {exc}"
+            failure = f"read failed: {type(exc).__name__}: {exc}"
             log.exception("%s: sync failed", self.label)
-            return self._refused(reason, use_full, current, None, None, dry_run)
+            return self._refused(failure, use_full, current, None, None, dry_run)
         served = self.serve(state)
         version_id = served_digest(served)
         change = diff(current.served if current else None, served)
