@@ -14,6 +14,8 @@ The bind password is handed to libldap and nowhere else: no message here ever in
 from __future__ import annotations
 
 import contextlib
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -120,7 +122,50 @@ class Connection:
         self, base: str, scope: str, filterstr: str, attributes: list[str]
     ) -> Iterator[tuple[str, Entry]]:
         """Every entry the search matches, a page at a time (RFC 2696). Search references
-        (referrals) are skipped; any error, including a size limit, raises `SourceError`."""
+        (referrals) are skipped; any error, including a size limit, raises `SourceError`.
+
+        A helper thread asks for the next page as soon as the previous one arrived, while
+        the caller maps the entries already received: the server works on page n+1 while
+        devicegate maps page n (python-ldap waits for the network without the GIL). The
+        caller must not use this connection until the iterator is exhausted or closed."""
+        pages: queue.Queue[list[tuple[str, Entry]] | BaseException | None] = queue.Queue(2)
+        stop = threading.Event()
+
+        def offer(item: list[tuple[str, Entry]] | BaseException | None) -> bool:
+            while not stop.is_set():
+                try:
+                    pages.put(item, timeout=0.2)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def fetch() -> None:
+            try:
+                for page in self._pages(base, scope, filterstr, attributes):
+                    if not offer(page):
+                        return
+                offer(None)
+            except BaseException as exc:  # handed to the caller, raised there
+                offer(exc)
+
+        worker = threading.Thread(target=fetch, name="ldap-pages", daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = pages.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield from item
+        finally:
+            stop.set()
+            worker.join()
+
+    def _pages(
+        self, base: str, scope: str, filterstr: str, attributes: list[str]
+    ) -> Iterator[list[tuple[str, Entry]]]:
         control = SimplePagedResultsControl(True, size=self.config.page_size, cookie=b"")
         ldap_scope = ldap.SCOPE_SUBTREE if scope == "sub" else ldap.SCOPE_ONELEVEL
         while True:
@@ -141,9 +186,6 @@ class Connection:
                 ) from None
             except ldap.LDAPError as exc:
                 raise SourceError(f"`{self.url}`: search under `{base}`: {describe(exc)}") from None
-            for dn, entry in page:
-                if dn is not None and isinstance(entry, dict):
-                    yield dn, entry
             cookie = next(
                 (
                     c.cookie
@@ -154,6 +196,7 @@ class Connection:
             )
             if cookie is None:
                 raise SourceError(f"`{self.url}` ignored the paged results control")
+            yield [(dn, e) for dn, e in page if dn is not None and isinstance(e, dict)]
             if not cookie:
                 return
             control.cookie = cookie

@@ -11,6 +11,7 @@ lower-cased with spaces as `-`; a unit that is still not a unit path is reported
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -102,9 +103,37 @@ def _folded(values: list[str] | None) -> frozenset[str] | None:
     return frozenset(v.casefold() for v in values) if values is not None else None
 
 
+#: a DN without escapes, quotes or multi-valued RDNs: split on `,` and `=` directly
+_PLAIN_DN = re.compile(r"[^\\\"+#;<>]*")
+
+
+def _plain_rdns(dn: str) -> list[tuple[str, str]] | None:
+    """`dn` as (attribute, value) pairs, or None when it needs the full parser."""
+    if not _PLAIN_DN.fullmatch(dn):
+        return None
+    pairs = []
+    for rdn in dn.split(","):
+        attribute, equals, value = rdn.partition("=")
+        if not equals or not attribute.strip():
+            return None
+        pairs.append((attribute.strip(), value.strip()))
+    return pairs
+
+
+_DN_SPACES = re.compile(r"\s*([,=])\s*")
+
+
+def _separator(match: re.Match[str]) -> str:
+    return match.group(1)
+
+
 def normalise_dn(dn: str) -> str:
     """A DN in the one form membership is compared in: RDNs re-serialised, case folded.
     A DN that does not parse is kept as its case-folded text (it can only match itself)."""
+    if _PLAIN_DN.fullmatch(dn):
+        if " ," in dn or ", " in dn or " =" in dn or "= " in dn:
+            dn = _DN_SPACES.sub(_separator, dn)
+        return dn.strip().casefold()
     try:
         return str(ldap.dn.dn2str(ldap.dn.str2dn(dn))).casefold()
     except ldap.DECODING_ERROR:
@@ -126,14 +155,19 @@ class UnitMapper:
             "/".join(p.strip().casefold() for p in key.strip("/").split("/")): value
             for key, value in mapping.items()
         }
+        self._by_parent: dict[str, str | None] = {}
 
     def ou_path(self, dn: str) -> list[str] | None:
         """The `ou=` values between the entry and the base, root first; None when `dn` does
         not parse or is not below the base."""
-        try:
-            rdns = ldap.dn.str2dn(dn)
-        except ldap.DECODING_ERROR:
-            return None
+        pairs = _plain_rdns(dn)
+        if pairs is not None:
+            rdns = [[(a, v, 0)] for a, v in pairs]
+        else:
+            try:
+                rdns = ldap.dn.str2dn(dn)
+            except ldap.DECODING_ERROR:
+                return None
         depth = len(self.base)
         if len(rdns) <= depth:
             return None
@@ -144,7 +178,18 @@ class UnitMapper:
         return [v for rdn in reversed(between) for a, v, _ in rdn if a.casefold() == "ou"]
 
     def unit(self, dn: str) -> str | None:
-        """The unit an entry's `ou=` path stands for (see the module docstring)."""
+        """The unit an entry's `ou=` path stands for (see the module docstring). Entries in
+        one container share it: computed once per parent DN."""
+        head, comma, parent = dn.partition(",")
+        if comma and "\\" not in head and "+" not in head:
+            if parent in self._by_parent:
+                return self._by_parent[parent]
+            unit = self._unit(dn)
+            self._by_parent[parent] = unit
+            return unit
+        return self._unit(dn)
+
+    def _unit(self, dn: str) -> str | None:
         path = self.ou_path(dn)
         if not path:
             return None
@@ -160,16 +205,15 @@ class UnitMapper:
         return unit if UNIT_RE.match(unit) else None
 
 
+def fold(entry: Mapping[str, list[bytes]]) -> dict[str, list[bytes]]:
+    """The entry with case-folded attribute names (LDAP names are case-insensitive and
+    python-ldap returns them as the server spelt them)."""
+    return {key.casefold(): values for key, values in entry.items()}
+
+
 def first_text(entry: Mapping[str, list[bytes]], name: str) -> str | None:
-    """The first value of attribute `name` as text (attribute names are case-insensitive
-    in LDAP; python-ldap returns them as the server spelt them)."""
-    values = entry.get(name)
-    if values is None:
-        lowered = name.casefold()
-        for key, found in entry.items():
-            if key.casefold() == lowered:
-                values = found
-                break
+    """The first value of attribute `name` as text; `entry` has folded names (`fold`)."""
+    values = entry.get(name.casefold())
     if not values:
         return None
     try:
@@ -181,10 +225,8 @@ def first_text(entry: Mapping[str, list[bytes]], name: str) -> str | None:
 
 def entry_key(entry: Mapping[str, list[bytes]], dn: str, attribute: str) -> str:
     """The entry's stable id: AD's binary `objectGUID` as a UUID, `entryUUID` as text, else
-    the normalised DN (then a move reads as a removal and an addition)."""
-    values = entry.get(attribute) or next(
-        (v for k, v in entry.items() if k.casefold() == attribute.casefold()), None
-    )
+    the normalised DN (then a move reads as a removal and an addition). `entry` is folded."""
+    values = entry.get(attribute.casefold())
     if values:
         raw = values[0]
         if attribute == "objectGUID" and len(raw) == 16:
@@ -221,8 +263,8 @@ def map_user(
     rule: Flavour,
     units: UnitMapper | None,
 ) -> UserEntry:
-    """One person entry → `UserEntry`. An entry without a login keeps an empty one: it is
-    reported when the directory is built, never silently dropped."""
+    """One person entry (its names folded, `fold`) → `UserEntry`. An entry without a login
+    keeps an empty one: it is reported when the directory is built, never dropped."""
     login = first_text(entry, rule.login) or ""
     unit: str | None = None
     if config.unit.attribute:
@@ -252,6 +294,7 @@ __all__ = [
     "entry_key",
     "first_text",
     "flavour",
+    "fold",
     "is_disabled",
     "map_user",
     "normalise_dn",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import ldap.dn
 import ldap.filter
@@ -36,6 +36,7 @@ from devicegate.sources.ldapmap import (
     entry_key,
     first_text,
     flavour,
+    fold,
     map_user,
     normalise_dn,
 )
@@ -171,6 +172,7 @@ class LdapReader:
             self._since(rule, rule.user_filter, watermark),
             attributes,
         ):
+            entry = fold(entry)
             found.append(map_user(dn, entry, config, rule, self.units))
             stamp = first_text(entry, rule.delta)
             if stamp and stamp > latest:
@@ -198,6 +200,7 @@ class LdapReader:
             self._since(rule, rule.group_filter, watermark),
             rule.group_attributes(with_members=mode == "walk"),
         ):
+            entry = fold(entry)
             name = first_text(entry, rule.group_name) or _rdn_value(dn)
             members: tuple[str, ...] = ()
             if mode == "walk":
@@ -222,7 +225,7 @@ class LdapReader:
                 continue
             chain = f"(memberOf:{IN_CHAIN}:={ldap.filter.escape_filter_chars(group.dn)})"
             members = [
-                entry_key(entry, dn, rule.key)
+                entry_key(fold(entry), dn, rule.key)
                 for dn, entry in conn.paged(
                     config.users.base, config.users.scope, f"(&{rule.user_filter}{chain})",
                     [rule.key],
@@ -246,20 +249,24 @@ class LdapReader:
         ceiling = datetime.fromtimestamp(
             started - self.config.delta_overlap.total_seconds(), UTC
         ).strftime(_STAMP)[:14]
-        best = max([*stamps, (previous or "")[:14]])
+        after = ""
+        if stamps:
+            # strictly after the newest change read; the ceiling re-reads recent seconds
+            newest_read = datetime.strptime(max(stamps), "%Y%m%d%H%M%S")
+            after = (newest_read + timedelta(seconds=1)).strftime("%Y%m%d%H%M%S")
+        best = max(after, (previous or "")[:14])
         return min(best, ceiling) + "Z" if best else None
 
 
 def _texts(entry: Entry, names: Iterable[str]) -> list[str]:
-    wanted = {n.casefold() for n in names}
+    """Every value of the attributes `names` as text; `entry` has folded names."""
     out: list[str] = []
-    for key, values in entry.items():
-        if key.casefold() in wanted:
-            for raw in values:
-                try:
-                    out.append(raw.decode("utf-8"))
-                except UnicodeDecodeError:
-                    continue
+    for name in names:
+        for raw in entry.get(name.casefold(), ()):
+            try:
+                out.append(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                continue
     return out
 
 

@@ -162,12 +162,12 @@ def resolve_groups(state: DirectoryState) -> dict[str, frozenset[str]]:
 
 def build_directory(state: DirectoryState, source: str) -> Directory:
     """The `Directory` a state serves: users with a unit, their groups resolved; entries
-    without a usable unit, logins two entries share and group cycles are reported."""
+    without a login or a usable unit, logins two entries share (the entry with the smaller
+    DN keeps it, whatever order the server answered in) and group cycles are reported."""
     memberships = resolve_groups(state)
     problems: list[DirectoryProblem] = []
-    users: list[User] = []
-    seen: dict[str, str] = {}
-    for entry in sorted(state.users.values(), key=lambda e: (e.login.casefold(), e.key)):
+    chosen: dict[str, UserEntry] = {}
+    for entry in state.users.values():
         if not entry.login:
             problems.append(
                 DirectoryProblem(
@@ -189,27 +189,31 @@ def build_directory(state: DirectoryState, source: str) -> Directory:
             )
             continue
         folded = entry.login.casefold()
-        if folded in seen:
+        other = chosen.get(folded)
+        if other is not None:
+            kept, dropped = (other, entry) if other.dn <= entry.dn else (entry, other)
+            chosen[folded] = kept
             problems.append(
                 DirectoryProblem(
                     source,
                     0,
-                    f"user `{entry.login}` ({entry.dn}) has the login of `{seen[folded]}`",
-                    "give every account its own login; the first (by DN) is used",
+                    f"user `{dropped.login}` ({dropped.dn}) has the login of `{kept.dn}`",
+                    "give every account its own login; the one with the smaller DN is used",
                 )
             )
             continue
-        seen[folded] = entry.dn
-        users.append(
-            User(
-                id=entry.login,
-                unit=entry.unit,
-                groups=memberships.get(entry.key, frozenset()),
-                email=entry.email,
-                name=entry.name,
-                disabled=entry.disabled,
-            )
+        chosen[folded] = entry
+    users = [
+        User(
+            id=entry.login,
+            unit=entry.unit,  # type: ignore[arg-type]  # None was reported above
+            groups=memberships.get(entry.key, _NO_GROUPS),
+            email=entry.email,
+            name=entry.name,
+            disabled=entry.disabled,
         )
+        for entry in chosen.values()
+    ]
     if state.mode == "walk":
         for cycle in group_cycles(state.groups):
             problems.append(
@@ -220,7 +224,11 @@ def build_directory(state: DirectoryState, source: str) -> Directory:
                     "a cycle is resolved once (every member of one is a member of all)",
                 )
             )
+    problems.sort(key=lambda p: p.message)
     return Directory(users, source=source, problems=problems)
+
+
+_NO_GROUPS: frozenset[str] = frozenset()
 
 
 def build_inventory(state: InventoryState, source: str) -> Inventory:
@@ -247,13 +255,12 @@ def served_digest(served: Directory | Inventory) -> str:
     """The version id: SHA-256 of what is served, in a canonical order (16 hex digits)."""
     digest = hashlib.sha256()
     if isinstance(served, Directory):
+        rows = sorted(repr(_user_row(user)) for user in served.users)
         digest.update(b"directory\n")
-        for user in sorted(served.users, key=lambda u: u.id.casefold()):
-            digest.update(json.dumps(_user_row(user), ensure_ascii=False).encode() + b"\n")
     else:
+        rows = sorted(repr(_device_row(device)) for device in served)
         digest.update(b"inventory\n")
-        for device in sorted(served, key=lambda d: d.device_id):
-            digest.update(json.dumps(_device_row(device), ensure_ascii=False).encode() + b"\n")
+    digest.update("\n".join(rows).encode("utf-8", "surrogatepass"))
     return digest.hexdigest()[:16]
 
 
@@ -282,7 +289,7 @@ def encode(state: State) -> bytes:
             "devices": [_device_row(d) for d in sorted(state.devices, key=lambda d: d.device_id)],
         }
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return zlib.compress(text.encode("utf-8"), 6)
+    return zlib.compress(text.encode("utf-8"), 1)
 
 
 def _text(value: object) -> str | None:

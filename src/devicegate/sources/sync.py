@@ -230,9 +230,10 @@ class Source:
                             self.name, self.kind, "unchanged",
                             watermark=result.watermark, watermark_version=current.version.version,
                         )  # fmt: skip
+                    size = len(current.served)
                     return SyncResult(
                         self.name, "unchanged", False, loaded=current, read=current.served,
-                        diff=diff(current.served, current.served), dry_run=dry_run,
+                        diff=Diff(self.kind, size, size), dry_run=dry_run,
                     )  # fmt: skip
                 state, next_mark = result.state, result.watermark
         except DevicegateError as exc:
