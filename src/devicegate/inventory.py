@@ -175,7 +175,7 @@ def load_inventory_csv(path: str | Path) -> Inventory:
             if "device_id" not in header:
                 raise InventoryError(
                     f"{path}:1: the inventory needs a `device_id` column",
-                    hint="columns: " + ",".join(COLUMNS),
+                    hint="columns: " + ",".join((*COLUMNS, *OPTIONAL_COLUMNS)),
                 )
             seen: set[str] = set()
             for row in reader:

@@ -33,7 +33,7 @@ def _echo(line: str) -> None:
 
 def _sample(served: Directory | Inventory, count: int) -> list[dict[str, object]]:
     from devicegate.directory import Directory
-    from devicegate.sources.state import _device_row
+    from devicegate.sources.state import device_row
 
     rows: list[dict[str, object]] = []
     if isinstance(served, Directory):
@@ -54,7 +54,7 @@ def _sample(served: Directory | Inventory, count: int) -> list[dict[str, object]
 
     names = [f.name for f in fields(InventoryDevice)]
     for device in list(served)[:count]:
-        values = dict(zip(names, _device_row(device), strict=True))
+        values = dict(zip(names, device_row(device), strict=True))
         rows.append({k: v for k, v in values.items() if v is not None})
     return rows
 

@@ -8,10 +8,12 @@ first version of a source has nothing to compare with; it is accepted when it is
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from devicegate.directory import Directory, User
-from devicegate.inventory import Inventory, InventoryDevice
+from devicegate.directory import User
+from devicegate.inventory import InventoryDevice
+from devicegate.sources.state import Rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +54,11 @@ class Diff:
         }
 
 
-def _users(directory: Directory | None) -> dict[str, User]:
-    return {u.id.casefold(): u for u in directory.users} if directory is not None else {}
+def _users(users: Iterable[User]) -> dict[str, User]:
+    return {u.id.casefold(): u for u in users}
 
 
-def diff_directories(old: Directory | None, new: Directory) -> Diff:
+def diff_directories(old: Iterable[User], new: Iterable[User]) -> Diff:
     before, after = _users(old), _users(new)
     moved: list[tuple[str, str, str]] = []
     groups: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
@@ -98,11 +100,11 @@ def diff_directories(old: Directory | None, new: Directory) -> Diff:
     )
 
 
-def _devices(inventory: Inventory | None) -> dict[str, InventoryDevice]:
-    return {d.device_id: d for d in inventory} if inventory is not None else {}
+def _devices(devices: Iterable[InventoryDevice]) -> dict[str, InventoryDevice]:
+    return {d.device_id: d for d in devices}
 
 
-def diff_inventories(old: Inventory | None, new: Inventory) -> Diff:
+def diff_inventories(old: Iterable[InventoryDevice], new: Iterable[InventoryDevice]) -> Diff:
     before, after = _devices(old), _devices(new)
     return Diff(
         kind="inventory",
@@ -114,12 +116,11 @@ def diff_inventories(old: Inventory | None, new: Inventory) -> Diff:
     )
 
 
-def diff(old: Directory | Inventory | None, new: Directory | Inventory) -> Diff:
-    if isinstance(new, Directory):
-        assert old is None or isinstance(old, Directory)
-        return diff_directories(old, new)
-    assert old is None or isinstance(old, Inventory)
-    return diff_inventories(old, new)
+def diff(old: Rows | None, new: Rows) -> Diff:
+    """What `new` changes against `old` (None: the source's first version)."""
+    if new.kind == "directory":
+        return diff_directories(old.users if old else (), new.users)
+    return diff_inventories(old.devices if old else (), new.devices)
 
 
 def refusal(change: Diff, max_removal: float) -> str | None:

@@ -188,7 +188,7 @@ class Refresher:
                 source=self.source.name,
                 kind=self.source.kind,
                 version=current.version.version,
-                size=len(current.served),
+                size=current.version.size,
                 last_success=self._last_success,
                 age_seconds=max(0.0, utc_now().timestamp() - self._last_success),
                 refusals=self._refusals,

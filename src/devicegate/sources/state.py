@@ -6,9 +6,9 @@ groups are resolved. A delta pass changes a copy of it; the `Directory` the poli
 against is derived from it. An `InventoryState` is the list of devices an MDM returned.
 
 Both serialise to compressed canonical JSON (`encode`/`decode`): that blob is the version the
-store keeps, so a restart during an outage starts from exactly what was served. The version id
-is a digest of what is *served* (users with their resolved groups, or devices), so two passes
-that read the same data name the same version whatever order the server answered in.
+store keeps, so a restart during an outage starts from exactly what was served, and its digest
+is the version id: two passes that read the same data name the same version whatever order
+the server answered in.
 """
 
 from __future__ import annotations
@@ -80,6 +80,27 @@ State = DirectoryState | InventoryState
 
 
 # ---- what is served -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """What a state serves, before it is indexed: the users (with their groups resolved) and
+    the problems found, or the devices. The guard compares rows; `build` makes the
+    `Directory` or `Inventory` a server swaps in (its alias index costs as much again)."""
+
+    kind: str
+    source: str
+    users: tuple[User, ...] = ()
+    devices: tuple[InventoryDevice, ...] = ()
+    problems: tuple[DirectoryProblem, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.users) if self.kind == "directory" else len(self.devices)
+
+    def build(self) -> Directory | Inventory:
+        if self.kind == "directory":
+            return Directory(self.users, source=self.source, problems=self.problems)
+        return Inventory(sorted(self.devices, key=lambda d: d.device_id), source=self.source)
 
 
 def group_cycles(groups: dict[str, GroupEntry]) -> list[tuple[str, ...]]:
@@ -160,10 +181,10 @@ def resolve_groups(state: DirectoryState) -> dict[str, frozenset[str]]:
     return {k: frozenset(v) for k, v in result.items()}
 
 
-def build_directory(state: DirectoryState, source: str) -> Directory:
-    """The `Directory` a state serves: users with a unit, their groups resolved; entries
-    without a login or a usable unit, logins two entries share (the entry with the smaller
-    DN keeps it, whatever order the server answered in) and group cycles are reported."""
+def directory_rows(state: DirectoryState, source: str) -> Rows:
+    """The users a state serves: those with a unit, their groups resolved; entries without a
+    login or a usable unit, logins two entries share (the entry with the smaller DN keeps it,
+    whatever order the server answered in) and group cycles are reported."""
     memberships = resolve_groups(state)
     problems: list[DirectoryProblem] = []
     chosen: dict[str, UserEntry] = {}
@@ -225,14 +246,26 @@ def build_directory(state: DirectoryState, source: str) -> Directory:
                 )
             )
     problems.sort(key=lambda p: p.message)
-    return Directory(users, source=source, problems=problems)
+    return Rows("directory", source, users=tuple(users), problems=tuple(problems))
 
 
 _NO_GROUPS: frozenset[str] = frozenset()
 
 
-def build_inventory(state: InventoryState, source: str) -> Inventory:
-    return Inventory(sorted(state.devices, key=lambda d: d.device_id), source=source)
+def inventory_rows(state: InventoryState, source: str) -> Rows:
+    return Rows("inventory", source, devices=tuple(state.devices))
+
+
+def rows_of(state: State, source: str) -> Rows:
+    if isinstance(state, DirectoryState):
+        return directory_rows(state, source)
+    return inventory_rows(state, source)
+
+
+def build_directory(state: DirectoryState, source: str) -> Directory:
+    built = directory_rows(state, source).build()
+    assert isinstance(built, Directory)
+    return built
 
 
 # ---- canonical form, version id, compression ------------------------------------------------
@@ -240,32 +273,18 @@ def build_inventory(state: InventoryState, source: str) -> Inventory:
 _DEVICE_FIELDS = tuple(f.name for f in fields(InventoryDevice))
 
 
-def _user_row(user: User) -> list[object]:
-    return [user.id, user.unit, sorted(user.groups), user.email, user.name, user.disabled]
-
-
-def _device_row(device: InventoryDevice) -> list[object]:
+def device_row(device: InventoryDevice) -> list[object]:
     return [
         getattr(device, name).value if name == "ownership" else getattr(device, name)
         for name in _DEVICE_FIELDS
     ]
 
 
-def served_digest(served: Directory | Inventory) -> str:
-    """The version id: SHA-256 of what is served, in a canonical order (16 hex digits)."""
-    digest = hashlib.sha256()
-    if isinstance(served, Directory):
-        rows = sorted(repr(_user_row(user)) for user in served.users)
-        digest.update(b"directory\n")
-    else:
-        rows = sorted(repr(_device_row(device)) for device in served)
-        digest.update(b"inventory\n")
-    digest.update("\n".join(rows).encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()[:16]
-
-
-def encode(state: State) -> bytes:
-    """The compressed canonical JSON the store keeps for a version."""
+def encode(state: State) -> tuple[bytes, str]:
+    """The compressed canonical JSON the store keeps for a version, and the version id: the
+    first 16 hex digits of the JSON's SHA-256. Entries are sorted by their stable id and
+    members within a group, so two passes that read the same data name the same version
+    whatever order the server answered in."""
     if isinstance(state, DirectoryState):
         data: dict[str, object] = {
             "format": FORMAT,
@@ -277,7 +296,7 @@ def encode(state: State) -> bytes:
                 for u in sorted(state.users.values(), key=lambda u: u.key)
             ],
             "groups": [
-                [g.key, g.dn, g.name, list(g.members), list(g.parents)]
+                [g.key, g.dn, g.name, sorted(g.members), sorted(g.parents)]
                 for g in sorted(state.groups.values(), key=lambda g: g.key)
             ],
         }
@@ -286,10 +305,10 @@ def encode(state: State) -> bytes:
             "format": FORMAT,
             "kind": "inventory",
             "fields": list(_DEVICE_FIELDS),
-            "devices": [_device_row(d) for d in sorted(state.devices, key=lambda d: d.device_id)],
+            "devices": [device_row(d) for d in sorted(state.devices, key=lambda d: d.device_id)],
         }
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return zlib.compress(text.encode("utf-8"), 1)
+    raw = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return zlib.compress(raw, 1), hashlib.sha256(raw).hexdigest()[:16]
 
 
 def _text(value: object) -> str | None:
@@ -344,13 +363,16 @@ __all__ = [
     "DirectoryState",
     "GroupEntry",
     "InventoryState",
+    "Rows",
     "State",
     "UserEntry",
     "build_directory",
-    "build_inventory",
     "decode",
+    "device_row",
+    "directory_rows",
     "encode",
     "group_cycles",
+    "inventory_rows",
     "resolve_groups",
-    "served_digest",
+    "rows_of",
 ]

@@ -15,6 +15,7 @@ forced, since there is nothing complete to accept.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,12 +37,11 @@ from devicegate.sources.mdm import read_mdm
 from devicegate.sources.state import (
     DirectoryState,
     InventoryState,
+    Rows,
     State,
-    build_directory,
-    build_inventory,
     decode,
     encode,
-    served_digest,
+    rows_of,
 )
 from devicegate.sources.versions import SourceVersion, VersionStore
 from devicegate.store import Store
@@ -56,13 +56,24 @@ class NoGoodVersion(SourceError):
     """The store holds no accepted version of a source: `serve` must not start on it."""
 
 
-@dataclass(frozen=True, slots=True)
 class Loaded:
-    """A version ready to serve: the directory or inventory, its stored version, its state."""
+    """A version ready to serve: its stored version, its state, the rows it serves, and the
+    `Directory` or `Inventory` built from them when first asked for (`served`) — so a sync
+    that only stores a version does not pay for the index a server needs."""
 
-    served: Served
-    version: SourceVersion
-    state: State
+    def __init__(self, rows: Rows, version: SourceVersion, state: State) -> None:
+        self.rows = rows
+        self.version = version
+        self.state = state
+        self._served: Served | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def served(self) -> Served:
+        with self._lock:
+            if self._served is None:
+                self._served = self.rows.build()
+            return self._served
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +86,7 @@ class SyncResult:
     #: the version current after the sync (the new one when accepted)
     loaded: Loaded | None = None
     #: what was read (also when refused or in a dry run; None when the read failed)
-    read: Served | None = None
+    read: Rows | None = None
     dry_run: bool = False
 
     @property
@@ -141,11 +152,12 @@ class Source:
             log.warning("%s: %d records without an id or listed twice skipped", self.name, skipped)
         return InventoryState(devices), None
 
+    def rows(self, state: State) -> Rows:
+        return rows_of(state, str(self.path))
+
     def serve(self, state: State) -> Served:
-        source = str(self.path)
-        if isinstance(state, DirectoryState):
-            return build_directory(state, source)
-        return build_inventory(state, source)
+        """The `Directory` or `Inventory` a state serves."""
+        return self.rows(state).build()
 
     # ---- the store --------------------------------------------------------------------------
 
@@ -162,7 +174,7 @@ class Source:
         if self._cache is not None and self._cache.version.row == version.row:
             return self._cache
         state = decode(self._store().content(version.row))
-        loaded = Loaded(self.serve(state), version, state)
+        loaded = Loaded(self.rows(state), version, state)
         self._cache = loaded
         return loaded
 
@@ -230,9 +242,9 @@ class Source:
                             self.name, self.kind, "unchanged",
                             watermark=result.watermark, watermark_version=current.version.version,
                         )  # fmt: skip
-                    size = len(current.served)
+                    size = len(current.rows)
                     return SyncResult(
-                        self.name, "unchanged", False, loaded=current, read=current.served,
+                        self.name, "unchanged", False, loaded=current, read=current.rows,
                         diff=Diff(self.kind, size, size), dry_run=dry_run,
                     )  # fmt: skip
                 state, next_mark = result.state, result.watermark
@@ -243,9 +255,9 @@ class Source:
             failure = f"read failed: {type(exc).__name__}: {exc}"
             log.exception("%s: sync failed", self.label)
             return self._refused(failure, use_full, current, None, None, dry_run)
-        served = self.serve(state)
-        version_id = served_digest(served)
-        change = diff(current.served if current else None, served)
+        served = self.rows(state)
+        content, version_id = encode(state)
+        change = diff(current.rows if current else None, served)
         if current is not None and version_id == current.version.version:
             if not dry_run:
                 store.record(
@@ -268,7 +280,7 @@ class Source:
             source=self.name,
             kind=self.kind,
             version=version_id,
-            content=encode(state),
+            content=content,
             size=len(served),
             added=len(change.added),
             removed=len(change.removed),
@@ -296,7 +308,7 @@ class Source:
         full: bool,
         current: Loaded | None,
         change: Diff | None,
-        read: Served | None,
+        read: Rows | None,
         dry_run: bool,
     ) -> SyncResult:
         if not dry_run:
