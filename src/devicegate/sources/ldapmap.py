@@ -64,37 +64,46 @@ class Flavour:
         return list(dict.fromkeys(names))
 
 
+#: Each server kind's attribute names and filters, before the YAML's own choices.
+DEFAULTS: dict[str, dict[str, str]] = {
+    "ad": {
+        "user_filter": "(&(objectCategory=person)(objectClass=user))",
+        "login": "sAMAccountName",
+        "name": "displayName",
+        "key": "objectGUID",
+        "group_filter": "(objectClass=group)",
+        "member": "member",
+        "delta": "uSNChanged",
+        "disabled": "userAccountControl",
+    },
+    "openldap": {
+        "user_filter": "(objectClass=inetOrgPerson)",
+        "login": "uid",
+        "name": "cn",
+        "key": "entryUUID",
+        "group_filter": "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))",
+        "member": "member uniqueMember",
+        "delta": "modifyTimestamp",
+    },
+}
+
+
 def flavour(config: LdapSource, server: str) -> Flavour:
     """The attribute names for `server` ("ad" or "openldap") with the YAML's choices."""
     users, groups, disabled = config.users, config.groups, config.disabled
-    if server == "ad":
-        return Flavour(
-            server="ad",
-            user_filter=users.filter or "(&(objectCategory=person)(objectClass=user))",
-            login=users.login or "sAMAccountName",
-            email=users.email or "mail",
-            name=users.name or "displayName",
-            key="objectGUID",
-            group_filter=groups.filter or "(objectClass=group)",
-            member=(groups.member or "member",),
-            group_name=groups.name,
-            delta="uSNChanged",
-            disabled=disabled.attribute or "userAccountControl",
-            disabled_values=_folded(disabled.values),
-        )
+    default = DEFAULTS[server]
     return Flavour(
-        server="openldap",
-        user_filter=users.filter or "(objectClass=inetOrgPerson)",
-        login=users.login or "uid",
+        server=server,
+        user_filter=users.filter or default["user_filter"],
+        login=users.login or default["login"],
         email=users.email or "mail",
-        name=users.name or "cn",
-        key="entryUUID",
-        group_filter=groups.filter
-        or "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))",
-        member=(groups.member,) if groups.member else ("member", "uniqueMember"),
+        name=users.name or default["name"],
+        key=default["key"],
+        group_filter=groups.filter or default["group_filter"],
+        member=(groups.member,) if groups.member else tuple(default["member"].split()),
         group_name=groups.name,
-        delta="modifyTimestamp",
-        disabled=disabled.attribute,
+        delta=default["delta"],
+        disabled=disabled.attribute or default.get("disabled"),
         disabled_values=_folded(disabled.values),
     )
 

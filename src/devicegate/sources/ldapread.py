@@ -63,6 +63,18 @@ def _stamp_key(text: str) -> str | None:
     return digits if len(digits) == 14 and digits.isdigit() else None
 
 
+class _Newest:
+    """The newest modifyTimestamp a pass read (14 digits; "" when none was)."""
+
+    def __init__(self) -> None:
+        self.value = ""
+
+    def see(self, stamp: str | None) -> None:
+        key = _stamp_key(stamp) if stamp else None
+        if key is not None and key > self.value:
+            self.value = key
+
+
 class LdapReader:
     """Reads one LDAP source. Stateless between calls: the state travels in and out."""
 
@@ -100,7 +112,7 @@ class LdapReader:
             rule = flavour(self.config, server)
             state = DirectoryState(mode=self._mode(server), server=server)
             started = time.time()
-            newest: list[str] = []
+            newest = _Newest()
             users = self._users(conn, rule, None, newest)
             for entry in users:
                 state.users[entry.key] = entry
@@ -123,7 +135,7 @@ class LdapReader:
                 )
             rule = flavour(self.config, server)
             started = time.time()
-            newest: list[str] = []
+            newest = _Newest()
             users = self._users(conn, rule, watermark, newest)
             groups = self._groups(conn, rule, previous.mode, watermark, newest)
             next_mark = self._watermark(rule, dse.highest_usn, newest, started, watermark)
@@ -160,12 +172,11 @@ class LdapReader:
         return f"(&{base_filter}({rule.delta}>={ldap.filter.escape_filter_chars(bound)}))"
 
     def _users(
-        self, conn: Connection, rule: Flavour, watermark: str | None, newest: list[str]
+        self, conn: Connection, rule: Flavour, watermark: str | None, newest: _Newest
     ) -> list[UserEntry]:
         config = self.config
         attributes = rule.user_attributes(config.unit.attribute)
         found = []
-        latest = ""
         for dn, entry in conn.paged(
             config.users.base,
             config.users.scope,
@@ -174,11 +185,7 @@ class LdapReader:
         ):
             entry = fold(entry)
             found.append(map_user(dn, entry, config, rule, self.units))
-            stamp = first_text(entry, rule.delta)
-            if stamp and stamp > latest:
-                latest = stamp
-        if latest:
-            newest.append(latest)
+            newest.see(first_text(entry, rule.delta))
         return found
 
     def _groups(
@@ -187,13 +194,12 @@ class LdapReader:
         rule: Flavour,
         mode: GroupMode,
         watermark: str | None,
-        newest: list[str],
+        newest: _Newest,
     ) -> list[GroupEntry]:
         if mode == "none":
             return []
         base = self.config.groups.base or self.config.users.base
         found: list[GroupEntry] = []
-        latest = ""
         for dn, entry in conn.paged(
             base,
             "sub",
@@ -207,11 +213,7 @@ class LdapReader:
                 members = tuple(normalise_dn(m) for m in _texts(entry, rule.member))
             parents = tuple(normalise_dn(m) for m in _texts(entry, ("memberOf",)))
             found.append(GroupEntry(normalise_dn(dn), dn, name, members, parents))
-            stamp = first_text(entry, rule.delta)
-            if stamp and stamp > latest:
-                latest = stamp
-        if latest:
-            newest.append(latest)
+            newest.see(first_text(entry, rule.delta))
         return found
 
     def _in_chain(
@@ -237,7 +239,7 @@ class LdapReader:
         self,
         rule: Flavour,
         highest_usn: int | None,
-        newest: list[str],
+        newest: _Newest,
         started: float,
         previous: str | None = None,
     ) -> str | None:
@@ -245,14 +247,13 @@ class LdapReader:
             if highest_usn is not None:
                 return str(highest_usn)
             return previous
-        stamps = [k for k in (_stamp_key(s) for s in newest) if k is not None]
         ceiling = datetime.fromtimestamp(
             started - self.config.delta_overlap.total_seconds(), UTC
         ).strftime(_STAMP)[:14]
         after = ""
-        if stamps:
+        if newest.value:
             # strictly after the newest change read; the ceiling re-reads recent seconds
-            newest_read = datetime.strptime(max(stamps), "%Y%m%d%H%M%S")
+            newest_read = datetime.strptime(newest.value, "%Y%m%d%H%M%S")
             after = (newest_read + timedelta(seconds=1)).strftime("%Y%m%d%H%M%S")
         best = max(after, (previous or "")[:14])
         return min(best, ceiling) + "Z" if best else None
