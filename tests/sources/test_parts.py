@@ -192,3 +192,67 @@ def test_retry_after_in_seconds_or_as_a_date() -> None:
     assert retry_after("7") == 7.0
     assert retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == 10.0
     assert retry_after("soon") is None and retry_after(None) is None
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=40),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
+    max_leaves=20,
+)
+KEYS = st.sampled_from(
+    ["id", "uuid", "mobileDeviceId", "easDeviceId", "jailBroken", "managementAgent",
+     "complianceState", "platform", "os_version", "mdm", "issues", "device_mapping",
+     "general", "hardware", "security", "userAndLocation", "network", "wiFiMacAddress"]
+)  # fmt: skip
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(KEYS | st.text(max_size=8), JSON, max_size=10))
+def test_any_mdm_record_maps_or_is_skipped_never_raises(record: dict[str, object]) -> None:
+    from devicegate.sources.mdm import fleet_device, intune_device, jamf_device
+
+    for mapper in (intune_device, fleet_device, jamf_device):
+        device = mapper(record)
+        assert device is None or (device.device_id and len(device.device_id) <= 128)
+
+
+@settings(max_examples=300)
+@given(
+    st.text(max_size=80),
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "uid",
+                "UID",
+                "mail",
+                "cn",
+                "entryUUID",
+                "devicegateUnit",
+                "employeeType",
+                "userAccountControl",
+                "objectGUID",
+            ]
+        ),
+        st.lists(st.binary(max_size=40), max_size=3),
+        max_size=8,
+    ),
+)
+def test_any_ldap_entry_maps_never_raises(dn: str, entry: dict[str, list[bytes]]) -> None:
+    from devicegate.sources.config import LdapSource
+    from devicegate.sources.ldapmap import flavour, fold, map_user
+
+    config = LdapSource.model_validate(
+        {
+            "kind": "ldap",
+            "url": "ldap://127.0.0.1",
+            "users": {"base": "dc=gov,dc=example"},
+            "unit": {"attribute": "devicegateUnit", "ou_base": "dc=gov,dc=example"},
+            "disabled": {"attribute": "employeeType"},
+        }
+    )
+    for server in ("openldap", "ad"):
+        user = map_user(dn, fold(entry), config, flavour(config, server), UnitMapper(
+            "dc=gov,dc=example", {"gov": "gov"}))  # fmt: skip
+        assert user.unit is None or user.unit == user.unit.strip("/")
