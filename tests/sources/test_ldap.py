@@ -401,3 +401,34 @@ def test_the_refresher_keeps_every_server_on_the_store_current(
     b.tick()
     assert seen["a"][-1] == seen["b"][-1] == forced.loaded.version.version
     assert a.metrics().size == b.metrics().size == 47
+
+
+def test_the_refresher_thread_swaps_in_a_change_within_its_interval(
+    server: Slapd, tmp_path: Path
+) -> None:
+    import threading
+    from datetime import timedelta
+
+    from devicegate.sources import Refresher
+
+    path = server.source_yaml(tmp_path / "ldap.yaml", refresh={"delta": "1s", "full": "1h"})
+    source = Source.open(path, open_store(f"sqlite:///{tmp_path}/store.db"))
+    swapped = threading.Event()
+    served: list[Directory] = []
+
+    def on_version(directory: Any, _version: Any) -> None:
+        served.append(directory)
+        swapped.set()
+
+    refresher = Refresher(
+        source, on_version, current=source.ensure_version(), poll=timedelta(seconds=0.2)
+    )
+    refresher.start()
+    try:
+        _move(server, "i.petrov", "gov/minpromtorg/industry", "gov/minfin/budget")
+        assert swapped.wait(30), "no new version within 30 s"
+    finally:
+        refresher.stop()
+    petrov = served[-1].get("i.petrov")
+    assert petrov is not None and petrov.unit == "gov/minfin/budget"
+    assert refresher.metrics().last_outcome == "accepted"

@@ -86,8 +86,11 @@ class Refresher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         now = clock()
-        self._next_full = now + self.full_every
-        self._next_delta = now + self.delta_every if self.delta_every else float("inf")
+        # a version older than the full interval (a restart after an outage) is refreshed
+        # at once; a delta is always due at once, so a restart is current within a tick
+        age = max(0.0, utc_now().timestamp() - current.version.accepted_at.timestamp())
+        self._next_full = now + max(0.0, self.full_every - age)
+        self._next_delta = now if self.delta_every else float("inf")
         self._last_success = current.version.accepted_at.timestamp()
         self._refusals = 0
         self._last_outcome = "loaded"
