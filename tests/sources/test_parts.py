@@ -256,3 +256,15 @@ def test_any_ldap_entry_maps_never_raises(dn: str, entry: dict[str, list[bytes]]
         user = map_user(dn, fold(entry), config, flavour(config, server), UnitMapper(
             "dc=gov,dc=example", {"gov": "gov"}))  # fmt: skip
         assert user.unit is None or user.unit == user.unit.strip("/")
+
+
+def test_membership_survives_another_spelling_of_the_dn() -> None:
+    """A group lists its member in another, equivalent spelling (hex escape, case, spaces)."""
+    state = DirectoryState()
+    state.users["k"] = UserEntry("k", "CN=Smith\\2C John,OU=Budget,DC=gov,DC=example", "j", "gov")
+    state.users["p"] = UserEntry("p", "uid=Plain , ou=Budget,dc=gov,dc=example", "p", "gov")
+    member = normalise_dn("cn=smith\\, john,ou=budget,dc=gov,dc=example")
+    plain = normalise_dn("UID=plain,OU=Budget,DC=gov,DC=example")
+    state.groups["g"] = GroupEntry("g", "cn=g,dc=gov,dc=example", "g", (member, plain))
+    directory = build_directory(state, "s")
+    assert [directory.get(n).groups for n in ("j", "p")] == [{"g"}, {"g"}]  # type: ignore[union-attr]

@@ -129,6 +129,11 @@ def _plain_rdns(dn: str) -> list[tuple[str, str]] | None:
     return pairs
 
 
+def plain_dn(dn: str) -> bool:
+    """Whether `dn` has no escapes, quotes or multi-valued RDNs (split on `,` and `=`)."""
+    return _PLAIN_DN.fullmatch(dn) is not None
+
+
 _DN_SPACES = re.compile(r"\s*([,=])\s*")
 
 
@@ -307,4 +312,5 @@ __all__ = [
     "is_disabled",
     "map_user",
     "normalise_dn",
+    "plain_dn",
 ]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import ldap.dn
@@ -157,7 +157,7 @@ class LdapReader:
             for group in groups:
                 if state.mode == "in_chain":
                     kept = state.groups.get(group.key)
-                    group = replace(group, members=kept.members if kept else ())
+                    group = group._replace(members=kept.members if kept else ())
                 state.groups[group.key] = group
             if state.mode == "in_chain" and groups:
                 self._in_chain(conn, rule, state, _with_ancestors(state, [g.key for g in groups]))
@@ -233,7 +233,7 @@ class LdapReader:
                     [rule.key],
                 )
             ]  # fmt: skip
-            state.groups[key] = replace(group, members=tuple(sorted(members)))
+            state.groups[key] = group._replace(members=tuple(sorted(members)))
 
     def _watermark(
         self,

@@ -18,7 +18,7 @@ import json
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from devicegate.directory import Directory, DirectoryProblem, User
 from devicegate.errors import SourceError
@@ -32,10 +32,10 @@ MAX_CONTENT_BYTES = 2 * 1024 * 1024 * 1024
 GroupMode = Literal["walk", "in_chain", "none"]
 
 
-@dataclass(frozen=True, slots=True)
-class UserEntry:
+class UserEntry(NamedTuple):
     """One person entry as mapped from LDAP. `unit` is None when no usable unit was found
-    (the user is then reported, not served)."""
+    (the user is then reported, not served). A named tuple, not a dataclass: a full pass
+    makes one per user, and the stored form writes it as it is (a JSON array)."""
 
     key: str
     dn: str
@@ -46,8 +46,7 @@ class UserEntry:
     disabled: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class GroupEntry:
+class GroupEntry(NamedTuple):
     """One group. `members` holds normalised member DNs (walk: users and groups alike) or,
     with AD's in-chain rule, the keys of every user that is a member at any depth.
     `parents` are the normalised DNs of the groups this group is a direct member of (AD's
@@ -133,6 +132,12 @@ def group_cycles(groups: dict[str, GroupEntry]) -> list[tuple[str, ...]]:
     return sorted(cycles)
 
 
+def _squeezed(rdn: str) -> str:
+    """An RDN as `normalise_dn` writes it when it has spaces around `=`."""
+    attribute, _, value = rdn.partition("=")
+    return f"{attribute.strip()}={value.strip()}".casefold()
+
+
 def resolve_groups(state: DirectoryState) -> dict[str, frozenset[str]]:
     """Each user key → the names of every group it belongs to, at any depth."""
     result: dict[str, set[str]] = {}
@@ -166,11 +171,16 @@ def resolve_groups(state: DirectoryState) -> dict[str, frozenset[str]]:
         closure[start] = names
         return names
 
-    from devicegate.sources.ldapmap import normalise_dn
+    from devicegate.sources.ldapmap import normalise_dn, plain_dn
 
+    # only a user whose first RDN some member DN starts with can be a member: a plain DN
+    # (no escapes) whose first RDN is no member's is skipped without normalising it all —
+    # most users are in no group
+    heads = {member.partition(",")[0] for member in parents}
     for user in state.users.values():
-        dn_key = normalise_dn(user.dn)
-        direct = parents.get(dn_key)
+        if plain_dn(user.dn) and _squeezed(user.dn.partition(",")[0]) not in heads:
+            continue
+        direct = parents.get(normalise_dn(user.dn))
         if direct:
             # users sharing the same direct groups share one closure computation
             groups: set[str] = set()
@@ -291,10 +301,8 @@ def encode(state: State) -> tuple[bytes, str]:
             "kind": "directory",
             "mode": state.mode,
             "server": state.server,
-            "users": [
-                [u.key, u.dn, u.login, u.unit, u.email, u.name, u.disabled]
-                for u in sorted(state.users.values(), key=lambda u: u.key)
-            ],
+            # named tuples sort by their first field, the key, and dump as JSON arrays
+            "users": sorted(state.users.values()),
             "groups": [
                 [g.key, g.dn, g.name, sorted(g.members), sorted(g.parents)]
                 for g in sorted(state.groups.values(), key=lambda g: g.key)
@@ -337,7 +345,7 @@ def decode(blob: bytes) -> State:
             for key, dn, login, unit, email, name, disabled in data["users"]:
                 state.users[str(key)] = UserEntry(
                     str(key), str(dn), str(login), _text(unit), _text(email), _text(name),
-                    bool(disabled),
+                    disabled is True,
                 )  # fmt: skip
             for key, dn, name, members, parents in data["groups"]:
                 state.groups[str(key)] = GroupEntry(
