@@ -116,6 +116,16 @@ class Refresh(_Strict):
         return None if value is None else _duration(value)
 
 
+class FullRefresh(Refresh):
+    """An MDM's intervals: full passes only (no delta API common to the three MDMs)."""
+
+    @model_validator(mode="after")
+    def _no_delta(self) -> FullRefresh:
+        if self.delta is not None:
+            raise ValueError("an MDM source is read whole: give `full`, not `delta`")
+        return self
+
+
 class Guard(_Strict):
     """The share of users or devices one sync may remove before it is refused."""
 
@@ -219,7 +229,7 @@ class IntuneSource(_Source):
     )
     ca_file: Path | None = None
     page_size: int = Field(default=999, ge=1, le=999)
-    refresh: Refresh = Refresh()
+    refresh: FullRefresh = FullRefresh()
 
 
 class FleetSource(_Source):
@@ -228,7 +238,7 @@ class FleetSource(_Source):
     token: Secret
     ca_file: Path | None = None
     page_size: int = Field(default=500, ge=1, le=10_000)
-    refresh: Refresh = Refresh()
+    refresh: FullRefresh = FullRefresh()
 
 
 class JamfSource(_Source):
@@ -238,7 +248,7 @@ class JamfSource(_Source):
     client_secret: Secret
     ca_file: Path | None = None
     page_size: int = Field(default=200, ge=1, le=2000)
-    refresh: Refresh = Refresh()
+    refresh: FullRefresh = FullRefresh()
 
 
 SourceConfig = LdapSource | IntuneSource | FleetSource | JamfSource
@@ -263,7 +273,7 @@ def refresh_of(config: SourceConfig) -> Refresh:
     """The effective intervals: the file's, else the defaults above."""
     default = DEFAULT_REFRESH["ldap" if isinstance(config, LdapSource) else "mdm"]
     return Refresh(
-        delta=config.refresh.delta or default.delta if isinstance(config, LdapSource) else None,
+        delta=(config.refresh.delta or default.delta) if isinstance(config, LdapSource) else None,
         full=config.refresh.full or default.full,
     )
 
