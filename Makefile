@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml scripts/system-deps.sh scripts/deps/*.txt | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint typecheck unit system-deps venv clean bench
+.PHONY: demo test lint typecheck unit compat system-deps venv clean bench
 
 $(STAMP): pyproject.toml scripts/system-deps.sh $(wildcard scripts/deps/*.txt)
 	bash scripts/system-deps.sh
@@ -28,7 +28,20 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-test: lint typecheck unit
+test: lint typecheck unit compat
+
+# server/protocol.py subclasses uvicorn's httptools protocol: its tests also run on the oldest
+# uvicorn pyproject.toml admits (the newest is what the venv installs).
+UVICORN_OLDEST := $(shell sed -n 's/.*"uvicorn>=\([0-9.]*\),.*/\1/p' pyproject.toml)
+COMPAT := $(VENV)/compat/uvicorn-$(UVICORN_OLDEST)
+
+$(COMPAT)/.installed: $(STAMP)
+	$(BIN)/python -m pip install -q --no-deps --target $(COMPAT) uvicorn==$(UVICORN_OLDEST)
+	touch $@
+
+compat: $(COMPAT)/.installed
+	PYTHONPATH=$(COMPAT) $(BIN)/python -c "import uvicorn; assert uvicorn.__version__ == '$(UVICORN_OLDEST)', uvicorn.__version__"
+	PYTHONPATH=$(COMPAT) $(BIN)/python -m pytest -q -p no:cacheprovider tests/server/test_protocol.py tests/security/test_limits.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/decide.py

@@ -18,7 +18,7 @@ policy. Then, in one run:
              nothing changed, so the last run's results are reused), then once more with
              a *changed* policy (a rule's message edited: a new policy version), which
              re-judges everything from the stored groups without re-reading the log
-             (`rejudge_seconds`, not a target of the issue, reported for honesty).
+             (`rejudge_seconds`: not a target, reported so that a slower re-judge shows).
 
 Both sides must agree on events and violations. The last line is one JSON object.
 """

@@ -9,8 +9,8 @@ cannot vouch for the file as a whole. Measured in one run, each in a subprocess 
 
 * devicegate — `ingest_file`: the whole-file fast path, then the file in parts of
   `PART_LINES` lines, only the part holding the odd line read by the reference parser;
-* baseline — what `ingest_file` did before: the whole file through the reference parser
-  (`ingest_python`).
+* baseline — the whole file through the reference parser (`ingest_python`): what reading
+  it without parts costs.
 
 Both must count the same events and bad lines. The last line is one JSON object.
 """

@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/audit_floors.py [--lines 10000000] [--cache DIR] [--rounds 2]
 
 `benchmarks/audit.py` measures `devicegate audit` against a Python loop; this script asks
-what any DuckDB-based audit of the same log must at least spend, so that the issue's 8 s
-target can be weighed against floors measured next to devicegate, not guessed. On the log
+what any DuckDB-based audit of the same log must at least spend, so that devicegate's time
+is weighed against floors measured next to it, not guessed (docs/performance.md). On the log
 `audit.py` generates (same cache), each in a subprocess of its own, best of `--rounds`:
 
 * cat        — the file read from the page cache to /dev/null;

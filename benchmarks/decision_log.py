@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from devicegate.server.rows import CHUNK, RowWriter, Template
+from devicegate.server.log_rows import CHUNK, RowWriter, Template
 from devicegate.store import open_store
 
 DETAIL = json.dumps(

@@ -159,11 +159,12 @@ def serve_http(port: int, app: Any) -> None:
 def serve_adapter_postfix(port: int) -> None:
     import uvloop
 
+    from devicegate.adapters import dovecot
     from devicegate.adapters.postfix import PostfixPolicyServer
 
     async def main() -> None:
         service = _LeanLocal()
-        service.decide(USER, "email", _ios_signals(), adapter="dovecot")  # the sighting
+        service.decide(USER, "email", _ios_signals(), adapter=dovecot.ADAPTER)  # the sighting
         server = PostfixPolicyServer(service, "127.0.0.1", port)
         await server.start()
         await asyncio.Event().wait()

@@ -15,4 +15,13 @@ POSTFIX_WINDOW = "24h"
 #: Which sightings in that window count: `any` identified device, or the `newest` only.
 POSTFIX_MATCH = "any"
 
-__all__ = ["DEFAULT_STORE_URL", "POSTFIX_MATCH", "POSTFIX_WINDOW", "STORE_ENV"]
+#: The environment variable that makes triage read message text (links) by default.
+TRIAGE_MESSAGE_TEXT = "DEVICEGATE_TRIAGE_MESSAGE_TEXT"
+
+__all__ = [
+    "DEFAULT_STORE_URL",
+    "POSTFIX_MATCH",
+    "POSTFIX_WINDOW",
+    "STORE_ENV",
+    "TRIAGE_MESSAGE_TEXT",
+]

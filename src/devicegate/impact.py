@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from devicegate.inventory import InventoryDevice
-from devicegate.model import Request, Signals
+from devicegate.model import Request, Signals, device_label
 from devicegate.policy import Snapshot, decide
 from devicegate.policy.compile import CompiledRule
 
@@ -75,10 +75,7 @@ def _rule_impact(snapshot: Snapshot, rule: CompiledRule, at: datetime) -> RuleIm
         found = _outcome(snapshot, rule, user.id, moment, inventory_signals(device), resources)
         if found is None:
             continue
-        label = (
-            " ".join(part for part in (device.vendor, device.model or device.platform) if part)
-            or "unknown device"
-        )
+        label = device_label(device.vendor, device.platform, device.model)
         rows.append(
             ImpactRow(
                 rule.id, user.unit, user.id, device.device_id, label, moment, found[0], found[1]

@@ -32,7 +32,7 @@ SEVERITY: dict[Action, int] = {
 
 
 class Trust(StrEnum):
-    """How far a signal can be believed (DESIGN.md, "How far to trust a signal")."""
+    """How far a signal can be believed (docs/design.md, "How far a signal is believed")."""
 
     ATTESTED = "attested"  # MDM inventory, mTLS / EAP-TLS certificate: not simply claimed
     REPORTED = "reported"  # self-declared by the client: User-Agent, ActiveSync, IMAP ID
@@ -175,8 +175,8 @@ class DeviceProfile:
 
     `vendor` … `os_version` are the best single values (attested first, then the most
     confident); `claims` keeps *every* value any credible signal supports per attribute, which
-    is what the engine's deny/allow-list semantics need (DESIGN.md rule 8). A platform the
-    signals cannot settle (iPadOS in desktop mode looks exactly like macOS) appears as
+    is what the engine's deny/allow-list semantics need (docs/semantics.md rule 8). A platform
+    the signals cannot settle (iPadOS in desktop mode looks exactly like macOS) appears as
     several claims from one signal and `ambiguous` names the attribute.
     """
 
@@ -202,6 +202,11 @@ class DeviceProfile:
         return self.vendor is not None or self.platform is not None
 
     @property
+    def label(self) -> str:
+        """`device_label` of this profile."""
+        return device_label(self.vendor, self.platform, self.model)
+
+    @property
     def spoofing_suspected(self) -> bool:
         return bool(self.conflicts)
 
@@ -220,6 +225,17 @@ class DeviceProfile:
 
 
 UNIDENTIFIED = DeviceProfile()
+
+#: What a device nothing is known about is called, wherever devices are listed.
+UNIDENTIFIED_LABEL = "unidentified device"
+
+
+def device_label(vendor: str | None, platform: str | None = None, model: str | None = None) -> str:
+    """How a device is named to people, everywhere it is listed (notices, impact, the audit
+    report, `devices list`, SMTP refusals): what is known of vendor, platform and model, a
+    word once (`Apple iOS iPhone14,2`), else `unidentified device`."""
+    parts = [part for part in (vendor, platform, model) if part]
+    return " ".join(dict.fromkeys(parts)) or UNIDENTIFIED_LABEL
 
 
 @dataclass(frozen=True, slots=True)

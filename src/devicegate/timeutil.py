@@ -35,4 +35,9 @@ def parse_at(text: str | None, tz: ZoneInfo | None = None) -> datetime:
     return value
 
 
-__all__ = ["assume_utc", "parse_at", "utc_now"]
+def when(moment: datetime | None) -> str:
+    """A moment as people read it in listings: `2023-07-17 09:00:12 UTC`."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment is not None else "-"
+
+
+__all__ = ["assume_utc", "parse_at", "utc_now", "when"]

@@ -1,5 +1,5 @@
-"""`devicegate impact` lists every rule, saying "matches nobody" where it does (issue 16,
-findings 1 and 9): a dead rule once simply vanished from the list."""
+"""`devicegate impact` lists every rule, saying "matches nobody" where it does: a rule that
+reaches no device must be seen, not vanish from the list."""
 
 from __future__ import annotations
 

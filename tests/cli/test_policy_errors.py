@@ -1,6 +1,6 @@
-"""A broken policy gives every command the same `file:line: field: message` error, exit 1
-(issue 16, finding 2): `from: 2023-08-34` once crashed everything but `validate` with
-`internal error: ValueError` (exit 70), and a reload answered without file or line."""
+"""A broken policy gives every command the same `file:line: field: message` error, exit 1:
+an impossible date such as `from: 2023-08-34` must never surface as `internal error:
+ValueError` (exit 70), and a reload must answer with the file and the line."""
 
 from __future__ import annotations
 

@@ -90,8 +90,8 @@ def test_units_unknown_to_the_policy_are_reported(tmp_path: Path) -> None:
 
 
 def test_every_problem_names_its_own_line_and_a_hint_that_fits(tmp_path: Path) -> None:
-    """Issue 16, finding 9: an unknown unit was reported on line 0, and every problem got the
-    unknown-unit hint."""
+    """An unknown unit is reported on its first user's line, not line 0, and each problem
+    gets a hint that fits it, not the unknown-unit hint."""
     path = tmp_path / "d.csv"
     path.write_text(
         "user,unit\na,gov/minfin\n,gov/minfin\nb,gov/secret\nc,gov/secret\na,gov\n", "utf-8"

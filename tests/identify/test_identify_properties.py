@@ -42,7 +42,7 @@ INVENTORY = Inventory(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(signals)
 def test_no_extractor_raises_on_arbitrary_signals(value: Signals) -> None:
     for extractor in default_extractors(INVENTORY):
@@ -180,3 +180,58 @@ def test_cache_returns_the_same_profile_as_identify(value: Signals) -> None:
     first = identifier.profile(value)
     assert identifier.profile(value) is first
     assert first == identify(value)
+
+
+# Precision: Apple names inside an agent that names a non-Apple platform are mentioned in
+# passing. Fragments are the tokens the User-Agent rules look for, in any order and mix.
+
+APPLE_FRAGMENTS = [
+    "iPhone",
+    "iPad",
+    "iPhone14,2",
+    "iPad13,1",
+    "Watch6,1",
+    "Mac14,2",
+    "iPh6,2",
+    "iPhone15%2C3",
+    "iOS 17.2",
+    "iOS",
+    "macOS/14.2",
+    "Example.iOS/5.1",
+    "watchOS 10",
+    "tvOS",
+    "Mac Catalyst",
+    "Darwin/22.6.0",
+    "Darwin 23.2.0 arm64",
+    "darwin/arm64",
+    "aarch64-apple-darwin",
+    "arm64-apple-ios17.0",
+    "AppleCoreMedia/1.0.0.21C66 (iPhone; U; CPU OS 17_2 like Mac OS X)",
+    "AirPlay/710.78",
+    "QuickTime/7.7.3 (qtver=7.7.3;os=Mac 10.8.5)",
+    "dv(iPh9,3);ov(12_5_7)",
+    "iPh OS 7_1_2",
+    "CFNetwork/1410.0.3",
+    "Macintosh",
+]
+NON_APPLE_PREFIXES = [
+    "Mozilla/5.0 (Linux; Android 13; {}) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Mobile Safari/537.36",
+    "Dalvik/2.1.0 (Linux; U; Android 13; {} Build/TP1A.220624.014)",
+    "ExampleSync/3.0 (Windows NT 10.0; Win64; x64) {}",
+    "ExampleApp/1.0 (HarmonyOS 4.0; {})",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(NON_APPLE_PREFIXES),
+    st.lists(st.sampled_from(APPLE_FRAGMENTS), min_size=1, max_size=4),
+    st.sampled_from(["; ", " ", "/", "-", ""]),
+)
+def test_an_agent_naming_another_platform_is_never_apple(
+    template: str, fragments: list[str], separator: str
+) -> None:
+    ua = template.format(separator.join(fragments))
+    profile = identify(Signals(user_agent=ua))
+    assert "Apple" not in profile.claimed("vendor"), (ua, profile.evidence)

@@ -58,11 +58,13 @@ def wait_port(
 
 def app_for(service: DecisionService) -> Starlette:
     async def dovecot_policy(request: Request) -> Response:
-        status, data = dovecot.handle(service, await request.body(), dict(request.query_params))
+        status, data = dovecot.answer(
+            service, request.query_params.get("command", "allow"), await request.body()
+        )
         return JSONResponse(data, status_code=status)
 
     async def radius_authorize(request: Request) -> Response:
-        status, data = radius.handle(service, await request.body())
+        status, data = radius.answer(service, await request.body())
         return JSONResponse(data, status_code=status)
 
     return Starlette(

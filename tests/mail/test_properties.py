@@ -65,7 +65,7 @@ def test_dovecot_parser_raises_only_signal_error(body: bytes) -> None:
 @FAST
 @given(dovecot_bodies(), st.sampled_from(["allow", "report", "x"]))
 def test_dovecot_handler_always_answers(snapshot: Snapshot, body: bytes, command: str) -> None:
-    status, answer = dovecot.handle(LocalService(snapshot), body, {"command": command})
+    status, answer = dovecot.answer(LocalService(snapshot), command, body)
     assert status in (200, 400) and answer["status"] in (0, -1)
 
 
@@ -74,7 +74,7 @@ def test_dovecot_handler_always_answers(snapshot: Snapshot, body: bytes, command
 def test_radius_handler_always_answers(snapshot: Snapshot, body: bytes) -> None:
     with contextlib.suppress(SignalError):
         radius.parse_request(body)
-    status, reply = radius.handle(LocalService(snapshot), body)
+    status, reply = radius.answer(LocalService(snapshot), body)
     assert status in (200, 401)
     assert all(key.startswith("reply:") for key in reply)
 
@@ -136,7 +136,7 @@ def test_postfix_answers_do_not_depend_on_how_the_stream_is_cut(
     answers, one a request, in request order."""
     data = b"".join(stream)
     service = LocalService(snapshot)
-    service.decide(BANNED, "email", Signals(imap_id=IOS_MAIL), adapter="dovecot")  # REJECT
+    service.decide(BANNED, "email", Signals(imap_id=IOS_MAIL), adapter=dovecot.ADAPTER)  # REJECT
     expected = _feed(postfix.PostfixPolicyServer(service, "127.0.0.1", 0), [data])
     assert len(expected) == len(stream)
     late: list[object] = []

@@ -1,7 +1,8 @@
-"""Lints that catch the mistakes which silently switch a rule off (issue 16, finding 1).
+"""Lints that catch the mistakes which silently switch a rule off.
 
 A misspelt vendor or platform, a broken glob, a group the directory does not have, a scope
-its own exclusion swallows: each used to validate cleanly and then match nobody.
+its own exclusion swallows: each is valid YAML of the right shape, and without these lints
+would validate cleanly and then match nobody.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ BEFORE = datetime(2023, 7, 1, tzinfo=UTC)
 HEAD = """\
 timezone: Europe/Moscow
 units: [gov/minfin/budget, gov/mintsifry/ios-lab, rostec/cii]
+unknown_user: allow
 """
 
 
@@ -85,7 +87,7 @@ def test_a_misspelt_vendor_or_platform_is_a_warning_with_a_suggestion(
     found = only(issues, code)
     assert len(found) == 1, issues
     assert found[0].severity is Severity.WARNING
-    assert found[0].field == field and found[0].line == 6
+    assert found[0].field == field and found[0].line == 7
     assert found[0].hint is not None and f"did you mean {hint}" in found[0].hint
     assert "declare it" in found[0].hint
 
@@ -149,9 +151,9 @@ def test_a_broken_glob_is_an_error_naming_the_entry(
 ) -> None:
     text = policy_text(f"when: {{vendor: [Apple], model: ['iPhone*', '{glob}']}}")
     errors = [i for i in findings(tmp_path, text) if i.severity is Severity.ERROR]
-    assert [(i.field, i.line, i.code) for i in errors] == [("rules[0].when.model[1]", 6, "glob")]
+    assert [(i.field, i.line, i.code) for i in errors] == [("rules[0].when.model[1]", 7, "glob")]
     assert message in errors[0].message
-    with pytest.raises(PolicyError, match=r"p\.yaml:6: rules\[0\]\.when\.model\[1\]"):
+    with pytest.raises(PolicyError, match=r"p\.yaml:7: rules\[0\]\.when\.model\[1\]"):
         load_policy([tmp_path / "p.yaml"])
 
 
@@ -246,10 +248,10 @@ def test_groups_users_and_devices_are_checked_when_given(tmp_path: Path) -> None
     }
     assert all(i.severity is Severity.WARNING for i in issues)
     group = got["unknown-group", "rules[0].scope.exclude.groups[0]"]
-    assert group.line == 5 and "no user in `d.csv`" in group.message
+    assert group.line == 6 and "no user in `d.csv`" in group.message
     assert group.hint == "did you mean `ios-developers`?"
     assert got["unknown-user", "exceptions[1].user"].hint == "did you mean `alice`?"
-    assert got["unknown-user", "exceptions[1].user"].line == 11
+    assert got["unknown-user", "exceptions[1].user"].line == 12
     assert "not in the inventory" in got["unknown-device", "exceptions[5].device"].message
 
 
@@ -321,3 +323,13 @@ def test_arbitrary_condition_values_never_raise(
     loaded, issues = check_policy([path], directory=USERS, inventory=DEVICES, now=BEFORE)
     assert loaded is not None or any(i.severity is Severity.ERROR for i in issues)
     assert all(i.file == str(path) or i.field == "directory" for i in issues)
+
+
+def test_an_allowed_unknown_user_is_made_visible(tmp_path: Path) -> None:
+    """Left at its default, `unknown_user` lets a name the directory lacks through every
+    rule: validate says so (docs/security.md), and is silent once the policy chooses."""
+    default = policy_text("when: {vendor: [Apple]}").replace("unknown_user: allow\n", "")
+    assert "unknown-user-allowed" in [issue.code for issue in findings(tmp_path, default)]
+    for choice in ("block", "allow"):
+        chosen = default.replace("rules:", f"unknown_user: {choice}\nrules:", 1)
+        assert "unknown-user-allowed" not in [i.code for i in findings(tmp_path, chosen)]

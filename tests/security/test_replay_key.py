@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from devicegate.adapters import forward_auth as fa
 from devicegate.errors import SignalError
-from devicegate.server.hotpath import PREFIX, answer_key
+from devicegate.server.forward_auth_endpoint import PREFIX, answer_key
 from tests.server import procs
 from tests.server.scenario import ANDROID_EAS, OPS, write_scenario
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from devicegate.adapters.forward_auth import ADAPTER as FORWARD_AUTH
 from tests.server.conftest import TestClient, make_app
 from tests.server.scenario import ANDROID_CHROME, IPHONE_SAFARI, OPS
 from tests.server.test_cli import run
@@ -83,7 +84,7 @@ def test_a_sighting_counts_before_it_is_committed(
 
         async def access_then_ask() -> tuple[int, str | None, str | None]:
             service = app.service
-            service.prepare(OPS, "web", Signals(user_agent=IPHONE_SAFARI), adapter="forward-auth")
+            service.prepare(OPS, "web", Signals(user_agent=IPHONE_SAFARI), adapter=FORWARD_AUTH)
             pending = service.log.pending  # not committed yet
             seen = service.recent_sighting(OPS, window=timedelta(minutes=5))
             return pending, seen and seen.adapter, seen and seen.signals.user_agent

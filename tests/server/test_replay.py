@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from devicegate.adapters import forward_auth as fa
 from devicegate.model import Signals
 from devicegate.policy.engine import HELD_RULE
 from devicegate.server import DevicegateApp
@@ -76,7 +77,7 @@ def test_next_policy_date_ends_replays(tmp_path: Path, scenario: tuple[Path, Pat
         try:
             service = app.service
             prepared, batch = service.prepare(
-                OPS, "web", Signals(user_agent=WINDOWS_EDGE), adapter="forward-auth"
+                OPS, "web", Signals(user_agent=WINDOWS_EDGE), adapter=fa.ADAPTER
             )
             await service.log.wait(batch)
             assert prepared.decision.action.value == "warn"  # in the notice period
@@ -87,7 +88,7 @@ def test_next_policy_date_ends_replays(tmp_path: Path, scenario: tuple[Path, Pat
             # deciding at that moment gives another answer: the replay had to end
             later = datetime.fromtimestamp(start, UTC)
             again, _ = service.prepare(
-                OPS, "web", Signals(user_agent=WINDOWS_EDGE), adapter="forward-auth", at=later
+                OPS, "web", Signals(user_agent=WINDOWS_EDGE), adapter=fa.ADAPTER, at=later
             )
             assert again.decision.action.value == "block"
             assert service.replay_if_valid(again, time.time()) is None  # an `at` never replays

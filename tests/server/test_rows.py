@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from devicegate.server.rows import BACKSTOP_PAGES, RowWriter, Template
+from devicegate.server.log_rows import BACKSTOP_PAGES, RowWriter, Template
 from devicegate.store import open_store
 
 USER = "m.sokolova@minpromtorg.example"

@@ -137,4 +137,4 @@ def test_seen_has_the_shape_the_server_writes() -> None:
         "model": "iPhone14,2",
         "os_version": "16.2",
     }
-    assert describe_seen({"device": "junk", "signals": ["x"]}) == "unidentified"
+    assert describe_seen({"device": "junk", "signals": ["x"]}) == "unidentified device"

@@ -154,17 +154,54 @@ def file_id(domain: str, relative_path: str) -> str:
     return hashlib.sha1(f"{domain}-{relative_path}".encode()).hexdigest()
 
 
-def sqlite_bytes(script: str, rows: list[tuple[str, tuple[object, ...]]]) -> bytes:
+Statement = tuple[str, tuple[object, ...]]
+#: How iOS leaves its databases in a backup: header in write-ahead-log mode (bytes 18–19
+#: = 2), the log checkpointed and absent. "delete" is the rollback mode of older tools.
+JOURNALS = ("wal", "delete")
+
+
+def sqlite_bytes(script: str, rows: list[Statement], *, journal: str = "wal") -> bytes:
     """A database file built from a schema script and (sql, params) inserts."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "db.sqlite"
         db = sqlite3.connect(path)
+        db.execute(f"PRAGMA journal_mode={JOURNALS[JOURNALS.index(journal)]}")
         db.executescript(script)
         for sql, params in rows:
             db.execute(sql, params)
         db.commit()
+        db.close()  # checkpoints and removes the log; the header keeps saying WAL
+        return path.read_bytes()
+
+
+def with_journal(data: bytes, journal: str) -> bytes:
+    """The same database with its header in `journal` mode (SQLite rewrites it)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "db.sqlite"
+        path.write_bytes(data)
+        db = sqlite3.connect(path)
+        db.execute(f"PRAGMA journal_mode={JOURNALS[JOURNALS.index(journal)]}")
         db.close()
         return path.read_bytes()
+
+
+def with_wal(data: bytes, *transactions: list[Statement]) -> tuple[bytes, bytes]:
+    """The database in `data` as a main file and a `-wal` file holding `transactions`,
+    each committed but none checkpointed: rows only the log has, as a live phone leaves
+    them when a backup copies both files."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "db.sqlite"
+        path.write_bytes(data)
+        db = sqlite3.connect(path)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA wal_autocheckpoint=0")
+        for statements in transactions:
+            for sql, params in statements:
+                db.execute(sql, params)
+            db.commit()
+        main, wal = path.read_bytes(), Path(f"{path}-wal").read_bytes()
+        db.close()
+        return main, wal
 
 
 class BackupBuilder:
@@ -178,13 +215,17 @@ class BackupBuilder:
         ios_version: str = "16.5",
         serial: str | None = SERIAL,
         udid: str | None = UDID,
+        journal: str = "wal",
     ) -> None:
         self.root = root
         self.keys = Keys(password) if password is not None else None
         self.ios_version = ios_version
         self.serial = serial
         self.udid = udid
+        self.journal = journal
         self.rows: list[tuple[str, str, str, int, bytes]] = []
+        #: Rows written only to Manifest.db-wal (committed, not checkpointed).
+        self.wal_rows: list[tuple[str, str, str, int, bytes]] = []
         self.manifest_extra: dict[str, object] = {}
 
     def add_file(
@@ -195,6 +236,7 @@ class BackupBuilder:
         *,
         when: datetime = BASE,
         times: tuple[int, int, int] | None = None,
+        in_manifest_wal: bool = False,
     ) -> str:
         fid = file_id(domain, relative_path)
         stamp = times or (unix(when),) * 3
@@ -207,7 +249,9 @@ class BackupBuilder:
         meta = mbfile(
             relative_path, size=len(data), mode=0o100644, times=stamp, encryption_key=key_blob
         )
-        self.rows.append((fid, domain, relative_path, 1, meta))
+        (self.wal_rows if in_manifest_wal else self.rows).append(
+            (fid, domain, relative_path, 1, meta)
+        )
         folder = self.root / fid[:2]
         folder.mkdir(parents=True, exist_ok=True)
         (folder / fid).write_bytes(stored)
@@ -228,14 +272,19 @@ class BackupBuilder:
 
     def write(self) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
+        insert = "INSERT OR REPLACE INTO Files VALUES (?,?,?,?,?)"
         db = sqlite_bytes(
             "CREATE TABLE Files (fileID TEXT PRIMARY KEY, domain TEXT, relativePath TEXT, "
             "flags INTEGER, file BLOB);"
             "CREATE INDEX FilesDomainIdx ON Files(domain);"
             "CREATE INDEX FilesRelativePathIdx ON Files(relativePath);"
             "CREATE TABLE Properties (key TEXT PRIMARY KEY, value BLOB);",
-            [("INSERT OR REPLACE INTO Files VALUES (?,?,?,?,?)", row) for row in self.rows],
+            [(insert, row) for row in self.rows],
+            journal=self.journal,
         )
+        if self.wal_rows:
+            db, wal = with_wal(db, [(insert, row) for row in self.wal_rows])
+            (self.root / "Manifest.db-wal").write_bytes(wal)
         lockdown: dict[str, object] = {
             "ProductVersion": self.ios_version,
             "BuildVersion": "20F66",

@@ -85,8 +85,16 @@ CREATE TABLE message_attachment_join (message_id INTEGER, attachment_id INTEGER)
 """
 
 
-def sms(messages: list[tuple[str, str, datetime]]) -> bytes:
-    """(sender handle, text, time) per message; dates in nanoseconds as iOS 11+ writes."""
+def sms(
+    messages: list[tuple[str, str, datetime]],
+    attachments: list[tuple[str | None, str | None, datetime]] | None = None,
+) -> bytes:
+    """(sender handle, text, time) per message; dates in nanoseconds as iOS 11+ writes.
+
+    `attachments` are (transfer_name, filename, time) rows of the `attachment` table, each
+    joined to the first message, as iOS keeps them (filename under
+    `~/Library/SMS/Attachments/`, created_date in Cocoa seconds).
+    """
     rows: list[tuple[str, tuple[object, ...]]] = []
     for n, (sender, text, when) in enumerate(messages, start=1):
         rows.append(
@@ -99,7 +107,21 @@ def sms(messages: list[tuple[str, str, datetime]]) -> bytes:
                 (f"guid-{n}", text, n, "iMessage", "e:owner@example.org", int(cocoa(when) * 1e9)),
             )
         )
+    for n, (transfer_name, filename, when) in enumerate(attachments or [], start=1):
+        rows.append(
+            (
+                "INSERT INTO attachment (ROWID, guid, created_date, filename, transfer_name) "
+                "VALUES (?,?,?,?,?)",
+                (n, f"at-{n}", int(cocoa(when)), filename, transfer_name),
+            )
+        )
+        rows.append(("INSERT INTO message_attachment_join VALUES (1, ?)", (n,)))
     return sqlite_bytes(SMS_SCHEMA, rows)
+
+
+def attachment(name: str, when: datetime) -> tuple[str | None, str | None, datetime]:
+    """An attachment row as iOS writes it: the sent name and its path in the backup."""
+    return (name, f"~/Library/SMS/Attachments/0a/10/AB12-{name}/{name}", when)
 
 
 def profile(uuid: str, name: str = "Example Wi-Fi") -> bytes:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from . import fakes
-from .builder import BASE, BackupBuilder, unix
+from .builder import BASE, BackupBuilder, unix, with_journal
 
 PASSWORD = "correct horse battery staple"
 BENIGN_PROFILE = "11111111-2222-4333-8444-555555555555"
@@ -43,9 +43,14 @@ def base_builder(
     profile_uuid: str = BENIGN_PROFILE,
     ios_version: str = "16.5",
     lockdown: bool | None = False,
+    journal: str = "wal",
 ) -> BackupBuilder:
-    """A phone with ordinary contents; the arguments replace or drop single artefacts."""
-    b = BackupBuilder(root, password=password, ios_version=ios_version)
+    """A phone with ordinary contents; the arguments replace or drop single artefacts.
+
+    Its databases are written as iOS leaves them (`journal="wal"`: a WAL header, no log
+    file) or in rollback mode (`"delete"`), Manifest.db included.
+    """
+    b = BackupBuilder(root, password=password, ios_version=ios_version, journal=journal)
     day = BASE - timedelta(days=3)
     normal = [("mobilesafari", day), ("apsd", day), ("com.apple.Maps", day)]
     procs = normal + list(processes or [])
@@ -55,7 +60,10 @@ def base_builder(
         "locationd": fakes.locationd({}),
         "history": history
         or fakes.history([("https://www.example.org/news", day), ("https://example.com/", day)]),
-        "sms": sms or fakes.sms([("friend@example.org", "see you at 6", day)]),
+        "sms": sms
+        or fakes.sms(
+            [("friend@example.org", "see you at 6", day)], [fakes.attachment("IMG_0001.HEIC", day)]
+        ),
         "prefs": fakes.global_prefs(lockdown),
     }
     if password is None and history is None:
@@ -63,6 +71,8 @@ def base_builder(
     for name, data in contents.items():
         if name not in skip:
             domain, path = ARTEFACT_PATHS[name]
+            if journal != "wal" and data.startswith(b"SQLite format 3\x00"):
+                data = with_journal(data, journal)
             b.add_file(domain, path, data, when=day)
     if "profiles" not in skip:
         b.add_file(PROFILES_DOMAIN, "Library/ConfigurationProfiles/MCMeta.plist", b"<plist/>")

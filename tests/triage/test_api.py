@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 
 import devicegate.triage as triage
+from devicegate.cli.triage_cmd import app
 from devicegate.errors import DevicegateError, InputError
-from devicegate.triage.cli import app
 
 
 def test_public_names() -> None:
@@ -59,3 +59,20 @@ def test_every_artefact_is_documented_in_the_readme() -> None:
     readme = (Path(__file__).resolve().parents[2] / "docs" / "triage.md").read_text()
     for artefact in ARTEFACTS:
         assert f"`{artefact.name}`" in readme, artefact.name
+
+
+def test_every_setting_of_the_cli_is_documented() -> None:
+    """An environment variable that changes what a scan reads is a setting: documented."""
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "triage.md").read_text()
+    group = typer.main.get_command(app)  # a group of typer's own click: no isinstance here
+    envvars = {
+        param.envvar
+        for sub in group.commands.values()  # type: ignore[attr-defined]
+        for param in sub.params
+        if isinstance(param.envvar, str)
+    }
+    assert envvars == {"DEVICEGATE_TRIAGE_MESSAGE_TEXT"}
+    for name in envvars:
+        assert f"| `{name}` |" in page, name

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from devicegate.triage import Coverage, ScanReport, Verdict, load_indicators, scan_backup
 from devicegate.triage.artefacts import Options
 
@@ -109,21 +111,16 @@ def test_file_name_indicator_in_manifest_is_compromised(tmp_path: Path, scan: Sc
     ]
 
 
+def stix_file(path: Path, pattern: str) -> Path:
+    """A STIX 2.1 bundle of one indicator, written to `path`."""
+    indicator = {"type": "indicator", "pattern": pattern, "pattern_type": "stix"}
+    path.write_text(json.dumps({"type": "bundle", "objects": [indicator]}))
+    return path
+
+
 def test_file_path_indicator_uses_the_domain_location(tmp_path: Path) -> None:
-    extra = tmp_path / "paths.stix2"
-    extra.write_text(
-        json.dumps(
-            {
-                "type": "bundle",
-                "objects": [
-                    {
-                        "type": "indicator",
-                        "pattern": "[file:path='/private/var/mobile/Library/Implant/']",
-                        "pattern_type": "stix",
-                    }
-                ],
-            }
-        )
+    extra = stix_file(
+        tmp_path / "paths.stix2", "[file:path='/private/var/mobile/Library/Implant/']"
     )
     b = base_builder(tmp_path / "b", password=PASSWORD)
     b.add_file("HomeDomain", "Library/Implant/agent.db", b"x")
@@ -220,3 +217,50 @@ def test_a_row_for_a_file_that_points_nowhere_does_not_crash(tmp_path: Path, sca
     b = base_builder(tmp_path / "b", password=PASSWORD)
     b.add_row(file_id("HomeDomain", "Library/ghost"), "HomeDomain", "Library/ghost")
     assert scan(b.write()).verdict is Verdict.CLEAN
+
+
+PAYLOAD = "payload.pkpass"
+ATTACHMENT_PATH = f"~/Library/SMS/Attachments/0a/10/AB12-34/{PAYLOAD}"
+
+
+@pytest.mark.parametrize(
+    ("transfer_name", "filename"),
+    [(PAYLOAD, ATTACHMENT_PATH), (None, ATTACHMENT_PATH), (PAYLOAD, None)],
+    ids=["both", "path-only", "sent-name-only"],
+)
+def test_indicator_in_a_message_attachment_is_suspicious(
+    tmp_path: Path, transfer_name: str | None, filename: str | None
+) -> None:
+    """An attachment named by a file-name indicator (an exploit sent by iMessage)."""
+    sms = fakes.sms(
+        [("friend@example.org", "", LATER)],
+        [fakes.attachment("IMG_0001.HEIC", LATER), (transfer_name, filename, LATER)],
+    )
+    root = base_builder(tmp_path / "b", password=PASSWORD, sms=sms).write()
+    with_set = scan_backup(
+        root,
+        load_indicators([stix_file(tmp_path / "attachments.stix2", f"[file:name='{PAYLOAD}']")]),
+        password=lambda: PASSWORD,
+    )
+    assert next(a.note for a in with_set.artefacts if a.name == "sms").endswith("2 attachments")
+    (hit,) = [d for d in with_set.detections if d.kind == "file-indicator"]
+    assert hit.source == "sms" and hit.indicator_set == "attachments.stix2"
+    assert hit.value == (transfer_name or filename) and hit.time is not None
+    assert with_set.verdict is Verdict.SUSPICIOUS
+    # the same backup without that indicator set is clean: the attachment alone decided
+    plain = scan_backup(root, load_indicators(), password=lambda: PASSWORD)
+    assert plain.verdict is Verdict.CLEAN
+
+
+def test_unchecked_links_are_said_with_how_to_check_them(tmp_path: Path, scan: Scan) -> None:
+    root = base_builder(tmp_path / "b", password=PASSWORD).write()
+    report = scan(root)
+    sms = next(a for a in report.artefacts if a.name == "sms")
+    (item,) = sms.not_checked
+    assert item.startswith("links in SMS/iMessage text")
+    assert "--include-message-text" in item and "DEVICEGATE_TRIAGE_MESSAGE_TEXT=1" in item
+    assert report.verdict is Verdict.CLEAN  # the privacy default keeps its verdict …
+    assert f"not checked: {item}" in report.reasons  # … and says what it did not check
+    opted = scan(root, options=Options(include_message_text=True))
+    assert all(not a.not_checked for a in opted.artefacts)
+    assert not any(r.startswith("not checked") for r in opted.reasons)

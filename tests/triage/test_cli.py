@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from devicegate.triage import cli
-from devicegate.triage.cli import app
+from devicegate.cli import triage_cmd as cli
+from devicegate.cli.triage_cmd import app
 
-from .scenarios import PASSWORD, build
+from . import fakes
+from .builder import BASE
+from .scenarios import PASSWORD, base_builder, build
 
 Make = Callable[[str], Path]
 ENV = {"BACKUP_PW": PASSWORD}
@@ -189,3 +191,52 @@ def test_scan_many_out_writes_one_folder_per_backup(tmp_path: Path) -> None:
 def test_scan_many_empty_folder(tmp_path: Path) -> None:
     code, _, err = run("scan-many", str(tmp_path))
     assert code == 2 and "no backup" in err
+
+
+def _linked(tmp_path: Path) -> Path:
+    """A clean phone but for one message linking to a Triangulation domain."""
+    sms = fakes.sms([("friend@example.org", "look https://www.backuprabbit.com/x", BASE)])
+    fleet = tmp_path / "fleet"
+    return base_builder(fleet / "linked", password=PASSWORD, sms=sms).write()
+
+
+@pytest.mark.parametrize(
+    ("setting", "flag", "code"),
+    [
+        (None, None, 0),
+        ("1", None, 4),
+        ("true", None, 4),
+        ("0", None, 0),
+        ("1", "--no-message-text", 0),
+        ("0", "--include-message-text", 4),
+        ("perhaps", None, 2),
+    ],
+)
+def test_message_text_default_is_a_deployment_setting(
+    tmp_path: Path, setting: str | None, flag: str | None, code: int
+) -> None:
+    env = dict(ENV)
+    if setting is not None:
+        env["DEVICEGATE_TRIAGE_MESSAGE_TEXT"] = setting
+    backup = _linked(tmp_path)
+    flags = [flag] if flag else []
+    assert run("scan", str(backup), "--password-env", "BACKUP_PW", *flags, env=env)[0] == code
+    fleet = str(backup.parent)
+    assert run("scan-many", fleet, "--password-env", "BACKUP_PW", *flags, env=env)[0] == code
+
+
+def test_reports_say_links_were_not_checked_and_how(tmp_path: Path) -> None:
+    backup = _linked(tmp_path)
+    code, out, _ = run("scan", str(backup), "--password-env", "BACKUP_PW")
+    assert code == 0
+    text = " ".join(out.split())  # the console wraps long lines
+    assert "- not checked: links in SMS/iMessage text (message text is off" in text
+    assert "--include-message-text" in text
+    assert "sms=parsed except links in SMS/iMessage text," in text
+    code, data = scan_json(backup)
+    (item,) = data["not_checked"]["sms"]
+    assert "DEVICEGATE_TRIAGE_MESSAGE_TEXT=1" in item
+    code, out, _ = run("scan-many", str(backup.parent), "--password-env", "BACKUP_PW")
+    assert "not checked in 1 backup(s): links in SMS/iMessage text" in out
+    code, data = scan_json(backup, "--include-message-text")
+    assert code == 4 and data["not_checked"] == {}

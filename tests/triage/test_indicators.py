@@ -43,13 +43,26 @@ def test_bundled_sets_load_with_their_published_counts() -> None:
 
 
 def test_bundled_copies_are_unchanged_from_the_published_files() -> None:
-    if not SHARED.is_dir():
-        pytest.skip(f"shared indicator folder {SHARED} not present")
-    index = load_indicators()
-    for info in index.sets:
-        import hashlib
+    """The digests the attribution records for the published files are the bundled files'
+    (and, where the published folder is at hand, those files' too)."""
+    import hashlib
+    import re
+    from importlib import resources
 
-        assert hashlib.sha256((SHARED / info.name).read_bytes()).hexdigest() == info.sha256
+    folder = resources.files("devicegate.triage") / "data"
+    recorded = dict(
+        (name, digest)
+        for digest, name in re.findall(
+            r"^\s+([0-9a-f]{64})\s+(\S+\.stix2)$", (folder / "ATTRIBUTION.txt").read_text(), re.M
+        )
+    )
+    index = load_indicators()
+    assert sorted(recorded) == sorted(info.name for info in index.sets)
+    for info in index.sets:
+        assert info.sha256 == recorded[info.name], info.name
+        if SHARED.is_dir():
+            published = hashlib.sha256((SHARED / info.name).read_bytes()).hexdigest()
+            assert published == recorded[info.name], info.name
 
 
 def test_attribution_ships_with_the_data() -> None:

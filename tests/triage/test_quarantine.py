@@ -13,9 +13,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner, Result
 
+from devicegate.cli.triage_cmd import app
 from devicegate.errors import StoreError
 from devicegate.triage import TriageError, Verdict
-from devicegate.triage.cli import app
 from devicegate.triage.quarantine import record, redact
 
 from .builder import SERIAL, UDID
@@ -184,3 +184,52 @@ def test_verdict_enum_is_what_the_store_expects() -> None:
     from devicegate.store import COMPROMISED
 
     assert Verdict.COMPROMISED.value == COMPROMISED
+
+
+DEVICEGATE = str(Path(sys.executable).with_name("devicegate"))
+
+
+@pytest.mark.parametrize(
+    ("command", "streams"),
+    [
+        ("scan", "stdout"),
+        ("scan --json", "stdout"),
+        ("scan", "stdout+stderr"),
+        ("scan-many", "stdout"),
+        ("scan-many", "stdout+stderr"),
+    ],
+)
+def test_a_reader_that_leaves_never_costs_the_verdict(
+    make: Make, tmp_path: Path, command: str, streams: str
+) -> None:
+    """`devicegate triage scan … --quarantine | head -1`: through the real CLI, with a real
+    pipe whose reader is gone before the first byte, the verdict is stored all the same and
+    the exit code still says `compromised` — no traceback, no exit 0."""
+    import os
+    import subprocess
+
+    import devicegate.store as store_module
+
+    url = f"sqlite:///{tmp_path / 'gate.db'}"
+    backup = make("triangulation")
+    name, *flags = command.split()
+    target = str(backup.parent) if name == "scan-many" else str(backup)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone: every write to the pipe fails with EPIPE
+    argv = [DEVICEGATE, "triage", name, target, *flags, "--password-env", "BACKUP_PW"]
+    try:
+        done = subprocess.run(
+            [*argv, "--store", url, "--quarantine"],
+            stdout=write_end,
+            stderr=write_end if streams == "stdout+stderr" else subprocess.PIPE,
+            env={**os.environ, **ENV},
+            timeout=300,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    stderr = (done.stderr or b"").decode()
+    assert done.returncode == 5, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr
+    store = store_module.open_store(url)
+    assert store.device_state([("serial", SERIAL)]).compromised

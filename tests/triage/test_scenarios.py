@@ -1,4 +1,4 @@
-"""Every synthetic scenario of the issue gets its expected verdict, evidence and coverage."""
+"""Every synthetic triage scenario gets its expected verdict, evidence and coverage."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ def test_clean_parses_every_required_artefact(make: Make, scan: Scan) -> None:
     required = {a.name: a.coverage for a in report.artefacts if a.required}
     assert set(required) == {
         "manifest",
+        "manifest_plist",
         "datausage",
         "osanalytics_addaily",
         "safari_history",

@@ -1,11 +1,23 @@
 """The contract between protocol adapters and the decision service.
 
-An adapter is a thin translation: it parses its protocol's request into (user, resource,
-signals), asks a `DecisionService`, and renders the `Decision` back into its protocol's
-answer. It knows no policy. The service behind it (in-process for tests and the CLI, the
-`devicegate serve` process in production) identifies the device, looks up the device's state
-(compromise verdicts, quarantine holds), decides with the one engine, and records the
-decision and the sighting.
+An adapter is a thin translation, in two functions every adapter module provides and every
+caller — the production server and the tests alike — uses:
+
+    parse(the protocol's request)  -> DecisionRequest   (or the protocol's own answer for a
+                                                          request that needs no decision, or
+                                                          SignalError when it is malformed)
+    render(Decision)               -> the protocol's answer
+
+Between them a `DecisionService` identifies the device, looks up its state (compromise
+verdicts, quarantine holds), decides with the one engine, and records the decision and the
+sighting. An adapter knows no policy. Each adapter module also declares itself as an
+`Adapter`: its name in the decision log and metrics, and whether its requests carry device
+data of their own.
+
+    adapters.forward_auth   nginx auth_request, HAProxy, Traefik, Envoy   carries device data
+    adapters.dovecot        Dovecot auth policy (IMAP, POP3, SMTP AUTH)   carries device data
+    adapters.radius         FreeRADIUS rlm_rest (Wi-Fi, VPN)              carries device data
+    adapters.postfix        Postfix policy delegation (SMTP submission)   infers from sightings
 
 `LocalService` is the reference implementation shipped with the package (like httpx's
 MockTransport): every adapter can be exercised without a server, and then again through the
@@ -21,10 +33,39 @@ from typing import Protocol, runtime_checkable
 from devicegate.model import NO_STATE, Decision, DeviceProfile, DeviceState, Request, Signals
 from devicegate.policy import Snapshot, decide
 
-#: Adapters whose protocol carries no device data (SMTP): they decide from the signals of an
-#: earlier sighting, so a DecisionService must not record their requests as new sightings —
-#: otherwise a user seen once on IMAP would stay "recently seen" for as long as they send mail.
-INFERRING_ADAPTERS = frozenset({"postfix"})
+
+@dataclass(frozen=True, slots=True)
+class Adapter:
+    """One protocol adapter as the service sees it.
+
+    `carries_device_data` is False for a protocol with no device data at all (SMTP): such an
+    adapter decides from the signals of an earlier sighting, so its requests must never be
+    recorded as sightings — otherwise a user seen once on IMAP would stay "recently seen"
+    for as long as they send mail."""
+
+    name: str
+    carries_device_data: bool = True
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRequest:
+    """What an adapter makes of its protocol's request: who, to what, with which signals.
+
+    `user_verified` is False when the user is a name nobody has verified yet (the Basic
+    name of an ActiveSync request, which Exchange checks only after the answer): it is
+    decided, but recorded as no evidence — no sighting, no hold."""
+
+    user: str
+    resource: str
+    signals: Signals
+    user_verified: bool = True
+
+
+#: The JSON API's own enforcement point (`POST /v1/decide`).
+HTTP = Adapter("http")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,13 +90,13 @@ class DecisionService(Protocol):
         resource: str,
         signals: Signals,
         *,
-        adapter: str,
+        adapter: Adapter,
         at: datetime | None = None,
     ) -> Decision:
         """Identify, look up device state, decide, and record decision + sighting.
 
         A sighting is recorded only when the signals identify a device, and never for an
-        adapter in `INFERRING_ADAPTERS`."""
+        adapter whose requests carry no device data."""
         ...
 
     def check(
@@ -96,7 +137,13 @@ class ReplayingService(DecisionService, Protocol):
     reconnecting) keep the prepared decision and replay it while `replay_if_valid` accepts it."""
 
     def prepare(
-        self, user: str, resource: str, signals: Signals, *, adapter: str, basis: str | None = None
+        self,
+        user: str,
+        resource: str,
+        signals: Signals,
+        *,
+        adapter: Adapter,
+        basis: str | None = None,
     ) -> tuple[Replayable, object]:
         """Decide and log; `basis` (logged) says where inferred signals came from."""
         ...
@@ -113,7 +160,7 @@ class LocalService:
     snapshot: Snapshot
     states: dict[str, DeviceState] = field(default_factory=dict)  # by "kind:value" key
     sightings: dict[str, list[Sighting]] = field(default_factory=dict)
-    log: list[tuple[str, str, str, Decision]] = field(default_factory=list)
+    log: list[tuple[str, str, str, Decision]] = field(default_factory=list)  # adapter name, …
 
     def state_for(self, profile: DeviceProfile) -> DeviceState:
         for kind, value in profile.keys:
@@ -128,18 +175,18 @@ class LocalService:
         resource: str,
         signals: Signals,
         *,
-        adapter: str,
+        adapter: Adapter,
         at: datetime | None = None,
     ) -> Decision:
         at = at or datetime.now(UTC)
         name = self.snapshot.canonical_user(user)
         profile = self.snapshot.identifier.profile(signals)
         decision = self.check(name, resource, signals, at=at)
-        if profile.identified and adapter not in INFERRING_ADAPTERS:
+        if profile.identified and adapter.carries_device_data:
             self.sightings.setdefault(name.lower(), []).append(
-                Sighting(at, adapter, signals, profile)
+                Sighting(at, adapter.name, signals, profile)
             )
-        self.log.append((adapter, name, resource, decision))
+        self.log.append((adapter.name, name, resource, decision))
         return decision
 
     def check(

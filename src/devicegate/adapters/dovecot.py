@@ -28,14 +28,15 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
-from devicegate.adapters.base import DecisionService
+from devicegate.adapters.base import Adapter, DecisionRequest, DecisionService
 from devicegate.errors import SignalError
 from devicegate.model import Decision, Signals
 
 log = logging.getLogger("devicegate.adapters.dovecot")
 
-ADAPTER = "dovecot"
+ADAPTER = Adapter("dovecot")
 RESOURCE = "email"
 MAX_BODY = 64 * 1024
 MAX_LOGIN = 320
@@ -43,6 +44,15 @@ MAX_DEVICE_ID = 8 * 1024
 #: The message a refused login sees when the request itself cannot be used.
 MALFORMED_MESSAGE = "devicegate: malformed policy request"
 ALLOW: dict[str, object] = {"status": 0, "msg": ""}
+
+#: An answer: the HTTP status and Dovecot's JSON.
+Answer = tuple[int, dict[str, object]]
+#: `command=report`: Dovecot ignores the answer; the decision was logged on `allow`.
+REPORTED: Answer = (200, ALLOW)
+#: An unknown command (not Dovecot's): refused.
+UNKNOWN_COMMAND: Answer = (400, {"status": -1, "msg": MALFORMED_MESSAGE})
+#: A body that cannot be used: the login is refused (a policy hook fails closed).
+MALFORMED: Answer = (200, {"status": -1, "msg": MALFORMED_MESSAGE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +71,9 @@ class PolicyRequest:
         if not self.device_id:
             return Signals()
         return Signals(imap_id=self.device_id, client_ip=self.remote)
+
+    def decision_request(self) -> DecisionRequest:
+        return DecisionRequest(self.login, RESOURCE, self.signals())
 
 
 def _text(data: Mapping[str, object], key: str, limit: int) -> str | None:
@@ -108,35 +121,41 @@ def parse_request(body: bytes) -> PolicyRequest:
     )
 
 
-def render(decision: Decision) -> dict[str, object]:
-    """A decision as Dovecot's answer: allow and warn pass, block and quarantine refuse."""
-    if decision.allowed:
-        return dict(ALLOW)
-    message = " ".join(decision.message.split()) or "access refused by device policy"
-    return {"status": -1, "msg": message}
+def command_of(query: bytes) -> str:
+    """`?command=allow|report` of the request URL (`allow` when absent)."""
+    if query in (b"", b"command=allow"):
+        return "allow"
+    return dict(parse_qsl(query.decode("latin-1"))).get("command", "allow")
 
 
-def handle(
-    service: DecisionService, body: bytes, params: Mapping[str, str]
-) -> tuple[int, dict[str, object]]:
-    """`POST /v1/dovecot/auth-policy?command=allow|report` → (HTTP status, JSON answer)."""
-    command = params.get("command", "allow")
+def parse(command: str, body: bytes) -> DecisionRequest | Answer:
+    """The adapter's `parse`: a request to decide, or the answer to a request that needs no
+    decision (a report, an unknown command, a malformed body — logged and refused)."""
     if command == "report":
-        return 200, dict(ALLOW)  # Dovecot ignores the answer; the decision was logged on allow
+        return REPORTED
     if command != "allow":
-        return 400, {"status": -1, "msg": MALFORMED_MESSAGE}
+        return UNKNOWN_COMMAND
     try:
         request = parse_request(body)
     except SignalError as exc:
         log.warning("dovecot: refused a malformed policy request: %s", exc.message)
-        return 200, {"status": -1, "msg": MALFORMED_MESSAGE}
-    decision = service.decide(request.login, RESOURCE, request.signals(), adapter=ADAPTER)
-    log.debug(
-        "dovecot: %s %s session=%s -> %s (%s)",
-        request.protocol or "?",
-        request.login,
-        request.session_id or "-",
-        decision.action.value,
-        decision.rule or "default",
-    )
-    return 200, render(decision)
+        return MALFORMED
+    return request.decision_request()
+
+
+def render(decision: Decision) -> Answer:
+    """The adapter's `render`: allow and warn pass, block and quarantine refuse."""
+    if decision.allowed:
+        return 200, dict(ALLOW)
+    message = " ".join(decision.message.split()) or "access refused by device policy"
+    return 200, {"status": -1, "msg": message}
+
+
+def answer(service: DecisionService, command: str, body: bytes) -> Answer:
+    """One policy request through any `DecisionService` (`devicegate serve` adds replay and
+    the decision log's wait around the same `parse` and `render`: server/dovecot_endpoint.py)."""
+    parsed = parse(command, body)
+    if not isinstance(parsed, DecisionRequest):
+        return parsed
+    decision = service.decide(parsed.user, parsed.resource, parsed.signals, adapter=ADAPTER)
+    return render(decision)

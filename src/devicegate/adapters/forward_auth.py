@@ -34,11 +34,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from devicegate.adapters.base import Adapter, DecisionRequest
 from devicegate.boundedcache import BoundedCache
 from devicegate.errors import SignalError, error_json
 from devicegate.identify import parse_activesync_query
 from devicegate.model import Decision, Signals
 
+ADAPTER = Adapter("forward-auth")
 MAX_USER = 320
 MAX_HEADER = 4096
 MAX_URI = 8192
@@ -51,17 +53,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters but TAB
 
 class MissingUser(SignalError):
     """No header named the user: the proxy must authenticate before asking (answered 401)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ForwardAuthRequest:
-    """One forward-auth question. `user_verified` is False when the user is the unverified
-    Basic-auth name of a `basic_resources` resource: decide, but record no evidence."""
-
-    user: str
-    resource: str
-    signals: Signals
-    user_verified: bool = True
 
 
 def _never_trusted(_: str) -> bool:
@@ -225,7 +216,7 @@ def parse(
     query: str = "",
     peer: str | None = None,
     names: HeaderNames = HeaderNames(),
-) -> ForwardAuthRequest:
+) -> DecisionRequest:
     """Headers (lower-case names) and the request target → (user, resource, Signals)."""
     _check_resource(resource)
     resource = resource.lower()
@@ -250,7 +241,7 @@ def parse(
         client_ip=_client_ip(headers, peer, names.trusted),
         tls_fingerprint=_fingerprint(names.fingerprint, headers.get(names.fingerprint)),
     )
-    return ForwardAuthRequest(user=user, resource=resource, signals=signals, user_verified=verified)
+    return DecisionRequest(user=user, resource=resource, signals=signals, user_verified=verified)
 
 
 class ParseCache:
@@ -262,7 +253,7 @@ class ParseCache:
     def __init__(self, names: HeaderNames = HeaderNames(), size: int = 100_000) -> None:
         self.names = names
         self._headers = names.decisive()
-        self._cache: BoundedCache[tuple[str | None, ...], ForwardAuthRequest] = BoundedCache(size)
+        self._cache: BoundedCache[tuple[str | None, ...], DecisionRequest] = BoundedCache(size)
 
     def parse(
         self,
@@ -272,7 +263,7 @@ class ParseCache:
         extra_path: str = "",
         query: str = "",
         peer: str | None = None,
-    ) -> ForwardAuthRequest:
+    ) -> DecisionRequest:
         _check_resource(resource)
         uri = original_uri(headers, extra_path, query)
         device_uri = uri if uri is not None and is_activesync(uri) else None

@@ -40,11 +40,18 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-from devicegate.adapters.base import DecisionService, Replayable, ReplayingService, Sighting
+from devicegate.adapters.base import (
+    Adapter,
+    DecisionRequest,
+    DecisionService,
+    Replayable,
+    ReplayingService,
+    Sighting,
+)
 from devicegate.boundedcache import BoundedCache
 from devicegate.defaults import POSTFIX_MATCH, POSTFIX_WINDOW
 from devicegate.errors import SignalError
@@ -53,7 +60,9 @@ from devicegate.policy.schema import parse_duration
 
 log = logging.getLogger("devicegate.adapters.postfix")
 
-ADAPTER = "postfix"
+#: SMTP carries no device data: a submission is decided from earlier sightings and is never
+#: recorded as one itself.
+ADAPTER = Adapter("postfix", carries_device_data=False)
 RESOURCE = "email"
 DEFAULT_WINDOW = parse_duration(POSTFIX_WINDOW)
 MATCHES = ("any", "newest")
@@ -83,6 +92,13 @@ class PolicyRequest:
     sasl_username: str | None
     client_address: str | None
     protocol_state: str | None
+
+    def decision_request(self) -> DecisionRequest | None:
+        """The submission to decide — with no signals of its own (they come from the user's
+        sightings) — or None for unauthenticated mail, which is not devicegate's business."""
+        if self.sasl_username is None:
+            return None
+        return DecisionRequest(self.sasl_username, RESOURCE, Signals())
 
 
 def parse_request(lines: list[bytes]) -> PolicyRequest:
@@ -129,13 +145,6 @@ def _span(window: timedelta) -> str:
     return f"{seconds} seconds"
 
 
-def device_label(sighting: Sighting) -> str:
-    profile = sighting.profile
-    return " ".join(v for v in (profile.vendor, profile.platform, profile.model) if v) or (
-        "unidentified device"
-    )
-
-
 def describe_sighting(sighting: Sighting | None, user: str, window: timedelta) -> str:
     """The reason naming the sighting an SMTP decision was made from."""
     if sighting is None:
@@ -145,7 +154,7 @@ def describe_sighting(sighting: Sighting | None, user: str, window: timedelta) -
         )
     return (
         f"smtp carries no device data: decided from the {sighting.adapter} sighting of "
-        f"{sighting.at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({device_label(sighting)})"
+        f"{sighting.at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({sighting.profile.label})"
     )
 
 
@@ -169,24 +178,6 @@ def choose(
     if best is None:
         return service.check(user, RESOURCE, Signals(), at=at), None
     return best
-
-
-def decide_submission(
-    service: DecisionService,
-    user: str,
-    *,
-    window: timedelta = DEFAULT_WINDOW,
-    match: str = DEFAULT_MATCH,
-    at: datetime | None = None,
-) -> tuple[Decision, Sighting | None]:
-    """Decide (and record) an authenticated submission from the user's sightings within
-    `window`; the decision's first reason names the sighting used."""
-    sightings = service.recent_sightings(user, window=window)
-    _, sighting = choose(service, user, sightings, match=match, at=at)
-    signals = sighting.signals if sighting is not None else Signals()
-    decision = service.decide(user, RESOURCE, signals, adapter=ADAPTER, at=at)
-    reason = describe_sighting(sighting, user, window)
-    return replace(decision, reasons=(reason, *decision.reasons)), sighting
 
 
 def render(decision: Decision) -> str:
@@ -289,9 +280,10 @@ class PostfixPolicyServer:
 
     def answer(self, request: PolicyRequest) -> str:
         """The action for one well-formed request."""
-        user = request.sasl_username
-        if user is None:
+        decided = request.decision_request()
+        if decided is None:
             return "DUNNO"
+        user = decided.user
         replaying = cast(ReplayingService, self.service) if self._replaying else None
         if replaying is not None:
             now = time.time()
@@ -326,7 +318,7 @@ class PostfixPolicyServer:
         if sighting is not None and not decision.allowed:
             seen = sighting.at.astimezone(UTC)
             action += (
-                f" ({device_label(sighting)} seen via {sighting.adapter} {seen:%Y-%m-%d %H:%M} UTC)"
+                f" ({sighting.profile.label} seen via {sighting.adapter} {seen:%Y-%m-%d %H:%M} UTC)"
             )
         if prepared is not None:
             made = time.time()

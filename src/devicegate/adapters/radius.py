@@ -29,13 +29,15 @@ import json
 import logging
 from dataclasses import dataclass
 
-from devicegate.adapters.base import DecisionService
+from devicegate.adapters.base import Adapter, DecisionRequest, DecisionService
 from devicegate.errors import SignalError
 from devicegate.model import Action, Decision, Signals
 
 log = logging.getLogger("devicegate.adapters.radius")
 
-ADAPTER = "radius"
+ADAPTER = Adapter("radius")
+#: An answer: the HTTP status rlm_rest maps to its return code, and the reply attributes.
+Answer = tuple[int, dict[str, object]]
 DEFAULT_QUARANTINE_VLAN = "999"
 MAX_BODY = 64 * 1024
 MAX_VALUE = 253  # a RADIUS attribute value is at most 253 octets
@@ -67,6 +69,9 @@ class RadiusRequest:
         if _mac_shaped(value):
             return Signals(mac=value)
         return Signals(client_ip=value)
+
+    def decision_request(self) -> DecisionRequest:
+        return DecisionRequest(self.user, self.resource, self.signals())
 
 
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -120,8 +125,22 @@ def _message(decision: Decision) -> str:
     return (" ".join(decision.message.split()) or "access refused by device policy")[:MAX_VALUE]
 
 
-def render(decision: Decision, *, quarantine_vlan: str) -> tuple[int, dict[str, object]]:
-    """A decision as rlm_rest's (HTTP status, reply attributes)."""
+#: A request that cannot be used: rejected, never let through.
+MALFORMED: Answer = (401, {"reply:Reply-Message": MALFORMED_MESSAGE})
+
+
+def parse(body: bytes) -> DecisionRequest | Answer:
+    """The adapter's `parse`: the request to decide, or the rejection of a malformed one
+    (logged)."""
+    try:
+        return parse_request(body).decision_request()
+    except SignalError as exc:
+        log.warning("radius: rejected a malformed request: %s", exc.message)
+        return MALFORMED
+
+
+def render(decision: Decision, *, quarantine_vlan: str = DEFAULT_QUARANTINE_VLAN) -> Answer:
+    """The adapter's `render`: a decision as rlm_rest's (HTTP status, reply attributes)."""
     if decision.action is Action.BLOCK:
         return 401, {"reply:Reply-Message": _message(decision)}
     if decision.action is Action.QUARANTINE:
@@ -136,25 +155,16 @@ def render(decision: Decision, *, quarantine_vlan: str) -> tuple[int, dict[str, 
     return 200, {}
 
 
-def handle(
+def answer(
     service: DecisionService,
     body: bytes,
     *,
     quarantine_vlan: str = DEFAULT_QUARANTINE_VLAN,
-) -> tuple[int, dict[str, object]]:
-    """`POST /v1/radius/authorize` → (HTTP status, reply attributes)."""
-    try:
-        request = parse_request(body)
-    except SignalError as exc:
-        log.warning("radius: rejected a malformed request: %s", exc.message)
-        return 401, {"reply:Reply-Message": MALFORMED_MESSAGE}
-    decision = service.decide(request.user, request.resource, request.signals(), adapter=ADAPTER)
-    log.debug(
-        "radius: %s on %s via %s -> %s (%s)",
-        request.user,
-        request.resource,
-        request.nas_identifier or request.nas_ip or "?",
-        decision.action.value,
-        decision.rule or "default",
-    )
+) -> Answer:
+    """`POST /v1/radius/authorize` through any `DecisionService` (the route of `devicegate
+    serve` calls this)."""
+    parsed = parse(body)
+    if not isinstance(parsed, DecisionRequest):
+        return parsed
+    decision = service.decide(parsed.user, parsed.resource, parsed.signals, adapter=ADAPTER)
     return render(decision, quarantine_vlan=quarantine_vlan)

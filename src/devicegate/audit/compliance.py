@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from devicegate.audit.events import BadLine
-from devicegate.audit.tables import AuditTables
+from devicegate.audit.results import AuditTables
 from devicegate.model import Action
 from devicegate.policy import Snapshot
 
@@ -66,7 +66,8 @@ def summary(
     files: list[dict[str, Any]],
     engine: str,
 ) -> dict[str, Any]:
-    """The `--json` summary: the issue's keys first, then context a reader needs."""
+    """The `--json` summary: the contract's keys first (docs/audit.md), then the context a
+    reader needs."""
     totals = tables.totals
     units = tables.units.to_pylist()
     deadlines = unit_deadlines(snapshot, [str(row["unit"]) for row in units])

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from devicegate.audit import pipeline
 from devicegate.audit.formats.nginx_fast import sql_literal
-from devicegate.audit.tables import AuditTables
+from devicegate.audit.results import AuditTables
 from devicegate.policy import Snapshot
 
 

@@ -26,11 +26,16 @@ from pathlib import Path
 import duckdb
 
 from devicegate.audit.events import SIGNAL_COLUMNS
+from devicegate.audit.formats import FORMATS
 from devicegate.audit.formats.nginx_fast import sql_literal
 from devicegate.audit.ingest import SIG_EXPR, Ingested
 
-INFERRING_FORMATS = frozenset({"postfix"})
 DEFAULT_WINDOW = timedelta(days=7)
+
+
+def _carries(format_name: str) -> bool:
+    """Whether events of this format carry device signals of their own."""
+    return bool(FORMATS[format_name].carries_device_data)
 
 
 def _paths(paths: list[str]) -> str:
@@ -41,8 +46,8 @@ def judged_parts(
     results: list[Ingested], window: timedelta, workdir: Path
 ) -> list[tuple[str, str]]:
     """(Parquet path, log file) of every part to judge, Postfix parts with inferred signals."""
-    plain = [(p, r.file) for r in results if r.format not in INFERRING_FORMATS for p in r.parquet]
-    inferring = [(p, r.file) for r in results if r.format in INFERRING_FORMATS for p in r.parquet]
+    plain = [(p, r.file) for r in results if _carries(r.format) for p in r.parquet]
+    inferring = [(p, r.file) for r in results if not _carries(r.format) for p in r.parquet]
     if not inferring:
         return plain
     workdir.mkdir(parents=True, exist_ok=True)

@@ -221,8 +221,8 @@ def ingest_nginx_parts(
     vouch for through the reference parser. Returns the result and how many parts the
     reference parser read.
 
-    One odd line (a corrupt time, an Apache escape closing a field) used to send a
-    10M-line file to the reference parser — minutes instead of seconds. The parts are cut
+    Without parts, one odd line (a corrupt time, an Apache escape closing a field) would send
+    a 10M-line file to the reference parser — minutes instead of seconds. The parts are cut
     from the lines exactly as the reference reads them (`open_text`: undecodable bytes
     replaced, `\r`, `\n` and `\r\n` all ending a line, endings kept), so a part holds the
     same lines with the same numbers, plus `line_offset`, as the whole file."""

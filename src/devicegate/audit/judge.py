@@ -26,7 +26,7 @@ import pyarrow as pa
 from devicegate.audit.events import SIGNAL_COLUMNS
 from devicegate.audit.formats.base import user_or_none
 from devicegate.audit.formats.nginx import unescape
-from devicegate.model import NO_STATE, Action, Decision, DeviceProfile, Request, Signals
+from devicegate.model import NO_STATE, Action, Decision, Request, Signals
 from devicegate.policy import Snapshot, decide
 from devicegate.timeutil import assume_utc
 
@@ -88,11 +88,6 @@ def signals_of(values: dict[str, str | None], escaped: bool) -> Signals:
     return Signals(**{k: v for k, v in values.items() if v is not None})
 
 
-def device_label(profile: DeviceProfile) -> str:
-    parts = [p for p in (profile.vendor, profile.platform, profile.model) if p]
-    return " ".join(dict.fromkeys(parts)) or "unidentified"
-
-
 @dataclass
 class SignalMap:
     """Raw signal keys mapped to distinct `Signals` (sid) and their identified devices."""
@@ -122,7 +117,7 @@ def signal_map(snapshot: Snapshot, rows: Iterable[Sequence[object]]) -> SignalMa
     profiles = [snapshot.identifier.profile(s) for s in signals]
     devices: dict[str, list[object]] = {
         "sid": list(range(len(signals))),
-        "device": [device_label(p) for p in profiles],
+        "device": [p.label for p in profiles],
         "vendor": [p.vendor for p in profiles],
         "platform": [p.platform for p in profiles],
         "model": [p.model for p in profiles],

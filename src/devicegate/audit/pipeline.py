@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 from devicegate.audit import judge
 from devicegate.audit.events import SIGNAL_COLUMNS
 from devicegate.audit.formats.nginx_fast import sql_literal
-from devicegate.audit.tables import (
+from devicegate.audit.results import (
     DAILY_COLUMNS,
     DEVICE_COLUMNS,
     DEVICE_KEYS,

@@ -21,10 +21,10 @@ from devicegate.audit.formats import FORMATS
 from devicegate.audit.formats.base import ParseContext
 from devicegate.audit.inference import DEFAULT_WINDOW, judged_parts
 from devicegate.audit.ingest import BAD_SAMPLE, Ingested, ingest_file
+from devicegate.audit.manifest import STATE_DIR, RunRecord, State
 from devicegate.audit.progress import Reporter
+from devicegate.audit.results import AuditTables
 from devicegate.audit.sources import detect_format, expand, fingerprint
-from devicegate.audit.state import STATE_DIR, RunRecord, State
-from devicegate.audit.tables import AuditTables
 from devicegate.errors import UsageError
 from devicegate.policy import Snapshot
 

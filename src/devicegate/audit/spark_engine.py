@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from devicegate.audit import pipeline
-from devicegate.audit.tables import AuditTables
+from devicegate.audit.results import AuditTables
 from devicegate.errors import ExtraMissing, InputError
 from devicegate.policy import Snapshot
 

@@ -13,9 +13,18 @@ from typing import Annotated
 import click
 import typer
 
-from devicegate.cli.decide_cmds import check, explain_cmd, identify
-from devicegate.cli.impact_cmd import impact_cmd
-from devicegate.cli.policy_cmds import schema, validate
+from devicegate.cli import (
+    audit_cmd,
+    decide_cmds,
+    decisions_cmd,
+    devices_cmd,
+    impact_cmd,
+    notify_cmd,
+    policy_cmds,
+    serve_cmd,
+    sources_cmd,
+    triage_cmd,
+)
 from devicegate.errors import DevicegateError
 
 app = typer.Typer(
@@ -56,47 +65,23 @@ def _root(
     """Take a class of devices out of work use: policy, identification, enforcement, audit."""
 
 
-app.command("validate")(validate)
-app.command("schema")(schema)
-app.command("identify")(identify)
-app.command("check")(check)
-app.command("explain")(explain_cmd)
-app.command("impact")(impact_cmd)
-
-
-#: Command modules that register themselves with `register(app)`: an explicit list, so
-#: nothing is discovered implicitly at import time.
+#: Every command module registers its commands with `register(app)`, in the order `--help`
+#: lists them. Each keeps its heavy imports inside its commands, so that starting the
+#: `devicegate` command imports none of DuckDB, Arrow, SQLAlchemy or the web stack.
 COMMAND_MODULES = (
-    "devicegate.cli.serve_cmd",
-    "devicegate.cli.devices_cmd",
-    "devicegate.cli.decisions_cmd",
-    "devicegate.cli.audit_cmd",
-    "devicegate.cli.notify_cmd",
-    "devicegate.cli.sources_cmd",
+    policy_cmds,
+    decide_cmds,
+    impact_cmd,
+    serve_cmd,
+    audit_cmd,
+    notify_cmd,
+    devices_cmd,
+    decisions_cmd,
+    sources_cmd,
+    triage_cmd,
 )
-
-
-def _mount() -> None:
-    import importlib
-
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue  # feature not part of this build
-            raise
-        module.register(app)
-    try:
-        triage = importlib.import_module("devicegate.triage.cli")
-    except ModuleNotFoundError as exc:
-        if not (exc.name or "").startswith("devicegate.triage"):
-            raise
-    else:
-        app.add_typer(triage.app, name="triage", help="Triage iPhone backups for compromise.")
-
-
-_mount()
+for _module in COMMAND_MODULES:
+    _module.register(app)
 
 
 #: Typer vendors its own copy of click: catch usage errors from both.

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from devicegate.defaults import DEFAULT_STORE_URL, STORE_ENV
-from devicegate.directory import EMPTY_DIRECTORY, Directory, load_directory
-from devicegate.errors import UsageError
-from devicegate.inventory import EMPTY_INVENTORY, Inventory, load_inventory
 from devicegate.model import Signals
-from devicegate.policy import Snapshot, compile_policy, load_policy
+from devicegate.policy import Snapshot, loading
 from devicegate.timeutil import parse_at as parse_at  # `--at`, shared with the HTTP API
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 PolicyOpt = Annotated[
     list[Path], typer.Option("--policy", "-p", help="Policy YAML file (repeat for several).")
@@ -77,6 +77,28 @@ def err(text: str) -> None:
     typer.echo(text, err=True)
 
 
+#: The width a console writing to a pipe or a file lays lines out in: wider than any line a
+#: command prints, so nothing wraps; a table still takes only the width its cells need.
+UNWRAPPED = 100_000
+
+
+def console(kind: type[Console] | None = None) -> Console:
+    """The console a command prints its tables and summaries to (stdout); `kind` is a Rich
+    `Console` subclass for a command that changes how it behaves otherwise.
+
+    On a terminal, lines wrap at the terminal's width. Written to a pipe or a file, Rich
+    would wrap at 80 columns, in the middle of a phrase ("971 block, 2" / "excepted") and of
+    a table row, so that `grep`, a script or a log reader gets half a record per line: there
+    nothing wraps. Colour and markup follow Rich's own rules for the stream."""
+    from rich.console import Console
+
+    cls = kind or Console
+    out = cls()
+    if out.is_terminal:
+        return out
+    return cls(width=UNWRAPPED, soft_wrap=True)
+
+
 def make_signals(
     user_agent: str | None = None,
     activesync_query: str | None = None,
@@ -106,13 +128,9 @@ def load_snapshot(
     *,
     quiet: bool = False,
 ) -> Snapshot:
-    """Load and compile, then say what was loaded (on stderr, so JSON stdout stays clean)."""
-    if not policy:
-        raise UsageError("no policy given", hint="pass --policy FILE")
-    users: Directory = load_directory(directory) if directory else EMPTY_DIRECTORY
-    inventory: Inventory = load_inventory(devices) if devices else EMPTY_INVENTORY
-    loaded = load_policy(policy, directory=users if directory else None)
-    snapshot = compile_policy(loaded, users, inventory)
+    """`policy.loading.load_snapshot`, then say what was loaded (on stderr, so JSON stdout
+    stays clean)."""
+    snapshot = loading.load_snapshot(policy, directory, devices)
     if not quiet:
         s = snapshot.summary()
         err(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from devicegate.boundedcache import BoundedCache
 from devicegate.cli.common import (
     ActiveSyncIdOpt,
     ActiveSyncQueryOpt,
@@ -39,6 +40,7 @@ from devicegate.policy import Snapshot, decide, explain
 from devicegate.serialize import decision_json, profile_json, signals_from_json
 
 if TYPE_CHECKING:
+    from devicegate.model import Signals
     from devicegate.store import DeviceRecord
 
 JSONL_KEYS = {
@@ -94,12 +96,17 @@ def identify(
         return
     data = profile_json(profile)
     for key in ("vendor", "platform", "model", "os_version", "kind", "trust", "confidence"):
-        typer.echo(f"{key:>11}: {data[key]}")
-    for ev in data["evidence"]:
-        says = ", ".join(f"{k}={v}" for k, v in ev["says"].items()) or "nothing"
+        value = data[key]
+        if key in data["ambiguous"]:
+            # The JSON's `ambiguous` and `claims`: one signal names several values (iPadOS in
+            # desktop mode looks exactly like macOS), so no single value is printed as fact.
+            value = " or ".join(data["claims"].get(key, [])) + " (ambiguous)"
+        typer.echo(f"{key:>11}: {value}")
+    for ev in profile.evidence:
+        says = ", ".join(f"{k}={v}" for k, v in ev.says) or "nothing"
         typer.echo(
-            f"   evidence: [{ev['trust']}] {ev['signal']} ({ev['source']}): {says}"
-            + (f" — {ev['note']}" if ev["note"] else "")
+            f"   evidence: [{ev.trust.value}] {ev.signal} ({ev.source}): {says}"
+            + (f" — {ev.note}" if ev.note else "")
         )
     for conflict in data["conflicts"]:
         claims = ", ".join(f"{c['signal']}={c['value']}" for c in conflict["claims"])
@@ -110,7 +117,7 @@ def _identify_stream(identifier: Identifier) -> int:
     """JSON lines in, one profile per line out, in order. A bad line yields an error object
     on its own line (order and count are kept) and makes the exit status 1."""
     out = sys.stdout
-    rendered: dict[object, str] = {}
+    rendered: BoundedCache[Signals, str] = BoundedCache(500_000)  # one JSON per distinct input
     failures = 0
     for number, line in enumerate(sys.stdin, start=1):
         try:
@@ -125,10 +132,9 @@ def _identify_stream(identifier: Identifier) -> int:
             continue
         text = rendered.get(signals)
         if text is None:
-            text = json.dumps(profile_json(identifier.profile(signals)), ensure_ascii=False)
-            if len(rendered) > 500_000:
-                rendered.clear()
-            rendered[signals] = text
+            text = rendered.put(
+                signals, json.dumps(profile_json(identifier.profile(signals)), ensure_ascii=False)
+            )
         out.write(text + "\n")
     return 1 if failures else 0
 
@@ -309,3 +315,9 @@ def explain_cmd(
     )
     for line in explain(snapshot, request, state):
         typer.echo(line)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("identify")(identify)
+    app.command("check")(check)
+    app.command("explain")(explain_cmd)

@@ -10,7 +10,7 @@ import typer
 
 from devicegate.cli.common import STORE_DEFAULT, JsonOpt, StoreOpt, write_json
 from devicegate.errors import InputError
-from devicegate.store.records import when
+from devicegate.timeutil import when
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from devicegate.cli.common import (
@@ -15,6 +14,7 @@ from devicegate.cli.common import (
     JsonOpt,
     PolicyOpt,
     QuietOpt,
+    console,
     load_snapshot,
     parse_at,
     write_json,
@@ -43,7 +43,7 @@ def impact_cmd(
     if as_json:
         write_json({"at": moment.isoformat(), "rules": [_as_json(r) for r in reach]})
         return
-    console = Console()
+    out = console()
     for entry in reach:
         rule = entry.rule
         head = (
@@ -51,26 +51,26 @@ def impact_cmd(
             f"{', report-only' if rule.report_only else ''}): "
         )
         if entry.note is not None:
-            console.print(head + entry.note)
+            out.print(head + entry.note)
             continue
         mine = entry.rows
         statuses = Counter(r.status for r in mine)
         users = len({r.user for r in mine})
-        console.print(
+        out.print(
             head
             + f"{users} users, {len(mine)} devices — "
             + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
         )
         by_unit = Counter(r.unit for r in mine)
-        console.print("  by unit: " + ", ".join(f"{u} {n}" for u, n in sorted(by_unit.items())))
+        out.print("  by unit: " + ", ".join(f"{u} {n}" for u, n in sorted(by_unit.items())))
         table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
         for column in ("unit", "user", "device", "status"):
             table.add_column(column)
         for r in mine[:limit]:
             table.add_row(r.unit, r.user, r.device, r.status)
-        console.print(table)
+        out.print(table)
         if len(mine) > limit:
-            console.print(f"  … and {len(mine) - limit} more (use --json for all)")
+            out.print(f"  … and {len(mine) - limit} more (use --json for all)")
 
 
 def _as_json(entry: RuleImpact) -> dict[str, object]:
@@ -98,3 +98,7 @@ def _as_json(entry: RuleImpact) -> dict[str, object]:
             for r in entry.rows
         ],
     }
+
+
+def register(app: typer.Typer) -> None:
+    app.command("impact")(impact_cmd)

@@ -74,3 +74,8 @@ def validate(
 def schema() -> None:
     """Print the JSON Schema of the policy file (point your editor's YAML plugin at it)."""
     typer.echo(json.dumps(json_schema(), indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate")(validate)
+    app.command("schema")(schema)

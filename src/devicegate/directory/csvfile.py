@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from devicegate.directory.rows import (
+from devicegate.directory.entries import (
     DUPLICATE_USER_HINT,
     INVALID_UNIT_HINT,
     UNIT_RE,

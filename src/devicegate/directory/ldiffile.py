@@ -17,7 +17,7 @@ from pathlib import Path
 
 import ldif
 
-from devicegate.directory.rows import (
+from devicegate.directory.entries import (
     DUPLICATE_USER_HINT,
     INVALID_UNIT_HINT,
     UNIT_RE,

@@ -33,7 +33,12 @@ from urllib.parse import unquote, unquote_plus
 from devicegate.errors import SignalError
 from devicegate.identify import apple
 from devicegate.identify.base import NOTHING, Extracted, clean, make_evidence
-from devicegate.identify.names import canonical_platform, canonical_vendor, implied_vendor
+from devicegate.identify.names import (
+    canonical_platform,
+    canonical_vendor,
+    implied_vendor,
+    linux_distribution,
+)
 from devicegate.inventory import normalise_key
 from devicegate.model import DeviceKind, Evidence, Signals, Trust
 
@@ -235,6 +240,10 @@ _TYPE_EXACT: dict[str, tuple[str | None, str | None, DeviceKind | None]] = {
     "pocketpc": (None, "Windows Mobile", DeviceKind.HANDSET),
     "blackberry": ("BlackBerry", "BlackBerry", DeviceKind.HANDSET),
     "macoutlook": ("Apple", "macOS", DeviceKind.DESKTOP),
+    "aurora": (None, "Aurora", None),
+    "auroraos": (None, "Aurora", None),
+    "sailfish": (None, "Sailfish", None),
+    "sailfishos": (None, "Sailfish", None),
 }
 
 #: DeviceType prefixes that name an Android handset's maker (`SAMSUNGSMG991B`).
@@ -287,8 +296,9 @@ def _model_claims(model: str) -> list[tuple[str, str | None]]:
     return [("model", clean(model, 64) or None)]
 
 
+#: `iOS 17.1 21B74`, `Android 13.0.0`, `Aurora OS 4.0.2`, `РЕД ОС 7.3`: a name in any script.
 _OS = re.compile(
-    r"^\s*([A-Za-z][A-Za-z ._]*?)\s*(\d{1,3}(?:\.\d{1,4}){0,3})?(?:\s+(\w{3,12}))?\s*$"
+    r"^\s*([^\W\d_](?:[^\W\d_]|[ ._])*?)\s*(\d{1,3}(?:\.\d{1,4}){0,3})?(?:\s+(\w{3,12}))?\s*$"
 )
 
 
@@ -302,7 +312,12 @@ def _os_claims(text: str) -> list[tuple[str, str | None]]:
         return []
     if version is None and build and platform in ("iOS", "iPadOS", "macOS"):
         version = apple.version_from_build(build, platform)
-    return [("vendor", implied_vendor(platform)), ("platform", platform), ("os_version", version)]
+    return [
+        ("vendor", implied_vendor(platform)),
+        ("platform", platform),
+        ("os_version", version),
+        ("distribution", linux_distribution(name)),
+    ]
 
 
 def _evidence(

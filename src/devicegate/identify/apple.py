@@ -42,30 +42,56 @@ _HARDWARE: tuple[tuple[str, str, DeviceKind], ...] = (
     ("MacBook", "macOS", DeviceKind.DESKTOP),
     ("Macmini", "macOS", DeviceKind.DESKTOP),
     ("MacPro", "macOS", DeviceKind.DESKTOP),
+    ("iMacPro", "macOS", DeviceKind.DESKTOP),
     ("iMac", "macOS", DeviceKind.DESKTOP),
+    ("Xserve", "macOS", DeviceKind.DESKTOP),
     ("Mac", "macOS", DeviceKind.DESKTOP),
 )
 
+#: Abbreviations clients use for a family (UC Browser writes `iPh4,1` for `iPhone4,1`).
+_ABBREVIATED = {"iPh": "iPhone"}
+
+#: `iPhone14,2` as Apple writes it, `iPhone14C2` where a comma is not allowed (Exchange),
+#: `iPhone14%2C2` percent-encoded, `iPh14,2` abbreviated. A whole token only: `MiPhone12,1`
+#: (an Android model) and `iPhone14,2x` are not hardware ids.
 HARDWARE_ID = re.compile(
-    r"\b(iPhone|iPad|iPod|Watch|AppleTV|RealityDevice|MacBookPro|MacBookAir|MacBook|Macmini"
-    r"|MacPro|iMac|Mac)(\d{1,3})[,C](\d{1,3})\b"
+    r"(?<![A-Za-z0-9])(iPhone|iPad|iPod|Watch|AppleTV|RealityDevice|MacBookPro|MacBookAir"
+    r"|MacBook|Macmini|MacPro|iMacPro|iMac|Xserve|Mac|iPh)(\d{1,3})(?:,|%2[Cc]|C)(\d{1,3})"
+    r"(?![A-Za-z0-9])"
 )
 
 
 def hardware(model_id: str) -> tuple[str, str | None, DeviceKind] | None:
-    """`iPhone14C2` or `iPhone14,2` → (`iPhone14,2`, platform, kind); None if not one."""
+    """`iPhone14C2`, `iPhone14,2` or `iPh14%2C2` → (`iPhone14,2`, platform, kind); None if
+    `model_id` is not one hardware id."""
     match = HARDWARE_ID.fullmatch(model_id.strip())
     if match is None:
         return None
     family, major, minor = match.groups()
+    family = _ABBREVIATED.get(family, family)
     for prefix, platform, kind in _HARDWARE:
         if family == prefix:
             return f"{family}{int(major)},{int(minor)}", platform, kind
     return None  # pragma: no cover - the regex admits only listed families
 
 
+#: What an Apple platform alone says of the device (iOS alone does not: iPhone or iPod).
+_PLATFORM_KINDS = {
+    "macOS": DeviceKind.DESKTOP,
+    "iPadOS": DeviceKind.TABLET,
+    "watchOS": DeviceKind.WATCH,
+    "tvOS": DeviceKind.TV,
+}
+
+
+def platform_kind(platform: str | None) -> DeviceKind | None:
+    """`macOS` → desktop, `iPadOS` → tablet, `watchOS` → watch, `tvOS` → TV; else None."""
+    return _PLATFORM_KINDS.get(platform or "")
+
+
 def hardware_class(family: str) -> tuple[str, DeviceKind] | None:
-    """`iPhone` / `iPad` / `Watch` … → (platform, kind)."""
+    """`iPhone` / `iPad` / `Watch` / `iPh` … → (platform, kind)."""
+    family = _ABBREVIATED.get(family, family)
     for prefix, platform, kind in _HARDWARE:
         if family == prefix:
             return platform, kind

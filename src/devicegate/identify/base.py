@@ -77,6 +77,19 @@ def make_evidence(
     )
 
 
+def agent_evidence(
+    rule: str,
+    says: Iterable[tuple[str, str | None]],
+    confidence: float,
+    note: str = "",
+) -> Evidence:
+    """Evidence from one User-Agent rule: always `reported` (the client chose the agent), its
+    source `useragent/<rule>` so a reader can tell which rule decided."""
+    return make_evidence(
+        "user_agent", Trust.REPORTED, f"useragent/{rule}", says, note=note, confidence=confidence
+    )
+
+
 def note_only(signal: str, trust: Trust, source: str, note: str) -> Extracted:
     """A finding that claims nothing but must be seen (malformed input, randomised MAC…)."""
     return Extracted(

@@ -27,7 +27,13 @@ from collections.abc import Mapping
 from devicegate.errors import SignalError
 from devicegate.identify import apple
 from devicegate.identify.base import NOTHING, Extracted, clean, make_evidence, note_only
-from devicegate.identify.names import canonical_platform, implied_vendor, platform_family
+from devicegate.identify.names import (
+    APPLE_PLATFORMS,
+    canonical_platform,
+    implied_vendor,
+    linux_distribution,
+    platform_family,
+)
 from devicegate.model import DeviceKind, Evidence, Signals, Trust
 
 SIGNAL = "imap_id"
@@ -173,13 +179,6 @@ _ANDROID_NAME = re.compile(
 _SERVICE_NAME = re.compile(r"outlook-ios-android", re.IGNORECASE)
 _OS_VERSION = re.compile(r"^\s*(\d{1,2}(?:\.\d{1,4}){0,3})?\s*(?:\(?([0-9A-Za-z]{3,12})\)?)?\s*$")
 
-_KIND = {
-    "macOS": DeviceKind.DESKTOP,
-    "iPadOS": DeviceKind.TABLET,
-    "watchOS": DeviceKind.WATCH,
-    "tvOS": DeviceKind.TV,
-}
-
 
 def _name_platform(name: str) -> str | None:
     lowered = name.lower()
@@ -256,7 +255,9 @@ def identify_imap_id(fields: Mapping[str, str]) -> tuple[Evidence, ...]:
         name_platform = None
     platform = os_platform or name_platform
     version, build = _version(fields, platform)
-    vendor = implied_vendor(platform) or ("Apple" if family == "apple-mail" else None)
+    # A bare `Mail` is Apple's name only where the `os` field does not name another platform.
+    apple_name = family == "apple-mail" and (platform is None or platform in APPLE_PLATFORMS)
+    vendor = implied_vendor(platform) or ("Apple" if apple_name else None)
     if platform is None and vendor is None:
         if out:
             return tuple(out)
@@ -270,7 +271,7 @@ def identify_imap_id(fields: Mapping[str, str]) -> tuple[Evidence, ...]:
                 note=f"{shown} names no device or platform",
             ),
         )
-    kind = _KIND.get(platform or "")
+    kind = apple.platform_kind(platform)
     if platform == "iOS" and name_platform == "iOS":
         kind = DeviceKind.HANDSET
     confidence = 0.85 if (os_platform and family) else 0.7 if (os_platform or family) else 0.5
@@ -288,6 +289,7 @@ def identify_imap_id(fields: Mapping[str, str]) -> tuple[Evidence, ...]:
                 ("platform", platform),
                 ("os_version", version),
                 ("kind", kind.value if kind else None),
+                ("distribution", linux_distribution(fields.get("os"))),
             ],
             confidence=confidence,
             note=note,

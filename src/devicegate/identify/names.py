@@ -9,8 +9,9 @@ Two more ideas live here because combine needs them and extractors must agree on
 - *implied vendor*: an Apple platform can only run on Apple hardware (and HarmonyOS only on
   Huawei's), so a signal that names the platform also names the vendor;
 - *platform family*: iOS and iPadOS are one family (an iPad on iOS 12 said "iOS", an iPad
-  mail daemon still says "iOS/17.0"), and Android, Linux, ChromeOS and HarmonyOS are one
-  family (Android Chrome's desktop mode sends a Linux User-Agent; HarmonyOS apps say
+  mail daemon still says "iOS/17.0"), and Android, Linux, ChromeOS, HarmonyOS, Sailfish and
+  Aurora are one family (Android Chrome's desktop mode sends a Linux User-Agent; HarmonyOS
+  apps say Android; Aurora OS is built on Sailfish OS, whose browser tells some sites it is
   Android), so disagreement *inside* a family is not a spoofing suspicion.
 """
 
@@ -148,8 +149,12 @@ _PLATFORM_EXACT: dict[str, str] = {
     "aurora": "Aurora",
     "aurora os": "Aurora",
     "auroraos": "Aurora",
+    "os aurora": "Aurora",
+    "аврора": "Aurora",
+    "ос аврора": "Aurora",
     "sailfish": "Sailfish",
     "sailfish os": "Sailfish",
+    "sailfishos": "Sailfish",
     "kaios": "KaiOS",
     "tizen": "Tizen",
     "blackberry os": "BlackBerry",
@@ -192,11 +197,36 @@ _LINUX_DISTROS = frozenset(
         "knoppix",
         "elementary os",
         "manjaro",
-        "alt linux",
-        "astra linux",
         "rosa",
     }
 )
+
+#: The domestic Linux distributions a migration moves to, by the names their vendors and
+#: clients use → the name devicegate records as the `distribution` of a `Linux` platform.
+#: For a device policy they are Linux (so `only: {platform: [Linux]}` admits them); the
+#: distribution is kept in the evidence for the reader.
+_DISTRIBUTIONS: dict[str, str] = {
+    "astra": "Astra Linux",
+    "astra linux": "Astra Linux",
+    "astralinux": "Astra Linux",
+    "astra linux se": "Astra Linux",
+    "astra linux ce": "Astra Linux",
+    "astra linux special edition": "Astra Linux",
+    "astra linux common edition": "Astra Linux",
+    "астра линукс": "Astra Linux",
+    "alt": "ALT Linux",
+    "alt linux": "ALT Linux",
+    "altlinux": "ALT Linux",
+    "alt workstation": "ALT Linux",
+    "alt server": "ALT Linux",
+    "alt education": "ALT Linux",
+    "simply linux": "ALT Linux",
+    "альт": "ALT Linux",
+    "альт линукс": "ALT Linux",
+    "red os": "RED OS",
+    "redos": "RED OS",
+    "ред ос": "RED OS",
+}
 
 #: Values that mean "no idea" in parsers' vocabularies.
 _UNKNOWN = frozenset({"", "other", "unknown", "generic", "none", "null", "(null)", "-"})
@@ -226,11 +256,18 @@ def canonical_platform(name: str | None) -> str | None:
         return "Windows"
     if key.startswith("symbian") or key.startswith("nokia series"):
         return "Symbian"
-    if key in _LINUX_DISTROS:
+    if key in _LINUX_DISTROS or key in _DISTRIBUTIONS:
         return "Linux"
     if key.startswith("blackberry"):
         return "BlackBerry"
     return text[:40]
+
+
+def linux_distribution(name: str | None) -> str | None:
+    """`Astra Linux SE`, `altlinux`, `РЕД ОС` … → `Astra Linux` / `ALT Linux` / `RED OS`."""
+    if not name:
+        return None
+    return _DISTRIBUTIONS.get(" ".join(name.split()).casefold())
 
 
 def implied_vendor(platform: str | None) -> str | None:
@@ -260,6 +297,8 @@ _FAMILY = {
     "Linux": "linux",
     "ChromeOS": "linux",
     "HarmonyOS": "linux",
+    "Sailfish": "linux",
+    "Aurora": "linux",
 }
 
 

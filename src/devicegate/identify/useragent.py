@@ -8,6 +8,14 @@ in Microsoft's cloud, becomes an Android phone), so the rules below run first, e
 in order; the first that recognises the agent decides. Everything else goes to ua-parser
 with its Rust accelerator (`ua_parser.regex.Resolver`), built once, lazily.
 
+ua-parser's answer is checked, not trusted blindly: its device patterns find `iPhone` inside
+other words, so an Apple claim stands only beside an Apple platform or a whole Apple token.
+Agents that are neither browsers nor Apple's own clients — in-app browsers, third-party
+apps, media players, developer tools — carry Apple's names in forms of their own; the rules
+for them (apple_agents.py) run where ua-parser knows nothing or says Apple about a
+non-browser agent, so browsers, most of the traffic, never pay for them. The domestic
+platforms (domestic.py) are named where ua-parser says Maemo, Firefox OS, Linux or nothing.
+
 A User-Agent is chosen by the client, so every claim here is `reported`.
 """
 
@@ -18,9 +26,15 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from devicegate.identify import apple
-from devicegate.identify.base import NOTHING, Extracted, clean, clip, make_evidence
-from devicegate.identify.names import canonical_platform, canonical_vendor, implied_vendor
+from devicegate.identify import apple, apple_agents, domestic
+from devicegate.identify.base import NOTHING, Extracted, agent_evidence, clean, clip, make_evidence
+from devicegate.identify.names import (
+    APPLE_PLATFORMS,
+    canonical_platform,
+    canonical_vendor,
+    excludes_apple,
+    implied_vendor,
+)
 from devicegate.model import DeviceKind, Evidence, Signals, Trust
 
 SIGNAL = "user_agent"
@@ -56,22 +70,11 @@ def _dotted(version: str) -> str:
     return version.replace("_", ".")
 
 
-def _evidence(
-    rule: str,
-    says: list[tuple[str, str | None]],
-    confidence: float,
-    note: str = "",
-) -> Evidence:
-    return make_evidence(
-        SIGNAL, Trust.REPORTED, f"useragent/{rule}", says, note=note, confidence=confidence
-    )
-
-
 def _outlook(ua: str) -> Evidence | None:
     if not ua.startswith(("Outlook", "outlook", "OUTLOOK")):
         return None
     if _OUTLOOK_SERVICE.match(ua):
-        return _evidence(
+        return agent_evidence(
             "outlook-service",
             [("kind", DeviceKind.SERVICE.value)],
             0.95,
@@ -82,9 +85,9 @@ def _outlook(ua: str) -> Evidence | None:
     if match is None:
         return None
     if match.group(1).lower() == "android":
-        return _evidence("outlook-app", [("platform", "Android")], 0.8)
+        return agent_evidence("outlook-app", [("platform", "Android")], 0.8)
     ipad = "ipad" in ua.lower()
-    return _evidence(
+    return agent_evidence(
         "outlook-app",
         [
             ("vendor", "Apple"),
@@ -118,7 +121,7 @@ def _exchange_apple(ua: str) -> Evidence | None:
         note = f"Exchange build `{clean(build_text, 24)}` = Apple build {build}"
     if family == "iPad":
         platform = apple.ipad_platform(version)
-    return _evidence(
+    return agent_evidence(
         "exchange-activesync",
         [
             ("vendor", "Apple"),
@@ -141,8 +144,7 @@ def _apple_daemon(ua: str) -> Evidence | None:
     name, version, build = match.groups()
     platform = canonical_platform(name) or "iOS"
     version = _dotted(version)
-    kinds = {"macOS": DeviceKind.DESKTOP, "watchOS": DeviceKind.WATCH, "tvOS": DeviceKind.TV}
-    kind = kinds.get(platform, DeviceKind.TABLET if platform == "iPadOS" else None)
+    kind = apple.platform_kind(platform)
     model = None
     hw = apple.HARDWARE_ID.search(ua)
     if hw is not None:
@@ -151,7 +153,7 @@ def _apple_daemon(ua: str) -> Evidence | None:
             model, _, hw_kind = decoded
             kind = hw_kind
     note = f"build {clean(build, 12)}" if build else ""
-    return _evidence(
+    return agent_evidence(
         "apple-daemon",
         [
             ("vendor", "Apple"),
@@ -175,7 +177,7 @@ def _office_mac(ua: str) -> Evidence | None:
     note = "Office for Mac reports the real macOS version (browsers freeze it at 10.15.7)"
     if build and apple.is_build(build):
         note += f"; build {build}"
-    return _evidence(
+    return agent_evidence(
         "office-mac",
         [
             ("vendor", "Apple"),
@@ -192,12 +194,12 @@ def _darwin(ua: str) -> Evidence | None:
     if "Darwin/" not in ua:
         return None
     match = _DARWIN.search(ua)
-    if match is None:
-        return None
+    if match is None or apple_agents.non_apple(ua):
+        return None  # no kernel, or Darwin named in passing by another platform's agent
     kernel = int(match.group(1))
     if _ARCH.search(ua, match.end()):
         version = apple.darwin_version(kernel, "macOS")
-        return _evidence(
+        return agent_evidence(
             "cfnetwork-darwin",
             [
                 ("vendor", "Apple"),
@@ -209,7 +211,7 @@ def _darwin(ua: str) -> Evidence | None:
             f"Darwin {kernel} with an architecture suffix: a Mac",
         )
     version = apple.darwin_version(kernel, "iOS")
-    return _evidence(
+    return agent_evidence(
         "cfnetwork-darwin",
         [
             ("vendor", "Apple"),
@@ -223,11 +225,14 @@ def _darwin(ua: str) -> Evidence | None:
 
 
 def _hardware_id(ua: str) -> Evidence | None:
-    if "," not in ua or not _DIGIT_COMMA.search(ua):
+    commas = ua.count(",")
+    if commas == 1 and "KHTML, like" in ua:
+        commas = 0  # every WebKit browser's one comma: not worth a search
+    if not ((commas and _DIGIT_COMMA.search(ua)) or "%2C" in ua or "%2c" in ua):
         return None
     match = apple.HARDWARE_ID.search(ua)
-    if match is None:
-        return None
+    if match is None or apple_agents.non_apple(ua):
+        return None  # no id, or an Android/Windows/… agent that borrows one
     decoded = apple.hardware(match.group(0))
     if decoded is None:  # pragma: no cover - HARDWARE_ID only matches known families
         return None
@@ -242,7 +247,7 @@ def _hardware_id(ua: str) -> Evidence | None:
             version = apple.version_from_build(build.group(1), platform)
     if model.startswith("iPad"):
         platform = apple.ipad_platform(version)
-    return _evidence(
+    return agent_evidence(
         "apple-hardware-id",
         [
             ("vendor", "Apple"),
@@ -252,6 +257,7 @@ def _hardware_id(ua: str) -> Evidence | None:
             ("kind", kind.value if kind is not DeviceKind.UNKNOWN else None),
         ],
         0.85,
+        f"token `{clean(match.group(0), 24)}`: Apple's hardware id",
     )
 
 
@@ -261,7 +267,7 @@ def _desktop_mode(ua: str) -> Evidence | None:
     safari = _SAFARI_VERSION.search(ua)
     if safari is None or _OTHER_BROWSER.search(ua):
         return None
-    return _evidence(
+    return agent_evidence(
         "safari-mac-or-ipad",
         [("vendor", "Apple"), ("platform", "macOS"), ("platform", "iPadOS")],
         0.6,
@@ -278,13 +284,15 @@ RULES: tuple[tuple[str, Callable[[str], Evidence | None]], ...] = (
     ("apple-daemon", _apple_daemon),
     ("office-mac", _office_mac),
     ("cfnetwork-darwin", _darwin),
+    ("apple-compact", apple_agents.compact),
     ("apple-hardware-id", _hardware_id),
     ("safari-mac-or-ipad", _desktop_mode),
 )
 
-#: Browsers (`Mozilla/…`) are most traffic; of our rules only these two can apply to them.
+#: Browsers (`Mozilla/…`) are most traffic; of our rules only these two can apply to them,
+#: and the last (Safari's frozen Mac agent) applies to nothing else.
 _BROWSER_RULES = (_hardware_id, _desktop_mode)
-_ALL_RULES = tuple(rule for _, rule in RULES)
+_ALL_RULES = tuple(rule for _, rule in RULES if rule is not _desktop_mode)
 
 
 class _Parser:
@@ -399,6 +407,23 @@ def _uaparser(ua: str) -> Evidence | None:
         kind = DeviceKind.HANDSET
     elif platform == "Android" and ua.startswith("Mozilla/"):
         kind = DeviceKind.HANDSET if "Mobile" in ua else DeviceKind.TABLET
+    if vendor == "Apple" and not _apple_claim_stands(platform, ua):
+        note = (
+            f"`{clean(model or 'Apple', 32)}` appears only inside another word"
+            + (f"; the agent runs {platform}" if platform not in APPLE_PLATFORMS else "")
+            + ": not an Apple device"
+        )
+        vendor = model = None
+        if platform in APPLE_PLATFORMS:  # the Apple platform came from the same word
+            platform = version = kind = None
+        if platform is None:
+            return agent_evidence("ua-parser", [], 0.0, note)
+    if platform in _SAILFISH_SUSPECTS or (
+        platform == "Android" and ("Sailfish" in ua or "Aurora" in ua)
+    ):
+        sailfish = domestic.sailfish_family(ua)
+        if sailfish is not None:
+            return sailfish
     if platform is None and vendor is None:
         return None
     says = []
@@ -412,6 +437,11 @@ def _uaparser(ua: str) -> Evidence | None:
         says.append(("os_version", version))
     if kind:
         says.append(("kind", kind.value))
+    if platform == "Linux":
+        named = domestic.distribution(ua)
+        if named is not None:
+            says.append(("distribution", named[0]))
+            note = f"distribution named by token `{clean(named[1], 24)}`"
     return Evidence(
         SIGNAL,
         Trust.REPORTED,
@@ -422,34 +452,80 @@ def _uaparser(ua: str) -> Evidence | None:
     )
 
 
+#: Apple names one of which, as a whole token, must back any Apple claim ua-parser makes.
+_APPLE_TOKEN = re.compile(
+    r"(?<![A-Za-z])(?:iPhone|iPad|iPod|iPh|iOS|iPadOS|Macintosh|Mac|MacOS|macOS|OS ?X|Darwin"
+    r"|CFNetwork|Apple|AppleTV|ATV|Watch|watchOS|WatchOS|tvOS|visionOS)(?![a-z])"
+)
+
+#: Browsers whose platform comment, first in the agent, names an Apple device.
+_APPLE_BROWSERS = (
+    "Mozilla/5.0 (iPhone;",
+    "Mozilla/5.0 (iPad;",
+    "Mozilla/5.0 (iPod",
+    "Mozilla/5.0 (Macintosh;",
+)
+
+#: Puffin's device suffix: `IP` an iPhone, `IT` an iPad (CloudMosa's agent format).
+_PUFFIN_APPLE = re.compile(r"Puffin/[\d.]{1,20}I[PT](?![A-Za-z])")
+
+_APPLE = (("vendor", "Apple"),)
+
+#: ua-parser platforms behind which a Sailfish-family agent may hide.
+_SAILFISH_SUSPECTS = frozenset({"Maemo", "Firefox OS", "Linux", "Sailfish"})
+
+
+def _apple_claim_stands(platform: str | None, ua: str) -> bool:
+    """ua-parser's patterns find `iPhone` inside other words (`XiPhone13`, `HiPhone13,2`, an
+    Android clone named `SOYES XS11 iPhone`). Its Apple claim stands only when an Apple name
+    stands in the agent as a whole token and no platform Apple hardware never runs is named
+    (Android, HarmonyOS, Windows…). A Linux desktop token does not refute an iOS answer:
+    Facebook's iOS app and Puffin's cloud browser (`Puffin/3.10990IP`) send one."""
+    if platform is None:
+        return _APPLE_TOKEN.search(ua) is not None and not apple_agents.non_apple(ua)
+    if platform in APPLE_PLATFORMS:
+        if ua.startswith(_APPLE_BROWSERS):
+            return True  # the browser's own platform comment is Apple's: no passing mention
+        return _APPLE_TOKEN.search(ua) is not None and not apple_agents.non_apple(ua, linux=False)
+    return not excludes_apple(platform) and _PUFFIN_APPLE.search(ua) is not None
+
+
 def identify_user_agent(ua: str) -> Evidence | None:
-    """Evidence for one User-Agent string, or None when nothing in it identifies a device."""
-    for rule in _BROWSER_RULES if ua.startswith("Mozilla/") else _ALL_RULES:
+    """Evidence for one User-Agent string, or None when nothing in it identifies a device.
+
+    Order: our rules for Apple's clients (browsers skip all but two), then ua-parser, whose
+    answer is checked (an Apple claim needs a whole token; a Sailfish-family agent or a
+    Linux distribution is named). The rules for Apple's names in third-party agents run
+    only where ua-parser knows nothing, or says Apple about an agent that is no browser
+    (they read its version and kind better: `ExampleMeet.iOS/5.17.0` is no iOS 5.17); a crawler
+    or a non-Apple answer from ua-parser stands. Last, for agents ua-parser does not know,
+    the rules for domestic platforms and Linux mail clients."""
+    browser = ua.startswith("Mozilla/")
+    for rule in _BROWSER_RULES if browser else _ALL_RULES:
         found = rule(ua)
         if found is not None:
             return found
-    return _uaparser(ua)
+    found = _uaparser(ua)
+    if found is None:
+        return (
+            apple_agents.recognise(ua) or domestic.sailfish_family(ua) or domestic.linux_agent(ua)
+        )
+    if not browser and found.says[:1] == _APPLE:
+        return apple_agents.recognise(ua) or found
+    return found
 
 
-def extract_user_agent(signals: Signals, keys: Mapping[str, str]) -> Extracted:
-    """Extractor: `Signals.user_agent` (and ActiveSync's own agent header is the same field)."""
-    raw = signals.user_agent
-    if not raw or raw.isspace():
-        return NOTHING
-    ua, truncated = clip(raw, MAX_LENGTH)
+def user_agent_evidence(raw: str) -> Evidence:
+    """The evidence one non-empty User-Agent gives: cut to `MAX_LENGTH`, NULs dropped."""
+    ua, truncated = (raw, False) if len(raw) <= MAX_LENGTH else clip(raw, MAX_LENGTH)
     if "\x00" in ua:
         ua = ua.replace("\x00", "")
-    ua = ua.strip()
-    found = identify_user_agent(ua)
+    found = identify_user_agent(ua.strip())
     if found is None:
         note = "no rule or parser recognised this agent"
         if truncated:
             note += f"; truncated to {MAX_LENGTH} characters"
-        return Extracted(
-            evidence=(
-                make_evidence(SIGNAL, Trust.REPORTED, "useragent", (), note=note, confidence=0.0),
-            )
-        )
+        return make_evidence(SIGNAL, Trust.REPORTED, "useragent", (), note=note, confidence=0.0)
     if truncated:
         note = f"{found.note}; truncated" if found.note else "truncated"
         found = Evidence(
@@ -460,4 +536,12 @@ def extract_user_agent(signals: Signals, keys: Mapping[str, str]) -> Extracted:
             note + f" to {MAX_LENGTH} characters",
             found.confidence,
         )
-    return Extracted(evidence=(found,))
+    return found
+
+
+def extract_user_agent(signals: Signals, keys: Mapping[str, str]) -> Extracted:
+    """Extractor: `Signals.user_agent` (and ActiveSync's own agent header is the same field)."""
+    raw = signals.user_agent
+    if not raw or raw.isspace():
+        return NOTHING
+    return Extracted(evidence=(user_agent_evidence(raw),))

@@ -6,7 +6,7 @@
     send.deliver(…)                        SMTP delivery; failures are recorded and retried
 
 The engine decides who is affected: a device gets a notice for a rule exactly when deciding
-a request from it, at `at`, yields that rule's `warn` (DESIGN rule 3).
+a request from it, at `at`, yields that rule's `warn` (docs/semantics.md rule 3).
 """
 
 from devicegate.notify.ledger import Ledger

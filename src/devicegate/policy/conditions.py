@@ -2,8 +2,8 @@
 
 A condition on a profile is MATCH, NO or UNKNOWN (the signals do not tell). Deny-list
 conditions (`when`) match when *any* credible signal supports them; allow-list conditions
-(`only`) approve a device only when *all* signals support them (DESIGN.md rule 8): someone
-evading a ban changes one signal, rarely all.
+(`only`) approve a device only when *all* signals support them (docs/semantics.md rule 8):
+someone evading a ban changes one signal, rarely all.
 """
 
 from __future__ import annotations

@@ -51,6 +51,8 @@ class LoadedPolicy:
     top: Located
     #: (`vendors` or `platforms`, the name, where it was declared), for every declaration.
     declared: tuple[tuple[str, str, Located], ...] = ()
+    #: where a file sets `unknown_user` (None: every file left it at its default)
+    unknown_user_set: Located | None = None
 
     def where_rule(self, index: int, *sub: str | int) -> tuple[str, int]:
         origin = self.rule_origins[index]
@@ -270,6 +272,14 @@ def _merge(parsed: Sequence[tuple[str, Policy, SourceMap]]) -> tuple[LoadedPolic
         exception_origins=tuple(exception_origins),
         top=Located(first_file, first_source, ()),
         declared=tuple(declared),
+        unknown_user_set=next(
+            (
+                Located(file, source, ())
+                for file, policy, source in parsed
+                if "unknown_user" in policy.model_fields_set
+            ),
+            None,
+        ),
     )
     return loaded, issues
 

@@ -287,6 +287,23 @@ def lint_policy(
                     "allow-shadows-nothing",
                 )
             )
+    if loaded.unknown_user_set is None and any(
+        rule.effect in ("block", "quarantine") and rule.mode == "enforce" for rule in policy.rules
+    ):
+        issues.append(
+            Issue(
+                Severity.INFO,
+                loaded.top.file,
+                loaded.top.line("unknown_user"),
+                "unknown_user",
+                "`unknown_user` is not set, so it is allow: a name the directory does not "
+                "know (or that names several users) is let through every rule; "
+                "`devicegate_unknown_user_decisions_total` on /metrics counts them",
+                "write `unknown_user: block` once the directory covers everyone who may use "
+                "these services, or `unknown_user: allow` to say so (docs/security.md)",
+                "unknown-user-allowed",
+            )
+        )
     for index, exc in enumerate(policy.exceptions):
         origin = loaded.exception_origins[index]
         if to_instant(exc.until, policy.timezone) <= now:

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from devicegate.audit.tables import DEVICE_COLUMNS
+from devicegate.audit.results import DEVICE_COLUMNS
 
 Row = dict[str, Any]
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from devicegate.audit.compliance import still_to_replace, unit_deadlines
-from devicegate.audit.tables import AuditTables
+from devicegate.audit.results import AuditTables
 from devicegate.policy import Snapshot
 from devicegate.report.assets import CHART_JS, STYLE
 from devicegate.report.devices import by_model, devices_of, violating_devices, with_times

@@ -22,17 +22,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from devicegate.adapters import radius
+from devicegate.adapters.base import HTTP
 from devicegate.errors import SignalError, error_json
 from devicegate.model import Decision
 from devicegate.serialize import decision_json, signals_from_json
-from devicegate.server.declog import FAILING_CLOSED, LogUnavailable
+from devicegate.server.decision_log import FAILING_CLOSED, LogUnavailable
 from devicegate.server.openapi import OPENAPI
 from devicegate.server.service import ServerService
 from devicegate.server.trust import REFUSED_HINT, SECRET_HEADER
 from devicegate.timeutil import parse_at
 
 MAX_BODY = 64 * 1024
-DECIDE_ADAPTER = "http"
 
 
 def error(status: int, message: str, hint: str | None = None) -> JSONResponse:
@@ -136,7 +136,7 @@ def decide_route(service: ServerService) -> Route:
             return denied
         data = await read_json(request)
         user, resource, signals = _request_fields(service, data, ("user", "resource", "signals"))
-        decision: Decision = service.decide(user, resource, signals, adapter=DECIDE_ADAPTER)
+        decision: Decision = service.decide(user, resource, signals, adapter=HTTP)
         failed = await durable(service)
         return failed or JSONResponse(decision_json(decision))
 
@@ -173,7 +173,7 @@ def basic_routes(service: ServerService) -> list[Route]:
 
 
 def mail_routes(service: ServerService) -> list[Route]:
-    """FreeRADIUS rlm_rest (the Dovecot endpoint is a bare ASGI path: server/mailpath.py)."""
+    """FreeRADIUS rlm_rest (the Dovecot endpoint is bare ASGI: server/dovecot_endpoint.py)."""
 
     vlan = service.config.radius_quarantine_vlan
 
@@ -182,10 +182,7 @@ def mail_routes(service: ServerService) -> list[Route]:
         if denied is not None:
             return denied
         body = await read_body(request)
-        try:
-            status, payload = radius.handle(service, body, quarantine_vlan=vlan)
-        except SignalError as exc:
-            return error(400, exc.message, exc.hint)
+        status, payload = radius.answer(service, body, quarantine_vlan=vlan)
         return await durable(service) or JSONResponse(payload, status_code=status)
 
     return [Route("/v1/radius/authorize", radius_authorize, methods=["POST"])]

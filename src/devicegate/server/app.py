@@ -23,9 +23,9 @@ from devicegate.errors import DevicegateError, error_json
 from devicegate.server.admin import admin_routes
 from devicegate.server.api import basic_routes, mail_routes
 from devicegate.server.config import ServerConfig
-from devicegate.server.hotpath import BLOCK_PAGE, PREFIX, ForwardAuth, block_page
-from devicegate.server.mailpath import PATH as DOVECOT_PATH
-from devicegate.server.mailpath import DovecotPolicy
+from devicegate.server.dovecot_endpoint import PATH as DOVECOT_PATH
+from devicegate.server.dovecot_endpoint import DovecotPolicy
+from devicegate.server.forward_auth_endpoint import BLOCK_PAGE, PREFIX, ForwardAuth, block_page
 from devicegate.server.metrics import Metrics
 from devicegate.server.service import ServerService, load_configured_snapshot
 from devicegate.store import open_store

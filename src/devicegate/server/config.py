@@ -41,7 +41,7 @@ class ServerConfig:
     proxy_secret: bytes | None = None
     state_refresh: float = 1.0  # seconds: the propagation bound of holds between servers
     sighting_interval: float = 60.0  # seconds: one sighting per (user, signals, adapter)
-    log_ack: str = "durable"  # or "buffered": see server/declog.py
+    log_ack: str = "durable"  # or "buffered": see server/decision_log.py
     postfix_port: int | None = None
     postfix_window: float = DEFAULT_WINDOW.total_seconds()  # how old a sighting SMTP may use
     postfix_match: str = DEFAULT_MATCH  # "any" identified sighting in the window, or "newest"

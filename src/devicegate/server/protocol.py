@@ -1,8 +1,9 @@
 """uvicorn's httptools protocol with one addition: replayed answers skip ASGI.
 
 Every proxied request asks devicegate, and most ask what an earlier request with the same
-header values already asked (`hotpath.ForwardAuth` keeps those answers); every IMAP login
-asks Dovecot's policy question again (`mailpath.DovecotPolicy` keeps those, by body).
+header values already asked (`forward_auth_endpoint.ForwardAuth` keeps those answers);
+every IMAP login asks Dovecot's policy question again (`dovecot_endpoint.DovecotPolicy` keeps
+those, by body).
 Measured on this machine, what uvicorn does around an ASGI call — the scope, a
 `RequestResponseCycle` with its `asyncio.Event`, a task, two `send` messages — costs about as
 much as the bare app's whole request, and the durable wait adds a suspended task and a future
@@ -33,16 +34,16 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from devicegate.adapters.dovecot import MAX_BODY
 from devicegate.server.config import Limits
-from devicegate.server.declog import FAILING_CLOSED, WRITE_FAILED
-from devicegate.server.hotpath import PREFIX, json_error
-from devicegate.server.hotpath import raw_headers as encode_headers
-from devicegate.server.mailpath import PATH as DOVECOT_PATH
+from devicegate.server.decision_log import FAILING_CLOSED, WRITE_FAILED
+from devicegate.server.dovecot_endpoint import PATH as DOVECOT_PATH
+from devicegate.server.forward_auth_endpoint import PREFIX, json_error
+from devicegate.server.forward_auth_endpoint import raw_headers as encode_headers
 from devicegate.server.trust import SECRET_HEADER_BYTES
 
 if TYPE_CHECKING:
-    from devicegate.server.declog import Batch
-    from devicegate.server.hotpath import ForwardAuth
-    from devicegate.server.mailpath import DovecotPolicy
+    from devicegate.server.decision_log import Batch
+    from devicegate.server.dovecot_endpoint import DovecotPolicy
+    from devicegate.server.forward_auth_endpoint import ForwardAuth
     from devicegate.server.metrics import LatencyHistogram
 
 PREFIX_BYTES = PREFIX.encode()
@@ -53,7 +54,8 @@ LOG_FAILED = json_error(503, WRITE_FAILED, FAILING_CLOSED)
 
 
 class Replayable(Protocol):
-    """A kept answer (`hotpath.Answer`, `mailpath.Answer`): its parts and wire bytes."""
+    """A kept answer (`forward_auth_endpoint.Answer`, `dovecot_endpoint.Answer`): its parts
+    and wire bytes."""
 
     status: int
     headers: list[tuple[bytes, bytes]]

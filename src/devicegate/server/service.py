@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 
-from devicegate.adapters.base import INFERRING_ADAPTERS, Sighting
+from devicegate.adapters.base import Adapter, Sighting
 from devicegate.boundedcache import BoundedCache
 from devicegate.model import (
     Action,
@@ -40,13 +40,14 @@ from devicegate.model import (
     Signals,
 )
 from devicegate.policy import Snapshot, decide
+from devicegate.policy.loading import load_snapshot
 from devicegate.serialize import signals_from_json, signals_json
 from devicegate.server.binding import bind_signals, hold_keys
 from devicegate.server.config import ServerConfig
-from devicegate.server.declog import Batch, DecisionLog
+from devicegate.server.decision_log import Batch, DecisionLog
+from devicegate.server.device_state import StateCache
+from devicegate.server.log_rows import Row
 from devicegate.server.metrics import Cell, Metrics
-from devicegate.server.rows import Row
-from devicegate.server.state import StateCache
 from devicegate.server.trust import ProxyTrust
 from devicegate.store import Store
 from devicegate.store.records import seen_json
@@ -63,9 +64,7 @@ SWITCH_FLOOR = 1.0
 
 
 def load_configured_snapshot(config: ServerConfig) -> Snapshot:
-    from devicegate.cli.common import load_snapshot
-
-    return load_snapshot(list(config.policy), config.directory, config.devices, quiet=True)
+    return load_snapshot(config.policy, config.directory, config.devices)
 
 
 @dataclass(slots=True, eq=False)
@@ -91,7 +90,8 @@ class Prepared:
 
 
 class Kept(Protocol):
-    """An answer a hot path keeps for replay (`hotpath.Answer`, `mailpath.Answer`)."""
+    """An answer an endpoint keeps for replay (`forward_auth_endpoint.Answer`,
+    `dovecot_endpoint.Answer`)."""
 
     @property
     def prepared(self) -> Prepared: ...
@@ -149,7 +149,7 @@ class ServerService:
         resource: str,
         signals: Signals,
         *,
-        adapter: str,
+        adapter: Adapter,
         at: datetime | None = None,
     ) -> Decision:
         return self.prepare(user, resource, signals, adapter=adapter, at=at)[0].decision
@@ -160,7 +160,7 @@ class ServerService:
         resource: str,
         signals: Signals,
         *,
-        adapter: str,
+        adapter: Adapter,
         at: datetime | None = None,
         basis: str | None = None,
         evidence: bool = True,
@@ -201,7 +201,7 @@ class ServerService:
         row = (
             canonical,
             resource,
-            adapter,
+            adapter.name,
             decision.action.value,
             decision.rule,
             decision.policy_version,
@@ -212,16 +212,16 @@ class ServerService:
         )
         sighting: Row | None = None
         sighting_key = None
-        if evidence and profile.identified and adapter not in INFERRING_ADAPTERS:
+        if evidence and profile.identified and adapter.carries_device_data:
             # SMTP reuses an earlier sighting: recording it again would keep a user "seen"
             # on a device for as long as they send mail. A request that identifies no device
             # is no sighting: it must never hide one that did (docs/mail.md).
-            sighting_key = (canonical.lower(), adapter, signals)
+            sighting_key = (canonical.lower(), adapter.name, signals)
             signals_text = json.dumps(signals_json(signals), ensure_ascii=False)
             sighting = (
                 canonical,
                 resource,
-                adapter,
+                adapter.name,
                 state.device_ref,
                 device.vendor,
                 device.platform,
@@ -235,7 +235,7 @@ class ServerService:
             sighting_key=sighting_key,
             sighting_due=0.0,
             cell=self.metrics.requests.cell(
-                decision.action.value, decision.rule or "default", resource, adapter
+                decision.action.value, decision.rule or "default", resource, adapter.name
             ),
             snapshot=snapshot,
             generation=generation,

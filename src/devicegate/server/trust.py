@@ -18,6 +18,8 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from devicegate.boundedcache import BoundedCache
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 LOOPBACK = ("127.0.0.0/8", "::1/128")
@@ -44,7 +46,9 @@ class ProxyTrust:
 
     networks: tuple[Network, ...] = field(default_factory=lambda: parse_networks(LOOPBACK))
     secret: bytes | None = None
-    _peers: dict[str, bool] = field(default_factory=dict, repr=False)
+    _peers: BoundedCache[str, bool] = field(
+        default_factory=lambda: BoundedCache(_PEERS_MAX), repr=False
+    )
 
     def address_trusted(self, address: str | None) -> bool:
         """Whether `address` is one of the trusted proxies (cached per address)."""
@@ -61,10 +65,7 @@ class ProxyTrust:
             if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
                 ip = ip.ipv4_mapped
             trusted = any(ip in network for network in self.networks)
-        if len(self._peers) >= _PEERS_MAX:
-            self._peers.clear()
-        self._peers[address] = trusted
-        return trusted
+        return self._peers.put(address, trusted)
 
     def refusal(self, peer: str | None, secret: bytes | str | None) -> str | None:
         """Why this peer may not ask (None: it may). `secret` is the secret header's value."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import ldap.dn
 
-from devicegate.directory.rows import UNIT_RE
+from devicegate.directory.entries import UNIT_RE
 from devicegate.sources.config import LdapSource
 from devicegate.sources.state import UserEntry
 

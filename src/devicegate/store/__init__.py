@@ -442,7 +442,7 @@ class Store:
     # ---- sightings and decisions (batched by the caller) ----------------------------------
     def write_sightings(self, sightings: Sequence[dict[str, Any]]) -> None:
         """Insert sightings in one transaction; durable when this returns. (Decisions are
-        written by the server's writer process, `devicegate.server.rows`.)"""
+        written by the server's writer process, `devicegate.server.log_rows`.)"""
         if sightings:
             with self.engine.begin() as conn:
                 conn.execute(t.sightings.insert(), list(sightings))

@@ -11,8 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from devicegate.identify.base import clean
-from devicegate.model import DeviceProfile, Signals
+from devicegate.model import DeviceProfile, Signals, device_label
 from devicegate.serialize import signals_json
+from devicegate.timeutil import when
 
 COMPROMISED = "compromised"
 
@@ -43,6 +44,9 @@ def seen_device(seen: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return device if isinstance(device, Mapping) else {}
 
 
+LABELLED = ("vendor", "platform", "model")
+
+
 def describe_seen(seen: Mapping[str, Any] | None, *, signals: bool = True) -> str:
     """One line a person reads: `Apple iOS iPhone14,2; user agent `…`` and, with `signals`,
     every other signal; `-` when the hold recorded nothing (holds set before the store kept
@@ -50,8 +54,8 @@ def describe_seen(seen: Mapping[str, Any] | None, *, signals: bool = True) -> st
     if not seen:
         return "-"
     device = seen_device(seen)
-    named = " ".join(str(device[k]) for k in ("vendor", "platform", "model") if device.get(k))
-    parts = [clean(named, SEEN_VALUE_MAX) or "unidentified"]
+    named = device_label(*(str(device[k]) if device.get(k) else None for k in LABELLED))
+    parts = [clean(named, SEEN_VALUE_MAX)]
     carried = seen.get("signals")
     carried = carried if isinstance(carried, Mapping) else {}
     if carried.get("user_agent"):
@@ -134,11 +138,6 @@ class DeviceRecord:
     @property
     def active_verdicts(self) -> tuple[VerdictRecord, ...]:
         return tuple(v for v in self.verdicts if v.active)
-
-
-def when(moment: datetime | None) -> str:
-    """A moment as people read it in listings: `2023-07-17 09:00:12 UTC`."""
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment is not None else "-"
 
 
 def describe_hold(hold: HoldRecord, *, user: str | None = None) -> str:

@@ -19,7 +19,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from devicegate.errors import SignalError
-from devicegate.model import DeviceProfile, Signals
+from devicegate.model import DeviceProfile, Signals, device_label
 from devicegate.serialize import signals_from_json
 from devicegate.store import tables as t
 from devicegate.timeutil import assume_utc
@@ -44,7 +44,7 @@ class SightedDevice:
 
     @property
     def label(self) -> str:
-        return " ".join(x for x in (self.vendor, self.platform, self.model) if x) or "unidentified"
+        return device_label(self.vendor, self.platform, self.model)
 
 
 def _groups(

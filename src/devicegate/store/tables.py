@@ -102,7 +102,7 @@ Index("ix_sightings_lower_user_at", sa.func.lower(sightings.c.user), sightings.c
 # the rule, the device, the explanation) repeats for every request of the same user and
 # device under the same policy, so it is kept once in `decision_details`; each decision is
 # a narrow row of its request id, its time and the details it had. Measured in the writer
-# process (benchmarks/decision_log.py, 2026-11-28): 0.63× the CPU and a quarter of the bytes
+# process (benchmarks/decision_log.py): 0.63× the CPU and a quarter of the bytes
 # of one wide row a decision. No foreign key: PostgreSQL would check it with a trigger
 # on every insert, and details rows are never updated or deleted.
 DETAIL_COLUMNS = (

@@ -8,7 +8,7 @@ Public surface (pinned by tests/triage/test_api.py)::
     Options, Limits, ScanReport, Detection, Verdict, Coverage, DeviceInfo
     TriageError and its subclasses (see `errors`)
 
-The CLI is `devicegate.triage.cli:app` (mounted as `devicegate triage`).
+The CLI is `devicegate.cli.triage_cmd` (`devicegate triage`).
 """
 
 from __future__ import annotations

@@ -4,6 +4,11 @@ Layout: `Manifest.plist` (keybag, `IsEncrypted`, `Lockdown` device facts), `Info
 `Manifest.db` (SQLite, table `Files(fileID, domain, relativePath, flags, file)`) and the
 files themselves at `<fileID[:2]>/<fileID>`, where fileID = SHA1("<domain>-<relativePath>").
 
+A folder with a plaintext `Manifest.db` but no `Manifest.plist` is a backup copied in part:
+it opens as unencrypted, with the device taken from `Info.plist`, and `manifest_plist` is
+False so that the scan reports the gap (it can never be clean). Without `Manifest.plist`
+an encrypted `Manifest.db` cannot be read at all: its keybag is in that file.
+
 Trust nothing in it:
 * a file is located only through its fileID, recomputed from domain and path and required
   to match the row before the row is used: a `relativePath` full of `../` never reaches the
@@ -73,6 +78,8 @@ class Backup:
 
     root: Path
     manifest: dict[str, Any]
+    #: False when the folder has no Manifest.plist (a partial copy, read as unencrypted).
+    manifest_plist: bool
     device: DeviceInfo
     encrypted_files: bool
     limits: Limits
@@ -232,14 +239,20 @@ class Backup:
         raise ArtefactError(f"`{what}` is listed in Manifest.db but its file is absent")
 
 
-def _read_small(path: Path, limit: int, what: str) -> bytes:
+def _read_small(path: Path, limit: int, what: str) -> bytearray:
+    """The file's bytes in a buffer of our own (the SQLite reader may patch its header)."""
     try:
         info = path.lstat()
         if not stat.S_ISREG(info.st_mode):
             raise BackupCorruptError(f"`{what}` is not a regular file")
         if info.st_size > limit:
             raise BackupCorruptError(f"`{what}` is {info.st_size} bytes, over the {limit} limit")
-        return path.read_bytes()
+        data = bytearray(info.st_size)
+        with path.open("rb") as handle:
+            read = handle.readinto(data)
+            if read != info.st_size or handle.read(1):
+                raise BackupCorruptError(f"`{what}` changed size while it was read")
+        return data
     except OSError as exc:
         raise BackupCorruptError(f"`{what}` cannot be read ({exc.strerror})") from None
 
@@ -247,7 +260,7 @@ def _read_small(path: Path, limit: int, what: str) -> bytes:
 def _plist(path: Path, limits: Limits) -> dict[str, Any]:
     data = _read_small(path, limits.plist_bytes, path.name)
     try:
-        return load_plist_dict(data, path.name)
+        return load_plist_dict(bytes(data), path.name)
     except ArtefactError as exc:
         raise BackupCorruptError(exc.message) from None
 
@@ -281,37 +294,56 @@ def open_backup(
     root = Path(path)
     if not root.is_dir():
         raise NotABackupError(f"`{root}` is not a folder")
-    if not (root / "Manifest.plist").is_file() or not (root / "Manifest.db").is_file():
+    if not (root / "Manifest.db").is_file():
         raise NotABackupError(
-            f"`{root}` is not an iOS backup: Manifest.plist or Manifest.db is missing",
-            hint="give the folder that holds Manifest.plist (one per device)",
+            f"`{root}` is not an iOS backup: Manifest.db is missing",
+            hint="give the folder that holds Manifest.db and Manifest.plist (one per device)",
         )
-    manifest = _plist(root / "Manifest.plist", limits)
+    has_plist = (root / "Manifest.plist").is_file()
+    manifest = _plist(root / "Manifest.plist", limits) if has_plist else {}
     info = _plist(root / "Info.plist", limits) if (root / "Info.plist").is_file() else {}
     encrypted = manifest.get("IsEncrypted") is True
     raw_db: bytes | bytearray = _read_small(
         root / "Manifest.db", limits.manifest_db_bytes, "Manifest.db"
     )
+    if not has_plist and not raw_db.startswith(SQLITE_MAGIC):
+        raise BackupCorruptError(
+            "Manifest.db is encrypted or not an SQLite database, and Manifest.plist, which "
+            "holds the backup's keybag, is missing",
+            hint="copy Manifest.plist from the original backup folder",
+        )
     class_keys: dict[int, bytes] = {}
     encrypted_files = encrypted and not raw_db.startswith(SQLITE_MAGIC)
     if encrypted_files:
-        class_keys, raw_db = _decrypt_manifest(manifest, bytes(raw_db), password)
-    db = open_manifest_db(raw_db)
+        class_keys, raw_db = _decrypt_manifest(manifest, raw_db, password)
+    wal_path = root / "Manifest.db-wal"
+    wal = bytearray()
+    if os.path.lexists(wal_path):  # a link is refused by _read_small, not skipped
+        wal = _read_small(wal_path, limits.manifest_db_bytes, wal_path.name)
+    db, wal_problem = open_manifest_db(raw_db, None if encrypted_files else wal)
     backup = Backup(
         root=root,
         manifest=manifest,
+        manifest_plist=has_plist,
         device=device_info(manifest, info, encrypted),
         encrypted_files=encrypted_files,
         limits=limits,
         _db=db,
         _class_keys=class_keys,
     )
+    if encrypted_files and wal:
+        backup.note_anomaly(
+            "Manifest.db-wal: the log of an encrypted Manifest.db is not replayed; "
+            "files it lists are not seen"
+        )
+    if wal_problem is not None:
+        backup.note_anomaly(f"{wal_problem}; files it lists may not be seen")
     _survey(backup)
     return backup
 
 
 def _decrypt_manifest(
-    manifest: dict[str, Any], raw_db: bytes, password: PasswordSource | None
+    manifest: dict[str, Any], raw_db: bytes | bytearray, password: PasswordSource | None
 ) -> tuple[dict[int, bytes], bytes | bytearray]:
     keybag_blob = manifest.get("BackupKeyBag")
     manifest_key = manifest.get("ManifestKey")

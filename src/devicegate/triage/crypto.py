@@ -178,7 +178,9 @@ def _cbc_into(key: bytes, data: memoryview, out: memoryview, start: int, end: in
     aes.new(key, aes.MODE_CBC, iv).decrypt(data[start:end], output=out[start:end])
 
 
-def decrypt(key: bytes, data: bytes, what: str, *, size: int | None = None) -> bytearray:
+def decrypt(
+    key: bytes, data: bytes | bytearray, what: str, *, size: int | None = None
+) -> bytearray:
     """AES-256-CBC with a zero IV; strip PKCS#7 padding, or cut to the recorded size."""
     if len(data) % 16:
         raise BackupCorruptError(f"`{what}` is not a whole number of AES blocks")

@@ -9,7 +9,7 @@ import hashlib
 import re
 import sqlite3
 
-from devicegate.triage.dbfile import SQLITE_MAGIC, check
+from devicegate.triage.dbfile import SQLITE_MAGIC, check, load, replay
 from devicegate.triage.errors import ArtefactError, BackupCorruptError
 
 _FILE_ID = re.compile(r"[0-9a-f]{40}")
@@ -36,12 +36,21 @@ def whole_by_header(raw_db: bytes | bytearray) -> bool:
     return True
 
 
-def open_manifest_db(raw_db: bytes | bytearray) -> sqlite3.Connection:
+def open_manifest_db(
+    raw_db: bytes | bytearray, wal: bytes | bytearray | None = None
+) -> tuple[sqlite3.Connection, str | None]:
+    """Manifest.db in memory, checked enough to be trusted, with its `-wal` replayed when
+    given; and why that log could not be replayed in full (None when it was)."""
     if not raw_db.startswith(SQLITE_MAGIC):
         raise BackupCorruptError("Manifest.db is not an SQLite database")
-    db = sqlite3.connect(":memory:")
+    problem = None
     try:
-        db.deserialize(raw_db)
+        if wal:
+            raw_db, problem = replay(raw_db, wal, "Manifest.db")
+        db = load(raw_db, "Manifest.db")
+    except ArtefactError as exc:
+        raise BackupCorruptError(exc.message) from None
+    try:
         if not whole_by_header(raw_db):
             check(db, "Manifest.db")
         db.execute("SELECT fileID, domain, relativePath, flags, file FROM Files LIMIT 1")
@@ -51,7 +60,7 @@ def open_manifest_db(raw_db: bytes | bytearray) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         db.close()
         raise BackupCorruptError(f"Manifest.db has no usable `Files` table ({exc})") from None
-    return db
+    return db, problem
 
 
 def problem(file_id: object, domain: object, relative_path: object) -> str | None:

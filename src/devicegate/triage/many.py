@@ -44,9 +44,13 @@ class Outcome:
 
 
 def discover(folder: Path) -> list[Path]:
-    """Immediate subfolders holding a Manifest.plist, sorted by name."""
+    """Immediate subfolders holding a Manifest.db, sorted by name.
+
+    Manifest.db, not Manifest.plist: a backup copied without its Manifest.plist is still
+    scanned (and reported as such), never skipped without a word.
+    """
     try:
-        return sorted(child for child in folder.iterdir() if (child / "Manifest.plist").is_file())
+        return sorted(child for child in folder.iterdir() if (child / "Manifest.db").is_file())
     except OSError:
         return []
 
@@ -56,7 +60,7 @@ def any_encrypted(paths: list[Path]) -> bool:
     for path in paths:
         try:
             manifest = plistlib.loads((path / "Manifest.plist").read_bytes())
-        except Exception:  # unreadable: the scan itself will say so
+        except Exception:  # absent or unreadable: the scan itself will say so
             continue
         if isinstance(manifest, dict) and manifest.get("IsEncrypted") is True:
             return True

@@ -2,7 +2,8 @@
 
 The JSON keys `verdict`, `detections` (`kind`, `source`, `value`, `time`), `coverage`,
 `indicators` (file → `sha256`, `count`) and `device` (`serial`, `udid`, `ios_version`) are
-the CLI contract; the others (`reasons`, `risk`, `coverage_notes`, …) are additions.
+the CLI contract; the others (`reasons`, `risk`, `coverage_notes`, `not_checked`, …) are
+additions.
 `timeline.csv` has MVT's columns (UTC Timestamp, Plugin, Event, Description) so existing
 timeline tooling reads it; `alerts.json` is the list of detections.
 """
@@ -44,6 +45,7 @@ def to_dict(report: ScanReport) -> dict[str, Any]:
         "detections": [detection_dict(d) for d in report.detections],
         "coverage": {a.name: a.coverage.value for a in report.artefacts},
         "coverage_notes": {a.name: a.note for a in report.artefacts if a.note},
+        "not_checked": {a.name: list(a.not_checked) for a in report.artefacts if a.not_checked},
         "indicators": {
             s.name: {"sha256": s.sha256, "count": s.count, "skipped": s.skipped}
             for s in report.indicators

@@ -81,12 +81,14 @@ class TimelineEvent:
 
 @dataclass(frozen=True, slots=True)
 class ArtefactResult:
-    """What one artefact module produced. `note` says why it is missing or broken."""
+    """What one artefact module produced. `note` says why it is missing or broken;
+    `not_checked` what it left unchecked on purpose, and how to check it."""
 
     name: str
     coverage: Coverage
     required: bool
     note: str = ""
+    not_checked: tuple[str, ...] = ()
     detections: tuple[Detection, ...] = ()
     timeline: tuple[TimelineEvent, ...] = ()
     facts: tuple[tuple[str, str], ...] = ()

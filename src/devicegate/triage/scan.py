@@ -117,6 +117,7 @@ def _run_all(ctx: Context) -> tuple[list[ArtefactResult], list[TimelineEvent]]:
                 coverage=coverage,
                 required=artefact.required,
                 note=note,
+                not_checked=tuple(found.not_checked),
                 detections=tuple(found.detections),
                 timeline=(),
                 facts=tuple(sorted(found.facts.items())),

@@ -34,7 +34,7 @@ ENCRYPTED_ONLY = frozenset({"safari_history"})
 def decide(
     detections: Sequence[Detection], artefacts: Sequence[ArtefactResult], *, encrypted: bool
 ) -> tuple[Verdict, tuple[str, ...]]:
-    """The verdict and the reasons for it, most important first."""
+    """The verdict and the reasons for it, most important first; what was not checked last."""
     reasons: list[str] = []
     worst = max((d.level for d in detections), key=VERDICT_RANK.__getitem__, default=None)
     for level in (Verdict.COMPROMISED, Verdict.SUSPICIOUS):
@@ -53,12 +53,13 @@ def decide(
     doubtful = [d for d in detections if d.level is Verdict.INCONCLUSIVE]
     if doubtful:
         reasons.append(f"{len(doubtful)} integrity problem(s) in the backup")
+    unchecked = [f"not checked: {item}" for a in artefacts for item in a.not_checked]
     if worst in (Verdict.COMPROMISED, Verdict.SUSPICIOUS):
-        return worst, tuple(reasons)
+        return worst, (*reasons, *unchecked)
     if gaps or doubtful:
-        return Verdict.INCONCLUSIVE, tuple(reasons)
+        return Verdict.INCONCLUSIVE, (*reasons, *unchecked)
     parsed = sum(1 for a in artefacts if a.coverage is Coverage.PARSED)
-    return Verdict.CLEAN, (f"{parsed} artefacts parsed, nothing found",)
+    return Verdict.CLEAN, (f"{parsed} artefacts parsed, nothing found", *unchecked)
 
 
 def _version(text: str | None) -> tuple[int, ...] | None:

@@ -46,8 +46,13 @@ class LineParser(Protocol):
 
 
 class LogFormat(Protocol):
+    """A log format module. `carries_device_data` is False for a log whose events have no
+    device signals of their own (Postfix: SMTP): they are given the device of the user's
+    earlier sightings before they are judged."""
+
     name: str
     default_resource: str
+    carries_device_data: bool
 
     def sniff(self, lines: Sequence[str]) -> bool: ...
 

@@ -21,6 +21,8 @@ from devicegate.audit.formats.base import ParseContext
 
 name = "decisions"
 default_resource = "web"
+#: its events carry device signals of their own (see `base.LogFormat`)
+carries_device_data = True
 
 _KNOWN_SIGNALS = {
     *SIGNAL_COLUMNS,

@@ -22,6 +22,8 @@ from devicegate.audit.formats.base import ParseContext, syslog_line
 
 name = "dovecot"
 default_resource = "email"
+#: its events carry device signals of their own (see `base.LogFormat`)
+carries_device_data = True
 
 _PROC = re.compile(r"^dovecot(?:\[\d+\])?: (?P<body>.*)$")
 _LOGIN = re.compile(r"^(?:imap|pop3|submission|managesieve)-login: Login: (?P<attrs>.*)$")

@@ -29,6 +29,8 @@ from devicegate.audit.formats.base import (
 
 name = "nginx"
 default_resource = "web"
+#: its events carry device signals of their own (see `base.LogFormat`)
+carries_device_data = True
 
 _QUOTED = r'"((?:[^"\\]|\\.)*)"'
 LINE = re.compile(

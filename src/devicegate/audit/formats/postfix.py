@@ -19,6 +19,9 @@ from devicegate.audit.formats.base import ParseContext, syslog_line
 
 name = "postfix"
 default_resource = "email"
+#: SMTP carries no device data: its events take the device of an earlier sighting
+#: (`audit.inference`), as `serve` decides a submission (`adapters.postfix.ADAPTER`)
+carries_device_data = False
 
 _SASL = re.compile(r"\bsasl_username=(?P<user>[^,\s]+)")
 _CLIENT = re.compile(r"\bclient=[^\[\s]*\[(?P<ip>[^\]]+)\]")

@@ -24,6 +24,8 @@ from devicegate.audit.formats.base import ParseContext
 
 name = "radius"
 default_resource = "wifi"
+#: its events carry device signals of their own (see `base.LogFormat`)
+carries_device_data = True
 
 _HEADER = re.compile(r"^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}$")
 _ATTR = re.compile(r"^\s+(?P<name>[A-Za-z0-9-]+(?::[A-Za-z0-9-]+)?) = (?P<value>.*)$")

@@ -26,6 +26,8 @@ from devicegate.audit.formats.base import (
 
 name = "w3c"
 default_resource = "web"
+#: its events carry device signals of their own (see `base.LogFormat`)
+carries_device_data = True
 
 
 def sniff(lines: Sequence[str]) -> bool:

@@ -6,6 +6,7 @@ from devicegate.triage.artefacts import (
     datausage,
     locationd,
     manifest,
+    manifest_plist,
     osanalytics,
     prefs,
     profiles,
@@ -17,6 +18,7 @@ from devicegate.triage.artefacts.base import Artefact, Context, Findings, Missin
 
 ARTEFACTS: tuple[Artefact, ...] = (
     manifest.ARTEFACT,
+    manifest_plist.ARTEFACT,
     datausage.ARTEFACT,
     osanalytics.ARTEFACT,
     locationd.ARTEFACT,

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from devicegate.triage.artefacts.base import Artefact, Context, Findings, locate, wal_of
-from devicegate.triage.dbfile import columns, open_db, query
+from devicegate.triage.artefacts.base import Artefact, Context, Findings, locate, open_sqlite
+from devicegate.triage.dbfile import columns, query
 from devicegate.triage.result import Detection, Heuristic, TimelineEvent, Verdict
 from devicegate.triage.timeconv import from_cocoa, iso
 
@@ -38,9 +38,8 @@ _TRAFFIC = ("zwifiin", "zwifiout", "zwwanin", "zwwanout")
 
 def run(ctx: Context) -> Findings:
     entry = locate(ctx.backup, LOCATIONS)
-    data = ctx.backup.read(entry)
     found = Findings()
-    with open_db(data, "DataUsage.sqlite", wal=wal_of(ctx.backup, entry)) as db:
+    with open_sqlite(ctx.backup, entry, "DataUsage.sqlite", found) as db:
         processes = query(
             db,
             "SELECT Z_PK, ZPROCNAME, ZBUNDLENAME, ZFIRSTTIMESTAMP, ZTIMESTAMP FROM ZPROCESS",

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from devicegate.triage.artefacts.base import Artefact, Context, Findings, locate, wal_of
-from devicegate.triage.dbfile import open_db, query
+from devicegate.triage.artefacts.base import Artefact, Context, Findings, locate, open_sqlite
+from devicegate.triage.dbfile import query
 from devicegate.triage.result import Detection, TimelineEvent, Verdict
 from devicegate.triage.timeconv import from_cocoa
 
@@ -32,15 +32,15 @@ def host_of(url: str) -> str | None:
 
 def run(ctx: Context) -> Findings:
     entry = locate(ctx.backup, LOCATIONS)
-    data = ctx.backup.read(entry)
-    with open_db(data, "History.db", wal=wal_of(ctx.backup, entry)) as db:
+    found = Findings()
+    with open_sqlite(ctx.backup, entry, "History.db", found) as db:
         rows = query(
             db,
             "SELECT history_items.url, history_visits.visit_time FROM history_visits "
             "JOIN history_items ON history_items.id = history_visits.history_item",
             "History.db",
         )
-    found = Findings(note=f"{len(rows)} visits")
+    found.note = f"{len(rows)} visits"
     reported: set[str] = set()
     for url, visit_time in rows:
         if not isinstance(url, str):

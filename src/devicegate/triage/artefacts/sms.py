@@ -4,7 +4,9 @@ Tables: `handle(ROWID, id, service)`, `message(ROWID, handle_id, date, service, 
 is_from_me, text)`, `attachment(ROWID, transfer_name, filename)`. Metadata only by
 default: the sender handle (Triangulation's attacker iCloud addresses sent the exploit by
 iMessage), the account, attachment names. Message text is read only when the operator opts
-in (`include_message_text`), and then only to extract link hosts.
+in (`include_message_text`), and then only to extract link hosts; without it the findings
+say that links were not checked — domain indicators, the usual vector of the Pegasus and
+Predator sets, cannot match here then.
 
 A handle that matches an indicator, or a link to an indicator domain, is `suspicious`:
 it shows an attempt, not that it succeeded. A message from Apple's threat-notification
@@ -15,9 +17,16 @@ from __future__ import annotations
 
 import re
 
-from devicegate.triage.artefacts.base import Artefact, Context, Findings, locate, wal_of
+from devicegate.triage.artefacts.base import (
+    MESSAGE_TEXT_SETTING,
+    Artefact,
+    Context,
+    Findings,
+    locate,
+    open_sqlite,
+)
 from devicegate.triage.artefacts.safari import host_of
-from devicegate.triage.dbfile import columns, open_db, query
+from devicegate.triage.dbfile import columns, query
 from devicegate.triage.result import Detection, TimelineEvent, Verdict
 from devicegate.triage.timeconv import from_cocoa
 
@@ -42,8 +51,8 @@ def _address(value: object) -> str | None:
 
 def run(ctx: Context) -> Findings:
     entry = locate(ctx.backup, LOCATIONS)
-    data = ctx.backup.read(entry)
-    with open_db(data, "sms.db", wal=wal_of(ctx.backup, entry)) as db:
+    found = Findings()
+    with open_sqlite(ctx.backup, entry, "sms.db", found) as db:
         message_cols = columns(db, "message")
         wanted = ["message.date", "message.service", "handle.id"]
         wanted.append("message.account" if "account" in message_cols else "NULL")
@@ -59,7 +68,12 @@ def run(ctx: Context) -> Findings:
             attachments = query(
                 db, "SELECT transfer_name, filename, created_date FROM attachment", "sms.db"
             )
-    found = Findings(note=f"{len(rows)} messages, {len(attachments)} attachments")
+    found.note = f"{len(rows)} messages, {len(attachments)} attachments"
+    if not ctx.options.include_message_text and rows:
+        found.not_checked.append(
+            "links in SMS/iMessage text (message text is off, the privacy default: "
+            f"--include-message-text or {MESSAGE_TEXT_SETTING}=1 reads it, for links only)"
+        )
     reported: set[tuple[str, str]] = set()
 
     def report(
@@ -105,6 +119,7 @@ def run(ctx: Context) -> Findings:
                         detail="link in message text",
                     )
     for transfer_name, filename, created in attachments:
+        # the name it was sent under, else its stored path: one finding per attachment
         for name in (transfer_name, filename):
             if not isinstance(name, str):
                 continue
@@ -117,6 +132,7 @@ def run(ctx: Context) -> Findings:
                     indicator_set=hit.set_name,
                     detail="message attachment name",
                 )
+                break
     return found
 
 

@@ -1,4 +1,4 @@
-"""The decision-log writer process: `python -m devicegate.server.logproc`.
+"""The decision-log writer process: `python -m devicegate.server.log_writer`.
 
 The server's event loop holds the GIL nearly all the time under load; a writer *thread* had
 to win it back around every database call, and the wait for the GIL, not the disk, set the
@@ -58,7 +58,7 @@ def read_frame(stream: IO[bytes]) -> Any:
 
 
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
-    from devicegate.server.rows import RowWriter
+    from devicegate.server.log_rows import RowWriter
     from devicegate.store import open_store
 
     config = read_frame(stdin)

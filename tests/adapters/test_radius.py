@@ -28,7 +28,7 @@ def body(user: str = BANNED, mac: str | None = None, port: str = "Wireless-802.1
 
 
 def test_apple_mac_is_rejected_with_reply_message(service: LocalService) -> None:
-    status, reply = radius.handle(service, body(mac=APPLE_MAC.upper().replace(":", "-")))
+    status, reply = radius.answer(service, body(mac=APPLE_MAC.upper().replace(":", "-")))
     assert status == 401
     assert "Apple devices" in str(reply["reply:Reply-Message"])
     (entry,) = service.log
@@ -37,7 +37,7 @@ def test_apple_mac_is_rejected_with_reply_message(service: LocalService) -> None
 
 def test_randomised_and_other_macs_are_not_taken_for_apple(service: LocalService) -> None:
     for mac in (RANDOM_MAC, OTHER_MAC):
-        status, reply = radius.handle(service, body(mac=mac))
+        status, reply = radius.answer(service, body(mac=mac))
         assert (status, reply) == (200, {}), mac
         assert service.log[-1][3].device.vendor is None
     notes = " ".join(e.note for e in service.log[0][3].device.evidence)
@@ -46,21 +46,21 @@ def test_randomised_and_other_macs_are_not_taken_for_apple(service: LocalService
 
 def test_inventory_mac_of_an_excepted_device_and_vpn(service: LocalService) -> None:
     # the corpus inventory's Aurora phone: a domestic platform, allowed everywhere
-    status, _ = radius.handle(service, body("k.belov@rostec.example", "00:e0:4c:11:22:33"))
+    status, _ = radius.answer(service, body("k.belov@rostec.example", "00:e0:4c:11:22:33"))
     assert status == 200
-    radius.handle(service, body(port="Virtual", mac="198.51.100.9"))
+    radius.answer(service, body(port="Virtual", mac="198.51.100.9"))
     assert service.log[-1][2] == "vpn"
     assert service.log[-1][3].device.vendor is None
 
 
 def test_unidentified_device_in_cii_is_rejected(service: LocalService) -> None:
-    status, reply = radius.handle(service, body("k.belov@rostec.example", RANDOM_MAC))
+    status, reply = radius.answer(service, body("k.belov@rostec.example", RANDOM_MAC))
     assert status == 401 and "domestic platforms" in str(reply["reply:Reply-Message"])
 
 
 def test_quarantine_goes_to_the_quarantine_vlan(service: LocalService) -> None:
     service.states["mac:" + APPLE_MAC] = DeviceState(compromised=True, verdict="compromised")
-    status, reply = radius.handle(service, body(mac=APPLE_MAC), quarantine_vlan="666")
+    status, reply = radius.answer(service, body(mac=APPLE_MAC), quarantine_vlan="666")
     assert status == 200
     assert reply["reply:Tunnel-Private-Group-Id"] == "666"
     assert reply["reply:Tunnel-Type"] == "VLAN"
@@ -79,7 +79,7 @@ def test_quarantine_goes_to_the_quarantine_vlan(service: LocalService) -> None:
     ],
 )
 def test_malformed_requests_are_rejected(service: LocalService, bad: bytes) -> None:
-    status, reply = radius.handle(service, bad)
+    status, reply = radius.answer(service, bad)
     assert status == 401 and reply["reply:Reply-Message"] == radius.MALFORMED_MESSAGE
     assert service.log == []
 
@@ -88,8 +88,8 @@ def test_the_password_is_never_logged_or_returned(
     service: LocalService, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    replies = [radius.handle(service, body(mac=m)) for m in (APPLE_MAC, RANDOM_MAC)]
-    replies.append(radius.handle(service, body()[:-3]))
+    replies = [radius.answer(service, body(mac=m)) for m in (APPLE_MAC, RANDOM_MAC)]
+    replies.append(radius.answer(service, body()[:-3]))
     assert SECRET not in caplog.text
     assert SECRET not in json.dumps(replies)
     assert all(SECRET not in repr(entry) for entry in service.log)

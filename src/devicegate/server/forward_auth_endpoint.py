@@ -18,13 +18,13 @@ from urllib.parse import parse_qsl, unquote
 from devicegate.adapters import forward_auth as fa
 from devicegate.boundedcache import BoundedCache
 from devicegate.errors import SignalError, error_json
-from devicegate.server.declog import FAILING_CLOSED, Batch, LogUnavailable
+from devicegate.server.decision_log import FAILING_CLOSED, Batch, LogUnavailable
 from devicegate.server.service import Prepared, ServerService
 from devicegate.server.trust import REFUSED_HINT, SECRET_HEADER_BYTES
 
 PREFIX = "/v1/forward-auth/"
 BLOCK_PAGE = "/v1/block-page"
-ADAPTER = "forward-auth"
+ADAPTER = fa.ADAPTER
 Scope = dict[str, Any]
 
 
@@ -152,7 +152,7 @@ class ForwardAuth:
         self.service = service
         names = service.headers
         self.parser = fa.ParseCache(names)
-        self.latency = service.metrics.requests.histogram(ADAPTER)
+        self.latency = service.metrics.requests.histogram(ADAPTER.name)
         self._names = tuple(name.encode("latin-1") for name in names.decisive())
         self._answers: BoundedCache[tuple[object, ...], Answer] = BoundedCache(ANSWER_CACHE_MAX)
         self.replayed = 0  # answered by the HTTP protocol itself (`replay`), for tests
@@ -186,7 +186,7 @@ class ForwardAuth:
             return
         status, headers, body = await self.answer(scope, key)
         if status >= 400 and status != 403:
-            service.metrics.bad_requests.labels(ADAPTER, str(status)).inc()
+            service.metrics.bad_requests.labels(ADAPTER.name, str(status)).inc()
         else:
             self.latency.observe(time.perf_counter() - started)
         await send_response(send, status, headers, body)

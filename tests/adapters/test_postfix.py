@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from devicegate.adapters import postfix
+from devicegate.adapters import dovecot, postfix
 from devicegate.adapters.base import LocalService, Sighting
 from devicegate.model import Signals
 from tests.mail.conftest import BANNED, IOS_MAIL, THUNDERBIRD
@@ -88,30 +88,45 @@ def test_submission_is_refused_while_any_recent_device_is_banned(service: LocalS
     assert service.log[-1][0] == "postfix"
 
 
+def submission(
+    service: LocalService, *, match: str = "any", window: timedelta = timedelta(days=2)
+) -> tuple[str, Sighting | None]:
+    """The answer the policy server gives BANNED's submission, and the sighting it chose."""
+    server = postfix.PostfixPolicyServer(
+        service, "127.0.0.1", 0, match=match, window=window, sighting_ttl=0
+    )
+    sightings = service.recent_sightings(BANNED, window=window)
+    _, sighting = postfix.choose(service, BANNED, sightings, match=match)
+    ask = postfix.PolicyRequest("smtpd_access_policy", BANNED, "198.51.100.7", "RCPT")
+    return server.answer(ask), sighting
+
+
 def test_newest_match_decides_from_the_newest_sighting(service: LocalService) -> None:
     seen(service, BANNED, IOS_MAIL, timedelta(hours=5))
     seen(service, BANNED, THUNDERBIRD, timedelta(hours=1))
-    decision, sighting = postfix.decide_submission(service, BANNED, match="newest")
+    action, sighting = submission(service, match="newest")
     assert sighting is not None and sighting.signals.imap_id == THUNDERBIRD
-    assert decision.action.value == "allow"
+    assert action == "DUNNO"
     seen(service, BANNED, IOS_MAIL, timedelta(minutes=1))
-    decision, sighting = postfix.decide_submission(service, BANNED, match="newest")
-    assert decision.action.value == "block"
+    action, _ = submission(service, match="newest")
+    assert action.startswith("REJECT")
 
 
 def test_decision_names_the_sighting_used(service: LocalService) -> None:
     seen(service, BANNED, IOS_MAIL, timedelta(hours=1))
-    decision, sighting = postfix.decide_submission(service, BANNED, window=timedelta(days=1))
+    action, sighting = submission(service, window=timedelta(days=1))
     assert sighting is not None and sighting.signals.imap_id == IOS_MAIL
-    assert decision.reasons[0].startswith("smtp carries no device data: decided from the dovecot")
-    assert "Apple iOS" in decision.reasons[0]
+    reason = postfix.describe_sighting(sighting, BANNED, timedelta(days=1))
+    assert reason.startswith("smtp carries no device data: decided from the dovecot")
+    assert "Apple iOS" in reason and "(Apple iOS" in action
 
 
 def test_sightings_outside_the_window_are_ignored(service: LocalService) -> None:
     seen(service, BANNED, IOS_MAIL, timedelta(days=3))
-    decision, sighting = postfix.decide_submission(service, BANNED, window=timedelta(days=2))
-    assert sighting is None and decision.action.value == "allow"
-    assert "seen on no identified device within 2 days" in decision.reasons[0]
+    action, sighting = submission(service, window=timedelta(days=2))
+    assert sighting is None and action == "DUNNO"
+    reason = postfix.describe_sighting(None, BANNED, timedelta(days=2))
+    assert "seen on no identified device within 2 days" in reason
     (answer,) = with_server(service, lambda port: ask(port, request()))
     assert answer == b"action=DUNNO\n\n"
 
@@ -194,7 +209,7 @@ def test_a_new_sighting_is_used_at_once_despite_the_cache(service: LocalService)
     server = postfix.PostfixPolicyServer(service, "127.0.0.1", 0, sighting_ttl=60)
     ask_once = postfix.PolicyRequest("smtpd_access_policy", BANNED, "198.51.100.7", "RCPT")
     assert server.answer(ask_once) == "DUNNO"  # seen nowhere yet
-    service.decide(BANNED, "email", Signals(imap_id=IOS_MAIL), adapter="dovecot")
+    service.decide(BANNED, "email", Signals(imap_id=IOS_MAIL), adapter=dovecot.ADAPTER)
     assert server.answer(ask_once).startswith("REJECT")
 
 

@@ -15,12 +15,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
 
 from devicegate.adapters import dovecot
+from devicegate.adapters.base import DecisionRequest
 from devicegate.boundedcache import BoundedCache
-from devicegate.errors import SignalError, error_json
-from devicegate.server.declog import FAILING_CLOSED, Batch, LogUnavailable
+from devicegate.errors import error_json
+from devicegate.server.decision_log import FAILING_CLOSED, Batch, LogUnavailable
 from devicegate.server.service import Prepared, ServerService
 from devicegate.server.trust import REFUSED_HINT, SECRET_HEADER_BYTES
 
@@ -77,16 +77,12 @@ def _json(payload: Mapping[str, object]) -> bytes:
     return json.dumps(payload, ensure_ascii=False).encode()
 
 
-ALLOW = _json(dovecot.ALLOW)
-MALFORMED = _json({"status": -1, "msg": dovecot.MALFORMED_MESSAGE})
-
-
 class DovecotPolicy:
     def __init__(self, service: ServerService) -> None:
         self.service = service
-        self.latency = service.metrics.requests.histogram(dovecot.ADAPTER)
-        self._answers: BoundedCache[tuple[str, str | None, str | None], Answer] = BoundedCache(
-            ANSWERS_MAX
+        self.latency = service.metrics.requests.histogram(dovecot.ADAPTER.name)
+        self._answers: BoundedCache[tuple[str, tuple[str | None, ...], str | None], Answer] = (
+            BoundedCache(ANSWERS_MAX)
         )
         self.replayed = 0  # answered by the HTTP protocol itself (`replay`), for tests
 
@@ -98,13 +94,10 @@ class DovecotPolicy:
         None sends the request through the ASGI path below (which refuses an untrusted peer)."""
         if self.service.trust.refusal(peer, secret) is not None:
             return None
-        try:
-            request = dovecot.parse_request(body)
-        except SignalError:
+        request = dovecot.parse("allow", body)
+        if not isinstance(request, DecisionRequest):
             return None
-        hit = self.service.replay_kept(
-            self._answers.get((request.login, request.device_id, request.remote))
-        )
+        hit = self.service.replay_kept(self._answers.get(_key(request)))
         self.replayed += hit is not None
         return hit
 
@@ -127,33 +120,20 @@ class DovecotPolicy:
         except BodyTooLarge:
             await self._error(send, 413, f"request body is larger than {dovecot.MAX_BODY} bytes")
             return
-        query = scope.get("query_string", b"")
-        command = (
-            "allow"
-            if query in (b"", b"command=allow")
-            else dict(parse_qsl(query.decode("latin-1"))).get("command", "allow")
-        )
-        if command == "report":  # Dovecot ignores the answer; the decision was logged on allow
-            await send_json(send, 200, ALLOW)
+        request = dovecot.parse(dovecot.command_of(scope.get("query_string", b"")), body)
+        if not isinstance(request, DecisionRequest):  # answered without a decision
+            status, payload = request
+            await send_json(send, status, _json(payload))
             return
-        if command != "allow":
-            await send_json(send, 400, MALFORMED)
-            return
-        try:
-            request = dovecot.parse_request(body)
-        except SignalError as exc:
-            dovecot.log.warning("dovecot: refused a malformed policy request: %s", exc.message)
-            await send_json(send, 200, MALFORMED)
-            return
-        key = (request.login, request.device_id, request.remote)
+        key = _key(request)
         hit = service.replay_kept(self._answers.get(key))
         if hit is not None:
             answer, batch = hit
         else:
             prepared, batch = service.prepare(
-                request.login, dovecot.RESOURCE, request.signals(), adapter=dovecot.ADAPTER
+                request.user, request.resource, request.signals, adapter=dovecot.ADAPTER
             )
-            answer = Answer(prepared, _json(dovecot.render(prepared.decision)))
+            answer = Answer(prepared, _json(dovecot.render(prepared.decision)[1]))
             self._answers.put(key, answer)
         if service.log.must_wait(batch):
             try:
@@ -165,5 +145,11 @@ class DovecotPolicy:
         await send_json(send, 200, answer.body)
 
     async def _error(self, send: Any, status: int, message: str, hint: str | None = None) -> None:
-        self.service.metrics.bad_requests.labels(dovecot.ADAPTER, str(status)).inc()
+        self.service.metrics.bad_requests.labels(dovecot.ADAPTER.name, str(status)).inc()
         await send_json(send, status, _json(error_json(message, hint)))
+
+
+def _key(request: DecisionRequest) -> tuple[str, tuple[str | None, ...], str | None]:
+    """What a kept answer is found by: the login and everything the signals carry, the client
+    address included (it is logged with each decision)."""
+    return request.user, request.signals.cache_key, request.signals.client_ip

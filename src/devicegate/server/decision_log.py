@@ -2,7 +2,7 @@
 
 Requests append a compact record (request counter, two timestamps, template id, sighting
 flag; see `rows.Record`) to the *open batch* and get that batch back. While no batch is in
-flight, the open batch is sent to the writer process (`logproc.py`) at the end of the current
+flight, the open batch is sent to the writer process (`log_writer.py`) at the end of the current
 event-loop iteration, so every request handled in that iteration joins it; while one is in
 flight, the next one fills and goes as soon as the first is acknowledged. The writer inserts
 the batch in one transaction (SQLite `synchronous=FULL`, PostgreSQL's default
@@ -47,8 +47,8 @@ from collections import deque
 from collections.abc import Callable
 
 from devicegate.errors import StoreError
-from devicegate.server.logproc import HEADER, read_frame, write_frame
-from devicegate.server.rows import Record, Template
+from devicegate.server.log_rows import Record, Template
+from devicegate.server.log_writer import HEADER, read_frame, write_frame
 from devicegate.store import Store
 
 log = logging.getLogger("devicegate.server")
@@ -127,7 +127,7 @@ class DecisionLog:
     def _spawn(self) -> None:
         url = self.store.engine.url.render_as_string(hide_password=False)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "devicegate.server.logproc"],
+            [sys.executable, "-m", "devicegate.server.log_writer"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )

@@ -36,7 +36,7 @@ SIGHTING_COLUMNS = (
 Row = tuple[Any, ...]
 log = logging.getLogger("devicegate.server")
 CHUNK = 256  # rows per statement: 12 columns × 256 stays far below SQLite's 32,766 variables
-# What a request appends to the log (see declog.py): its counter, the decision's time and the
+# What a request appends to the log (see decision_log.py): its counter, the decision's time and the
 # time it was made (epoch seconds), its template id and whether it records a sighting.
 Record = tuple[int, float, float, int, bool]
 # A template: what the decision says (`tables.DETAIL_COLUMNS`, the explanation as JSON text)
