@@ -76,7 +76,9 @@ def test_invalid_files_name_file_line_and_field(tmp_path: Path, text: str, messa
     assert message in caught.value.one_line()
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.binary(max_size=300))
 def test_hostile_source_files_give_config_errors_only(tmp_path: Path, data: bytes) -> None:
     path = tmp_path / "x.yaml"
@@ -212,7 +214,7 @@ KEYS = st.sampled_from(
 )  # fmt: skip
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.dictionaries(KEYS | st.text(max_size=8), JSON, max_size=10))
 def test_any_mdm_record_maps_or_is_skipped_never_raises(record: dict[str, object]) -> None:
     from devicegate.sources.mdm import fleet_device, intune_device, jamf_device
@@ -222,7 +224,7 @@ def test_any_mdm_record_maps_or_is_skipped_never_raises(record: dict[str, object
         assert device is None or (device.device_id and len(device.device_id) <= 128)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(
     st.text(max_size=80),
     st.dictionaries(
