@@ -172,14 +172,15 @@ def sync(
 ) -> None:
     """Read the source, compare with the store's current version, and keep the answer as the
     new version when the guard allows it (or with --force). Exit 1 when refused."""
-    from devicegate.sources import Source
+    from devicegate.sources import Source, load_source_config
     from devicegate.store import open_store
 
     if dry_run and force:
         from devicegate.errors import UsageError
 
         raise UsageError("--dry-run and --force exclude each other")
-    opened = Source.open(source, open_store(store), max_removal=max_removal)
+    config, name = load_source_config(source)  # a bad file is said before a store is made
+    opened = Source(config, name, path=source, store=open_store(store), max_removal=max_removal)
     by = "operator (--force)" if force else "sources sync"
     result = opened.sync(
         full=True if (full or force) else None, force=force, dry_run=dry_run, by=by

@@ -74,4 +74,5 @@ __all__ = [
     "is_source_file",
     "load_live_directory",
     "load_live_inventory",
+    "load_source_config",
 ]
