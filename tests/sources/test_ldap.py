@@ -432,3 +432,27 @@ def test_the_refresher_thread_swaps_in_a_change_within_its_interval(
     petrov = served[-1].get("i.petrov")
     assert petrov is not None and petrov.unit == "gov/minfin/budget"
     assert refresher.metrics().last_outcome == "accepted"
+
+
+def test_a_server_takes_over_the_reading_when_the_lease_holder_stops(
+    shared: Slapd, tmp_path: Path
+) -> None:
+    import time
+
+    from devicegate.sources import Refresher
+
+    url = f"sqlite:///{tmp_path}/store.db"
+    path = shared.source_yaml(tmp_path / "ldap.yaml", refresh={"delta": "1s", "full": "1h"})
+
+    def refresher(owner: str) -> Refresher:
+        source = Source.open(path, open_store(url))
+        made = Refresher(source, lambda *_: None, current=source.ensure_version())
+        made.owner = owner
+        return made
+
+    a, b = refresher("server-a"), refresher("server-b")
+    assert a.tick() is not None  # a holds the lease (2 × the 1 s delta)
+    assert b.tick() is None
+    time.sleep(2.5)  # a has stopped ticking: its lease runs out
+    taken = b.tick()
+    assert taken is not None and taken.outcome == "unchanged"

@@ -127,7 +127,9 @@ class Refresher:
         delta_due = now >= self._next_delta
         if not (full_due or delta_due):
             return None
-        lease = max(self.full_every, self.delta_every or 0.0)
+        # twice the shortest interval: the holder renews it on every pass, and when it dies
+        # another server takes over the reading within two intervals
+        lease = 2 * (self.delta_every or self.full_every)
         store = self.source._store()
         if not store.take_lease(self.source.name, self.source.kind, self.owner, lease):
             # another server reads the source; its versions arrive through adopt()
