@@ -456,3 +456,25 @@ def test_a_server_takes_over_the_reading_when_the_lease_holder_stops(
     time.sleep(2.5)  # a has stopped ticking: its lease runs out
     taken = b.tick()
     assert taken is not None and taken.outcome == "unchanged"
+
+
+def test_an_audit_on_an_ldap_source_never_reuses_a_run_from_another_directory(
+    server: Slapd, tmp_path: Path
+) -> None:
+    """The audit reuses its last results when its input files are unchanged; a source YAML is
+    unchanged while the directory behind it moves."""
+    log = tmp_path / "access.log"
+    log.write_text(
+        '198.51.100.7 - s.volkova [18/Jul/2023:09:00:00 +0300] "GET /mail HTTP/1.1" 200 1 "-" '
+        f'"{IPHONE}"\n'
+    )
+    path = server.source_yaml(tmp_path / "ldap.yaml")
+    args = [DEVICEGATE, "audit", "-p", str(POLICY), "-d", str(path), "--out",
+            str(tmp_path / "out"), str(log), "--json"]  # fmt: skip
+    first = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    _move(server, "s.volkova", "gov/minfin/budget", "gov/minpromtorg/industry")
+    second = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert "results are reused" not in second.stderr
+    assert first.stdout != second.stdout
