@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import require
-from tests.server.procs import wait_port
+from tests.server.procs import stop, wait_port
 
 REALM = "GOV.EXAMPLE"
 BASE = "DC=gov,DC=example"
@@ -141,11 +140,5 @@ def samba_ad(home: Path) -> Iterator[SambaAd]:
         conn.unbind_s()
         yield server
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop(proc, timeout=20)
         log.close()

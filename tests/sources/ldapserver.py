@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.conftest import require
-from tests.server.procs import free_port, wait_port
+from tests.server.procs import free_port, stop, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "deploy" / "ldap" / "devicegate.schema"
@@ -218,13 +217,8 @@ class Slapd:
         wait_port(self.tls_port, self.proc)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop(self.proc, timeout=15)
         self.proc = None
 
     def admin(self) -> object:
