@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/audit.py
 	$(BIN)/python benchmarks/audit_fallback.py
 	$(BIN)/python benchmarks/audit_floors.py
+	$(BIN)/python benchmarks/sources.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -8,6 +8,9 @@
     │   ├── InventoryError          a device inventory cannot be read
     │   └── SignalError             a protocol value (header, query, IMAP ID) is malformed
     ├── StoreError                  exit 1: the store cannot be opened or written
+    ├── SourceError                 exit 1: an LDAP or MDM source cannot be read
+    │   ├── SourceConfigError       its YAML is invalid, or a secret cannot be read
+    │   └── SyncRefused             the guard refused the answer; the last good version stays
     └── ExtraMissing                exit 2: an optional extra (spark, triage) is not installed
 
 Messages follow one style: a lowercase sentence naming the user's input in backticks;
@@ -69,6 +72,22 @@ class SignalError(InputError):
 
 class StoreError(DevicegateError):
     pass
+
+
+class SourceError(DevicegateError):
+    """A directory or inventory source (LDAP, an MDM API) could not be read."""
+
+
+class SourceConfigError(SourceError, InputError):
+    """A source YAML file is invalid, or the secret it names cannot be read."""
+
+
+class SyncRefused(SourceError):
+    """The guard refused a sync (empty, partial, or removing too much); `reason` says why."""
+
+    def __init__(self, message: str, *, reason: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
 
 
 class ExtraMissing(DevicegateError):

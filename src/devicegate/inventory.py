@@ -9,7 +9,12 @@ server, the web gateway and the Wi-Fi at once.
 CSV columns (header required; only `device_id` is mandatory)::
 
     device_id,user,vendor,platform,model,os_version,ownership,managed,
-    serial,udid,mdm_id,activesync_id,mac,cert_fingerprint
+    serial,udid,mdm_id,activesync_id,mac,cert_fingerprint[,imei,compliant,mdm_threat]
+
+`mdm_threat` is what the MDM reports about jailbreak or threat state: empty when the MDM says
+nothing, `none` when it reports the device clean, else the state it reports (`jailbroken`,
+`highSeverity`, …). A rule names it with the `mdm_threat` condition; it quarantines nothing
+by itself.
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ COLUMNS = (
     "managed",
     *KEY_KINDS,
 )
+#: Columns a devices CSV may carry besides COLUMNS (an MDM export's compliance and threat).
+OPTIONAL_COLUMNS = ("imei", "compliant", "mdm_threat")
+#: `mdm_threat` when the MDM reports the device clean (anything else is a reported threat)
+NO_THREAT = "none"
 
 
 def normalise_key(kind: str, value: str) -> str:
@@ -80,6 +89,16 @@ class InventoryDevice:
     activesync_id: str | None = None
     mac: str | None = None
     cert_fingerprint: str | None = None
+    imei: str | None = None
+    #: the MDM's compliance verdict (None: not reported)
+    compliant: bool | None = None
+    #: jailbreak / threat state the MDM reports: None unknown, NO_THREAT clean, else the state
+    mdm_threat: str | None = None
+
+    @property
+    def threatened(self) -> bool | None:
+        """Whether the MDM reports a threat; None when it reports nothing."""
+        return None if self.mdm_threat is None else self.mdm_threat != NO_THREAT
 
     def identifiers(self) -> Iterator[tuple[str, str]]:
         yield ("device_id", self.device_id)
@@ -125,7 +144,7 @@ class Inventory:
 EMPTY_INVENTORY = Inventory()
 
 
-def _parse_bool(text: str, where: str) -> bool | None:
+def _parse_bool(text: str, where: str, column: str = "managed") -> bool | None:
     lowered = text.strip().lower()
     if lowered in ("", "unknown"):
         return None
@@ -133,10 +152,23 @@ def _parse_bool(text: str, where: str) -> bool | None:
         return True
     if lowered in ("0", "false", "no", "n"):
         return False
-    raise InventoryError(f"{where}: `managed` must be true or false, got `{text}`")
+    raise InventoryError(f"{where}: `{column}` must be true or false, got `{text}`")
 
 
 def load_inventory(path: str | Path) -> Inventory:
+    """Read the inventory `--devices` names: a devices CSV, or an MDM source YAML (read live
+    from the MDM, see `devicegate.sources.load_live`). Every malformed CSV row is an error
+    naming file and line."""
+    from devicegate.sources.config import is_source_file
+
+    if is_source_file(path):
+        from devicegate.sources import load_live_inventory
+
+        return load_live_inventory(path)
+    return load_inventory_csv(path)
+
+
+def load_inventory_csv(path: str | Path) -> Inventory:
     """Read a devices CSV. Every malformed row is an error naming file and line."""
     path = Path(path)
     try:
@@ -151,7 +183,7 @@ def load_inventory(path: str | Path) -> Inventory:
             if "device_id" not in header:
                 raise InventoryError(
                     f"{path}:1: the inventory needs a `device_id` column",
-                    hint="columns: " + ",".join(COLUMNS),
+                    hint="columns: " + ",".join((*COLUMNS, *OPTIONAL_COLUMNS)),
                 )
             seen: set[str] = set()
             for row in reader:
@@ -191,6 +223,9 @@ def load_inventory(path: str | Path) -> Inventory:
                         activesync_id=text("activesync_id"),
                         mac=text("mac"),
                         cert_fingerprint=text("cert_fingerprint"),
+                        imei=text("imei"),
+                        compliant=_parse_bool(row.get("compliant") or "", where, "compliant"),
+                        mdm_threat=text("mdm_threat"),
                     )
                 )
         except csv.Error as exc:

@@ -22,6 +22,7 @@ from devicegate.cli import (
     notify_cmd,
     policy_cmds,
     serve_cmd,
+    sources_cmd,
     triage_cmd,
 )
 from devicegate.errors import DevicegateError
@@ -76,6 +77,7 @@ COMMAND_MODULES = (
     notify_cmd,
     devices_cmd,
     decisions_cmd,
+    sources_cmd,
     triage_cmd,
 )
 for _module in COMMAND_MODULES:

@@ -117,7 +117,12 @@ def audit(
         year=year,
         smtp_window=window,
     )
-    if out is not None and policy:  # unchanged inputs: the last run's results, nothing redone
+    from devicegate.sources.config import is_source_file
+
+    # a source YAML says where the users or devices live, not what they are: its bytes cannot
+    # tell whether the directory changed, so a run on one never reuses the last one's results
+    live = any(p is not None and is_source_file(p) for p in (directory, devices))
+    if out is not None and policy and not live:  # unchanged inputs: the last run's results
         try:
             options.inputs = input_digest([*policy, directory, devices])
         except OSError:

@@ -20,10 +20,16 @@ PolicyOpt = Annotated[
     list[Path], typer.Option("--policy", "-p", help="Policy YAML file (repeat for several).")
 ]
 DirectoryOpt = Annotated[
-    Path | None, typer.Option("--directory", "-d", help="Users directory (CSV or LDIF).")
+    Path | None,
+    typer.Option(
+        "--directory", "-d", help="Users directory: CSV, LDIF, or an LDAP source YAML (read live)."
+    ),
 ]
 DevicesOpt = Annotated[
-    Path | None, typer.Option("--devices", help="Device inventory CSV (MDM export).")
+    Path | None,
+    typer.Option(
+        "--devices", help="Device inventory: CSV (MDM export) or an MDM source YAML (read live)."
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 

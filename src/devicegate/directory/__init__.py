@@ -24,6 +24,9 @@ class User:
     groups: frozenset[str] = frozenset()
     email: str | None = None
     name: str | None = None
+    #: the directory says the account is disabled (AD `userAccountControl` 0x0002, or the
+    #: source's configured attribute): kept with its unit, so a ban still scopes it
+    disabled: bool = False
 
     def aliases(self) -> Iterator[str]:
         yield self.id
@@ -139,7 +142,15 @@ EMPTY_DIRECTORY = Directory()
 
 
 def load_directory(path: str | Path) -> Directory:
-    """Read a directory from CSV (`user,unit[,groups,email,name]`) or LDIF (by extension)."""
+    """Read the directory `--directory` names, by extension: CSV (`user,unit[,groups,email,
+    name]`), LDIF (`.ldif`), or an LDAP source YAML (`.yaml`, read live from the server: see
+    `devicegate.sources.load_live_directory`)."""
+    from devicegate.sources.config import is_source_file
+
+    if is_source_file(path):
+        from devicegate.sources import load_live_directory
+
+        return load_live_directory(path)
     path = Path(path)
     if not path.exists():
         raise DirectoryError(f"no such directory file `{path}`")

@@ -1,10 +1,12 @@
-"""LDIF directories (an export of Active Directory / OpenLDAP), read with the `ldif` package.
+"""LDIF directories (an export of Active Directory / OpenLDAP), read with python-ldap's `ldif`
+module (the same maintained project that reads LDAP sources).
 
 A user is an entry with `objectClass` person/inetOrgPerson/user. Its id is `uid`, else
 `sAMAccountName`, else `mail`. Its unit is the explicit `devicegateUnit` attribute when
 present, else the entry's `ou=` components read from the root down
 (`uid=a,ou=budget,ou=minfin,ou=gov,dc=example,dc=org` → `gov/minfin/budget`). Groups are the
-`cn` of each `memberOf` DN. URL-valued attributes (`attr:< file://…`) are never followed.
+`cn` of each `memberOf` DN. URL-valued attributes (`attr:< file://…`) are never followed
+(the parser is given no URL schemes to process).
 """
 
 from __future__ import annotations
@@ -37,6 +39,29 @@ def _rdn_values(dn: str, attribute: str) -> list[str]:
     return values
 
 
+class _Collect(ldif.LDIFParser):  # type: ignore[misc]
+    """Entries in file order, values decoded (a value that is not UTF-8 stays bytes and
+    counts as absent); an attribute given by URL has no value at all."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(io.StringIO(text), process_url_schemes=None)
+        self.entries: list[tuple[str, dict[str, list[object]]]] = []
+
+    def handle(self, dn: str, entry: dict[str, list[bytes | None]]) -> None:
+        decoded: dict[str, list[object]] = {}
+        for name, values in entry.items():
+            out: list[object] = []
+            for value in values:
+                if value is None:
+                    continue
+                try:
+                    out.append(value.decode("utf-8"))
+                except UnicodeDecodeError:
+                    out.append(value)
+            decoded[name] = out
+        self.entries.append((dn, decoded))
+
+
 def _first(entry: dict[str, list[object]], *names: str) -> str | None:
     lowered = {k.lower(): v for k, v in entry.items()}
     for name in names:
@@ -65,11 +90,17 @@ def read_ldif_directory(path: Path) -> tuple[list[Row], list[Problem]]:
     except OSError as exc:
         raise DirectoryError(f"cannot read directory `{path}`: {exc.strerror}") from None
     starts = iter(_entry_starts(data))
-    parser = ldif.LDIFParser(io.BytesIO(data), strict=True)
     try:
-        for dn, entry in parser.parse():
-            if dn is None:  # the `version:` line
-                continue
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DirectoryError(f"{path}: not UTF-8 text") from None
+    parser = _Collect(text)
+    try:
+        parser.parse()
+    except (ValueError, binascii.Error, UnicodeError, IndexError, EOFError) as exc:
+        raise DirectoryError(f"{path}:{parser.line_counter}: malformed LDIF: {exc}") from None
+    try:
+        for dn, entry in parser.entries:
             line = next(starts, parser.line_counter)
             classes = {
                 str(c).lower() for c in entry.get("objectClass", entry.get("objectclass", []))
@@ -123,6 +154,6 @@ def read_ldif_directory(path: Path) -> tuple[list[Row], list[Problem]]:
                     line=line,
                 )
             )
-    except (ValueError, binascii.Error, UnicodeError, IndexError) as exc:
+    except (ValueError, UnicodeError, IndexError) as exc:
         raise DirectoryError(f"{path}:{parser.line_counter}: malformed LDIF: {exc}") from None
     return rows, problems

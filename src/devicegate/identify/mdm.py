@@ -64,6 +64,9 @@ def _record_evidence(device: InventoryDevice, signal: str, key: str, trust: Trus
         says.append(("ownership", device.ownership.value))
     if device.managed is not None:
         says.append(("managed", str(device.managed).lower()))
+    if device.mdm_threat is not None:
+        # attested data a rule can name (`mdm_threat`); it quarantines nothing by itself
+        says.append(("mdm_threat", clean(device.mdm_threat, 64)))
     return make_evidence(
         signal,
         trust,

@@ -17,6 +17,7 @@ from functools import lru_cache
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from devicegate.inventory import NO_THREAT
 from devicegate.model import DeviceKind, DeviceProfile, DeviceState, Ownership, Trust
 from devicegate.policy.schema import DeviceCondition
 
@@ -102,6 +103,7 @@ class CompiledCondition:
     attested: bool | None
     compromised: bool | None
     spoofing_suspected: bool | None
+    mdm_threat: bool | None
 
     @classmethod
     def build(cls, condition: DeviceCondition) -> CompiledCondition:
@@ -117,6 +119,7 @@ class CompiledCondition:
             attested=condition.attested,
             compromised=condition.compromised,
             spoofing_suspected=condition.spoofing_suspected,
+            mdm_threat=condition.mdm_threat,
         )
 
     def tests(
@@ -147,7 +150,22 @@ class CompiledCondition:
         if self.spoofing_suspected is not None:
             value = str(profile.spoofing_suspected).lower()
             out.append(("spoofing_suspected", (value,), self.spoofing_suspected))
+        if self.mdm_threat is not None:
+            out.append(("mdm_threat", mdm_threat_claims(profile), self.mdm_threat))
         return out
+
+
+def mdm_threat_claims(profile: DeviceProfile) -> tuple[str, ...]:
+    """What the inventory records matched for this access say about a threat: `true` for a
+    reported jailbreak or threat, `false` for a device the MDM reports clean; nothing when
+    no record matched or its MDM reports nothing (the condition is then unknown)."""
+    claims = {
+        "false" if value == NO_THREAT else "true"
+        for item in profile.evidence
+        for key, value in item.says
+        if key == "mdm_threat"
+    }
+    return tuple(sorted(claims))
 
 
 def _folded(values: list[str] | None) -> frozenset[str] | None:

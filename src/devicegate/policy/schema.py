@@ -83,6 +83,9 @@ class DeviceCondition(_Strict):
     attested: bool | None = None
     compromised: bool | None = None
     spoofing_suspected: bool | None = None
+    #: the MDM reports a jailbreak or threat for the device (attested inventory data; a
+    #: device the inventory does not know, or whose MDM says nothing, is unknown here)
+    mdm_threat: bool | None = None
 
     @field_validator("os_version")
     @classmethod

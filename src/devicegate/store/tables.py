@@ -180,3 +180,42 @@ notices = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ux_notices_subject", "user", "rule", "device_id", unique=True),
 )
+
+# Directory and inventory sources (migration 0006). Every version a sync accepted, its
+# content as zlib-compressed canonical JSON (`devicegate.sources.state.encode`), so every
+# server on the store serves the same one and a restart during an outage starts from it.
+source_versions = Table(
+    "source_versions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source", String(64), nullable=False),
+    Column("version", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),  # directory | inventory
+    Column("accepted_at", DateTime(timezone=True), nullable=False),
+    Column("size", Integer, nullable=False),  # users or devices served
+    Column("added", Integer, nullable=False),
+    Column("removed", Integer, nullable=False),
+    Column("changed", Integer, nullable=False),
+    Column("forced", sa.Boolean, nullable=False),
+    Column("accepted_by", String(320), nullable=False),
+    Column("content", sa.LargeBinary, nullable=False),
+    Index("ix_source_versions_source_id", "source", "id"),
+)
+
+# One row a source: the last attempt and why it was refused, the delta watermark (valid for
+# `watermark_version` only) and the lease that lets one server at a time read the source.
+source_status = Table(
+    "source_status",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("last_attempt_at", DateTime(timezone=True)),
+    Column("last_outcome", String(16)),  # accepted | unchanged | refused
+    Column("last_reason", Text),
+    Column("last_success_at", DateTime(timezone=True)),
+    Column("refusals", Integer, nullable=False),
+    Column("watermark", String(64)),
+    Column("watermark_version", String(32)),
+    Column("lease_owner", String(128)),
+    Column("lease_until", DateTime(timezone=True)),
+)
