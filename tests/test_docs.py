@@ -38,7 +38,7 @@ SUBPACKAGES = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init_
 #: a path inside the package, as the pages write it in backticks: `audit/pipeline.py`
 SUBS = "|".join(sorted(SUBPACKAGES))
 PACKAGE_PATH = re.compile(rf"^(?:devicegate/)?({SUBS})(/[\w.-]+)+/?$")
-DOTTED = re.compile(r"(?<![\w.-])devicegate((?:\.[A-Za-z_]\w*)+)")
+DOTTED = re.compile(r"(?<![\w./-])devicegate((?:\.[A-Za-z_]\w*)+)")
 #: `devicegate.lua`, `devicegate.conf`, `sqlite:///devicegate.db`: files, not modules
 FILE_SUFFIXES = {"cfg", "conf", "db", "log", "lua", "module", "site"}
 

@@ -87,6 +87,15 @@ def serve(
             "the window is refused (default); newest: decide from the newest sighting only.",
         ),
     ] = POSTFIX_MATCH,
+    max_removal: Annotated[
+        float | None,
+        typer.Option(
+            "--max-removal",
+            help="For a --directory/--devices source (YAML): the share of users or devices a "
+            "sync may remove before it is refused and the last good version kept (default "
+            "0.1, or the source's own setting).",
+        ),
+    ] = None,
     radius_vlan: Annotated[
         str,
         typer.Option("--radius-quarantine-vlan", help="VLAN a quarantined RADIUS client gets."),
@@ -133,6 +142,8 @@ def serve(
     secret = None
     if proxy_secret_file is not None:
         secret = _read_secret(proxy_secret_file, "--proxy-secret-file")
+    if max_removal is not None and not 0 <= max_removal <= 1:
+        raise UsageError(f"--max-removal `{max_removal}` is not a share between 0 and 1")
     if not radius_vlan.isdigit() or not 1 <= int(radius_vlan) <= 4094:
         raise UsageError(f"--radius-quarantine-vlan `{radius_vlan}` is not a VLAN id (1-4094)")
     config = ServerConfig(
@@ -155,6 +166,7 @@ def serve(
         postfix_window=window.total_seconds(),
         postfix_match=postfix_match,
         radius_quarantine_vlan=radius_vlan,
+        max_removal=max_removal,
         log_ack=log_ack,
     )
     app = create_app(config)

@@ -226,6 +226,9 @@ class Snapshot:
     login_domains: dict[str, str] = field(default_factory=dict)
     #: a directory user's id → scope class
     class_by_user: dict[str, int] = field(default_factory=dict)
+    #: the versions of the directory and inventory compiled in ("" when none was named)
+    directory_version: str = ""
+    inventory_version: str = ""
     cache_limit: int = 1_000_000
     # Caches: all derived from this snapshot's immutable contents, cleared together.
     _plan_ids: dict[tuple[int, str, int], int] = field(default_factory=dict)
@@ -510,7 +513,11 @@ def compile_policy(
     inventory: Inventory = EMPTY_INVENTORY,
     *,
     identifier: Identifier | None = None,
+    directory_version: str = "",
+    inventory_version: str = "",
 ) -> Snapshot:
+    """Compile; the versions name the directory and inventory this snapshot decides with
+    (`sources.inputs.Inputs` sets them; every decision records them)."""
     policy = loaded.policy
     conditions = _Conditions()
     rules = tuple(
@@ -618,6 +625,8 @@ def compile_policy(
         device_bound_exceptions=tuple(e.index for e in exceptions if e.device is not None),
         login_domains=dict(policy.login_domains),
         class_by_user=class_by_user,
+        directory_version=directory_version,
+        inventory_version=inventory_version,
     )
     snapshot.rules_by_id.update(by_id)
     return snapshot

@@ -27,7 +27,8 @@ from devicegate.server.dovecot_endpoint import PATH as DOVECOT_PATH
 from devicegate.server.dovecot_endpoint import DovecotPolicy
 from devicegate.server.forward_auth_endpoint import BLOCK_PAGE, PREFIX, ForwardAuth, block_page
 from devicegate.server.metrics import Metrics
-from devicegate.server.service import ServerService, load_configured_snapshot
+from devicegate.server.service import ServerService
+from devicegate.sources.inputs import Inputs
 from devicegate.store import open_store
 
 log = logging.getLogger("devicegate.server")
@@ -87,6 +88,7 @@ class DevicegateApp:
 
     async def startup(self) -> None:
         await asyncio.to_thread(self.service.state.start)
+        self.service.inputs.start()
         self.service.log.start(asyncio.get_running_loop())
         # The policy, directory and identification caches are long-lived: keep them out of
         # the cyclic GC's full collections, which otherwise add pauses to p99 latency.
@@ -107,12 +109,15 @@ class DevicegateApp:
             await stop()
         self.on_shutdown.clear()
         await self.service.log.close()
+        await asyncio.to_thread(self.service.inputs.stop)
         await asyncio.to_thread(self.service.state.stop)
 
 
 def create_app(config: ServerConfig) -> DevicegateApp:
     """Load policy, directory and inventory, open (and migrate) the store, build the app."""
-    snapshot = load_configured_snapshot(config)
     store = open_store(config.store_url)
-    service = ServerService(config, snapshot, store, Metrics())
+    inputs = Inputs(
+        config.policy, config.directory, config.devices, store=store, max_removal=config.max_removal
+    )
+    service = ServerService(config, inputs, store, Metrics())
     return DevicegateApp(service)

@@ -46,4 +46,6 @@ class ServerConfig:
     postfix_window: float = DEFAULT_WINDOW.total_seconds()  # how old a sighting SMTP may use
     postfix_match: str = DEFAULT_MATCH  # "any" identified sighting in the window, or "newest"
     radius_quarantine_vlan: str = DEFAULT_QUARANTINE_VLAN
+    #: the share of users or devices a source sync may remove before it is refused
+    max_removal: float | None = None
     limits: Limits = field(default_factory=Limits)

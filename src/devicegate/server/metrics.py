@@ -12,18 +12,20 @@ on the same loop thread, so they read consistent values without a lock.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
+    GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector
 
 from devicegate.policy.engine import UNKNOWN_USER_RULE
+from devicegate.sources.refresh import SourceMetrics
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 DECISION_LABELS = ("action", "rule", "resource", "adapter")
@@ -114,6 +116,50 @@ def _bound(value: float) -> str:
     return "+Inf" if value == float("inf") else repr(value)
 
 
+class SourceCollector(Collector):
+    """Each directory or inventory source's freshness, read from its refresher at scrape time
+    (docs/sources.md): its version, last success, age, size and refused syncs."""
+
+    def __init__(self, read: Callable[[], list[SourceMetrics]]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ("source", "kind")
+        info = GaugeMetricFamily(
+            "devicegate_source_info", "The version each source serves.", labels=(*labels, "version")
+        )
+        last = GaugeMetricFamily(
+            "devicegate_source_last_success_timestamp_seconds",
+            "When each source last synced or was confirmed current (Unix time).",
+            labels=labels,
+        )
+        age = GaugeMetricFamily(
+            "devicegate_source_age_seconds",
+            "How old each source's last success is.",
+            labels=labels,
+        )
+        size = GaugeMetricFamily(
+            "devicegate_source_size", "Users or devices each source serves.", labels=labels
+        )
+        refusals = CounterMetricFamily(
+            "devicegate_source_refusals",
+            "Syncs refused by the guard (failed, empty, or removing too much); the last good "
+            "version kept serving.",
+            labels=labels,
+        )
+        for m in self.read():
+            key = [m.source, m.kind]
+            info.add_metric([*key, m.version], 1.0)
+            last.add_metric(key, m.last_success)
+            age.add_metric(key, m.age_seconds)
+            size.add_metric(key, float(m.size))
+            refusals.add_metric(key, float(m.refusals))
+        yield from (info, last, age, size, refusals)
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+
 class Metrics:
     content_type = CONTENT_TYPE_LATEST
 
@@ -183,6 +229,10 @@ class Metrics:
             ["listener", "reason"],
             registry=r,
         )
+
+    def watch_sources(self, read: Callable[[], list[SourceMetrics]]) -> None:
+        """Show the sources `read` reports on /metrics (`SourceCollector`)."""
+        self.registry.register(SourceCollector(read))
 
     def batch(self, size: int, seconds: float) -> None:
         self.log_batches.observe(size)

@@ -40,7 +40,6 @@ from devicegate.model import (
     Signals,
 )
 from devicegate.policy import Snapshot, decide
-from devicegate.policy.loading import load_snapshot
 from devicegate.serialize import signals_from_json, signals_json
 from devicegate.server.binding import bind_signals, hold_keys
 from devicegate.server.config import ServerConfig
@@ -49,6 +48,7 @@ from devicegate.server.device_state import StateCache
 from devicegate.server.log_rows import Row
 from devicegate.server.metrics import Cell, Metrics
 from devicegate.server.trust import ProxyTrust
+from devicegate.sources.inputs import Inputs
 from devicegate.store import Store
 from devicegate.store.records import seen_json
 
@@ -61,10 +61,6 @@ SIGHTINGS_CONSIDERED = 20
 SightingKey = tuple[str, str, Signals]
 #: seconds: the least time between two sightings of one device when the user switches devices
 SWITCH_FLOOR = 1.0
-
-
-def load_configured_snapshot(config: ServerConfig) -> Snapshot:
-    return load_snapshot(config.policy, config.directory, config.devices)
 
 
 @dataclass(slots=True, eq=False)
@@ -104,9 +100,13 @@ class ServerService:
     """Implements `devicegate.adapters.base.DecisionService` over the cache and the log."""
 
     def __init__(
-        self, config: ServerConfig, snapshot: Snapshot, store: Store, metrics: Metrics
+        self, config: ServerConfig, inputs: Inputs, store: Store, metrics: Metrics
     ) -> None:
         self.config = config
+        self.inputs = inputs
+        inputs.on_change = self.adopt
+        metrics.watch_sources(inputs.metrics)
+        snapshot = inputs.compile()
         self._snapshot = snapshot
         self.store = store
         self.metrics = metrics
@@ -193,6 +193,8 @@ class ServerService:
             self._hold(canonical, resource, decision, state, signals)
         device = decision.device
         notes = {
+            "directory_version": snapshot.directory_version or None,
+            "inventory_version": snapshot.inventory_version or None,
             "presented": user if user != canonical else None,
             "user_verified": None if evidence else False,
             "binding": unbound,
@@ -429,16 +431,22 @@ class ServerService:
     def reload(self) -> Snapshot:
         """Load and compile the configured files; swap only when that fully succeeded."""
         try:
-            snapshot = load_configured_snapshot(self.config)
+            snapshot = self.inputs.reload()
         except Exception:
             self.metrics.reload_failures.inc()
             raise
+        self.metrics.reloads.inc()
+        self.adopt(snapshot)
+        return snapshot
+
+    def adopt(self, snapshot: Snapshot) -> None:
+        """Serve `snapshot` from the next request on: one reference assignment, so every
+        request sees the old snapshot or the new one, never a mix (a reload, or a new
+        version of a directory or inventory source)."""
         self._snapshot = snapshot
         self._seen.clear()
         self._details.clear()
-        self.metrics.reloads.inc()
         self._publish(snapshot)
-        return snapshot
 
     def _publish(self, snapshot: Snapshot) -> None:
         summary = snapshot.summary()
