@@ -25,7 +25,7 @@ MOSCOW = ZoneInfo("Europe/Moscow")
 USER = User("e.lebedeva", "gov/minfin/budget", email="e.lebedeva@minfin.example", name="Elena")
 
 
-def notice(label: str = "Apple iPhone14,5", source: str = "inventory") -> Notice:
+def notice(label: str = "Apple iOS iPhone14,5", source: str = "inventory") -> Notice:
     return Notice(
         user=USER,
         address="e.lebedeva@minfin.example",
@@ -51,7 +51,7 @@ def ending() -> Notice:
 def test_english_is_the_default() -> None:
     message = compose(notice(), sender="it@minfin.example", timezone=MOSCOW)
     assert message["Subject"] == (
-        "From Monday 14 August 2023: your Apple iPhone14,5 can no longer be used for work"
+        "From Monday 14 August 2023: your Apple iOS iPhone14,5 can no longer be used for work"
     )
     body = message.get_content()
     assert body.startswith("Dear Elena,\n\nFrom Monday 14 August 2023 (00:00 MSK)")
@@ -63,7 +63,7 @@ def test_russian_is_shipped() -> None:
         templates = Templates(locale=locale)
         message = compose(notice(), sender="it@x.example", timezone=MOSCOW, templates=templates)
         assert message["Subject"] == (
-            "С 14 августа 2023 г. ваше устройство Apple iPhone14,5 нельзя использовать для работы"
+            "С 14 августа 2023 г. ваше устройство Apple iOS iPhone14,5 нельзя использовать для работы"
         )
         body = message.get_content()
         assert body.startswith("Elena, здравствуйте!\n\nС 14 августа 2023 г. (понедельник, 00:00")
@@ -199,7 +199,7 @@ def test_notify_takes_templates_and_locale(
 ) -> None:
     assert notify(tmp_path, "--dry-run", "--locale", "ru") == 0
     out = capsys.readouterr().out
-    assert "Subject: С 14 августа 2023 г. ваше устройство Apple iPhone14,5" in out
+    assert "Subject: С 14 августа 2023 г. ваше устройство Apple iOS iPhone14,5" in out
     assert "замечено сервисом dovecot" in out
     assert notify(tmp_path, "--dry-run", "--locale", "xx") == 2
     assert "unknown locale `xx`" in capsys.readouterr().err

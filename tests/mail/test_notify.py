@@ -115,12 +115,12 @@ def test_who_is_due(tmp_path: Path) -> None:
     text = compose(lebedeva, sender="it@minfin.example", timezone=snapshot.timezone)
     body = text.get_content()
     assert text["To"] == "e.lebedeva@minfin.example"
-    assert "Monday 14 August 2023" in text["Subject"] and "Apple iPhone14,5" in text["Subject"]
+    assert "Monday 14 August 2023" in text["Subject"] and "Apple iOS iPhone14,5" in text["Subject"]
     assert body.startswith("Dear Elena Lebedeva,")
     assert "apple-wave-2-email" in body and "Personal use of your device is not affected" in body
     assert body.count("Personal use") == 1  # said once, not again by the rule's message
     assert "email" in body and "your IT service desk will provide one" in body
-    assert "Apple iPhone14,5 (reference DEV-LEB-1, known from: the device inventory): email" in body
+    assert "Apple iOS iPhone14,5 (reference DEV-LEB-1, known from: the device inventory): email" in body
 
 
 EXAMPLE = POLICY.parent
@@ -188,7 +188,7 @@ def test_dry_run_sends_and_records_nothing(
     # each message in full: its headers and its whole body
     assert (
         "To: e.lebedeva@minfin.example\n"
-        "Subject: From Monday 14 August 2023: your Apple iPhone14,5 can no longer be used for "
+        "Subject: From Monday 14 August 2023: your Apple iOS iPhone14,5 can no longer be used for "
         "work\n\nDear Elena Lebedeva,\n"
     ) in out
     assert out.count("Personal use of your device is not affected") == 2

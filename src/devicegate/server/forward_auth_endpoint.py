@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -98,7 +99,7 @@ def answer_key(
     path: str,
     query: bytes | None,
     peer: str | None,
-    raw_headers: list[tuple[bytes, bytes]],
+    raw_headers: list[tuple[bytes, bytes]] | Callable[[bytes], bytes | None],
 ) -> tuple[object, ...] | None:
     """The values that decide a forward-auth answer — what a kept answer is found by; None
     when the request must be parsed. `names` are `HeaderNames.decisive()`, encoded.
@@ -106,8 +107,9 @@ def answer_key(
     A repeated header counts by its last value, here and in the parser alike (`dict`). The
     URI is the one `forward_auth.select_uri` picks — the parser's own choice, so a key can
     never stand for a different URI than the one decided on — and only when it is an
-    ActiveSync request (no other URI changes a decision)."""
-    get = dict(raw_headers).get
+    ActiveSync request (no other URI changes a decision). `raw_headers` may be given as the
+    `get` of their dict, when the caller has built it already."""
+    get = raw_headers if callable(raw_headers) else dict(raw_headers).get
     original, forwarded = get(b"x-original-uri"), get(b"x-forwarded-uri")
     _, slash, extra = path[len(PREFIX) :].partition("/")
     try:
@@ -168,7 +170,7 @@ class ForwardAuth:
             service.metrics.refused_peers.labels(PREFIX).inc()
             await send_response(send, *json_error(403, refusal, REFUSED_HINT))
             return
-        key = self.key_of(scope["path"], scope.get("query_string"), peer, scope["headers"])
+        key = answer_key(self._names, scope["path"], scope.get("query_string"), peer, get)
         hit = service.replay_kept(self._answers.get(key) if key is not None else None)
         if hit is not None:
             answer, batch = hit
@@ -195,15 +197,6 @@ class ForwardAuth:
     def _unavailable(exc: LogUnavailable) -> fa.Rendered:
         return json_error(503, exc.message, FAILING_CLOSED)
 
-    def key_of(
-        self,
-        path: str,
-        query: bytes | None,
-        peer: str | None,
-        raw_headers: list[tuple[bytes, bytes]],
-    ) -> tuple[object, ...] | None:
-        return answer_key(self._names, path, query, peer, raw_headers)
-
     def replay(
         self,
         path: str,
@@ -216,9 +209,10 @@ class ForwardAuth:
         the request through the ASGI path (which checks the peer, decides and keeps the
         answer)."""
         service = self.service
-        if service.trust.refusal(peer, dict(raw_headers).get(SECRET_HEADER_BYTES)) is not None:
+        get = dict(raw_headers).get
+        if service.trust.refusal(peer, get(SECRET_HEADER_BYTES)) is not None:
             return None
-        key = self.key_of(path, query, peer, raw_headers)
+        key = answer_key(self._names, path, query, peer, get)
         hit = service.replay_kept(self._answers.get(key) if key is not None else None)
         self.replayed += hit is not None
         return hit
@@ -230,7 +224,7 @@ class ForwardAuth:
         headers = {
             name.decode("latin-1").lower(): value.decode("latin-1")
             for name, value in scope["headers"]
-        }  # a repeated header counts by its last value, as in `key_of`
+        }  # a repeated header counts by its last value, as in `answer_key`
         client = scope.get("client")
         try:
             request = self.parser.parse(
