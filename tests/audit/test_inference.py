@@ -160,8 +160,22 @@ def test_sightings_meet_under_the_directory_user(tmp_path: Path, snapshot: Snaps
 
 
 def test_a_bad_match_is_a_usage_error(tmp_path: Path, snapshot: Snapshot) -> None:
-    (tmp_path / "postfix.log").write_text(
-        submission("2023-07-18T09:30:00+03:00", "ivanov") + "\n", encoding="utf-8"
-    )
+    log = tmp_path / "postfix.log"
+    log.write_text(submission("2023-07-18T09:30:00+03:00", "ivanov") + "\n", encoding="utf-8")
     with pytest.raises(UsageError, match="postfix-match"):
-        run_audit(snapshot, AuditOptions(logs=[tmp_path], smtp_match="oldest"))
+        run_audit(snapshot, AuditOptions(logs=[log], smtp_match="oldest"))
+
+
+def test_a_postfix_log_without_submissions(tmp_path: Path, snapshot: Snapshot) -> None:
+    """Only queue-manager lines: nothing to infer, nothing judged, no error."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "postfix.log").write_text(
+        "Jul 17 09:00:01 mail postfix/qmgr[1]: 4F3A1: removed\n", encoding="utf-8"
+    )
+    (logs / "dovecot.log").write_text(
+        "\n".join(imap_login("2023-07-18T09:00:00+03:00", "ivanov", IPHONE_ID, "a")) + "\n",
+        encoding="utf-8",
+    )
+    result = run_audit(snapshot, AuditOptions(logs=[logs], out=tmp_path / "out"))
+    assert (result.summary["events"], result.summary["violations"]) == (1, 1)  # the IMAP login

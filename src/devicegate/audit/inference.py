@@ -79,9 +79,10 @@ def infer(
     workdir.mkdir(parents=True, exist_ok=True)
     for old in workdir.glob("smtp-*.parquet"):
         old.unlink()
-    none = smap.sid(Signals())
-    if none is None:  # submissions have no signals: their groups carry the empty ones
-        raise RuntimeError("no signals id for the submissions' empty signals: a bug")
+    # the signals id of no signals, which submission groups carry: absent only when the
+    # submission parts hold no event at all (then no row needs it)
+    found = smap.sid(Signals())
+    none = -1 if found is None else found
     con.register("identified_t", smap.identified())
     parts = [path for path, _ in submissions.parquet]
     numbered = ", ".join(f"({sql_literal(path)}, {i})" for i, path in enumerate(parts))
