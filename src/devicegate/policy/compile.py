@@ -207,14 +207,23 @@ class NameClasses(dict[str, int]):
     a method, because `decide` looks the user up on every request and an exact alias — the
     usual case — is then a single C-level dict lookup. `.get` sees the aliases only."""
 
-    __slots__ = ("_resolve",)
+    __slots__ = ("_by_user", "_resolve", "_unknown")
 
-    def __init__(self, aliases: dict[str, int], resolve: Callable[[str], int]) -> None:
+    def __init__(
+        self,
+        aliases: dict[str, int],
+        resolve: Callable[[str], User | None],
+        by_user: dict[str, int],
+        unknown: int,
+    ) -> None:
         super().__init__(aliases)
         self._resolve = resolve
+        self._by_user = by_user
+        self._unknown = unknown
 
     def __missing__(self, name: str) -> int:
-        return self._resolve(name)
+        user = self._resolve(name)
+        return self._unknown if user is None else self._by_user[user.id]
 
 
 @dataclass(eq=False)
@@ -287,7 +296,9 @@ class Snapshot:
     _resolved: BoundedCache[str, User | None] = field(default_factory=lambda: BoundedCache(100_000))
 
     def __post_init__(self) -> None:
-        self.name_class = NameClasses(self.alias_class, self._resolved_class)
+        self.name_class = NameClasses(
+            self.alias_class, self.resolve_user, self.class_by_user, len(self.classes) - 1
+        )
 
     def trim_caches(self) -> None:
         """Bound memory: when a cache is full, start the per-request caches afresh."""
@@ -339,11 +350,6 @@ class Snapshot:
         users the directory does not know. The same lookup as `name_class[user]`, which
         `decide` uses."""
         return self.name_class[user]
-
-    def _resolved_class(self, user: str) -> int:
-        """`class_of` for a name that is not an exact alias (`NameClasses.__missing__`)."""
-        resolved = self.resolve_user(user)
-        return self.unknown_class if resolved is None else self.class_by_user[resolved.id]
 
     def resolve_user(self, name: str) -> User | None:
         """The directory user a presented name stands for — normalised, `DOMAIN\\login` and
