@@ -66,9 +66,9 @@ def plain(count: int) -> list[str]:
 
 AWKWARD = [
     line("-"),  # nobody: skipped
-    line("GOV\\x5Cpetrov"),  # DOMAIN\login: the login
+    line("GOV\\x5Cpetrov"),  # DOMAIN\login: kept as presented (resolved when judged)
     line("\\x2D"),  # reads as `-`: skipped
-    line("GOV\\x5C"),  # reads as nothing: skipped
+    line("GOV\\x5C"),  # a name that names nobody: an unknown user
     line(agent="-"),
     line(agent=""),
     line(agent="\\x2D"),  # reads as `-`: no agent

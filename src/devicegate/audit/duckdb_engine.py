@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from devicegate.audit import pipeline
 from devicegate.audit.formats.nginx_fast import sql_literal
+from devicegate.audit.inference import Submissions
 from devicegate.audit.results import AuditTables
 from devicegate.policy import Snapshot
 
@@ -95,9 +96,10 @@ def run(
     out: Path | None,
     *,
     threads: int | None = None,
+    submissions: Submissions | None = None,
 ) -> AuditTables:
     con = connect(threads)
     try:
-        return pipeline.run(con, snapshot, parquet, out, DuckDBPasses(con))
+        return pipeline.run(con, snapshot, parquet, out, DuckDBPasses(con), submissions)
     finally:
         con.close()

@@ -1,15 +1,18 @@
 """Judging in bulk with the online engine: distinct values in, `decide` per distinct case.
 
 The engines (DuckDB, Spark) reduce millions of events to a few distinct things and call
-back here; nothing in this module re-implements matching:
+back here; nothing in this module re-implements matching. What it asks of the compiled
+policy goes through `devicegate.policy.bulk`, whose docstring says why each reduction is
+exact:
 
-* users → (`snapshot.user_class`, unit): the scope class is what the engine keys plans on;
+* logged user names → `bulk.user` (the scope class, the directory user and the canonical
+  name, resolved as `devicegate serve` resolves a presented name);
 * raw signal tuples → `Signals` (the same value the online adapters build), identified once
-  through the snapshot's `Identifier`;
-* (class, resource, time segment) → the snapshot's *plan* (`snapshot.plan`), then
-  (plan, resource, signals) → one `decide(snapshot, Request(…))` call with a representative
-  user of a class and an event time of that plan — the engine's decision is a pure
-  function of (plan, signals, device state), so every event of the combination gets it.
+  (`bulk.identify`);
+* (class, resource, time segment) → the snapshot's *plan* (`bulk.plan`), then
+  (plan, resource, device class) → one `decide(snapshot, Request(…))` call with a presented
+  name of that class and an event time of that plan — the engine's decision is a pure
+  function of (plan, device class, device state), so every event of the combination gets it.
 
 Device state (compromise verdicts, holds) lives in the store, not in logs: the audit judges
 with `NO_STATE`, i.e. what the policy alone says.
@@ -26,8 +29,8 @@ import pyarrow as pa
 from devicegate.audit.events import SIGNAL_COLUMNS
 from devicegate.audit.formats.base import user_or_none
 from devicegate.audit.formats.nginx import unescape
-from devicegate.model import NO_STATE, Action, Decision, Request, Signals
-from devicegate.policy import Snapshot, decide
+from devicegate.model import SEVERITY, Action, Decision, DeviceProfile, Request, Signals
+from devicegate.policy import Snapshot, bulk, decide
 from devicegate.timeutil import assume_utc
 
 UNKNOWN_UNIT = "(not in directory)"
@@ -35,15 +38,15 @@ VIOLATION_ACTIONS = (Action.BLOCK.value, Action.QUARANTINE.value)
 
 
 def segment_breaks_us(snapshot: Snapshot) -> list[int]:
-    """The snapshot's time breakpoints in integer microseconds (for SQL `seg` columns).
+    """The policy's time breakpoints in integer microseconds (for SQL `seg` columns).
 
-    `segment(ts)` is `bisect_right(breaks, ts)`: the number of breaks at or before `ts`.
+    `bulk.segment(ts)` is the number of breaks at or before `ts`.
     """
-    return [round(b * 1_000_000) for b in snapshot.breaks]
+    return [round(b * 1_000_000) for b in bulk.breaks(snapshot)]
 
 
 def segment_sql(column: str, breaks_us: Sequence[int], micros: str = "epoch_us") -> str:
-    """A SQL expression equal to `snapshot.segment(ts)` for a timestamp column; `micros`
+    """A SQL expression equal to `bulk.segment(ts)` for a timestamp column; `micros`
     names the dialect's epoch-microseconds function (DuckDB `epoch_us`, Spark
     `unix_micros`)."""
     if not breaks_us:
@@ -52,31 +55,36 @@ def segment_sql(column: str, breaks_us: Sequence[int], micros: str = "epoch_us")
 
 
 def users_table(snapshot: Snapshot, rows: Iterable[tuple[str, bool]]) -> pa.Table:
-    """(logged user, escaped) → uid, canonical user, scope class, unit."""
+    """(logged user, escaped) → uid, the user shown, scope class, unit, the name as
+    presented (unescaped) and the canonical name sightings are matched on (`bulk.user`)."""
     raw: list[str] = []
     escaped_col: list[bool] = []
-    canon: list[str] = []
+    shown: list[str] = []
     classes: list[int] = []
     units: list[str] = []
+    names: list[str] = []
+    canonical: list[str] = []
     for logged, escaped in sorted(rows):
-        name = user_or_none(unescape(logged)) if escaped else logged
-        name = name or logged
-        lowered = name.lower()
-        cls = snapshot.user_class.get(name, snapshot.user_class.get(lowered))
-        user = snapshot.user_of.get(lowered)
+        name = (user_or_none(unescape(logged)) if escaped else logged) or logged
+        found = bulk.user(snapshot, name)
+        user = found.user
         raw.append(logged)
         escaped_col.append(bool(escaped))
-        canon.append(user.email or user.id if user is not None else name)
-        classes.append(snapshot.unknown_class if cls is None else cls)
+        shown.append(user.email or user.id if user is not None else name)
+        classes.append(found.cls)
         units.append(user.unit if user is not None else UNKNOWN_UNIT)
+        names.append(name)
+        canonical.append(found.canonical)
     return pa.table(
         {
             "raw": pa.array(raw, pa.string()),
             "escaped": pa.array(escaped_col, pa.bool_()),
             "uid": pa.array(range(len(raw)), pa.int32()),
-            "user": pa.array(canon, pa.string()),
+            "user": pa.array(shown, pa.string()),
             "cls": pa.array(classes, pa.int32()),
             "unit": pa.array(units, pa.string()),
+            "name": pa.array(names, pa.string()),
+            "ukey": pa.array(canonical, pa.string()),
         }
     )
 
@@ -95,6 +103,21 @@ class SignalMap:
     keys: pa.Table  # sig, escaped, sid
     devices: pa.Table  # sid, device, vendor, platform, model, os_version, device_id, + signals
     signals: list[Signals]
+    profiles: list[DeviceProfile]  # per sid: the device `decide` sees
+
+    def sid(self, signals: Signals) -> int | None:
+        """The sid of these signals, None when no event carried them."""
+        try:
+            return self.signals.index(signals)
+        except ValueError:
+            return None
+
+    def identified(self) -> pa.Table:
+        """(sid) of the signals that identify a device: a request with them is a sighting,
+        online as here (`DeviceProfile.identified`)."""
+        return pa.table(
+            {"sid": pa.array([i for i, p in enumerate(self.profiles) if p.identified], pa.int32())}
+        )
 
 
 def signal_map(snapshot: Snapshot, rows: Iterable[Sequence[object]]) -> SignalMap:
@@ -114,7 +137,7 @@ def signal_map(snapshot: Snapshot, rows: Iterable[Sequence[object]]) -> SignalMa
         sig_col.append(int(sig))  # type: ignore[call-overload]
         esc_col.append(bool(escaped))
         sid_col.append(sid)
-    profiles = [snapshot.identifier.profile(s) for s in signals]
+    profiles = [bulk.identify(snapshot, s) for s in signals]
     devices: dict[str, list[object]] = {
         "sid": list(range(len(signals))),
         "device": [p.label for p in profiles],
@@ -134,7 +157,7 @@ def signal_map(snapshot: Snapshot, rows: Iterable[Sequence[object]]) -> SignalMa
             "sid": pa.array(sid_col, pa.int32()),
         }
     )
-    return SignalMap(keys, pa.table(devices), signals)
+    return SignalMap(keys, pa.table(devices), signals, profiles)
 
 
 def plan_table(snapshot: Snapshot, rows: Iterable[tuple[int, str, int, datetime]]) -> pa.Table:
@@ -146,12 +169,12 @@ def plan_table(snapshot: Snapshot, rows: Iterable[tuple[int, str, int, datetime]
     cols: dict[str, list[object]] = {"cls": [], "resource": [], "seg": [], "pid": []}
     for cls, resource, seg, at in sorted(rows):
         ts = at.timestamp()
-        if snapshot.segment(ts) != seg:
+        if bulk.segment(snapshot, ts) != seg:
             raise RuntimeError(f"engine put {at.isoformat()} in segment {seg}: a bug")
         cols["cls"].append(cls)
         cols["resource"].append(resource)
         cols["seg"].append(seg)
-        cols["pid"].append(snapshot.plan(cls, resource, ts))
+        cols["pid"].append(bulk.plan(snapshot, cls, resource, ts))
     return pa.table(
         {
             "cls": pa.array(cols["cls"], pa.int32()),
@@ -179,11 +202,11 @@ DECISION_SCHEMA = pa.schema(
 )
 
 
-def representatives(snapshot: Snapshot, users: pa.Table) -> dict[int, str]:
-    """One user name per scope class (any member decides identically)."""
+def representatives(users: pa.Table) -> dict[int, str]:
+    """One presented name per scope class (any member decides identically)."""
     reps: dict[int, str] = {}
     for cls, name in zip(
-        users.column("cls").to_pylist(), users.column("user").to_pylist(), strict=True
+        users.column("cls").to_pylist(), users.column("name").to_pylist(), strict=True
     ):
         reps.setdefault(int(cls), str(name))
     return reps
@@ -203,7 +226,7 @@ def decide_combos(
     made: dict[tuple[int, str, object], tuple[object, ...]] = {}
     for did, (pid, resource, sid, cls, at) in enumerate(combos):
         when = assume_utc(at)
-        if snapshot.plan(cls, resource, when.timestamp()) != pid:
+        if bulk.plan(snapshot, cls, resource, when.timestamp()) != pid:
             raise RuntimeError(f"engine put class {cls} at {when.isoformat()} in plan {pid}: a bug")
         key = (pid, resource, classes[sid])
         row = made.get(key)
@@ -234,18 +257,26 @@ def _described(decision: Decision) -> tuple[object, ...]:
     )
 
 
-def _device_classes(snapshot: Snapshot, smap: SignalMap) -> list[object]:
-    """The engine's own device class per sid, when the snapshot has one: devices the policy
-    cannot tell apart get the same action, rule, exceptions and report-only hits, so one
-    `decide` per (plan, resource, class) answers for all of them. Without it, every sid is
-    its own class."""
-    classify = getattr(snapshot, "device_class", None)
-    if classify is None:
-        return list(range(len(smap.signals)))
-    return [classify(snapshot.identifier.profile(s), NO_STATE) for s in smap.signals]
+def _device_classes(snapshot: Snapshot, smap: SignalMap) -> list[int]:
+    """The engine's device class per sid: devices the policy cannot tell apart get the
+    same action, rule, exceptions and report-only hits, so one `decide` per (plan,
+    resource, class) answers for all of them."""
+    return [bulk.device_class(snapshot, profile) for profile in smap.profiles]
+
+
+def severities(decisions: pa.Table) -> pa.Table:
+    """(did, severity) of `decide_combos`' decisions: how severe each action is, the order
+    in which `serve` picks the decision of an SMTP submission (`model.SEVERITY`)."""
+    ranks = {action.value: rank for action, rank in SEVERITY.items()}
+    return pa.table(
+        {
+            "did": decisions.column("did"),
+            "severity": pa.array(
+                [ranks[a] for a in decisions.column("action").to_pylist()], pa.int32()
+            ),
+        }
+    )
 
 
 def _severity(action: Action) -> int:
-    from devicegate.model import SEVERITY
-
     return SEVERITY[action]

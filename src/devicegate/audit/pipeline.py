@@ -36,9 +36,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from devicegate.audit import judge
+from devicegate.audit import inference, judge
 from devicegate.audit.events import SIGNAL_COLUMNS
 from devicegate.audit.formats.nginx_fast import sql_literal
+from devicegate.audit.inference import Submissions
 from devicegate.audit.results import (
     DAILY_COLUMNS,
     DEVICE_COLUMNS,
@@ -213,31 +214,35 @@ def run(
     parquet: list[tuple[str, str]],
     out: Path | None,
     passes: EventPasses,
+    submissions: Submissions | None = None,
 ) -> AuditTables:
-    """`parquet` pairs each grouped Parquet file with the log file it came from."""
-    parts = Parts.of(parquet)
+    """`parquet` pairs each grouped Parquet file whose events carry device data with the
+    log file it came from; `submissions` are the parts whose events take their device from
+    those (Postfix: `inference`)."""
+    inferring = submissions.parquet if submissions is not None else []
     tz = snapshot.timezone.key
-    con.register(
-        "parts_t",
-        pa.table(
-            {
-                "filename": parts.paths,
-                "part": pa.array(range(len(parts.paths)), pa.int32()),
-                "fid": pa.array(parts.fids, pa.int32()),
-            }
-        ),
-    )
-    con.register(
-        "sources_t",
-        pa.table({"fid": pa.array(range(len(parts.sources)), pa.int32()), "file": parts.sources}),
-    )
     # the pass over every event runs beside the judging of users and signals, which is
     # Python (identification, the directory) and leaves a core to the pass
     breaks = judge.segment_breaks_us(snapshot)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-pass") as pool:
-        counting = pool.submit(passes.segment_days, parts, breaks, tz)
-        users, smap = _judge_groups(con, snapshot, parts)
-        segment_days = counting.result()
+        counting = (
+            pool.submit(passes.segment_days, Parts.of(parquet), breaks, tz) if parquet else None
+        )
+        users, smap = _judge_groups(con, snapshot, [p for p, _ in (*parquet, *inferring)])
+        derived: list[tuple[str, str]] = []
+        if submissions is not None and inferring:
+            derived = inference.infer(
+                con, snapshot, users, smap, [p for p, _ in parquet], submissions
+            )
+        counted = [counting.result()] if counting is not None else []
+    if derived:  # the submissions' events, now that their parts exist, numbered after
+        later = passes.segment_days(Parts.of(derived), breaks, tz)
+        shifted = pc.add(later["part"], pa.scalar(len(parquet), pa.int32()))
+        counted.append(later.set_column(later.schema.get_field_index("part"), "part", shifted))
+    parts = Parts.of(parquet + derived)
+    segment_days = pa.concat_tables(counted)
+    _register_parts(con, parts)
+    _group_keys(con, parts, [p for p, _ in derived])
     con.register("sd", segment_days)
     # per group and segment (a few rows per group): plans, cases and decisions come from here
     con.execute(
@@ -254,7 +259,7 @@ def run(
         f"SELECT p.pid, s.resource, s.sid, arg_min(s.cls, s.first_seen), min(s.first_seen) "
         f"{planned} GROUP BY p.pid, s.resource, s.sid ORDER BY ALL"
     ).fetchall()
-    decisions = judge.decide_combos(snapshot, combos, judge.representatives(snapshot, users), smap)
+    decisions = judge.decide_combos(snapshot, combos, judge.representatives(users), smap)
     con.register("decisions_t", decisions)
     con.execute(
         "CREATE TEMP TABLE gsd AS SELECT s.part, s.g, s.seg, d.did "
@@ -280,16 +285,34 @@ def run(
     return tables
 
 
+def _register_parts(con: duckdb.DuckDBPyConnection, parts: Parts) -> None:
+    """`parts_t` (filename → part, fid) and `sources_t` (fid → log file)."""
+    con.register(
+        "parts_t",
+        pa.table(
+            {
+                "filename": parts.paths,
+                "part": pa.array(range(len(parts.paths)), pa.int32()),
+                "fid": pa.array(parts.fids, pa.int32()),
+            }
+        ),
+    )
+    con.register(
+        "sources_t",
+        pa.table({"fid": pa.array(range(len(parts.sources)), pa.int32()), "file": parts.sources}),
+    )
+
+
 def _judge_groups(
-    con: duckdb.DuckDBPyConnection, snapshot: Snapshot, parts: Parts
+    con: duckdb.DuckDBPyConnection, snapshot: Snapshot, paths: list[str]
 ) -> tuple[pa.Table, judge.SignalMap]:
-    """The groups' distinct users and signals judged (`users_t`, `sigkeys`, `devices_t`
-    registered) and each group's keys in `gk`."""
+    """The distinct users and signals of the groups in `paths`, judged (`users_t`,
+    `sigkeys`, `devices_t` registered); the groups themselves kept in `grp`."""
     cols = ", ".join(f"q.{c}" for c in SIGNAL_COLUMNS)
     con.execute(
-        'CREATE TEMP TABLE grp AS SELECT p.part, q.g, p.fid, q."user", q.escaped, q.resource, '
-        f"q.sig, {cols}, q.n FROM read_parquet({parts.sql_list()}, filename = true, "
-        "union_by_name = true) q JOIN parts_t p USING (filename)"
+        'CREATE TEMP TABLE grp AS SELECT q.filename, q.g, q."user", q.escaped, q.resource, '
+        f"q.sig, {cols}, q.n FROM read_parquet([{', '.join(sql_literal(p) for p in paths)}], "
+        "filename = true, union_by_name = true) q"
     )
     users = judge.users_table(
         snapshot, con.execute('SELECT DISTINCT "user", escaped FROM grp').fetchall()
@@ -302,13 +325,26 @@ def _judge_groups(
     con.register("users_t", users)
     con.register("sigkeys", smap.keys)
     con.register("devices_t", smap.devices)
+    return users, smap
+
+
+def _group_keys(con: duckdb.DuckDBPyConnection, parts: Parts, derived: list[str]) -> None:
+    """`gk`: each group's part, file, user, scope class, signals id and resource — from
+    its raw signals, or for a derived submission part (`inference`) its chosen `sid`."""
     con.execute(
-        "CREATE TEMP TABLE gk AS SELECT g.part, g.g, g.fid, u.uid, u.cls, k.sid, g.resource "
-        'FROM grp g JOIN users_t u ON g."user" = u.raw AND g.escaped = u.escaped '
+        "CREATE TEMP TABLE gk AS SELECT p.part, g.g, p.fid, u.uid, u.cls, k.sid, g.resource "
+        "FROM grp g JOIN parts_t p USING (filename) "
+        'JOIN users_t u ON g."user" = u.raw AND g.escaped = u.escaped '
         "JOIN sigkeys k ON g.sig = k.sig AND g.escaped = k.escaped"
     )
+    if derived:
+        con.execute(
+            "INSERT INTO gk SELECT p.part, d.g, p.fid, u.uid, u.cls, d.sid, d.resource FROM "
+            f"read_parquet([{', '.join(sql_literal(p) for p in derived)}], filename = true) d "
+            "JOIN parts_t p USING (filename) "
+            'JOIN users_t u ON d."user" = u.raw AND d.escaped = u.escaped'
+        )
     con.execute("DROP TABLE grp")
-    return users, smap
 
 
 def _write_events(

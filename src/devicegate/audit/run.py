@@ -19,7 +19,7 @@ from devicegate.audit import compliance
 from devicegate.audit.events import BadLine
 from devicegate.audit.formats import FORMATS
 from devicegate.audit.formats.base import ParseContext
-from devicegate.audit.inference import DEFAULT_WINDOW, judged_parts
+from devicegate.audit.inference import DEFAULT_MATCH, DEFAULT_WINDOW, MATCHES, Submissions
 from devicegate.audit.ingest import BAD_SAMPLE, Ingested, ingest_file
 from devicegate.audit.manifest import STATE_DIR, RunRecord, State
 from devicegate.audit.progress import Reporter
@@ -45,8 +45,10 @@ class AuditOptions:
     #: `input_digest` of the policy, directory and inventory files the snapshot was loaded
     #: from, when the caller knows them (the CLI): lets `reuse_previous` skip loading.
     inputs: str | None = None
-    #: how old a device sighting a Postfix submission may take its signals from (inference.py)
+    #: how old a device sighting a Postfix submission may take its signals from, and which
+    #: sightings in that window count (`any` or `newest`), as `serve` (inference.py)
     smtp_window: timedelta = DEFAULT_WINDOW
+    smtp_match: str = DEFAULT_MATCH
 
 
 @dataclass
@@ -65,6 +67,12 @@ def _check(options: AuditOptions, snapshot: Snapshot) -> None:
         )
     if options.engine not in ENGINES:
         raise UsageError(f"unknown engine `{options.engine}`", hint="use duckdb or spark")
+    if options.smtp_match not in MATCHES:
+        raise UsageError(
+            f"unknown --postfix-match `{options.smtp_match}`", hint="use " + " or ".join(MATCHES)
+        )
+    if options.smtp_window <= timedelta(0):
+        raise UsageError("--postfix-window must be longer than zero")
     if options.resource is not None and options.resource not in snapshot.resources:
         raise UsageError(
             f"unknown resource `{options.resource}`",
@@ -116,6 +124,7 @@ def _run_key(options: AuditOptions, paths: list[Path], inputs: str) -> str:
         options.fast,
         options.format,
         options.smtp_window.total_seconds(),
+        options.smtp_match,
         _code_version(),
     ]
     text = json.dumps([logs, settings, inputs], sort_keys=True, default=str)
@@ -216,8 +225,7 @@ def run_audit(
         results, reused = _ingest(snapshot, options, paths, state, report)
         state.save()
         report.phase("judging")
-        parquet = judged_parts(results, options.smtp_window, root / "inferred")
-        tables = _engine(options, snapshot, parquet)
+        tables = _engine(options, snapshot, results, root / "inferred")
         bad_sample: list[BadLine] = [b for r in results for b in r.bad_sample][:BAD_SAMPLE]
         data = compliance.summary(
             snapshot,
@@ -300,13 +308,31 @@ def _ingest(
 
 
 def _engine(
-    options: AuditOptions, snapshot: Snapshot, parquet: list[tuple[str, str]]
+    options: AuditOptions, snapshot: Snapshot, results: list[Ingested], workdir: Path
 ) -> AuditTables:
+    """Run the engine over the ingested parts: those of logs that carry device data as
+    they are, the others (Postfix) as submissions that take their device from them."""
+    parquet = [(p, r.file) for r in results if _carries(r.format) for p in r.parquet]
+    submissions = Submissions(
+        [(p, r.file) for r in results if not _carries(r.format) for p in r.parquet],
+        options.smtp_window,
+        options.smtp_match,
+        workdir,
+    )
     out = options.out
     if options.engine == "spark":
         from devicegate.audit import spark_engine
 
-        return spark_engine.run(snapshot, parquet, out, master=options.master)
+        return spark_engine.run(
+            snapshot, parquet, out, master=options.master, submissions=submissions
+        )
     from devicegate.audit import duckdb_engine
 
-    return duckdb_engine.run(snapshot, parquet, out, threads=options.threads)
+    return duckdb_engine.run(
+        snapshot, parquet, out, threads=options.threads, submissions=submissions
+    )
+
+
+def _carries(format_name: str) -> bool:
+    """Whether events of this format carry device signals of their own (`LogFormat`)."""
+    return bool(FORMATS[format_name].carries_device_data)

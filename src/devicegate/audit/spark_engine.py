@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from devicegate.audit import pipeline
+from devicegate.audit.inference import Submissions
 from devicegate.audit.results import AuditTables
 from devicegate.errors import ExtraMissing, InputError
 from devicegate.policy import Snapshot
@@ -143,6 +144,7 @@ def run(
     out: Path | None,
     *,
     master: str | None = None,
+    submissions: Submissions | None = None,
 ) -> AuditTables:
     from devicegate.audit.duckdb_engine import connect
 
@@ -150,6 +152,6 @@ def run(
     spark.sparkContext.setLogLevel("ERROR")
     con = connect()
     try:
-        return pipeline.run(con, snapshot, parquet, out, SparkPasses(spark))
+        return pipeline.run(con, snapshot, parquet, out, SparkPasses(spark), submissions)
     finally:
         con.close()

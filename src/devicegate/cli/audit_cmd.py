@@ -17,6 +17,7 @@ from devicegate.cli.common import (
     load_snapshot,
     write_json,
 )
+from devicegate.defaults import POSTFIX_MATCH, POSTFIX_WINDOW
 
 
 class RichReporter(Reporter):
@@ -91,10 +92,18 @@ def audit(
         str,
         typer.Option(
             "--postfix-window",
-            help="How old a device sighting a Postfix submission may take its device from "
+            help="How old a device sighting a Postfix submission may be decided from "
             "(as `serve --postfix-window`).",
         ),
-    ] = "7d",
+    ] = POSTFIX_WINDOW,
+    postfix_match: Annotated[
+        str,
+        typer.Option(
+            "--postfix-match",
+            help="Which sightings in the window decide a Postfix submission: `any` (the most "
+            "severe over every identified device) or `newest` (as `serve --postfix-match`).",
+        ),
+    ] = POSTFIX_MATCH,
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no chatter.")] = False,
 ) -> None:
@@ -116,6 +125,7 @@ def audit(
         master=master,
         year=year,
         smtp_window=window,
+        smtp_match=postfix_match,
     )
     from devicegate.sources.config import is_source_file
 

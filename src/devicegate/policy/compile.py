@@ -16,7 +16,9 @@ Compilation does every piece of work that does not depend on the single request,
   device class, like everything else.
 
 Decisions are then cached per (plan, device signals, device state) inside the snapshot: the
-cache belongs to this immutable version and dies with it.
+cache belongs to this immutable version and dies with it. `Snapshot` says which of its
+attributes are the immutable compiled policy and which are caches; the bulk path (the audit)
+uses it through `devicegate.policy.bulk`.
 """
 
 from __future__ import annotations
@@ -196,10 +198,63 @@ class _Shape:
         )
 
 
+class NameClasses(dict[str, int]):
+    """Presented user name → scope class, as `decide` resolves it (`Snapshot.class_of`).
+
+    Its entries are the directory's aliases (logins, e-mail addresses; normalised, shared
+    ones left out), compiled in and never changed. Looking up any other name resolves it
+    (`__missing__`: the one directory user the name stands for, else the class of users the
+    directory does not know) without storing it: a hostile client's endless new names cost
+    no memory here (`Snapshot.resolve_user` keeps a bounded cache). A subscript rather than
+    a method, because `decide` looks the user up on every request and an exact alias — the
+    usual case — is then a single C-level dict lookup. `.get` sees the aliases only."""
+
+    __slots__ = ("_by_user", "_resolve", "_unknown")
+
+    def __init__(
+        self,
+        aliases: dict[str, int],
+        resolve: Callable[[str], User | None],
+        by_user: dict[str, int],
+        unknown: int,
+    ) -> None:
+        super().__init__(aliases)
+        self._resolve = resolve
+        self._by_user = by_user
+        self._unknown = unknown
+
+    def __missing__(self, name: str) -> int:
+        user = self._resolve(name)
+        return self._unknown if user is None else self._by_user[user.id]
+
+
 @dataclass(eq=False)
 class Snapshot:
-    """An immutable, versioned policy ready for `decide`. Never mutated after compile, except
-    its private caches (which depend only on this snapshot's contents)."""
+    """A versioned policy compiled for `decide`: the policy, directory and inventory of one
+    version, reduced to scope classes, time segments and plans.
+
+    **Immutable** — every field up to `class_by_user` is fixed at compile time and never
+    changed: the policy, directory and inventory, the compiled rules and exceptions, the
+    segment breakpoints (`breaks`, `class_breaks`), the scope `classes`, `name_class` (the
+    user lookup) and the `identifier`. Readers may rely on them for the life of the snapshot.
+
+    **Caches** — the other attributes. Each entry is a pure function of the immutable part
+    and its key, so an entry may be dropped at any time and is computed again, identically,
+    when next needed; they belong to this version and die with it. Four are documented for
+    `devicegate.policy.engine.decide`, which reads and fills them on its hot path (a method
+    call per request would cost more than the lookup itself):
+
+    * `plan_ids`: (class, resource, segment of `class_breaks[class]`) → plan id; filled by
+      `plan`, the only writer;
+    * `front_cache`: (class, resource, segment, signals' cache key, device state) → the
+      decision of a request identified by its signals;
+    * `decision_cache`: (plan, id of the device profile, resource, device state) → the
+      decision (the profile is checked with `is`: an id may be reused);
+    * `template_cache`: (plan, device class, resource, device state) → the decision
+      template, before the request's own device is put in.
+
+    `trim_caches` bounds them; the private ones (interned plans and device classes, resolved
+    names) are this class's own."""
 
     loaded: LoadedPolicy
     directory: Directory
@@ -215,8 +270,8 @@ class Snapshot:
     breaks: tuple[float, ...]
     class_breaks: tuple[tuple[float, ...], ...]
     classes: tuple[ScopeClass, ...]
-    user_class: dict[str, int]
-    user_of: dict[str, User]
+    #: a directory alias → scope class; the lookup `name_class` is built from it
+    alias_class: dict[str, int]
     identifier: Identifier
     conditions: tuple[tuple[str, CompiledCondition], ...] = ()
     device_only_exceptions: tuple[int, ...] = ()  # name a device, not a user: every plan
@@ -230,26 +285,34 @@ class Snapshot:
     directory_version: str = ""
     inventory_version: str = ""
     cache_limit: int = 1_000_000
-    # Caches: all derived from this snapshot's immutable contents, cleared together.
-    _plan_ids: dict[tuple[int, str, int], int] = field(default_factory=dict)
+    #: presented name → scope class (`class_of`); set from `alias_class` on construction
+    name_class: NameClasses = field(init=False, repr=False)
+    # Caches (see the class docstring): derived from the immutable part, bounded by
+    # `trim_caches`. The first four are `decide`'s.
+    plan_ids: dict[tuple[int, str, int], int] = field(default_factory=dict)
+    front_cache: dict[object, Decision] = field(default_factory=dict)
+    decision_cache: dict[object, Decision] = field(default_factory=dict)
+    template_cache: dict[object, Decision] = field(default_factory=dict)
     _plans: list[Plan] = field(default_factory=list)
     _plan_index: dict[Plan, int] = field(default_factory=dict)
-    _front: dict[object, Decision] = field(default_factory=dict)
-    _decisions: dict[object, Decision] = field(default_factory=dict)
-    _templates: dict[object, Decision] = field(default_factory=dict)
     _class_of: dict[object, tuple[DeviceProfile, DeviceState, int]] = field(default_factory=dict)
     _device_classes: list[DeviceClass] = field(default_factory=list)
     _device_class_index: dict[DeviceClass, int] = field(default_factory=dict)
     _resolved: BoundedCache[str, User | None] = field(default_factory=lambda: BoundedCache(100_000))
 
+    def __post_init__(self) -> None:
+        self.name_class = NameClasses(
+            self.alias_class, self.resolve_user, self.class_by_user, len(self.classes) - 1
+        )
+
     def trim_caches(self) -> None:
         """Bound memory: when a cache is full, start the per-request caches afresh."""
-        if len(self._front) + len(self._decisions) >= self.cache_limit:
-            self._front.clear()
-            self._decisions.clear()
+        if len(self.front_cache) + len(self.decision_cache) >= self.cache_limit:
+            self.front_cache.clear()
+            self.decision_cache.clear()
             self._class_of.clear()
-        if len(self._templates) >= self.cache_limit:
-            self._templates.clear()
+        if len(self.template_cache) >= self.cache_limit:
+            self.template_cache.clear()
 
     def device_class(self, profile: DeviceProfile, state: DeviceState) -> int:
         """Devices the policy cannot tell apart share a class: same outcome (and note) for
@@ -289,12 +352,9 @@ class Snapshot:
     def class_of(self, user: str) -> int:
         """The scope class of a presented user name as `decide` resolves it: an exact alias,
         else the one directory user the name stands for (`resolve_user`), else the class of
-        users the directory does not know."""
-        found = self.user_class.get(user)
-        if found is None:
-            resolved = self.resolve_user(user)
-            found = self.unknown_class if resolved is None else self.class_by_user[resolved.id]
-        return found
+        users the directory does not know. The same lookup as `name_class[user]`, which
+        `decide` uses."""
+        return self.name_class[user]
 
     def resolve_user(self, name: str) -> User | None:
         """The directory user a presented name stands for — normalised, `DOMAIN\\login` and
@@ -342,32 +402,32 @@ class Snapshot:
         — from an explicit stack, not by recursion: a policy may chain many announcements
         (each wave in notice when the one before it starts)."""
         breaks = self.class_breaks[cls]
-        found = self._plan_ids.get((cls, resource, bisect_right(breaks, ts)))
+        found = self.plan_ids.get((cls, resource, bisect_right(breaks, ts)))
         if found is not None:
             return found
         todo = [ts]
         while todo:
             moment = todo[-1]
             key = (cls, resource, bisect_right(breaks, moment))
-            if key in self._plan_ids:
+            if key in self.plan_ids:
                 todo.pop()
                 continue
             shape = self._shape(cls, resource, moment)
             later = [
                 t
                 for t in shape.later()
-                if (cls, resource, bisect_right(breaks, t)) not in self._plan_ids
+                if (cls, resource, bisect_right(breaks, t)) not in self.plan_ids
             ]
             if later:
                 todo.extend(later)
                 continue
             todo.pop()
-            plan = shape.plan(lambda t: self._plan_ids[(cls, resource, bisect_right(breaks, t))])
+            plan = shape.plan(lambda t: self.plan_ids[(cls, resource, bisect_right(breaks, t))])
             plan_id = self._plan_index.setdefault(plan, len(self._plans))
             if plan_id == len(self._plans):
                 self._plans.append(plan)
-            self._plan_ids[key] = plan_id
-        return self._plan_ids[(cls, resource, bisect_right(breaks, ts))]
+            self.plan_ids[key] = plan_id
+        return self.plan_ids[(cls, resource, bisect_right(breaks, ts))]
 
     def _shape(self, cls: int, resource: str, ts: float) -> _Shape:
         """What applies to (class, resource) at `ts`, with the later moments it announces."""
@@ -565,8 +625,7 @@ def compile_policy(
     classes: list[ScopeClass] = []
     class_index: dict[ScopeClass, int] = {}
     by_base: dict[tuple[str, frozenset[str]], ScopeClass] = {}
-    user_class: dict[str, int] = {}
-    user_of: dict[str, User] = {}
+    alias_class: dict[str, int] = {}
     class_by_user: dict[str, int] = {}
     for user in directory.users:
         names = {normalise_name(alias) for alias in user.aliases()} - directory.shared_aliases
@@ -588,8 +647,7 @@ def compile_policy(
             classes.append(scope)
         class_by_user[user.id] = cls
         for name in names:
-            user_class.setdefault(name, cls)
-            user_of.setdefault(name, user)
+            alias_class.setdefault(name, cls)
     classes.append(ScopeClass((), (), known=False))  # the unknown user's class, always last
     device_only = [e.index for e in exceptions if e.user is None]
     class_breaks = []
@@ -617,8 +675,7 @@ def compile_policy(
         breaks=tuple(breaks),
         class_breaks=tuple(class_breaks),
         classes=tuple(classes),
-        user_class=user_class,
-        user_of=user_of,
+        alias_class=alias_class,
         identifier=identifier or Identifier(inventory),
         conditions=tuple(conditions.items),
         device_only_exceptions=tuple(device_only),

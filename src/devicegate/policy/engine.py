@@ -62,10 +62,11 @@ BUILTIN_MESSAGES = {HELD_RULE: HELD_MESSAGE, UNKNOWN_USER_RULE: UNKNOWN_USER_MES
 
 
 def decide(snapshot: Snapshot, request: Request, state: DeviceState = NO_STATE) -> Decision:
-    """Decide one request. A repeated request costs one tuple and one dict lookup."""
-    cls = snapshot.user_class.get(request.user)
-    if cls is None:
-        cls = snapshot.class_of(request.user)
+    """Decide one request. A repeated request costs one tuple and one dict lookup.
+
+    The snapshot's immutable part is read, its documented caches (`plan_ids`,
+    `front_cache`, `decision_cache`, `template_cache`) read and filled — see `Snapshot`."""
+    cls = snapshot.name_class[request.user]  # `snapshot.class_of`, as one dict lookup
     ts = request.at.timestamp()
     segment = bisect_right(snapshot.class_breaks[cls], ts)
     resource = request.resource
@@ -74,23 +75,23 @@ def decide(snapshot: Snapshot, request: Request, state: DeviceState = NO_STATE) 
     front_key = None
     if profile is None:
         front_key = (cls, resource, segment, request.signals.cache_key, state_key)
-        found = snapshot._front.get(front_key)
+        found = snapshot.front_cache.get(front_key)
         if found is not None:
             return found
         profile = snapshot.identifier.profile(request.signals)
-    plan_id = snapshot._plan_ids.get((cls, resource, segment))
+    plan_id = snapshot.plan_ids.get((cls, resource, segment))
     if plan_id is None:
         plan_id = snapshot.plan(cls, resource, ts)
     key = (plan_id, id(profile), resource, state_key)
-    decision = snapshot._decisions.get(key)
+    decision = snapshot.decision_cache.get(key)
     if decision is None or decision.device is not profile:
         snapshot.trim_caches()
         device_class = snapshot.device_class(profile, state)
         template = _template(snapshot, plan_id, device_class, resource, state)
         decision = _materialise(template, profile)
-        snapshot._decisions[key] = decision
+        snapshot.decision_cache[key] = decision
     if front_key is not None:
-        snapshot._front[front_key] = decision
+        snapshot.front_cache[front_key] = decision
     return decision
 
 
@@ -99,10 +100,10 @@ def _template(
 ) -> Decision:
     """The decision template of (plan, device class, resource, state), evaluated once."""
     key = (plan_id, device_class, resource, None if state is NO_STATE else state)
-    template = snapshot._templates.get(key)
+    template = snapshot.template_cache.get(key)
     if template is None:
         template = evaluate(snapshot, plan_id, device_class, resource, state)
-        snapshot._templates[key] = template
+        snapshot.template_cache[key] = template
     return template
 
 

@@ -70,14 +70,14 @@ def resource_for_path(path: str, given: str | None, default: str) -> str:
 def user_or_none(text: str) -> str | None:
     """The authenticated user as logged; `-` and empty mean nobody authenticated.
 
-    A `DOMAIN\\login` (IIS, Exchange) is reduced to the login, the form a directory lists.
+    The name is kept as the service presented it: a `DOMAIN\\login` (IIS, Exchange) is
+    resolved to its directory user later, once per distinct name, as `devicegate serve`
+    resolves it (`policy.bulk.user`) — the domain is never stripped to guess the login.
     """
     text = text.strip()
     if text in ("", "-"):
         return None
-    if "\\" in text:
-        text = text.rsplit("\\", 1)[1]
-    return text or None
+    return text
 
 
 _SYSLOG_BSD = re.compile(
