@@ -196,6 +196,16 @@ rules:
     assert action("MINFIN\\i.petrov") == ("allow", None)
     assert action("i.petrov") == ("allow", "builtin:unknown-user")
     assert snapshot.canonical_user("minfin\\I.Petrov") == "petrov-fin"
+    # a directory alias that reads as `login@DOMAIN` of a mapped domain is no shortcut past
+    # the map: decide and the recorded name agree that it names nobody (or the map's user)
+    (tmp_path / "users.csv").write_text(
+        "user,unit,email\n"
+        "petrov-fin,gov/minfin,i.petrov@minfin.example\n"
+        "odd,gov/minpromtorg,i.petrov@minfin\n"
+    )
+    snapshot = compile_policy(loaded, load_directory(tmp_path / "users.csv"))
+    assert snapshot.resolve_user("i.petrov@minfin") is None
+    assert action("i.petrov@minfin") == ("allow", "builtin:unknown-user")
 
 
 def _scenario_with_domains(tmp: Path) -> tuple[Path, Path]:

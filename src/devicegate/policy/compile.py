@@ -648,6 +648,13 @@ def compile_policy(
         class_by_user[user.id] = cls
         for name in names:
             alias_class.setdefault(name, cls)
+    if policy.login_domains:
+        # An alias that reads as `login@DOMAIN` of a mapped domain stands for what the map
+        # says, not only for itself: leave it to `resolve_user` (the one authority), so that
+        # `class_of` and `canonical_user` never disagree about such a name.
+        domains = {domain.casefold() for domain in policy.login_domains}
+        for name in [n for n in alias_class if n.rpartition("@")[2] in domains]:
+            del alias_class[name]
     classes.append(ScopeClass((), (), known=False))  # the unknown user's class, always last
     device_only = [e.index for e in exceptions if e.user is None]
     class_breaks = []
