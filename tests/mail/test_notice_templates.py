@@ -63,7 +63,8 @@ def test_russian_is_shipped() -> None:
         templates = Templates(locale=locale)
         message = compose(notice(), sender="it@x.example", timezone=MOSCOW, templates=templates)
         assert message["Subject"] == (
-            "С 14 августа 2023 г. ваше устройство Apple iOS iPhone14,5 нельзя использовать для работы"
+            "С 14 августа 2023 г. ваше устройство Apple iOS iPhone14,5 "
+            "нельзя использовать для работы"
         )
         body = message.get_content()
         assert body.startswith("Elena, здравствуйте!\n\nС 14 августа 2023 г. (понедельник, 00:00")

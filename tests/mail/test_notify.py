@@ -120,7 +120,8 @@ def test_who_is_due(tmp_path: Path) -> None:
     assert "apple-wave-2-email" in body and "Personal use of your device is not affected" in body
     assert body.count("Personal use") == 1  # said once, not again by the rule's message
     assert "email" in body and "your IT service desk will provide one" in body
-    assert "Apple iOS iPhone14,5 (reference DEV-LEB-1, known from: the device inventory): email" in body
+    device = "Apple iOS iPhone14,5 (reference DEV-LEB-1, known from: the device inventory)"
+    assert f"{device}: email" in body
 
 
 EXAMPLE = POLICY.parent
