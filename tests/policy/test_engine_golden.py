@@ -1,0 +1,278 @@
+"""The engine and its conditions: every outcome — action, rule, message, the reason chain,
+the hits, what was excepted and reported, `explain` — for the corpus requests under each
+device state and for small policies at each row of the combining rule; and each condition
+judged on devices that claim, conflict or say nothing; against `golden/engine.json`
+(written by `python -m tests.golden`)."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from devicegate.directory import Directory, load_directory
+from devicegate.inventory import load_inventory
+from devicegate.model import NO_STATE, Conflict, DeviceKind, DeviceState, Ownership, Trust
+from devicegate.policy import Snapshot, compile_policy, load_policy
+from devicegate.policy.conditions import (
+    CompiledCondition,
+    Tri,
+    compile_globs,
+    glob_problem,
+    match_deny,
+    match_only,
+    parse_version,
+    tri_and,
+)
+from devicegate.policy.engine import decide, explain
+from devicegate.policy.schema import DeviceCondition
+from tests.corpus.loader import DEVICES, DIRECTORY, POLICY
+from tests.corpus.loader import cases as corpus_cases
+from tests.golden import Case, assert_family, assert_same_cases, params
+from tests.policy.helpers import USERS as HELPER_USERS
+from tests.policy.helpers import profile, request, rule, write_policy
+
+GOLDEN = Path(__file__).with_name("golden") / "engine.json"
+
+STATES = {
+    "no state": NO_STATE,
+    "compromised": DeviceState(compromised=True, verdict="compromised"),
+    "compromised no verdict": DeviceState(compromised=True),
+    "held everywhere": DeviceState(held=frozenset({"*"})),
+    "held on email": DeviceState(held=frozenset({"email"})),
+}
+
+
+def summary(decision: Any) -> dict[str, Any]:
+    """A decision without the device profile (the identification tests pin that)."""
+    return {
+        "action": decision.action,
+        "rule": decision.rule,
+        "message": decision.message,
+        "reasons": decision.reasons,
+        "matched": decision.matched,
+        "report_only": decision.report_only,
+        "excepted": decision.excepted,
+        "effective_from": decision.effective_from and decision.effective_from.isoformat(),
+        "spoofing_suspected": decision.spoofing_suspected,
+    }
+
+
+@cache
+def corpus_inputs() -> tuple[Any, Any, Any]:
+    return load_policy([POLICY]), load_directory(DIRECTORY), load_inventory(DEVICES)
+
+
+def corpus() -> Snapshot:
+    """Compiled anew for every case (1 ms): a snapshot caches decisions, and one kept from
+    another case — or, under mutation testing, from the unmutated run the worker was forked
+    from — would answer without the engine running."""
+    return compile_policy(*corpus_inputs())
+
+
+def corpus_case(index: int, state: str) -> Any:
+    case = corpus_cases()[index]
+    req = case.request()
+    return {
+        "decision": summary(decide(corpus(), req, STATES[state])),
+        "explain": explain(corpus(), req, STATES[state])[:-1],  # the last line names the hash
+    }
+
+
+APPLE = profile("Apple", "iOS", more={"model": ("iPhone14,2",), "os_version": ("16.5",)})
+ANDROID = profile(None, "Android", more={"model": ("SM-S911B",), "os_version": ("14",)})
+AURORA = profile("OMP", "Aurora", more={"os_version": ("4.0.2",)})
+UNKNOWN = profile(None, None)
+CONFLICTED = profile(
+    "Apple",
+    "iOS",
+    more={"platform": ("iOS", "Android"), "vendor": ("Apple", "Samsung")},
+    conflicts=(Conflict("platform", (("user_agent", "Android"), ("activesync", "iOS"))),),
+)
+MANAGED = profile(
+    "Apple",
+    "macOS",
+    trust=Trust.ATTESTED,
+    managed=True,
+    ownership=Ownership.CORPORATE,
+    device_id="C02X",
+)
+PROFILES = {
+    "apple": APPLE,
+    "android": ANDROID,
+    "aurora": AURORA,
+    "unknown": UNKNOWN,
+    "conflicted": CONFLICTED,
+    "managed": MANAGED,
+}
+
+POLICIES: dict[str, dict[str, Any]] = {
+    "deeper unit and equal depth": {
+        "rules": [
+            rule(id="ban"),
+            rule(id="lab", scope={"units": ["gov/mintsifry/ios-lab"]}, effect="allow"),
+            rule(id="warn-gov", effect="warn", message="warned"),
+            rule(id="hold-gov", effect="quarantine", message="held"),
+        ]
+    },
+    "notice and allow starting": {
+        "rules": [
+            rule(id="soon", **{"from": "2030-01-10", "notice": "30d"}),
+            rule(
+                id="lab-soon",
+                scope={"units": ["gov/mintsifry/ios-lab"]},
+                effect="allow",
+                **{"from": "2030-01-10"},
+            ),
+            rule(id="allow-notice", effect="allow", **{"from": "2030-01-05", "notice": "30d"}),
+        ]
+    },
+    "notice under a ban in force": {
+        "rules": [
+            rule(id="now"),
+            rule(id="later", effect="block", **{"from": "2030-01-10", "notice": "30d"}),
+        ]
+    },
+    "exceptions": {
+        "rules": [rule(id="ban"), rule(id="ban2", effect="warn", message="w")],
+        "exceptions": [
+            {
+                "user": "alice",
+                "rules": ["ban"],
+                "until": "2030-06-01",
+                "reason": "order",
+                "approver": "cio",
+            },
+            {"user": "bob", "rules": ["ban", "ban2"], "until": "2030-06-01", "reason": "lab"},
+        ],
+    },
+    "report only and default": {
+        "resources": {"email": {"default": "block"}, "web": {}},
+        "rules": [
+            rule(id="shadow", mode="report-only", resources=["email", "web"]),
+            rule(id="android-only", when={"platform": ["Android"]}, resources=["web"]),
+        ],
+    },
+    "unidentified and only": {
+        "unknown_user": "block",
+        "rules": [
+            rule(id="deny-warn", on_unidentified="warn", resources=["web"]),
+            rule(
+                id="approved",
+                when=None,
+                only={"platform": ["Aurora"], "vendor": ["OMP"]},
+                on_unidentified="block",
+                resources=["email"],
+            ),
+            rule(id="plain-only", when=None, only={"platform": ["Aurora"]}, resources=["vpn"]),
+        ],
+    },
+}
+
+USERS = ("alice", "bob", "carol", "dave", "erin", "nobody")
+TIMES = ("2029-12-01T09:00", "2030-01-07T09:00", "2030-01-12T09:00", "2030-07-01T09:00")
+
+
+@cache
+def loaded_policy(name: str) -> Any:
+    data = {key: value for key, value in POLICIES[name].items()}
+    for item in data.get("rules", []):
+        if item.get("when", "") is None:
+            del item["when"]
+    with tempfile.TemporaryDirectory() as folder:
+        return load_policy([write_policy(Path(folder), data)])
+
+
+def policy_snapshot(name: str) -> Snapshot:
+    """Compiled anew for every case, as `corpus`."""
+    return compile_policy(loaded_policy(name), Directory(HELPER_USERS))
+
+
+def policy_case(name: str, user: str, resource: str, when: str, device: str) -> Any:
+    req = request(user, resource, when, PROFILES[device])
+    return summary(decide(policy_snapshot(name), req))
+
+
+CONDITIONS: dict[str, dict[str, Any]] = {
+    "vendor": {"vendor": ["APPLE"]},
+    "platform": {"platform": ["ios", "iPadOS"]},
+    "model": {"model": ["iPhone14*", "SM-S9?1B"]},
+    "os range": {"os_version": ">=16, <17"},
+    "kind": {"kind": [DeviceKind.HANDSET]},
+    "ownership": {"ownership": [Ownership.CORPORATE]},
+    "managed": {"managed": True},
+    "attested": {"attested": True},
+    "compromised": {"compromised": True},
+    "spoofing": {"spoofing_suspected": True},
+    "vendor and platform": {"vendor": ["Apple"], "platform": ["Android"]},
+    "model and os": {"model": ["iPhone*"], "os_version": "<16"},
+}
+
+
+def condition(name: str, device: str, compromised: bool, mode: str, detail: bool) -> Any:
+    built = CompiledCondition.build(DeviceCondition(**CONDITIONS[name]))
+    state = DeviceState(compromised=compromised)
+    judge = match_deny if mode == "deny" else match_only
+    result, note = judge(built, PROFILES[device], state, detail=detail)
+    return [result.name, note]
+
+
+def globs(patterns: tuple[str, ...], texts: tuple[str, ...]) -> Any:
+    compiled = compile_globs(patterns)
+    return [bool(compiled.fullmatch(text)) for text in texts]
+
+
+def cases() -> list[Case]:
+    out: list[Case] = []
+    for index, case in enumerate(corpus_cases()):
+        for state in STATES:
+            out.append((f"corpus {case.name} / {state}", corpus_case, (index, state)))
+    for name in POLICIES:
+        for user in USERS:
+            for when in TIMES:
+                for resource, device in (("email", "apple"), ("web", "android"),
+                                         ("vpn", "unknown"), ("web", "conflicted"),
+                                         ("email", "aurora")):  # fmt: skip
+                    label = f"policy {name} / {user} {resource} {when} {device}"
+                    out.append((label, policy_case, (name, user, resource, when, device)))
+    for name in CONDITIONS:
+        for device in PROFILES:
+            for compromised in (False, True):
+                for mode in ("deny", "only"):
+                    for detail in (True, False):
+                        label = f"condition {name} / {device} {compromised} {mode} {detail}"
+                        out.append((label, condition, (name, device, compromised, mode, detail)))
+    for text in ("16.5.1", "16.5 (20F66)", "iOS 17.0", "no version", "1.2.3.4.5", "", "99999"):
+        out.append((f"parse_version {text!r}", _version, (text,)))
+    globs_seen = ("iPhone*", "", "iPhone[", "iPhone[!", "a[]]", "a[!]]b", "[z-a]", "[a-z]",
+                  "[!a-c]x", "x[ab", "[--z]", "ok[a-]")  # fmt: skip
+    for glob in globs_seen:
+        out.append((f"glob_problem {glob!r}", glob_problem, (glob,)))
+    texts = ("iPhone14,2", "IPHONE14C2", "iPhone", "SM-S911B", "SM-S9X1B", "")
+    for patterns in (("iPhone14*",), ("SM-S9?1B", "iPhone"), ()):
+        out.append((f"compile_globs {patterns}", globs, (patterns, texts)))
+    for a in Tri:
+        for b in Tri:
+            out.append((f"tri_and {a.name} {b.name}", tri_and, (a, b)))
+    out.append(("corpus policy loaded at", _loaded, ()))
+    return out
+
+
+def _version(text: str) -> str | None:
+    version = parse_version(text)
+    return None if version is None else str(version)
+
+
+def _loaded() -> Any:
+    return datetime(2030, 1, 1, tzinfo=UTC).isoformat()
+
+
+def test_the_file_holds_every_case() -> None:
+    assert_same_cases(GOLDEN, cases())
+
+
+@params(cases())
+def test_outcomes_are_the_kept_ones(cases: list[Case]) -> None:
+    assert_family(GOLDEN, cases)
