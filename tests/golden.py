@@ -30,7 +30,8 @@ Case = tuple[str, Callable[..., Any], tuple[Any, ...]]
 def plain(value: Any) -> Any:
     """`value` as JSON: dataclasses as objects, enums by value, tuples and sets as lists."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        fields = [f.name for f in dataclasses.fields(value) if not f.name.startswith("_")]
+        return {name: plain(getattr(value, name)) for name in fields}  # `_hash`: per process
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, dict):
@@ -39,6 +40,8 @@ def plain(value: Any) -> Any:
         return [plain(v) for v in value]
     if isinstance(value, set | frozenset):
         return sorted(plain(v) for v in value)
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
     if isinstance(value, float):
         return round(value, 6)
     return value
@@ -52,10 +55,7 @@ def outcome(function: Callable[..., Any], args: tuple[Any, ...]) -> dict[str, An
 
 
 def compute(cases: Iterable[Case]) -> list[dict[str, Any]]:
-    return [
-        {"case": name, "args": plain(list(args)), **outcome(function, args)}
-        for name, function, args in cases
-    ]
+    return [{"case": name, **outcome(function, args)} for name, function, args in cases]
 
 
 def load(path: Path) -> list[dict[str, Any]]:
