@@ -90,6 +90,7 @@ MACS = {
     "cisco wrong width": "3c2.2fb02.8f01",
     "empty group": "3c::fb:02:8f:01",
     "control chars": "3c:22:fb:02:8f:0\x01\x02",
+    "spaces around junk": " " * 5 + "3" * 30,
     "only 0x": "0x",
     "multicast": "01:00:5e:00:00:fb",
     "randomised": "3e:22:fb:02:8f:01",
@@ -118,6 +119,7 @@ IMAP_IDS = {
     "literal last": '"name" {11}\r\n',
     "literal short": '("name" {20}\r\niPhone Mail)',
     "literal too long": '("name" {1025}\r\n' + "x" * 1025 + ")",
+    "literal 1024": '("name" {1024}\r\n' + "x" * 1024 + ")",
     "literal header bad": '("name" {11}iPhone Mail)',
     "quoted escape": r'("name" "say \"hi\" \\ ok")',
     "bad escape": r'("name" "a\b")',
@@ -148,6 +150,9 @@ IMAP_IDS = {
     "mac mail": '"name" "Mac OS X Mail" "os-version" "21G115"',
     "macos mail": '"name" "macOS Mail" "os" "macOS" "os-version" "14.1 (23B74)"',
     "watch mail": '"name" "Watch Mail"',
+    "os x mail": '"name" "OS X Mail"',
+    "macos mail no os": '"name" "macOS Mail"',
+    "os only ios": '"os" "iOS"',
     "vision mail": '"name" "Vision Mail"',
     "ipod mail": '"name" "iPod Mail"',
     "plain mail": '"name" "Mail"',
@@ -185,12 +190,28 @@ PLAIN_QUERIES = {
     "4096": "Cmd=Sync&DeviceId=" + "a" * (4096 - 18),
     "4097": "Cmd=Sync&DeviceId=" + "a" * (4097 - 18),
     "spaces around": "  Cmd=Sync&DeviceType=iPhone  ",
+    "value with equals": "Cmd=Sync&DeviceId=a=b",
+    "long part without value": "Cmd=Sync&" + "p" * 50,
+    "only device id": "DeviceId=abc&User=x",
+    "ends in X": "DeviceId=XX",
+    "ampersand no equals": "Cmd&DeviceId",
+    "two question marks": "/Microsoft-Server-ActiveSync?Cmd=Sync&DeviceId=a?b",
 }
 
 ENCODED_QUERIES = {
     "spec example": "jAAJBAp2MTQwRGV2aWNlAApTbWFydFBob25l",
     "padded": b64(encoded(b"ABCD", b"iPhone")),
     "padding percent": b64(encoded(b"ABCD", b"iPhone")).replace("=", "%3D"),
+    "plus and slash": "jAAJBANB+/AABGlQYWQ=",
+    "plus and slash urlsafe": "jAAJBANB-_AABGlQYWQ=",
+    "spec example extra padding": "jAAJBAp2MTQwRGV2aWNlAApTbWFydFBob25l==",
+    "id bytes at the printable edges": b64(encoded(b"!~")),
+    "id with space": b64(encoded(b"a b")),
+    "id with del": b64(encoded(b"a\x7f")),
+    "device type not utf8": b64(encoded(device_type=b"iP\xffd")),
+    "user not utf8": b64(encoded(tail=b"\x08\x02\xff\xfe")),
+    "policy key cut": b64(encoded(policy=b"\x01\x02\x03\x04")[:12]),
+    "device type cut": b64(encoded()[:-3]),
     "plus slash percent": b64(encoded(b"\xfb\xff>", b"iPad"))
     .replace("+", "%2B")
     .replace("/", "%2F"),
@@ -250,6 +271,12 @@ EXTRACTED = {
     "model apple": {"activesync_device_model": "iPhone14C2"},
     "model ipad": {"activesync_device_model": "iPad13C16"},
     "model samsung": {"activesync_device_model": "SM-S911B"},
+    "model samsung lower": {"activesync_device_model": "sm-s911b"},
+    "model samsung no dash": {"activesync_device_model": "SMS911B"},
+    "model 65": {"activesync_device_model": "m" * 65},
+    "brand model 65": {"activesync_device_type": "XIAOMI" + "m" * 65},
+    "samsung xcover": {"activesync_device_type": "SAMSUNG-Xcover5"},
+    "os ipados build only": {"activesync_device_os": "iPadOS 21B74"},
     "model other": {"activesync_device_model": "Pixel 7" + "x" * 70},
     "model blank": {"activesync_device_model": "  "},
     "os ios": {"activesync_device_os": "iOS 17.1 21B74"},
@@ -271,6 +298,10 @@ def yaml_signals(name: str) -> list[tuple[str, dict[str, str]]]:
 
 def cases() -> list[Case]:
     out: list[Case] = [("mac table loaded anew", fresh_table, ())]
+    whole = encoded(policy=b"\x01\x02\x03\x04", tail=b"\x08\x05alice")
+    for size in range(1, len(whole)):  # cut after every byte: the error names the field
+        cut = (f"parse_activesync_query cut at {size}", activesync.parse_activesync_query)
+        out.append((*cut, (b64(whole[:size]),)))
     for name, value in MACS.items():
         out.append((f"normalise_mac {name}", mac.normalise_mac, (value,)))
         out.append((f"extract_mac {name}", _mac, (value,)))
