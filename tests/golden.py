@@ -16,6 +16,7 @@ import enum
 import functools
 import importlib
 import json
+import logging
 import re
 import sys
 from collections.abc import Callable, Iterable
@@ -47,11 +48,37 @@ def plain(value: Any) -> Any:
     return value
 
 
+#: times in log lines (a sighting's, made relative to now) read as `<time>`
+TIME = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d(\.\d+)?)?")
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = f"{record.levelname} {record.name}: {record.getMessage()}"
+        self.lines.append(TIME.sub("<time>", text))
+
+
 def outcome(function: Callable[..., Any], args: tuple[Any, ...]) -> dict[str, Any]:
+    """The value or the error, and what devicegate logged meanwhile (its loggers at DEBUG:
+    what an operator reads is part of the outcome)."""
+    logger = logging.getLogger("devicegate")
+    handler, level = _Lines(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
     try:
-        return {"value": plain(function(*args))}
+        result: dict[str, Any] = {"value": plain(function(*args))}
     except DevicegateError as exc:
-        return {"error": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+        result = {"error": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    if handler.lines:
+        result["log"] = handler.lines
+    return result
 
 
 def compute(cases: Iterable[Case]) -> list[dict[str, Any]]:

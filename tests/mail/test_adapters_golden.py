@@ -222,6 +222,8 @@ DOVECOT_BODIES: dict[str, bytes] = {
     "tls text": dovecot_body(tls="TLSv1.3"),
     "tls empty text": dovecot_body(tls=""),
     "tls long": dovecot_body(tls="t" * 33),
+    "tls 32": dovecot_body(tls="t" * 32),
+    "no protocol": json.dumps({"login": BANNED}).encode(),
     "tls number": dovecot_body(tls=1),
     "tls null": dovecot_body(tls=None),
     "login padded": dovecot_body(login="  " + BANNED + " "),
@@ -240,6 +242,7 @@ DOVECOT_BODIES: dict[str, bytes] = {
     "a list": b"[]",
     "deep": b"[" * 100_000,
     "too big": b" " * (64 * 1024 + 1),
+    "just fits": dovecot_body(pad=" " * (64 * 1024 - 100)),
 }
 
 
