@@ -5,6 +5,7 @@ branch and limit, against `golden/identify.json` (written by `python -m tests.go
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import yaml
 
 from devicegate.identify import activesync, imapid, mac
 from devicegate.model import Signals
-from tests.golden import Case, assert_family, assert_same_cases, params
+from tests.golden import Case, assert_family, assert_same_cases, params, plain
 
 GOLDEN = Path(__file__).with_name("golden") / "identify.json"
 CASES = Path(__file__).with_name("cases")
@@ -48,8 +49,42 @@ def fresh_table() -> dict[str, object]:
         "ma_m": table.lookup("00:55:da:01:23:45"),
         "ma_s": table.lookup("00:1b:c5:00:01:23"),
         "samsung": table.lookup("00:00:f0:12:34:56"),
+        "name ending in x": table.lookup("00:00:13:00:00:01"),
         "none": table.lookup("ff:ff:ff:ff:ff:fe"),
     }
+
+
+def broken_table() -> mac._Table:
+    """A prefix table whose file cannot be read."""
+    saved = mac.DATA_FILE
+    mac.DATA_FILE = "no-such-file.tsv.gz"
+    try:
+        table = mac._Table()
+        table.maps()
+    finally:
+        mac.DATA_FILE = saved
+    return table
+
+
+def unrooted(value: Any) -> Any:
+    """`value` with the package's folder written `<identify>` (it differs between checkouts)."""
+    folder = str(Path(mac.__file__).parent)
+    return json.loads(json.dumps(plain(value)).replace(folder, "<identify>"))
+
+
+def unreadable_table() -> dict[str, object]:
+    table = broken_table()
+    return unrooted({"total": len(table), "header": table.header, "error": table.error})
+
+
+def extract_without_table(value: str) -> Any:
+    """`extract_mac` while the prefix table is unreadable."""
+    saved = mac.TABLE
+    mac.TABLE = broken_table()
+    try:
+        return unrooted(_mac(value))
+    finally:
+        mac.TABLE = saved
 
 
 def encoded(
@@ -120,6 +155,17 @@ IMAP_IDS = {
     "literal short": '("name" {20}\r\niPhone Mail)',
     "literal too long": '("name" {1025}\r\n' + "x" * 1025 + ")",
     "literal 1024": '("name" {1024}\r\n' + "x" * 1024 + ")",
+    "literal ending in X": '"name" {3}\r\nABX',
+    "literal ending in X crlf": '"name" {3}\r\nABX\r\n',
+    "trailing spaces": '("name" "iPhone Mail")   ',
+    "spaces before crlf": 'a1 ID ("name" "iPad Mail")  \r\n',
+    "form feed before crlf": 'a1 ID ("name" "iPad Mail")\x0c\r\n',
+    "X after field": '"name"X"v"',
+    "X after value": '"name" "v"X',
+    "X before value": '"name" X"v"',
+    "NILX": '"name" NILX',
+    "unterminated bare": '"name" "iPhone',
+    "exactly the limit": '"name" "iPhone Mail"'.ljust(imapid.MAX_TEXT),
     "literal header bad": '("name" {11}iPhone Mail)',
     "quoted escape": r'("name" "say \"hi\" \\ ok")',
     "bad escape": r'("name" "a\b")',
@@ -297,7 +343,11 @@ def yaml_signals(name: str) -> list[tuple[str, dict[str, str]]]:
 
 
 def cases() -> list[Case]:
-    out: list[Case] = [("mac table loaded anew", fresh_table, ())]
+    out: list[Case] = [
+        ("mac table loaded anew", fresh_table, ()),
+        ("mac table unreadable", unreadable_table, ()),
+        ("extract_mac table unreadable", extract_without_table, ("3c:22:fb:02:8f:01",)),
+    ]
     whole = encoded(policy=b"\x01\x02\x03\x04", tail=b"\x08\x05alice")
     for size in range(1, len(whole)):  # cut after every byte: the error names the field
         cut = (f"parse_activesync_query cut at {size}", activesync.parse_activesync_query)
