@@ -126,12 +126,19 @@ def load_file(name: str) -> Any:
         info = indicators.load_set(Path(name), index)
     finally:
         os.chdir(here)
-    return {"name": info.name, "sha256": info.sha256, "count": info.count, "sets": len(index.sets)}
+    return {
+        "name": info.name,
+        "path": info.path,
+        "sha256": info.sha256,
+        "count": info.count,
+        "sets": len(index.sets),
+    }
 
 
-def load_too_large() -> Any:
+def load_with_limit(limit: int) -> Any:
+    """`load_set` of small.stix2 with the size limit `limit` bytes over or under its size."""
     saved = indicators.MAX_INDICATOR_FILE_BYTES
-    indicators.MAX_INDICATOR_FILE_BYTES = 10
+    indicators.MAX_INDICATOR_FILE_BYTES = (BUNDLES / "small.stix2").stat().st_size + limit
     try:
         return load_file("small.stix2")
     finally:
@@ -179,7 +186,13 @@ def matching() -> Any:
         ("process", ""),
         ("process", None),
     )
+    odd = indicators.IndicatorIndex()
+    for folder in ("/", "//", "/a//"):
+        odd.add("file-path", folder, "odd")
+    odd_paths = ("/x/y", "//x", "/a//b", "/a/b")
     return {
+        "no path indicators": indicators.IndicatorIndex().path("/private/x"),
+        "odd folders": [(p, odd.path(p)) for p in odd_paths],
         "count": index.count(),
         "domains": [(h, index.domain(h)) for h in hosts],
         "paths": [(p, index.path(p)) for p in paths],
@@ -208,7 +221,8 @@ def cases() -> list[Case]:
         out.append((f"load {name}", load_bytes, (name,)))
     for name in ("small.stix2", "missing.stix2"):
         out.append((f"load file {name}", load_file, (name,)))
-    out.append(("load file too large", load_too_large, ()))
+    for over in (-1, 0):
+        out.append((f"load file limit {over}", load_with_limit, (over,)))
     out.append(("bundled sets", defaults, ()))
     out.append(("no set at all", no_sets, ()))
     out.append(("matching", matching, ()))
