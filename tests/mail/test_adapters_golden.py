@@ -120,6 +120,8 @@ HEADERS: dict[str, dict[str, str]] = {
     "basic not utf8": {"authorization": "Basic " + base64.b64encode(b"\xff\xfe:pw").decode()},
     "basic control": {"authorization": basic("bo\x01b:pw")},
     "basic long": {"authorization": basic("b" * 321 + ":pw")},
+    "basic 320": {"authorization": basic("b" * 320 + ":pw")},
+    "basic colon in name": {"authorization": basic("bob:x:pw")},
     "basic empty name": {"authorization": basic(":pw")},
     "bearer": {"authorization": "Bearer abc"},
     "xff one": {**USER, "x-forwarded-for": "198.51.100.7"},
@@ -352,9 +354,11 @@ POSTFIX_LINES: dict[str, list[bytes]] = {
 }
 
 
-def sightings_of(local: LocalService, *signals: tuple[Signals, float, str]) -> None:
-    """Record sightings of BANNED `hours` ago."""
-    name = snapshot().canonical_user(BANNED).lower()
+def sightings_of(
+    local: LocalService, *signals: tuple[Signals, float, str], user: str = BANNED
+) -> None:
+    """Record sightings of `user` `hours` ago."""
+    name = snapshot().canonical_user(user).lower()
     for sig, hours, adapter in signals:
         profile = snapshot().identifier.profile(sig)
         at = datetime.now(UTC) - timedelta(hours=hours)
@@ -385,6 +389,20 @@ def postfix_decide(seen: str, match: str, window_hours: float) -> Any:
             "reasons": made.reasons,
             "sighting": sighting and [sighting.adapter, postfix.device_label(sighting)],
             "logged": [e[:3] for e in local.log],
+        }
+    )
+
+
+def postfix_decide_at(seen: str, user: str) -> Any:
+    """A submission decided as of a past moment (`at`, in the wave-1 notice period): then the
+    iPhone is the worse device of the two and is warned about; now both are refused."""
+    local = service()
+    sightings_of(local, *SIGHTINGS[seen], user=user)
+    made, sighting = postfix.decide_submission(local, user, at=NOTICE_AT)
+    return untimed(
+        {
+            "action": postfix.render(made),
+            "sighting": sighting and [sighting.adapter, postfix.device_label(sighting)],
         }
     )
 
@@ -501,6 +519,7 @@ def cases() -> list[Case]:
     for index, uri in enumerate(URIS):
         out.append((f"fa select_uri / {index}", forward_auth.select_uri, uri))
     for uri in (EAS, "/microsoft-server-activesync?x", "/owa/?x", "/Microsoft-Server-ActiveSync",
+                "/owa?/Microsoft-Server-ActiveSync?x",
                 "/a?/Microsoft-Server-ActiveSync", "?"):  # fmt: skip
         out.append((f"fa is_activesync / {uri}", forward_auth.is_activesync, (uri,)))
     messages = (None, "", "Nicht erlaubt: «Apple» — bitte\nIT fragen", "<b>x</b> & 'y'")
@@ -520,7 +539,7 @@ def cases() -> list[Case]:
     out.append(("fa decisive / custom", custom.decisive, ()))
     for body in DOVECOT_BODIES:
         out.append((f"dovecot parse / {body}", _dovecot_parse, (body,)))
-    for body in ("ios mail", "thunderbird", "no id", "not json", "login blank"):
+    for body in ("ios mail", "thunderbird", "no id", "not json", "login blank", "no protocol"):
         for command in (None, "allow", "report", "drop"):
             out.append((f"dovecot handle / {body} {command}", dovecot_handle,
                         (body, command, False)))  # fmt: skip
@@ -549,6 +568,10 @@ def cases() -> list[Case]:
             for durable in ("none", "at once", "held"):
                 out.append((f"postfix stream / {name} {eof} {durable}", postfix_stream,
                             (name, eof, durable)))  # fmt: skip
+    for seen in ("android newest", "iphone"):
+        for user in (BANNED, "k.belov@rostec.example"):
+            label = f"postfix decide at / {seen} {user}"
+            out.append((label, postfix_decide_at, (seen, user)))
     out.append(("postfix span / windows", spans, ()))
     out.append(("postfix framing / buffers", framing, ()))
     out.append(("postfix describe / none", postfix.describe_sighting,

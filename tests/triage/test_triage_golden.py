@@ -213,7 +213,8 @@ def cases() -> list[Case]:
         name = f"decide {findings} / {artefacts} / {'encrypted' if encrypted else 'plain'}"
         out.append((name, decide, (findings, artefacts, encrypted)))
     versions = ("16.6", "16.6.1", "16.5.1", "17", "15.7.8", "15.7.7", "15.8", "16.0", "15",
-                "14.8.1", "16.5.9", "", None, "16.x", " 16.6 ", "16.6.0.1", "1a", "16.6.0.x")  # fmt: skip
+                "14.8.1", "16.5.9", "", None, "16.x", " 16.6 ", "16.6.0.1", "1a",
+                "16.6.0.x")  # fmt: skip
     for version in versions:
         out.append((f"patched {version!r}", verdict.triangulation_patched, (version,)))
     for name in BUNDLE_DATA:
