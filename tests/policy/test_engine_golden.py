@@ -246,8 +246,10 @@ def cases() -> list[Case]:
                         out.append((label, condition, (name, device, compromised, mode, detail)))
     for text in ("16.5.1", "16.5 (20F66)", "iOS 17.0", "no version", "1.2.3.4.5", "", "99999"):
         out.append((f"parse_version {text!r}", _version, (text,)))
+    # each of `[]`, `[!]`, `[[-!]`… tells a reading of fnmatch's brackets from a near miss
     globs_seen = ("iPhone*", "", "iPhone[", "iPhone[!", "a[]]", "a[!]]b", "[z-a]", "[a-z]",
-                  "[!a-c]x", "x[ab", "[--z]", "ok[a-]")  # fmt: skip
+                  "[!a-c]x", "x[ab", "[--z]", "ok[a-]", "[]", "[[]", "[!]", "[[][", "[[-[]",
+                  "[[-!]", "[[[-!]", "[!--!]", "[a-bc-d]", "[a-bz-a]")  # fmt: skip
     for glob in globs_seen:
         out.append((f"glob_problem {glob!r}", glob_problem, (glob,)))
     texts = ("iPhone14,2", "IPHONE14C2", "iPhone", "SM-S911B", "SM-S9X1B", "")
