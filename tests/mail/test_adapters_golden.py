@@ -131,6 +131,9 @@ HEADERS: dict[str, dict[str, str]] = {
     "xff empty hops": {**USER, "x-forwarded-for": " , 198.51.100.7 ,"},
     "xff not ip": {**USER, "x-forwarded-for": "198.51.100.7, nope"},
     "xff ipv6": {**USER, "x-forwarded-for": "2001:db8::1"},
+    "xff control": {**USER, "x-forwarded-for": "198.51.100.7\x01"},
+    "xff 4097": {**USER, "x-forwarded-for": "1" * 4097},
+    "real ip control": {**USER, "x-real-ip": "198.51.100.8\x01"},
     "real ip": {**USER, "x-real-ip": "198.51.100.8"},
     "real ip bad": {**USER, "x-real-ip": "x"},
     "xff and real ip": {**USER, "x-forwarded-for": "198.51.100.7", "x-real-ip": "198.51.100.8"},
@@ -477,8 +480,52 @@ def spans() -> Any:
 
 
 def framing() -> Any:
-    buffers = (b"", b"x" * 4096, b"x" * 4097, b"a=b\nc", b"ab\nc", b"a" * (64 * 1024 + 1), b"=\n")
+    buffers = (b"", b"x" * 4096, b"x" * 4097, b"a=b\nc", b"ab\nc", b"a" * (64 * 1024 + 1),
+               b"=\n", b"a=b\n" + b"c" * (64 * 1024 - 4), b"ab\nc=d\n", b"\nabc")  # fmt: skip
     return [postfix._framing_problem(b) for b in buffers]
+
+
+def describe_in_zone() -> Any:
+    """The sighting's time is written in UTC whatever the machine's zone."""
+    import os
+    import time
+
+    sighting = Sighting(AT, "dovecot", Signals(imap_id=IOS_MAIL), snapshot().identifier.profile(
+        Signals(imap_id=IOS_MAIL)))  # fmt: skip
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = "Asia/Tokyo"
+    time.tzset()
+    try:
+        return postfix.describe_sighting(sighting, "bob", timedelta(hours=24))
+    finally:
+        if saved is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
+
+
+def flow() -> Any:
+    """Reading stops at `MAX_WAITING` answers waiting for the log and resumes below half."""
+    verdicts: list[Any] = []
+
+    def held(done: Any) -> bool:
+        verdicts.append(done)
+        return False
+
+    server = postfix.PostfixPolicyServer(service(), "127.0.0.1", 0, durable=held, sighting_ttl=0)
+    transport = FakeTransport()
+    connection = postfix._PolicyConnection(server)
+    connection.connection_made(transport)  # type: ignore[arg-type]
+    one = b"request=smtpd_access_policy\nsasl_username=" + BANNED.encode() + b"\n\n"
+    connection.data_received(one * postfix.MAX_WAITING)
+    states = [("all waiting", transport.reading, len(transport.out))]
+    for count in (100, 29, 1):
+        for done in verdicts[:count]:
+            done(True)
+        del verdicts[:count]
+        states.append((f"{count} more answered", transport.reading, len(transport.out)))
+    return states
 
 
 # ---- the cases -------------------------------------------------------------------------------
@@ -489,7 +536,7 @@ def cases() -> list[Case]:
     for header_set in HEADERS:
         for resource in ("web", "email"):
             label = f"fa parse / {header_set} {resource}"
-            out.append((label, fa_parse, (header_set, resource, "", "", "10.0.0.1")))
+            out.append((label, fa_parse, (header_set, resource, "", "", "127.0.0.1")))
     for resource in RESOURCES:
         out.append((f"fa resource / {resource!r}", fa_parse, ("user and agent", resource, "", "",
                                                               None)))  # fmt: skip
@@ -573,6 +620,8 @@ def cases() -> list[Case]:
             label = f"postfix decide at / {seen} {user}"
             out.append((label, postfix_decide_at, (seen, user)))
     out.append(("postfix span / windows", spans, ()))
+    out.append(("postfix describe / in another zone", describe_in_zone, ()))
+    out.append(("postfix flow / hysteresis", flow, ()))
     out.append(("postfix framing / buffers", framing, ()))
     out.append(("postfix describe / none", postfix.describe_sighting,
                 (None, "bob", timedelta(hours=24))))  # fmt: skip
