@@ -223,6 +223,7 @@ def test_postfix_fails_closed_first_and_replayed(
 ) -> None:
     app, ports, breaker = served
     assert ports.postfix is not None
+    ports.postfix_server.sighting_ttl = 600.0  # replays must outlast a slow machine
     decided = counting_prepare(app, monkeypatch)
     submit = postfix_request(OPS)
     deferred = failing(breaker, lambda during: smtp(ports.postfix, submit, during))

@@ -24,10 +24,12 @@ from tests.server.procs import free_port
 from tests.server.scenario import ANDROID_CHROME, OPS
 
 
-@dataclass(frozen=True)
+@dataclass
 class Ports:
     http: int
     postfix: int | None
+    #: the Postfix policy server (`runner.postfix_server`), once it listens
+    postfix_server: Any = None
 
 
 @contextmanager
@@ -44,6 +46,7 @@ def serving_all(app: Any, *, protocol: bool = True, postfix: bool = False) -> It
         config.http = DevicegateHttpProtocol
     server = uvicorn.Server(config)
     listening = threading.Event()
+    ports = Ports(port, mail)
 
     async def main() -> None:
         policy = None
@@ -51,6 +54,7 @@ def serving_all(app: Any, *, protocol: bool = True, postfix: bool = False) -> It
             policy = postfix_server(app, replace(app.service.config, postfix_port=mail))
         if policy is not None:
             await policy.start()
+            ports.postfix_server = policy
         listening.set()
         try:
             await server.serve()
@@ -65,7 +69,7 @@ def serving_all(app: Any, *, protocol: bool = True, postfix: bool = False) -> It
         assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
         time.sleep(0.02)
     try:
-        yield Ports(port, mail)
+        yield ports
     finally:
         server.should_exit = True
         thread.join(20)
