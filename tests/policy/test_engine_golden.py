@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from devicegate.directory import Directory, load_directory
+from devicegate.directory import Directory, User, load_directory
 from devicegate.inventory import load_inventory
 from devicegate.model import NO_STATE, Conflict, DeviceKind, DeviceState, Ownership, Trust
 from devicegate.policy import Snapshot, compile_policy, load_policy
@@ -72,12 +72,18 @@ def corpus() -> Snapshot:
     return compile_policy(*corpus_inputs())
 
 
+def explained(snapshot: Snapshot, req: Any, state: DeviceState) -> list[str]:
+    """`explain`, the policy's hash written `<version>` (it changes with the file's text)."""
+    return [line.replace(snapshot.version, "<version>") for line in explain(snapshot, req, state)]
+
+
 def corpus_case(index: int, state: str) -> Any:
     case = corpus_cases()[index]
     req = case.request()
+    snapshot = corpus()
     return {
-        "decision": summary(decide(corpus(), req, STATES[state])),
-        "explain": explain(corpus(), req, STATES[state])[:-1],  # the last line names the hash
+        "decision": summary(decide(snapshot, req, STATES[state])),
+        "explain": explained(snapshot, req, STATES[state]),
     }
 
 
@@ -155,6 +161,13 @@ POLICIES: dict[str, dict[str, Any]] = {
             rule(id="android-only", when={"platform": ["Android"]}, resources=["web"]),
         ],
     },
+    "when and only, ended, compromised": {
+        "rules": [
+            rule(id="mixed", only={"platform": ["macOS"]}, resources=["email"]),
+            rule(id="ended", resources=["web"], until="2029-12-20"),
+            rule(id="bad-state", when={"compromised": True}, resources=["vpn"], effect="warn"),
+        ]
+    },
     "unidentified and only": {
         "unknown_user": "block",
         "rules": [
@@ -171,7 +184,8 @@ POLICIES: dict[str, dict[str, Any]] = {
     },
 }
 
-USERS = ("alice", "bob", "carol", "dave", "erin", "nobody")
+USERS_HERE = [*HELPER_USERS, User("frank", "gov/minzdrav", frozenset({"medics", "it"}))]
+USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "nobody")
 TIMES = ("2029-12-01T09:00", "2030-01-07T09:00", "2030-01-12T09:00", "2030-07-01T09:00")
 
 
@@ -187,12 +201,17 @@ def loaded_policy(name: str) -> Any:
 
 def policy_snapshot(name: str) -> Snapshot:
     """Compiled anew for every case, as `corpus`."""
-    return compile_policy(loaded_policy(name), Directory(HELPER_USERS))
+    return compile_policy(loaded_policy(name), Directory(USERS_HERE))
 
 
 def policy_case(name: str, user: str, resource: str, when: str, device: str) -> Any:
     req = request(user, resource, when, PROFILES[device])
-    return summary(decide(policy_snapshot(name), req))
+    snapshot = policy_snapshot(name)
+    state = STATES["compromised"] if device == "managed" else NO_STATE
+    return {
+        "decision": summary(decide(snapshot, req, state)),
+        "explain": explained(snapshot, req, state),
+    }
 
 
 CONDITIONS: dict[str, dict[str, Any]] = {
@@ -219,6 +238,14 @@ def condition(name: str, device: str, compromised: bool, mode: str, detail: bool
     return [result.name, note]
 
 
+def condition_defaults(device: str) -> Any:
+    """`match_deny` and `match_only` without `detail`: the values are named."""
+    state = DeviceState()
+    deny = CompiledCondition.build(DeviceCondition(vendor=["Apple"], platform=["iOS"]))
+    only = CompiledCondition.build(DeviceCondition(platform=["Aurora"]))
+    return [match_deny(deny, PROFILES[device], state), match_only(only, PROFILES[device], state)]
+
+
 def globs(patterns: tuple[str, ...], texts: tuple[str, ...]) -> Any:
     compiled = compile_globs(patterns)
     return [bool(compiled.fullmatch(text)) for text in texts]
@@ -234,7 +261,7 @@ def cases() -> list[Case]:
             for when in TIMES:
                 for resource, device in (("email", "apple"), ("web", "android"),
                                          ("vpn", "unknown"), ("web", "conflicted"),
-                                         ("email", "aurora")):  # fmt: skip
+                                         ("email", "aurora"), ("vpn", "managed")):  # fmt: skip
                     label = f"policy {name} / {user} {resource} {when} {device}"
                     out.append((label, policy_case, (name, user, resource, when, device)))
     for name in CONDITIONS:
@@ -244,6 +271,8 @@ def cases() -> list[Case]:
                     for detail in (True, False):
                         label = f"condition {name} / {device} {compromised} {mode} {detail}"
                         out.append((label, condition, (name, device, compromised, mode, detail)))
+    for device in PROFILES:
+        out.append((f"condition defaults / {device}", condition_defaults, (device,)))
     for text in ("16.5.1", "16.5 (20F66)", "iOS 17.0", "no version", "1.2.3.4.5", "", "99999"):
         out.append((f"parse_version {text!r}", _version, (text,)))
     # each of `[]`, `[!]`, `[[-!]`… tells a reading of fnmatch's brackets from a near miss
