@@ -283,9 +283,13 @@ def accepted_equivalents() -> dict[str, tuple[str, str]]:
         if line.startswith("## "):
             in_table = line.strip() == "## Accepted equivalent mutants"
             continue
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        # cells split at `|` not escaped as `\|`; code spans may be ``double``
+        cells = [
+            cell.replace("\\|", "|").strip()
+            for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))
+        ]
         if in_table and line.startswith("|") and len(cells) >= 3 and cells[0].startswith("`"):
-            accepted[cells[0].strip("`")] = (cells[1].strip("`"), cells[2])
+            accepted[cells[0].strip("`")] = (cells[1].strip("`").strip(), cells[2])
     return accepted
 
 
