@@ -104,6 +104,7 @@ GROUPS: dict[str, Group] = {
         tests=(
             "tests/server/test_fail_closed.py",
             "tests/server/test_decision_log.py",
+            "tests/server/test_asgi_paths.py",
             "tests/server/test_declog.py",
             "tests/server/test_app.py",
             "tests/server/test_replay.py",
