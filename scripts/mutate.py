@@ -341,7 +341,8 @@ def report(names: list[str]) -> int:
         print(f"\nsurvivors ({len(survivors)}):")
         for mutant, status, line in survivors:
             print(f"  {mutant} [{status}]: {line}")
-    stale = sorted(set(accepted) - used)
+    reported = tuple(module_name(p) + "." for n in names for p in GROUPS[n].modules)
+    stale = sorted(name for name in set(accepted) - used if name.startswith(reported))
     if stale:
         print("\nlisted as equivalent but not a surviving mutant with that line (review the row):")
         for mutant in stale:

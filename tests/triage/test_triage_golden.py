@@ -190,8 +190,13 @@ def matching() -> Any:
     for folder in ("/", "//", "/a//"):
         odd.add("file-path", folder, "odd")
     odd_paths = ("/x/y", "//x", "/a//b", "/a/b")
+    top = indicators.IndicatorIndex()
+    top.add("domain", "org", "top")  # a TLD is never matched as a parent domain
     return {
         "no path indicators": indicators.IndicatorIndex().path("/private/x"),
+        "no path table": indicators.IndicatorIndex().path_table(),
+        "no domain indicators": indicators.IndicatorIndex().domain("a.example.org"),
+        "a top-level indicator": [(h, top.domain(h)) for h in ("a.org", "org", "a.org.")],
         "odd folders": [(p, odd.path(p)) for p in odd_paths],
         "count": index.count(),
         "domains": [(h, index.domain(h)) for h in hosts],
