@@ -474,6 +474,18 @@ def postfix_stream(name: str, eof: bool, durable: str) -> Any:
     }
 
 
+def seen_since() -> Any:
+    """A sighting recorded at the very time an answer was made makes that answer stale."""
+    local = service()
+    sightings_of(local, (Signals(imap_id=IOS_MAIL), 1.0, "dovecot"))
+    server = postfix.PostfixPolicyServer(local, "127.0.0.1", 0)
+    seen = local.seen_at(BANNED)
+    assert seen is not None
+    return [server.seen_since(BANNED, made) for made in (seen - 1, seen, seen + 1)] + [
+        server.seen_since("nobody@nowhere.example", seen)
+    ]
+
+
 def spans() -> Any:
     windows = (86400, 3600, 60, 90, 7 * 86400, 86400 + 3600, 59, 0, 2 * 60)
     return [postfix._span(timedelta(seconds=s)) for s in windows]
@@ -598,6 +610,7 @@ def cases() -> list[Case]:
             out.append((f"radius handle / {body} {vlan} {compromised}", radius_handle,
                         (body, vlan, compromised)))  # fmt: skip
     for text in ("aa:bb:cc:dd:ee:ff", "aabb.ccdd.eeff", "AA-BB-CC-DD-EE-F", "aa bb cc dd ee ff 0",
+                 "aabbccddeeffX",
                  "gg:bb:cc:dd:ee:ff", ""):  # fmt: skip
         out.append((f"radius mac_shaped / {text!r}", radius._mac_shaped, (text,)))
     for name in POSTFIX_LINES:
@@ -619,6 +632,7 @@ def cases() -> list[Case]:
         for user in (BANNED, "k.belov@rostec.example"):
             label = f"postfix decide at / {seen} {user}"
             out.append((label, postfix_decide_at, (seen, user)))
+    out.append(("postfix seen_since / at the sighting's time", seen_since, ()))
     out.append(("postfix span / windows", spans, ()))
     out.append(("postfix describe / in another zone", describe_in_zone, ()))
     out.append(("postfix flow / hysteresis", flow, ()))
