@@ -9,9 +9,11 @@ from __future__ import annotations
 import base64
 import json
 import re
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from devicegate.adapters import dovecot, forward_auth, postfix, radius
@@ -348,6 +350,9 @@ POSTFIX_LINES: dict[str, list[bytes]] = {
     "no request": postfix_lines("sasl_username=a"),
     "no equals": postfix_lines("request=smtpd_access_policy", "junk"),
     "no name": postfix_lines("request=smtpd_access_policy", "=x"),
+    "trailing space and X": postfix_lines(
+        "request=smtpd_access_policy", "sasl_username=boX", "client_address=198.51.100.7  "
+    ),
     "200 attributes": postfix_lines(
         "request=smtpd_access_policy", *[f"a{i}=1" for i in range(199)]
     ),
@@ -396,12 +401,18 @@ def postfix_decide(seen: str, match: str, window_hours: float) -> Any:
     )
 
 
-def postfix_decide_at(seen: str, user: str) -> Any:
-    """A submission decided as of a past moment (`at`, in the wave-1 notice period): then the
-    iPhone is the worse device of the two and is warned about; now both are refused."""
+#: between the e-mail wave (14 August) and the all-resources wave (4 September) in minfin:
+#: only e-mail refuses the iPhone, so which resource a candidate is judged for shows
+EMAIL_ONLY_AT = datetime(2023, 8, 20, 9, 0, tzinfo=UTC)
+
+
+def postfix_decide_at(seen: str, user: str, at: datetime = NOTICE_AT) -> Any:
+    """A submission decided as of a past moment (`at`; by default in the wave-1 notice
+    period, when the iPhone is the worse device of two and is warned about, while now both
+    are refused)."""
     local = service()
     sightings_of(local, *SIGHTINGS[seen], user=user)
-    made, sighting = postfix.decide_submission(local, user, at=NOTICE_AT)
+    made, sighting = postfix.decide_submission(local, user, at=at)
     return untimed(
         {
             "action": postfix.render(made),
@@ -484,6 +495,79 @@ def seen_since() -> Any:
     return [server.seen_since(BANNED, made) for made in (seen - 1, seen, seen + 1)] + [
         server.seen_since("nobody@nowhere.example", seen)
     ]
+
+
+@dataclass
+class ReplayingLocal(LocalService):
+    """The in-process service that can replay a prepared decision, as `serve`'s does: what
+    it prepared and replayed is kept for the outcome."""
+
+    valid: bool = True
+    prepared: list[tuple[str, str, str | None]] = field(default_factory=list)
+    replays: int = 0
+
+    def prepare(
+        self, user: str, resource: str, signals: Signals, *, adapter: str, basis: str | None = None
+    ) -> tuple[Any, object]:
+        decision = self.decide(user, resource, signals, adapter=adapter)
+        self.prepared.append((user, resource, basis))
+        return SimpleNamespace(decision=decision), "batch"
+
+    def replay_if_valid(self, prepared: Any, now: float) -> object | None:
+        if not self.valid or not isinstance(now, float):
+            return None
+        self.replays += 1
+        return "batch"
+
+
+def postfix_replays(ttl: float) -> Any:
+    """Submissions answered again from the kept answer while it holds: not after the TTL,
+    not once the user was seen again, not when the service says it no longer holds."""
+    local = ReplayingLocal(snapshot())
+    sightings_of(local, (Signals(imap_id=IOS_MAIL), 1.0, "dovecot"))
+    server = postfix.PostfixPolicyServer(local, "127.0.0.1", 0, sighting_ttl=ttl)
+    request = postfix.PolicyRequest("smtpd_access_policy", BANNED, "198.51.100.7", "RCPT")
+    answers = [server.answer(request), server.answer(request)]
+    sightings_of(local, (Signals(user_agent=ANDROID_UA), 0.0, "forward-auth"))
+    answers.append(server.answer(request))  # seen again since: decided anew
+    answers.append(server.answer(request))
+    local.valid = False
+    answers.append(server.answer(request))  # the service says it no longer holds
+    other = postfix.PolicyRequest("smtpd_access_policy", "e.lebedeva@minfin.example", None, None)
+    answers.append(server.answer(other))
+    return untimed(
+        {
+            "answers": answers,
+            "prepared": local.prepared,
+            "replays": local.replays,
+            "logged": [e[:3] for e in local.log],
+        }
+    )
+
+
+class PeerTransport(FakeTransport):
+    def __init__(self, peer: object) -> None:
+        super().__init__()
+        self.peer = peer
+
+    def get_extra_info(self, name: str) -> object:
+        return self.peer if name == "peername" else None
+
+
+def postfix_connections(limit: int) -> Any:
+    """Who may connect: a trusted address only, and no more than `limit` at once."""
+    server = postfix.PostfixPolicyServer(
+        service(), "127.0.0.1", 0, trusted=lambda a: a == "127.0.0.1", max_connections=limit
+    )
+    out = []
+    for peer in (("127.0.0.1", 5), ("198.51.100.7", 5), None, "", ("127.0.0.1", 6)):
+        transport = PeerTransport(peer)
+        connection = postfix._PolicyConnection(server)
+        connection.connection_made(transport)  # type: ignore[arg-type]
+        out.append([peer, transport.closed, connection.closing, len(server._open)])
+    connection.connection_lost(None)
+    out.append(["lost", connection.closing, connection.transport is None, len(server._open)])
+    return out
 
 
 def spans() -> Any:
@@ -628,11 +712,17 @@ def cases() -> list[Case]:
             for durable in ("none", "at once", "held"):
                 out.append((f"postfix stream / {name} {eof} {durable}", postfix_stream,
                             (name, eof, durable)))  # fmt: skip
-    for seen in ("android newest", "iphone"):
+    for seen in ("android newest", "iphone", "none"):
         for user in (BANNED, "k.belov@rostec.example"):
             label = f"postfix decide at / {seen} {user}"
             out.append((label, postfix_decide_at, (seen, user)))
+        label = f"postfix decide at / {seen} e-mail wave"
+        out.append((label, postfix_decide_at, (seen, "e.lebedeva@minfin.example", EMAIL_ONLY_AT)))
     out.append(("postfix seen_since / at the sighting's time", seen_since, ()))
+    for ttl in (60.0, 0.0):
+        out.append((f"postfix replays / ttl {ttl}", postfix_replays, (ttl,)))
+    for limit in (1, 5):
+        out.append((f"postfix connections / limit {limit}", postfix_connections, (limit,)))
     out.append(("postfix span / windows", spans, ()))
     out.append(("postfix describe / in another zone", describe_in_zone, ()))
     out.append(("postfix flow / hysteresis", flow, ()))
