@@ -208,7 +208,19 @@ def run_group(name: str, group: Group, *, resume: bool, only: list[str], childre
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), DEVICEGATE_MUTATION="1")
     env.pop("CI", None)  # a missing server skips in-process helpers' real-server tests
     started = time.monotonic()
-    command = [mutmut(), "run", "--max-children", str(children), *(only or selection(group))]
+    names = only or selection(group)
+    if resume and not only and (work / "mutants" / "mutmut-stats.json").exists():
+        # mutmut re-runs every mutant it is named; name only those not run yet
+        names = [
+            m.name
+            for mutants in results(name, group).values()
+            for m in mutants
+            if m.status == "not checked"
+        ]
+        if not names:
+            print(f"== {name}: every mutant has a result (drop --resume to run afresh)")
+            return 0.0
+    command = [mutmut(), "run", "--max-children", str(children), *names]
     print(f"== {name}: {' '.join(group.modules)}", flush=True)
     done = subprocess.run(command, cwd=work, env=env, check=False)
     seconds = time.monotonic() - started
