@@ -105,8 +105,10 @@ MANAGED = profile(
     ownership=Ownership.CORPORATE,
     device_id="C02X",
 )
+ODD_VERSION = profile("Apple", "iOS", more={"os_version": ("beta",)})  # no version in it
 PROFILES = {
     "apple": APPLE,
+    "odd version": ODD_VERSION,
     "android": ANDROID,
     "aurora": AURORA,
     "unknown": UNKNOWN,
@@ -227,6 +229,8 @@ CONDITIONS: dict[str, dict[str, Any]] = {
     "spoofing": {"spoofing_suspected": True},
     "vendor and platform": {"vendor": ["Apple"], "platform": ["Android"]},
     "model and os": {"model": ["iPhone*"], "os_version": "<16"},
+    "model as the hardware id": {"model": ["iPhone14C*"]},
+    "two vendors": {"vendor": ["Apple", "Samsung"]},
 }
 
 
@@ -236,6 +240,28 @@ def condition(name: str, device: str, compromised: bool, mode: str, detail: bool
     judge = match_deny if mode == "deny" else match_only
     result, note = judge(built, PROFILES[device], state, detail=detail)
     return [result.name, note]
+
+
+def cached() -> Any:
+    """One snapshot answering requests in turn, each twice: its caches (per user class and
+    segment, device class, state, signals) never hand one request another's decision."""
+    from devicegate.model import Request, Signals
+
+    snapshot = compile_policy(*corpus_inputs())
+    iphone = Signals(user_agent="Apple-iPhone14C2/2003.1.1")
+    android = Signals(user_agent="Mozilla/5.0 (Linux; Android 14; SM-S911B)")
+    at = datetime(2023, 8, 1, 9, 0, tzinfo=UTC)
+    out = []
+    for state in ("no state", "compromised", "held on email", "no state"):
+        for user in ("m.sokolova@minpromtorg.example", "d.kozlov@mintsifry.example"):
+            for resource, signals in (("email", iphone), ("web", iphone), ("email", android)):
+                for _ in range(2):
+                    made = decide(snapshot, Request(user, resource, at, signals), STATES[state])
+                    out.append([state, user, resource, made.action.value, made.rule])
+            profiled = Request(user, "web", at, iphone, snapshot.identifier.profile(iphone))
+            made = decide(snapshot, profiled, STATES[state])
+            out.append([state, user, "web (profile)", made.action.value, made.rule])
+    return out
 
 
 def condition_defaults(device: str) -> Any:
@@ -288,6 +314,7 @@ def cases() -> list[Case]:
         for b in Tri:
             out.append((f"tri_and {a.name} {b.name}", tri_and, (a, b)))
     out.append(("corpus policy loaded at", _loaded, ()))
+    out.append(("cache / one snapshot, requests in turn", cached, ()))
     return out
 
 
