@@ -45,9 +45,11 @@ STATES = {
 }
 
 
-def summary(decision: Any) -> dict[str, Any]:
-    """A decision without the device profile (the identification tests pin that)."""
+def summary(decision: Any, version: str | None = None) -> dict[str, Any]:
+    """A decision without the device profile (the identification tests pin that); whether it
+    names the policy version it was made under, when that is given."""
     return {
+        "names_its_policy": version is None or decision.policy_version == version,
         "action": decision.action,
         "rule": decision.rule,
         "message": decision.message,
@@ -82,7 +84,7 @@ def corpus_case(index: int, state: str) -> Any:
     req = case.request()
     snapshot = corpus()
     return {
-        "decision": summary(decide(snapshot, req, STATES[state])),
+        "decision": summary(decide(snapshot, req, STATES[state]), snapshot.version),
         "explain": explained(snapshot, req, STATES[state]),
     }
 
@@ -135,6 +137,21 @@ POLICIES: dict[str, dict[str, Any]] = {
                 **{"from": "2030-01-10"},
             ),
             rule(id="allow-notice", effect="allow", **{"from": "2030-01-05", "notice": "30d"}),
+            rule(
+                id="soon-unknown-allowed",
+                when={"platform": ["iOS"]},
+                on_unidentified="allow",
+                resources=["vpn"],
+                **{"from": "2030-01-10", "notice": "30d"},
+            ),
+            rule(
+                id="allow-unknown-blocked",
+                effect="allow",
+                when={"platform": ["iOS"]},
+                on_unidentified="block",
+                resources=["vpn"],
+                **{"from": "2030-01-10", "notice": "30d"},
+            ),
         ]
     },
     "notice under a ban in force": {
@@ -211,7 +228,7 @@ def policy_case(name: str, user: str, resource: str, when: str, device: str) -> 
     snapshot = policy_snapshot(name)
     state = STATES["compromised"] if device == "managed" else NO_STATE
     return {
-        "decision": summary(decide(snapshot, req, state)),
+        "decision": summary(decide(snapshot, req, state), snapshot.version),
         "explain": explained(snapshot, req, state),
     }
 
@@ -287,7 +304,8 @@ def cases() -> list[Case]:
             for when in TIMES:
                 for resource, device in (("email", "apple"), ("web", "android"),
                                          ("vpn", "unknown"), ("web", "conflicted"),
-                                         ("email", "aurora"), ("vpn", "managed")):  # fmt: skip
+                                         ("email", "aurora"), ("vpn", "managed"),
+                                         ("web", "apple")):  # fmt: skip
                     label = f"policy {name} / {user} {resource} {when} {device}"
                     out.append((label, policy_case, (name, user, resource, when, device)))
     for name in CONDITIONS:
