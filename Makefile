@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml scripts/system-deps.sh scripts/deps/*.txt | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint typecheck unit compat system-deps venv clean bench
+.PHONY: demo test lint typecheck unit compat system-deps venv clean bench mutate
 
 $(STAMP): pyproject.toml scripts/system-deps.sh $(wildcard scripts/deps/*.txt)
 	bash scripts/system-deps.sh
@@ -56,5 +56,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/audit_floors.py
 	$(BIN)/python benchmarks/sources.py
 
+# Mutation testing (docs/testing.md): not part of `make test`; about an hour on 2 cores.
+# `make mutate GROUPS="policy identify"` runs some groups; the report lists the survivors.
+GROUPS ?=
+mutate: $(STAMP)
+	nice -n 10 $(BIN)/python scripts/mutate.py $(GROUPS)
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build/mutation

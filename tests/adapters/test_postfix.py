@@ -356,3 +356,59 @@ def test_a_connection_stops_reading_while_too_much_waits(service: LocalService) 
     for done in late[postfix.MAX_WAITING // 2 + 1 :]:
         done(True)
     assert len(transport.out) == postfix.MAX_WAITING and transport.reading
+
+
+def test_the_server_listens_where_it_is_told_and_stops_listening_on_close(
+    service: LocalService,
+) -> None:
+    from tests.server.procs import free_port
+
+    chosen = free_port()
+
+    async def main() -> tuple[str, int, int, bool]:
+        srv = postfix.PostfixPolicyServer(service, "127.0.0.1", chosen)
+        await srv.start()
+        assert srv._server is not None
+        host = srv._server.sockets[0].getsockname()[0]
+        port = srv.port
+        answered = len(await ask(port, request(None)))
+        await srv.close()
+        try:
+            await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 2)
+        except (ConnectionRefusedError, OSError):
+            refused = True
+        else:
+            refused = False
+        return host, port, answered, refused
+
+    assert asyncio.run(main()) == ("127.0.0.1", chosen, 1, True)
+
+
+def test_the_reaper_keeps_live_connections_and_closes_stalled_requests(
+    service: LocalService,
+) -> None:
+    """Limits of 5 s (idle) and 1.5 s (to finish a request): a connection quiet for 2.5 s is
+    kept, a request left half-sent for 3 s is cut. The margins are whole seconds: the test
+    tells a reaper that closes everything, or nothing, from the right one."""
+
+    async def main() -> tuple[list[bytes], bytes]:
+        srv = postfix.PostfixPolicyServer(
+            service, "127.0.0.1", 0, idle_timeout=5.0, request_timeout=1.5
+        )
+        await srv.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            await asyncio.sleep(2.5)  # quiet, but not for idle_timeout
+            writer.write(request(None))
+            kept = [await asyncio.wait_for(reader.readuntil(b"\n\n"), 5)]
+            writer.write(request(None)[:20])  # half a request, then nothing
+            await asyncio.sleep(3.0)
+            # b"": cut by the reaper (before the 5 s idle limit would close it anyway)
+            cut = await asyncio.wait_for(reader.read(), 1.0)
+            writer.close()
+            return kept, cut
+        finally:
+            await srv.close()
+
+    kept, cut = asyncio.run(main())
+    assert kept == [b"action=DUNNO\n\n"] and cut == b""

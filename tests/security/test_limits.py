@@ -17,7 +17,7 @@ from devicegate.server.config import Limits
 from tests.mail.conftest import BANNED
 from tests.server.conftest import make_app
 from tests.server.scenario import OPS
-from tests.server.test_protocol import serving
+from tests.server.wire import serving
 
 pytestmark = [pytest.mark.integration]
 

@@ -98,10 +98,12 @@ def start_devicegate(
     *,
     port: int | None = None,
     extra: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> Devicegate:
+    """`env` adds to the environment (e.g. `tests.server.hold.WriterHold.env()`)."""
     port = port or free_port()
     log = tmp / f"devicegate-{port}.log"
-    env = dict(os.environ, DEVICEGATE_ADMIN_TOKEN=TOKEN)
+    env = dict(os.environ, DEVICEGATE_ADMIN_TOKEN=TOKEN, **(env or {}))
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [

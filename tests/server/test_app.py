@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import html
 import json
+import signal
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from devicegate.policy.engine import HELD_RULE
 from devicegate.server import DevicegateApp
 from devicegate.store import tables as t
-from tests.server.conftest import TestClient
+from tests.server.conftest import TestClient, make_app
+from tests.server.hold import WriterHold
 from tests.server.procs import TOKEN
 from tests.server.scenario import (
     ANDROID_CHROME,
@@ -192,20 +196,38 @@ def test_log_failure_fails_closed(client: TestClient, app: DevicegateApp) -> Non
     assert fa(client, OPS, ANDROID_CHROME).status_code == 200
 
 
-def test_writer_process_death_fails_closed_then_recovers(
-    client: TestClient, app: DevicegateApp
+def test_writer_process_death_refuses_the_batch_in_flight_then_recovers(
+    tmp_path: Path, scenario: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """kill -9 of the writer: the batch it held is refused (503), a new writer takes over."""
-    import signal
-
-    assert fa(client, OPS, ANDROID_CHROME).status_code == 200
-    proc = app.service.log._proc
-    assert proc is not None
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(10)
-    statuses = [fa(client, OPS, ANDROID_CHROME).status_code for _ in range(3)]
-    assert statuses[-1] == 200 and set(statuses) <= {200, 503}
-    assert app.service.log._proc is not None and app.service.log._proc.pid != proc.pid
+    """kill -9 of the writer while it holds the batch with the request in it (held by
+    `logproc.HOLD_ENV`: no timing involved): that request is refused — 503, never the 200 an
+    Android phone gets — for a request decided now and for one replayed from a kept answer,
+    and nothing of it is logged; a new writer takes the next batch."""
+    hold = WriterHold(tmp_path / "hold")
+    for name, value in hold.env().items():
+        monkeypatch.setenv(name, value)
+    app = make_app(tmp_path, *scenario)
+    with TestClient(app) as client, ThreadPoolExecutor(1) as pool:
+        assert fa(client, OPS, ANDROID_CHROME).status_code == 200
+        logged = app.service.store.count("decisions")
+        for agent in (WINDOWS_EDGE, ANDROID_CHROME):  # decided now; replayed (kept above)
+            hold.engage()
+            pending = pool.submit(fa, client, OPS, agent)
+            _, records = hold.wait()  # the writer has the batch and has not committed it
+            writer = app.service.log._proc
+            assert writer is not None and records == 1
+            writer.send_signal(signal.SIGKILL)
+            writer.wait(10)
+            hold.release()
+            refused = pending.result(timeout=20)
+            assert refused.status_code == 503, (agent, refused.status_code)
+            assert "decision log" in refused.json()["error"]
+            assert "x-devicegate-action" not in refused.headers
+            assert app.service.store.count("decisions") == logged
+            assert fa(client, OPS, agent).status_code == 200  # a new writer commits it
+            logged += 1
+            assert app.service.log._proc is not None and app.service.log._proc.pid != writer.pid
+        assert app.service.store.count("decisions") == logged
 
 
 def test_sightings_read_back_through_the_store(client: TestClient, app: DevicegateApp) -> None:

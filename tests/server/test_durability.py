@@ -1,6 +1,9 @@
 """Crash test: concurrent requests, `kill -9`, every acknowledged decision is in the store.
-And two servers sharing one real PostgreSQL: both log, a quarantine set through one is
-enforced by the other within the state-refresh bound."""
+The crash lands while the decision-log writer holds a batch it has not committed
+(`logproc.HOLD_ENV`), so requests are in flight every time: a server that answered before
+the commit loses what it acknowledged, whatever the timing. And two servers sharing one real
+PostgreSQL: both log, a quarantine set through one is enforced by the other within the
+state-refresh bound."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import sqlalchemy as sa
 from devicegate.store import open_store
 from devicegate.store import tables as t
 from tests.server import procs
+from tests.server.hold import WriterHold
 from tests.server.scenario import (
     ANDROID_EAS,
     IPHONE_SAFARI,
@@ -70,7 +74,8 @@ def children(pid: int) -> list[int]:
 
 def crash_and_check(tmp_path: Path, store_url: str, *, replay: bool = False) -> tuple[int, int]:
     policy, directory = write_scenario(tmp_path / "scenario")
-    server = procs.start_devicegate(tmp_path, policy, directory, store_url)
+    hold = WriterHold(tmp_path / "hold")
+    server = procs.start_devicegate(tmp_path, policy, directory, store_url, env=hold.env())
     acked: list[str] = []
     stop = threading.Event()
     threads = [
@@ -83,7 +88,14 @@ def crash_and_check(tmp_path: Path, store_url: str, *, replay: bool = False) -> 
         deadline = time.monotonic() + 60
         while len(acked) < 300 and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(0.2)  # kill while requests are in flight, not between them
+        hold.engage()
+        _, held = hold.wait()  # a batch of answered-or-not requests, not committed
+        assert held >= 1
+        # Durable: nothing decided from now on can be acknowledged. A server that answers
+        # before the commit goes on answering: give it the time to answer many.
+        mark, until = len(acked), time.monotonic() + 1.0
+        while len(acked) < mark + 200 and time.monotonic() < until:
+            time.sleep(0.01)
         # the server and its log writer together, as a crash of the machine would: a writer
         # left alive would commit what it was sent, hiding an answer sent before its commit
         writers = children(server.proc.pid)
@@ -96,6 +108,7 @@ def crash_and_check(tmp_path: Path, store_url: str, *, replay: bool = False) -> 
         for thread in threads:
             thread.join(10)
         procs.stop(server.proc)
+        hold.release()
     # restart on the same store: it must open (WAL recovery) and serve
     with (
         procs.devicegate(tmp_path, policy, directory, store_url) as again,

@@ -5,98 +5,26 @@ the configuration `devicegate serve` uses, and speaks raw HTTP/1.1 to it."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import socket
 import sqlite3
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from devicegate.server import DevicegateApp, ServerConfig
-from devicegate.server.protocol import DevicegateHttpProtocol
-from devicegate.server.runner import _uvicorn_config
+from devicegate.server import DevicegateApp
 from tests.server.conftest import make_app
-from tests.server.procs import free_port
-from tests.server.scenario import ANDROID_CHROME, IPHONE_SAFARI, OPS, WINDOWS_EDGE
-
-
-@contextmanager
-def serving(app: Any, *, protocol: bool = True) -> Iterator[int]:
-    """uvicorn on a free port in a thread (its own loop), as `runner.serve` configures it."""
-    port = free_port()
-    if isinstance(app, DevicegateApp):
-        config = _uvicorn_config(app, ServerConfig(policy=(), port=port))
-    else:
-        config = uvicorn.Config(app, port=port, log_level="warning", lifespan="off")
-    if protocol:
-        config.http = DevicegateHttpProtocol
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(20)
-
-
-def request(
-    user: str = OPS, agent: str = ANDROID_CHROME, *, path: str = "/v1/forward-auth/web",
-    method: str = "GET", extra: str = "", version: str = "1.1",
-) -> bytes:  # fmt: skip
-    return (
-        f"{method} {path} HTTP/{version}\r\nHost: devicegate\r\nX-Devicegate-User: {user}\r\n"
-        f"User-Agent: {agent}\r\nX-Original-URI: /intranet/x\r\n{extra}\r\n"
-    ).encode()
-
-
-def read_responses(sock: socket.socket, count: int) -> list[bytes]:
-    """`count` whole responses (head and Content-Length body) from `sock`."""
-    buffer, out = b"", list[bytes]()
-    while len(out) < count:
-        head_end = buffer.find(b"\r\n\r\n")
-        if head_end >= 0:
-            head = buffer[:head_end].decode("latin-1").lower()
-            length = int(head.split("content-length: ")[1].split("\r\n")[0])
-            end = head_end + 4 + length
-            if len(buffer) >= end:
-                out.append(buffer[:end])
-                buffer = buffer[end:]
-                continue
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise AssertionError(f"connection closed after {len(out)} responses")
-        buffer += chunk
-    return out
-
-
-def exchange(port: int, payload: bytes, count: int) -> list[bytes]:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(payload)
-        return read_responses(sock, count)
-
-
-def one_by_one(port: int, *payloads: bytes) -> list[bytes]:
-    """Each request sent after the answer to the one before, on one connection."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        answers = []
-        for payload in payloads:
-            sock.sendall(payload)
-            answers += read_responses(sock, 1)
-        return answers
+from tests.server.scenario import ANDROID_CHROME, IPHONE_SAFARI, WINDOWS_EDGE
+from tests.server.wire import (
+    dovecot,
+    exchange,
+    login,
+    one_by_one,
+    read_responses,
+    request,
+    serving,
+)
 
 
 @pytest.fixture
@@ -195,21 +123,6 @@ def test_other_apps_get_uvicorns_protocol_unchanged() -> None:
     with serving(hello) as port:
         answers = exchange(port, request() * 2, 2)
     assert all(a.startswith(b"HTTP/1.1 200") and a.endswith(b"ok") for a in answers)
-
-
-def dovecot(body: bytes, *, query: str = "?command=allow", extra: str = "") -> bytes:
-    head = (
-        f"POST /v1/dovecot/auth-policy{query} HTTP/1.1\r\nHost: devicegate\r\n"
-        f"Content-Type: application/json\r\n{extra}"
-    )
-    if "Transfer-Encoding" in extra:
-        return f"{head}\r\n{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
-    return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
-
-
-def login(session: str, agent_id: str) -> bytes:
-    fields = {"login": OPS, "remote": "192.0.2.7", "protocol": "imap", "session_id": session}
-    return json.dumps({**fields, "tls": True, "device_id": agent_id}).encode()
 
 
 IOS_ID = '"name" "iPhone Mail" "os" "iOS" "os-version" "16.2 (20C65)"'

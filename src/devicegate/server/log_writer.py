@@ -21,6 +21,13 @@ A batch is acknowledged only after its transaction committed (`RowWriter.write`)
 process exits when stdin closes, after finishing the batch it is writing; SIGINT and SIGTERM
 are ignored so that a terminal's Ctrl-C or a service manager's stop cannot cut a commit
 short — the server closes the pipe when it has drained.
+
+For tests only: with `DEVICEGATE_LOGPROC_HOLD=PATH` in its environment, the writer holds a
+batch it has received, uncommitted, for as long as the file PATH exists, and says so in
+`PATH.held` (the batch's number and record count). A test makes the file, waits for the
+`.held` file and then kills the writer or the server: the crash lands between the request
+and its commit every time, not when the timing happens to allow it. The hold only ever
+delays an acknowledgement, so a server started with it fails closed, never open.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ from typing import IO, Any
 
 HEADER = struct.Struct(">I")
 MAX_FRAME = 1 << 30
+HOLD_ENV = "DEVICEGATE_LOGPROC_HOLD"
+HOLD_POLL = 0.01  # seconds between looks at the hold file
 
 
 def write_frame(out: IO[bytes], payload: object) -> None:
@@ -77,13 +86,29 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
         writer.close()
 
 
+def hold(path: str, number: int, records: int) -> None:
+    """While the file `path` exists, keep the batch uncommitted (tests: `HOLD_ENV`)."""
+    if not os.path.exists(path):
+        return
+    marker = path + ".held"
+    with open(marker + ".tmp", "w", encoding="ascii") as out:
+        out.write(f"{number} {records}\n")
+    os.replace(marker + ".tmp", marker)  # whole or absent: the test reads it as it appears
+    while os.path.exists(path):
+        time.sleep(HOLD_POLL)
+    os.unlink(marker)
+
+
 def _serve_batches(stdin: IO[bytes], stdout: IO[bytes], writer: Any) -> int:
     templates: dict[int, Any] = {}
+    held = os.environ.get(HOLD_ENV)
     while True:
         frame = read_frame(stdin)
         if frame is None:
             return 0
         number, reset, new, records = frame
+        if held:
+            hold(held, number, len(records))
         if reset:
             templates.clear()
             writer.forget()

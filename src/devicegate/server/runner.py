@@ -12,6 +12,7 @@ import logging
 import signal
 from collections.abc import Callable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import uvicorn
 
@@ -19,6 +20,9 @@ from devicegate.server.admin import reload_policy
 from devicegate.server.app import DevicegateApp
 from devicegate.server.config import ServerConfig
 from devicegate.server.protocol import DevicegateHttpProtocol
+
+if TYPE_CHECKING:
+    from devicegate.adapters.postfix import PostfixPolicyServer
 
 log = logging.getLogger("devicegate.server")
 
@@ -41,6 +45,35 @@ def _uvicorn_config(app: DevicegateApp, config: ServerConfig) -> uvicorn.Config:
     )
 
 
+def postfix_server(app: DevicegateApp, config: ServerConfig) -> PostfixPolicyServer | None:
+    """The Postfix policy service `serve` runs beside uvicorn on `--postfix-port` (None
+    without one): trusted proxies only, each answer written once the decision log holds
+    everything decided so far, a deferral when it cannot."""
+    if config.postfix_port is None:
+        return None
+    module = importlib.import_module("devicegate.adapters.postfix")
+    decision_log = app.service.log
+
+    def durable(done: Callable[[bool], None]) -> bool:
+        """Whether everything decided so far may be answered now (`postfix.Durable`)."""
+        return decision_log.answer_now(decision_log.latest, done)
+
+    limits = config.limits
+    server: PostfixPolicyServer = module.PostfixPolicyServer(
+        app.service,
+        config.host,
+        config.postfix_port,
+        window=timedelta(seconds=config.postfix_window),
+        match=config.postfix_match,
+        durable=durable,
+        trusted=app.service.trust.address_trusted,
+        idle_timeout=limits.postfix_idle,
+        request_timeout=limits.postfix_request_timeout,
+        max_connections=limits.postfix_max_connections,
+    )
+    return server
+
+
 async def serve(app: DevicegateApp, config: ServerConfig) -> None:
     """Serve until SIGINT/SIGTERM; SIGHUP reloads the policy (an invalid one is refused)."""
     server = uvicorn.Server(_uvicorn_config(app, config))
@@ -54,29 +87,8 @@ async def serve(app: DevicegateApp, config: ServerConfig) -> None:
         task.add_done_callback(pending.discard)
 
     loop.add_signal_handler(signal.SIGHUP, on_hup)
-    postfix = None
-    if config.postfix_port is not None:
-        module = importlib.import_module("devicegate.adapters.postfix")
-
-        decision_log = app.service.log
-
-        def durable(done: Callable[[bool], None]) -> bool:
-            """Whether everything decided so far may be answered now (`postfix.Durable`)."""
-            return decision_log.answer_now(decision_log.latest, done)
-
-        limits = config.limits
-        postfix = module.PostfixPolicyServer(
-            app.service,
-            config.host,
-            config.postfix_port,
-            window=timedelta(seconds=config.postfix_window),
-            match=config.postfix_match,
-            durable=durable,
-            trusted=app.service.trust.address_trusted,
-            idle_timeout=limits.postfix_idle,
-            request_timeout=limits.postfix_request_timeout,
-            max_connections=limits.postfix_max_connections,
-        )
+    postfix = postfix_server(app, config)
+    if postfix is not None:
         await postfix.start()
         app.on_shutdown.append(postfix.close)
     try:

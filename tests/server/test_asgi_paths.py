@@ -1,0 +1,231 @@
+"""The ASGI side of the hot paths and the JSON API, in process: who may ask (an untrusted
+peer or a wrong proxy secret is refused on every enforcing endpoint, counted, and nothing is
+recorded), what each malformed request is answered, and what is counted as a bad request or
+timed as an answer. The exact bodies are checked: they are what a proxy logs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devicegate.adapters import dovecot
+from devicegate.server import DevicegateApp, api, mailpath
+from devicegate.server.trust import REFUSED_HINT, parse_networks
+from tests.server.conftest import TestClient, make_app
+from tests.server.scenario import ANDROID_CHROME, IPHONE_SAFARI, OPS
+
+NOT_TRUSTED = {"error": "`127.0.0.1` is not a trusted proxy", "hint": REFUSED_HINT}
+THUNDERBIRD_ID = '"name" "Thunderbird" "version" "115.5.0"'
+
+
+def login(**over: object) -> bytes:
+    fields: dict[str, object] = {"login": OPS, "remote": "192.0.2.7", "device_id": THUNDERBIRD_ID}
+    fields.update(over)
+    return json.dumps(fields).encode()
+
+
+def counter(client: TestClient, name: str, **labels: str) -> float:
+    """A counter's value from /metrics (0 when absent)."""
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(f"{name}{{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def timed(app: DevicegateApp, adapter: str) -> int:
+    """Answers timed on an adapter's latency histogram."""
+    return sum(app.service.metrics.requests.histogram(adapter).counts)
+
+
+@pytest.fixture
+def refusing(tmp_path: Path, scenario: tuple[Path, Path]) -> DevicegateApp:
+    """An app that trusts only 10.0.0.0/8: the test client (127.0.0.1) is not a proxy."""
+    return make_app(tmp_path, *scenario, trusted_proxies=parse_networks(["10.0.0.0/8"]))
+
+
+def test_an_untrusted_peer_is_refused_everywhere_it_could_record_evidence(
+    refusing: DevicegateApp,
+) -> None:
+    app = refusing
+    headers = {"X-Devicegate-User": OPS, "User-Agent": IPHONE_SAFARI}
+    with TestClient(app) as client:
+        answers = {
+            "/v1/forward-auth/": client.get("/v1/forward-auth/web", headers=headers),
+            mailpath.PATH: client.post(mailpath.PATH + "?command=allow", content=login()),
+            "/v1/radius/authorize": client.post("/v1/radius/authorize", content=b"{}"),
+            "/v1/decide": client.post(
+                "/v1/decide", json={"user": OPS, "resource": "web", "signals": {}}
+            ),
+        }
+        for endpoint, answer in answers.items():
+            assert (answer.status_code, answer.json()) == (403, NOT_TRUSTED), endpoint
+            refused = counter(client, "devicegate_refused_peers_total", endpoint=endpoint)
+            assert refused == 1.0, endpoint
+        checked = client.post("/v1/check", json={"user": OPS, "resource": "web", "signals": {}})
+        assert checked.status_code == 200  # a dry run is open to anyone
+        assert timed(app, "forward-auth") == 0 and timed(app, dovecot.ADAPTER) == 0
+    assert app.service.store.count("decisions") == 0
+    # the HTTP protocol's replay paths refuse too: the request goes to ASGI, which answers 403
+    raw = [(b"x-devicegate-user", OPS.encode()), (b"user-agent", IPHONE_SAFARI.encode())]
+    assert app.forward_auth.replay("/v1/forward-auth/web", b"", "127.0.0.1", raw) is None
+    assert app.dovecot.replay(login(), "127.0.0.1", None) is None
+
+
+def test_a_wrong_or_missing_proxy_secret_is_refused(
+    tmp_path: Path, scenario: tuple[Path, Path]
+) -> None:
+    app = make_app(tmp_path, *scenario, proxy_secret=b"s3cret-s3cret-s3cret")
+    wrong = {"error": "the proxy secret is missing or wrong", "hint": REFUSED_HINT}
+    user = {"X-Devicegate-User": OPS, "User-Agent": ANDROID_CHROME}
+    with TestClient(app) as client:
+        for secret in (None, "nope", " s3cret-s3cret-s3cret "):
+            extra = {} if secret is None else {"X-Devicegate-Proxy-Secret": secret}
+            fa = client.get("/v1/forward-auth/web", headers={**user, **extra})
+            dc = client.post(mailpath.PATH, content=login(), headers=extra)
+            if secret is not None and secret.strip() == "s3cret-s3cret-s3cret":
+                assert fa.status_code == 200 and dc.json() == dovecot.ALLOW
+            else:
+                assert (fa.status_code, fa.json()) == (403, wrong)
+                assert (dc.status_code, dc.json()) == (403, wrong)
+
+        async def replays() -> list[object]:  # on the app's loop: a replay appends to the log
+            return [
+                app.forward_auth.replay(
+                    "/v1/forward-auth/web", b"", "127.0.0.1", [(b"x-devicegate-proxy-secret", b"")]
+                ),
+                app.dovecot.replay(login(), "127.0.0.1", b"nope"),
+                app.dovecot.replay(login(), "127.0.0.1", b"s3cret-s3cret-s3cret"),
+            ]
+
+        refused_fa, refused_dc, replayed = client._run(replays())
+    assert refused_fa is None and refused_dc is None and replayed is not None
+
+
+def test_dovecot_commands_methods_and_bodies(client: TestClient, app: DevicegateApp) -> None:
+    path = mailpath.PATH
+    malformed = {"status": -1, "msg": dovecot.MALFORMED_MESSAGE}
+    cases: list[tuple[str, str, bytes, int, Any]] = [
+        ("POST", "", login(), 200, dovecot.ALLOW),
+        ("POST", "?command=allow", login(), 200, dovecot.ALLOW),
+        ("POST", "?x=1&command=allow", login(), 200, dovecot.ALLOW),
+        ("POST", "?x=1", login(), 200, dovecot.ALLOW),  # no command: allow
+        ("POST", "?command=report", login(), 200, dovecot.ALLOW),
+        ("POST", "?x=1&command=report", b"not even json", 200, dovecot.ALLOW),
+        ("POST", "?command=drop", login(), 400, malformed),
+        ("POST", "?command=allow", b"{nope", 200, malformed),
+        ("POST", "", login(login=""), 200, malformed),
+    ]
+    logged = app.service.store.count("decisions")
+    for method, query, body, status, answer in cases:
+        got = client.request(method, path + query, content=body)
+        assert (got.status_code, got.json()) == (status, answer), (method, query, body)
+        assert got.headers["content-type"] == "application/json"
+        assert got.headers["content-length"] == str(len(got.content))
+    assert app.service.store.count("decisions") == logged + 4  # the four allows, no others
+    assert timed(app, dovecot.ADAPTER) == 4
+    wrong = client.get(path)
+    assert (wrong.status_code, wrong.json()) == (405, {"error": "method not allowed"})
+    huge = client.post(path, content=b" " * (dovecot.MAX_BODY + 1))
+    expected = {"error": f"request body is larger than {dovecot.MAX_BODY} bytes"}
+    assert (huge.status_code, huge.json()) == (413, expected)
+    assert counter(client, "devicegate_bad_requests_total", adapter="dovecot", status="405") == 1
+    assert counter(client, "devicegate_bad_requests_total", adapter="dovecot", status="413") == 1
+    assert timed(app, dovecot.ADAPTER) == 4  # refusals are not timed as answers
+
+
+def test_read_body_takes_every_chunk_and_stops_past_the_limit() -> None:
+    def receiver(*messages: dict[str, Any]) -> Any:
+        queue = list(messages)
+
+        async def receive() -> dict[str, Any]:
+            return queue.pop(0)
+
+        return receive
+
+    def read(limit: int, *messages: dict[str, Any]) -> bytes | str:
+        try:
+            return asyncio.run(mailpath.read_body(receiver(*messages), limit))
+        except mailpath.BodyTooLarge:
+            return "too large"
+
+    chunk = {"type": "http.request", "body": b"abc", "more_body": True}
+    last = {"type": "http.request", "body": b"de", "more_body": False}
+    gone = {"type": "http.disconnect"}
+    assert read(5, chunk, last) == b"abcde"
+    assert read(4, chunk, last) == "too large"
+    assert read(3, chunk, gone) == b"abc"
+    assert read(3, {"type": "http.request"}) == b""
+
+
+def test_forward_auth_errors_are_counted_and_answers_timed(
+    client: TestClient, app: DevicegateApp
+) -> None:
+    user = {"X-Devicegate-User": OPS}
+    blocked = client.get("/v1/forward-auth/web", headers={**user, "User-Agent": IPHONE_SAFARI})
+    assert blocked.status_code == 403 and timed(app, "forward-auth") == 1
+    replayed = client.get("/v1/forward-auth/web", headers={**user, "User-Agent": IPHONE_SAFARI})
+    assert replayed.status_code == 403 and timed(app, "forward-auth") == 2
+    unknown = client.get("/v1/forward-auth/nope", headers=user)
+    assert (unknown.status_code, unknown.json()) == (
+        404,
+        {
+            "error": "unknown resource `nope`",
+            "hint": "known: email, files, messaging, vpn, web, wifi",
+        },
+    )
+    bad = client.get("/v1/forward-auth/web", headers={**user, "X-Real-IP": "not an address"})
+    assert bad.status_code == 400
+    missing = client.get("/v1/forward-auth/web")
+    assert missing.status_code == 401
+    assert counter(client, "devicegate_bad_requests_total", adapter="forward-auth", status="404")
+    assert counter(client, "devicegate_bad_requests_total", adapter="forward-auth", status="400")
+    assert counter(client, "devicegate_bad_requests_total", adapter="forward-auth", status="401")
+    assert timed(app, "forward-auth") == 2  # a refusal of the request itself is not an answer
+    kept = len(app.forward_auth._answers)
+    page = client.get(
+        "/v1/forward-auth/web/owa/page", headers={**user, "User-Agent": ANDROID_CHROME}
+    )
+    assert page.status_code == 200 and len(app.forward_auth._answers) == kept  # Envoy's pages
+    assert client.get("/v1/forward-auth/web", headers={**user, "User-Agent": ANDROID_CHROME})
+    assert len(app.forward_auth._answers) == kept + 1
+
+
+def test_json_api_bodies(client: TestClient) -> None:
+    cases: list[tuple[str, bytes, int, dict[str, str]]] = [
+        ("/v1/decide", b"{nope", 400, {"error": "request body is not json"}),
+        ("/v1/decide", b"[1]", 400, {"error": "request body must be a json object"}),
+        ("/v1/decide", b"[" * 60_000, 400, {"error": "request body is not json"}),
+        ("/v1/decide", b"\xff\xfe", 400, {"error": "request body is not json"}),
+        (
+            "/v1/decide",
+            json.dumps({"user": OPS, "resource": "web", "at": "2024-01-01"}).encode(),
+            400,
+            {"error": "unknown field `at`", "hint": "user, resource, signals"},
+        ),
+        (
+            "/v1/radius/authorize",
+            b" " * (api.MAX_BODY + 1),
+            413,
+            {"error": f"request body is larger than {api.MAX_BODY} bytes"},
+        ),
+        (
+            "/v1/decide",
+            b" " * (api.MAX_BODY + 1),
+            413,
+            {"error": f"request body is larger than {api.MAX_BODY} bytes"},
+        ),
+    ]
+    for path, body, status, answer in cases:
+        got = client.post(path, content=body)
+        assert (got.status_code, got.json()) == (status, answer), (path, body[:20])
+    fits = client.post("/v1/decide", content=b" " * (api.MAX_BODY - 2) + b"{}")
+    assert fits.status_code == 400 and fits.json()["error"].startswith("`user` must be")
+    decided = client.post(
+        "/v1/decide",
+        json={"user": OPS, "resource": "web", "signals": {"user_agent": IPHONE_SAFARI}},
+    )
+    assert decided.status_code == 200 and decided.json()["action"] == "block"

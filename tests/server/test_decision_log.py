@@ -1,0 +1,261 @@
+"""`DecisionLog` with its real writer process, driven step by step on one event loop: which
+batch a record joins, when a batch is sent, what an answer waits for, what a failed commit
+or a lost writer does to every waiter — the acknowledgement rules of server/declog.py, each
+checked on the log itself rather than through a protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sqlite3
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from devicegate.model import Signals
+from devicegate.server import DevicegateApp, declog
+from devicegate.server.declog import COMMITTED, FAILED, OPEN, Batch, DecisionLog, LogUnavailable
+from tests.server.conftest import make_app
+from tests.server.hold import WriterHold
+from tests.server.scenario import ANDROID_CHROME, IPHONE_SAFARI, OPS
+
+Scenario = Callable[[DevicegateApp], Awaitable[None]]
+
+
+def run(tmp_path: Path, scenario: tuple[Path, Path], body: Scenario, **settings: object) -> None:
+    app = make_app(tmp_path, *scenario, **settings)
+
+    async def main() -> None:
+        await app.startup()
+        try:
+            await body(app)
+        finally:
+            await app.shutdown()
+
+    asyncio.run(main())
+
+
+def decide(app: DevicegateApp, agent: str = ANDROID_CHROME) -> Batch:
+    """One decision appended to the log: the batch it joined."""
+    return app.service.prepare(OPS, "web", Signals(user_agent=agent), adapter="forward-auth")[1]
+
+
+def rename(app: DevicegateApp, old: str, new: str) -> None:
+    database = app.service.store.engine.url.database
+    assert database is not None
+    with sqlite3.connect(database) as other:
+        other.execute(f"ALTER TABLE {old} RENAME TO {new}")
+
+
+async def turn() -> None:
+    """Let the loop run the callbacks scheduled so far (the batch flush among them)."""
+    await asyncio.sleep(0)
+
+
+def test_records_of_one_iteration_share_a_batch_committed_before_anyone_answers(
+    tmp_path: Path, scenario: tuple[Path, Path]
+) -> None:
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        batches: list[tuple[int, float]] = []
+        log._on_batch = lambda size, seconds: batches.append((size, seconds))
+        first, second = decide(app), decide(app, IPHONE_SAFARI)
+        assert first is second and first.status == OPEN and log.latest is first
+        assert log.pending == 2 and log.must_wait(first)
+        assert not log.answer_now(first, lambda ok: None)
+        await turn()  # sent at the end of the iteration: now in flight, the open one empty
+        assert log._in_flight[0] is first and not log._open.records
+        third = decide(app)  # while one is in flight the next batch fills
+        assert third is not first and log.latest is third and log.pending == 3
+        await log.wait(third)
+        assert first.status == third.status == COMMITTED and log.pending == 0
+        assert not log.must_wait(first) and log.answer_now(first, lambda ok: None)
+        assert [size for size, _ in batches] == [2, 1] and all(s > 0 for _, s in batches)
+        assert log.committed == 3 and app.service.store.count("decisions") == 3
+        called: list[bool] = []
+        log.when_done(first, called.append)  # already answered for: called at once
+        assert called == [True]
+        assert not log.must_wait(Batch())  # an empty batch holds nothing to wait for
+
+    run(tmp_path, scenario, body)
+
+
+def test_a_failed_commit_fails_every_waiter_then_the_log_recovers(
+    tmp_path: Path, scenario: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        failures: list[int] = []
+        log._on_failure = lambda: failures.append(1)
+        rename(app, "decisions", "decisions_gone")
+        batch = decide(app)
+        answered: list[bool] = []
+        assert not log.answer_now(batch, answered.append)
+        log.when_done(batch, answered.append)
+        log.when_done(batch, lambda ok: 1 / 0)  # a broken callback must not stop the others
+        log.when_done(batch, answered.append)
+        with pytest.raises(LogUnavailable) as refused:
+            await log.wait(batch)
+        assert refused.value.message == declog.WRITE_FAILED
+        assert batch.status == FAILED and answered == [False, False, False]
+        assert failures == [1] and log._failing and log.committed == 0
+        assert log.must_wait(batch) and not log.answer_now(batch, answered.append)
+        assert answered == [False, False, False, False]  # called at once: already failed
+        rename(app, "decisions_gone", "decisions")
+        healed = decide(app)
+        await log.wait(healed)
+        assert healed.status == COMMITTED and not log._failing and log.committed == 1
+
+    caplog.set_level(logging.ERROR)
+    run(tmp_path, scenario, body)
+    assert "decision log write failed (1 records): OperationalError" in caplog.text
+    assert "answering a replayed request failed" in caplog.text
+
+
+def test_a_writer_that_dies_holding_a_batch_fails_it_and_a_new_one_takes_the_next(
+    tmp_path: Path,
+    scenario: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hold = WriterHold(tmp_path / "hold")
+    for name, value in hold.env().items():
+        monkeypatch.setenv(name, value)
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        hold.engage()
+        held = decide(app)
+        await turn()
+        waiting = decide(app)  # queued behind the one in flight
+        await asyncio.to_thread(hold.wait)
+        writer = log._proc
+        assert writer is not None
+        writer.send_signal(signal.SIGKILL)
+        with pytest.raises(LogUnavailable):
+            await log.wait(held)
+        assert held.status == FAILED
+        hold.release()
+        await log.wait(waiting)  # sent to a new writer once the old one was found dead
+        assert waiting.status == COMMITTED and log._proc is not None
+        assert log._proc.pid != writer.pid and app.service.store.count("decisions") == 1
+
+    caplog.set_level(logging.ERROR)
+    run(tmp_path, scenario, body)
+    assert "decision-log writer lost: the writer process exited (status " in caplog.text
+
+
+def test_a_writer_found_dead_between_batches_is_replaced_before_sending(
+    tmp_path: Path, scenario: tuple[Path, Path]
+) -> None:
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        await log.wait(decide(app))
+        writer = log._proc
+        assert writer is not None
+        log._loop.remove_reader(writer.stdout.fileno())  # type: ignore[union-attr]
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(10)
+        batch = decide(app)
+        await log.wait(batch)
+        assert batch.status == COMMITTED and log._proc is not writer and log.committed == 2
+
+    run(tmp_path, scenario, body)
+
+
+def test_a_writer_that_cannot_start_fails_the_batch(
+    tmp_path: Path, scenario: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        await log.wait(decide(app))
+        log._stop_process()
+        app.service.store.engine.url = app.service.store.engine.url.set(drivername="nosuchdb")
+        batch = decide(app)
+        with pytest.raises(LogUnavailable):
+            await log.wait(batch)
+        assert batch.status == FAILED and log._proc is None
+
+    caplog.set_level(logging.ERROR)
+    run(tmp_path, scenario, body)
+    assert "decision-log writer unavailable: the decision-log writer did not start" in caplog.text
+
+
+def test_buffered_answers_at_once_while_healthy_and_waits_once_a_batch_failed(
+    tmp_path: Path, scenario: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(declog, "BUFFER_MAX", 3)
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        assert log.buffered
+        batch = decide(app)
+        assert not log.must_wait(batch) and log.answer_now(batch, lambda ok: None)
+        await log.wait(batch)  # returns at once
+        assert batch.status == OPEN
+        await turn()
+        assert batch.status == OPEN and log._open is batch  # collects for BUFFER_INTERVAL
+        for _ in range(3):
+            decide(app)
+        assert len(batch.records) == 4 and log.must_wait(batch)  # over BUFFER_MAX: wait
+        await log._committed(batch)
+        assert batch.status == COMMITTED
+        rename(app, "decisions", "decisions_gone")
+        failed = decide(app)
+        await log._committed(failed)
+        assert failed.status == FAILED and log._failing
+        after = decide(app)
+        assert log.must_wait(after)  # failing: even buffered requests wait for their batch
+        await turn()
+        assert log._in_flight and log._in_flight[0] is after  # sent at once, not after 2 ms
+        with pytest.raises(LogUnavailable):
+            await log.wait(after)
+        rename(app, "decisions_gone", "decisions")
+        healed = decide(app)
+        await log.wait(healed)
+        assert healed.status == COMMITTED and not log._failing
+
+    run(tmp_path, scenario, body, log_ack="buffered")
+
+
+def test_close_writes_what_is_queued_then_ends_the_writer(
+    tmp_path: Path, scenario: tuple[Path, Path]
+) -> None:
+    app = make_app(tmp_path, *scenario)
+
+    async def main() -> None:
+        await app.startup()
+        log = app.service.log
+        decide(app)
+        await turn()
+        decide(app)  # one in flight, one open
+        writer = log._proc
+        await app.shutdown()
+        assert log._proc is None and writer is not None and writer.returncode == 0
+        assert log.pending == 0 and log.committed == 2
+
+    asyncio.run(main())
+    assert app.service.store.count("decisions") == 2
+
+
+def test_templates_start_over_past_their_bound(
+    tmp_path: Path, scenario: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(declog, "TEMPLATES_MAX", 1)
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        for agent in (ANDROID_CHROME, IPHONE_SAFARI, ANDROID_CHROME, IPHONE_SAFARI):
+            await log.wait(decide(app, agent))
+        assert len(log._sent) <= 2
+        assert app.service.store.count("decisions") == 4
+
+    run(tmp_path, scenario, body)
+
+
+def test_an_unknown_ack_mode_is_refused(tmp_path: Path, scenario: tuple[Path, Path]) -> None:
+    app = make_app(tmp_path, *scenario)
+    with pytest.raises(ValueError, match="unknown log acknowledgement mode 'sometimes'"):
+        DecisionLog(app.service.store, id_prefix="x-", ack="sometimes")
