@@ -146,7 +146,7 @@ def main() -> None:
     best: dict[str, dict[str, float]] = {}
     for round_ in range(1, args.rounds + 1):
         for name, kind, thread in CONFIGURATIONS:
-            with tempfile.TemporaryDirectory(prefix="devicegate-declog-") as tmp:
+            with tempfile.TemporaryDirectory(prefix="devicegate-decision_log-") as tmp:
                 got = run(Path(tmp), args.decisions, args.batch, args.templates, kind, thread)
             print(
                 f"round {round_} {name:14s} commit p50 {got['p50_ms']:6.2f} ms  "

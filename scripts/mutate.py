@@ -96,9 +96,9 @@ GROUPS: dict[str, Group] = {
     ),
     "server": Group(
         modules=(
-            "server/declog.py",
-            "server/hotpath.py",
-            "server/mailpath.py",
+            "server/decision_log.py",
+            "server/forward_auth_endpoint.py",
+            "server/dovecot_endpoint.py",
             "server/api.py",
         ),
         tests=(
@@ -111,14 +111,14 @@ GROUPS: dict[str, Group] = {
         ),
         functions={
             # the fail-closed branches: who may ask, what a failed commit answers
-            "server/hotpath.py": (
+            "server/forward_auth_endpoint.py": (
                 "xǁForwardAuthǁ__call__",
                 "xǁForwardAuthǁanswer",
                 "xǁForwardAuthǁreplay",
                 "xǁForwardAuthǁ_unavailable",
                 "x_json_error",
             ),
-            "server/mailpath.py": (
+            "server/dovecot_endpoint.py": (
                 "xǁDovecotPolicyǁ__call__",
                 "xǁDovecotPolicyǁreplay",
                 "xǁDovecotPolicyǁ_error",

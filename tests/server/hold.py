@@ -1,4 +1,4 @@
-"""Holding the decision-log writer before it commits (`logproc.HOLD_ENV`), so that a test
+"""Holding the decision-log writer before it commits (`log_writer.HOLD_ENV`), so that a test
 kills it — or the whole server — with a batch in flight every time, not when timing allows."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from devicegate.server.logproc import HOLD_ENV
+from devicegate.server.log_writer import HOLD_ENV
 
 
 class WriterHold:

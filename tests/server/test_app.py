@@ -200,7 +200,7 @@ def test_writer_process_death_refuses_the_batch_in_flight_then_recovers(
     tmp_path: Path, scenario: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """kill -9 of the writer while it holds the batch with the request in it (held by
-    `logproc.HOLD_ENV`: no timing involved): that request is refused — 503, never the 200 an
+    `log_writer.HOLD_ENV`: no timing involved): that request is refused — 503, never the 200 an
     Android phone gets — for a request decided now and for one replayed from a kept answer,
     and nothing of it is logged; a new writer takes the next batch."""
     hold = WriterHold(tmp_path / "hold")

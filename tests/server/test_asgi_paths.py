@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from devicegate.adapters import dovecot
-from devicegate.server import DevicegateApp, api, mailpath
+from devicegate.server import DevicegateApp, api, dovecot_endpoint
 from devicegate.server.trust import REFUSED_HINT, parse_networks
 from tests.server.conftest import TestClient, make_app
 from tests.server.scenario import ANDROID_CHROME, IPHONE_SAFARI, OPS
@@ -55,7 +55,7 @@ def test_an_untrusted_peer_is_refused_everywhere_it_could_record_evidence(
     with TestClient(app) as client:
         answers = {
             "/v1/forward-auth/": client.get("/v1/forward-auth/web", headers=headers),
-            mailpath.PATH: client.post(mailpath.PATH + "?command=allow", content=login()),
+            dovecot_endpoint.PATH: client.post(dovecot_endpoint.PATH + "?command=allow", content=login()),
             "/v1/radius/authorize": client.post("/v1/radius/authorize", content=b"{}"),
             "/v1/decide": client.post(
                 "/v1/decide", json={"user": OPS, "resource": "web", "signals": {}}
@@ -67,7 +67,7 @@ def test_an_untrusted_peer_is_refused_everywhere_it_could_record_evidence(
             assert refused == 1.0, endpoint
         checked = client.post("/v1/check", json={"user": OPS, "resource": "web", "signals": {}})
         assert checked.status_code == 200  # a dry run is open to anyone
-        assert timed(app, "forward-auth") == 0 and timed(app, dovecot.ADAPTER) == 0
+        assert timed(app, "forward-auth") == 0 and timed(app, dovecot.ADAPTER.name) == 0
     assert app.service.store.count("decisions") == 0
     # the HTTP protocol's replay paths refuse too: the request goes to ASGI, which answers 403
     raw = [(b"x-devicegate-user", OPS.encode()), (b"user-agent", IPHONE_SAFARI.encode())]
@@ -85,7 +85,7 @@ def test_a_wrong_or_missing_proxy_secret_is_refused(
         for secret in (None, "nope", " s3cret-s3cret-s3cret "):
             extra = {} if secret is None else {"X-Devicegate-Proxy-Secret": secret}
             fa = client.get("/v1/forward-auth/web", headers={**user, **extra})
-            dc = client.post(mailpath.PATH, content=login(), headers=extra)
+            dc = client.post(dovecot_endpoint.PATH, content=login(), headers=extra)
             if secret is not None and secret.strip() == "s3cret-s3cret-s3cret":
                 assert fa.status_code == 200 and dc.json() == dovecot.ALLOW
             else:
@@ -106,7 +106,7 @@ def test_a_wrong_or_missing_proxy_secret_is_refused(
 
 
 def test_dovecot_commands_methods_and_bodies(client: TestClient, app: DevicegateApp) -> None:
-    path = mailpath.PATH
+    path = dovecot_endpoint.PATH
     malformed = {"status": -1, "msg": dovecot.MALFORMED_MESSAGE}
     cases: list[tuple[str, str, bytes, int, Any]] = [
         ("POST", "", login(), 200, dovecot.ALLOW),
@@ -126,7 +126,7 @@ def test_dovecot_commands_methods_and_bodies(client: TestClient, app: Devicegate
         assert got.headers["content-type"] == "application/json"
         assert got.headers["content-length"] == str(len(got.content))
     assert app.service.store.count("decisions") == logged + 4  # the four allows, no others
-    assert timed(app, dovecot.ADAPTER) == 4
+    assert timed(app, dovecot.ADAPTER.name) == 4
     wrong = client.get(path)
     assert (wrong.status_code, wrong.json()) == (405, {"error": "method not allowed"})
     huge = client.post(path, content=b" " * (dovecot.MAX_BODY + 1))
@@ -134,7 +134,7 @@ def test_dovecot_commands_methods_and_bodies(client: TestClient, app: Devicegate
     assert (huge.status_code, huge.json()) == (413, expected)
     assert counter(client, "devicegate_bad_requests_total", adapter="dovecot", status="405") == 1
     assert counter(client, "devicegate_bad_requests_total", adapter="dovecot", status="413") == 1
-    assert timed(app, dovecot.ADAPTER) == 4  # refusals are not timed as answers
+    assert timed(app, dovecot.ADAPTER.name) == 4  # refusals are not timed as answers
 
 
 def test_read_body_takes_every_chunk_and_stops_past_the_limit() -> None:
@@ -148,8 +148,8 @@ def test_read_body_takes_every_chunk_and_stops_past_the_limit() -> None:
 
     def read(limit: int, *messages: dict[str, Any]) -> bytes | str:
         try:
-            return asyncio.run(mailpath.read_body(receiver(*messages), limit))
-        except mailpath.BodyTooLarge:
+            return asyncio.run(dovecot_endpoint.read_body(receiver(*messages), limit))
+        except dovecot_endpoint.BodyTooLarge:
             return "too large"
 
     chunk = {"type": "http.request", "body": b"abc", "more_body": True}

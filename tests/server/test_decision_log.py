@@ -1,6 +1,6 @@
 """`DecisionLog` with its real writer process, driven step by step on one event loop: which
 batch a record joins, when a batch is sent, what an answer waits for, what a failed commit
-or a lost writer does to every waiter — the acknowledgement rules of server/declog.py, each
+or a lost writer does to every waiter — the acknowledgement rules of server/decision_log.py, each
 checked on the log itself rather than through a protocol."""
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from devicegate.adapters.forward_auth import ADAPTER as FORWARD_AUTH
 from devicegate.model import Signals
-from devicegate.server import DevicegateApp, declog
-from devicegate.server.declog import COMMITTED, FAILED, OPEN, Batch, DecisionLog, LogUnavailable
+from devicegate.server import DevicegateApp, decision_log
+from devicegate.server.decision_log import COMMITTED, FAILED, OPEN, Batch, DecisionLog, LogUnavailable
 from tests.server.conftest import make_app
 from tests.server.hold import WriterHold
 from tests.server.scenario import ANDROID_CHROME, IPHONE_SAFARI, OPS
@@ -39,7 +40,7 @@ def run(tmp_path: Path, scenario: tuple[Path, Path], body: Scenario, **settings:
 
 def decide(app: DevicegateApp, agent: str = ANDROID_CHROME) -> Batch:
     """One decision appended to the log: the batch it joined."""
-    return app.service.prepare(OPS, "web", Signals(user_agent=agent), adapter="forward-auth")[1]
+    return app.service.prepare(OPS, "web", Signals(user_agent=agent), adapter=FORWARD_AUTH)[1]
 
 
 def rename(app: DevicegateApp, old: str, new: str) -> None:
@@ -98,7 +99,7 @@ def test_a_failed_commit_fails_every_waiter_then_the_log_recovers(
         log.when_done(batch, answered.append)
         with pytest.raises(LogUnavailable) as refused:
             await log.wait(batch)
-        assert refused.value.message == declog.WRITE_FAILED
+        assert refused.value.message == decision_log.WRITE_FAILED
         assert batch.status == FAILED and answered == [False, False, False]
         assert failures == [1] and log._failing and log.committed == 0
         assert log.must_wait(batch) and not log.answer_now(batch, answered.append)
@@ -186,7 +187,7 @@ def test_a_writer_that_cannot_start_fails_the_batch(
 def test_buffered_answers_at_once_while_healthy_and_waits_once_a_batch_failed(
     tmp_path: Path, scenario: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(declog, "BUFFER_MAX", 3)
+    monkeypatch.setattr(decision_log, "BUFFER_MAX", 3)
 
     async def body(app: DevicegateApp) -> None:
         log = app.service.log
@@ -243,7 +244,7 @@ def test_close_writes_what_is_queued_then_ends_the_writer(
 def test_templates_start_over_past_their_bound(
     tmp_path: Path, scenario: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(declog, "TEMPLATES_MAX", 1)
+    monkeypatch.setattr(decision_log, "TEMPLATES_MAX", 1)
 
     async def body(app: DevicegateApp) -> None:
         log = app.service.log

@@ -1,6 +1,6 @@
 """Crash test: concurrent requests, `kill -9`, every acknowledged decision is in the store.
 The crash lands while the decision-log writer holds a batch it has not committed
-(`logproc.HOLD_ENV`), so requests are in flight every time: a server that answered before
+(`log_writer.HOLD_ENV`), so requests are in flight every time: a server that answered before
 the commit loses what it acknowledged, whatever the timing. And two servers sharing one real
 PostgreSQL: both log, a quarantine set through one is enforced by the other within the
 state-refresh bound."""

@@ -5,7 +5,7 @@ uvicorn server with the configuration `devicegate serve` uses (forward-auth, Dov
 
 Two ways the log fails: `commit`, every INSERT of the writer process fails (its table is
 gone); `writer`, the writer process dies holding the batch with the request in it (held by
-`logproc.HOLD_ENV`, killed while it holds: no timing involved). Either way the answer is the
+`log_writer.HOLD_ENV`, killed while it holds: no timing involved). Either way the answer is the
 adapter's refusal — 503 (nginx and HAProxy show their error page, Dovecot refuses the login
 with `auth_policy_reject_on_fail`, rlm_rest rejects) or Postfix's `DEFER_IF_PERMIT` — never
 the allow a device that is allowed would otherwise get, and nothing is logged. Once the log
