@@ -12,8 +12,9 @@ A rule whose effect is `quarantine` also puts the device on hold in the store (s
 the hold is durable before the answer), so it stays blocked on every server until an operator
 releases it. The built-in compromised/held rules never create holds: their state already is one.
 
-`reload()` compiles the new policy off to the side and swaps one reference: requests see the
-old snapshot or the new one, never a mix. An invalid policy raises and the old one stays.
+`reload()` waits until the configured files have stopped changing (`policy.settled`), compiles
+the new policy off to the side and swaps one reference: requests see the old snapshot or the
+new one, never a mix. An invalid policy raises and the old one stays.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 from devicegate.adapters.base import Adapter, Sighting
@@ -41,6 +43,7 @@ from devicegate.model import (
 )
 from devicegate.policy import Snapshot, decide
 from devicegate.policy.loading import load_snapshot
+from devicegate.policy.settled import load_settled
 from devicegate.serialize import signals_from_json, signals_json
 from devicegate.server.binding import bind_signals, hold_keys
 from devicegate.server.config import ServerConfig
@@ -65,6 +68,12 @@ SWITCH_FLOOR = 1.0
 
 def load_configured_snapshot(config: ServerConfig) -> Snapshot:
     return load_snapshot(config.policy, config.directory, config.devices)
+
+
+def configured_files(config: ServerConfig) -> list[Path]:
+    """Every file a snapshot is loaded from: the policy files, the directory, the inventory."""
+    extra = [p for p in (config.directory, config.devices) if p is not None]
+    return [*config.policy, *extra]
 
 
 @dataclass(slots=True, eq=False)
@@ -427,9 +436,16 @@ class ServerService:
 
     # ---- reload -------------------------------------------------------------------------------
     def reload(self) -> Snapshot:
-        """Load and compile the configured files; swap only when that fully succeeded."""
+        """Load and compile the configured files once they have stopped changing (an editor
+        or a deployment may still be writing them: `policy.settled`); swap only when that
+        fully succeeded."""
+        config = self.config
         try:
-            snapshot = load_configured_snapshot(self.config)
+            snapshot = load_settled(
+                lambda: load_configured_snapshot(config),
+                configured_files(config),
+                settle=config.reload_settle,
+            )
         except Exception:
             self.metrics.reload_failures.inc()
             raise
