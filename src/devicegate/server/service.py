@@ -81,7 +81,8 @@ class Prepared:
     """One decision with everything needed to log it again without deciding again.
 
     A server may *replay* it for an identical request while the snapshot, the device-state
-    generation and the policy segment (`valid_until`) are unchanged: the engine would return
+    generation and the policy segment (`valid_from`..`valid_until`) are unchanged — on the
+    wall clock, which may step back as well as forward: the engine would return
     the same Decision object then (its caches are keyed the same way), so a replay differs
     from deciding only in the work it skips. Every replay is logged and counted like a
     decision."""
@@ -96,6 +97,7 @@ class Prepared:
     snapshot: Snapshot
     generation: int
     valid_until: float  # epoch seconds; -inf: never replay (a decision for a given time)
+    valid_from: float  # epoch seconds: the segment's start (a clock stepped back leaves it)
 
 
 class Kept(Protocol):
@@ -249,6 +251,7 @@ class ServerService:
             snapshot=snapshot,
             generation=generation,
             valid_until=snapshot.valid_until(canonical, ts) if at is None else -math.inf,
+            valid_from=snapshot.valid_from(canonical, ts),
         )
         return prepared, self._append(prepared, ts, now)
 
@@ -279,7 +282,7 @@ class ServerService:
         if (
             prepared.snapshot is self._snapshot
             and prepared.generation == self.state.generation
-            and now < prepared.valid_until
+            and prepared.valid_from <= now < prepared.valid_until
         ):
             return self._append(prepared, now, now)
         return None
