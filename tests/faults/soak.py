@@ -37,12 +37,22 @@ from tests.faults.population import (
 from tests.server import procs
 
 
-def rss(pid: int) -> int:
-    """Resident memory of a process, bytes (Linux)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
+def rss(pid: int, *, with_children: bool = True) -> int:
+    """Resident memory of a process and its children (the decision-log writer), bytes."""
+    total = 0
+    for one in (pid, *(children(pid) if with_children else ())):
+        for line in Path(f"/proc/{one}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of `pid` (Linux)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
 
 
 @dataclass
@@ -62,56 +72,65 @@ class Probes:
     failures: list[str] = field(default_factory=list)
 
 
+def _probe(client: httpx.Client, server: procs.Devicegate, probes: Probes) -> None:
+    """Hold a new device (a spoofed ActiveSync request is quarantined), check it is held,
+    release it, check it is not."""
+    device = f"PROBE{probes.cycles}"
+    spoof = {
+        "X-Devicegate-User": SPOOF_USER,
+        "User-Agent": ANDROID_EAS,
+        "X-Original-URI": base64_eas(device, "iPhone"),
+    }
+    clean = {**spoof, "X-Original-URI": base64_eas(device, "Android")}
+    try:
+        first = client.get("/v1/forward-auth/email", headers=spoof)
+        held = client.get("/v1/forward-auth/email", headers=clean)
+        listed = client.get("/v1/admin/devices?restricted=1", headers=server.admin())
+        refs = [d["device_ref"] for d in listed.json()["devices"]]
+        for ref in refs:
+            client.post(f"/v1/admin/devices/{ref}/release", headers=server.admin())
+        after = client.get("/v1/forward-auth/email", headers=clean)
+    except httpx.HTTPError as exc:
+        probes.failures.append(f"probe {device}: {exc!r}")
+        return
+    probes.acknowledged += 3
+    probes.cycles += 1
+    got = (first.status_code, held.status_code, len(refs), after.status_code)
+    if got != (403, 403, 1, 200) or first.json().get("action") != "quarantine":
+        probes.failures.append(f"probe {device}: {got} {first.text[:200]}")
+
+
+def _reload(client: httpx.Client, server: procs.Devicegate, policy: Path, reloads: Reloads) -> None:
+    """Write the policy with the next marker rule and reload it; record when."""
+    marker = len(reloads.windows) + len(reloads.failures) + 1
+    policy.write_text(policy_text(marker), encoding="utf-8")
+    began = time.time()
+    answer = client.post("/v1/admin/reload", headers=server.admin(), timeout=30)
+    ended = time.time()
+    if answer.status_code != 200:
+        reloads.failures.append(f"reload {marker}: {answer.status_code} {answer.text}")
+    else:
+        reloads.windows.append((answer.json()["policy_version"], began, ended))
+
+
 def _controller(
     server: procs.Devicegate,
     policy: Path,
     stop: threading.Event,
     reload_every: float,
     reloads: Reloads,
-    probes: Probes,
+    probes: Probes | None,
 ) -> None:
-    """Reload every `reload_every` s with a new marker rule; every second hold a probe
-    device (a spoofed ActiveSync request), check it is held, release it, check it is not."""
-    marker = 0
+    """Every second a hold-and-release probe (unless `probes` is None); every
+    `reload_every` seconds a reload."""
     next_reload = time.monotonic() + reload_every
     with server.client() as client:
         while not stop.wait(1.0):
-            device = f"PROBE{probes.cycles}"
-            spoof = {
-                "X-Devicegate-User": SPOOF_USER,
-                "User-Agent": ANDROID_EAS,
-                "X-Original-URI": base64_eas(device, "iPhone"),
-            }
-            clean = {**spoof, "X-Original-URI": base64_eas(device, "Android")}
-            try:
-                first = client.get("/v1/forward-auth/email", headers=spoof)
-                held = client.get("/v1/forward-auth/email", headers=clean)
-                devices = client.get(
-                    "/v1/admin/devices?restricted=1", headers=server.admin()
-                ).json()["devices"]
-                refs = [d["device_ref"] for d in devices]
-                for ref in refs:
-                    client.post(f"/v1/admin/devices/{ref}/release", headers=server.admin())
-                after = client.get("/v1/forward-auth/email", headers=clean)
-            except httpx.HTTPError as exc:
-                probes.failures.append(f"probe {device}: {exc!r}")
-                continue
-            probes.acknowledged += 3
-            probes.cycles += 1
-            got = (first.status_code, held.status_code, len(refs), after.status_code)
-            if got != (403, 403, 1, 200) or first.json().get("action") != "quarantine":
-                probes.failures.append(f"probe {device}: {got} {first.text[:200]}")
+            if probes is not None:
+                _probe(client, server, probes)
             if time.monotonic() >= next_reload:
                 next_reload += reload_every
-                marker += 1
-                policy.write_text(policy_text(marker), encoding="utf-8")
-                began = time.time()
-                answer = client.post("/v1/admin/reload", headers=server.admin(), timeout=30)
-                ended = time.time()
-                if answer.status_code != 200:
-                    reloads.failures.append(f"reload {marker}: {answer.status_code} {answer.text}")
-                else:
-                    reloads.windows.append((answer.json()["policy_version"], began, ended))
+                _reload(client, server, policy, reloads)
 
 
 def version_violations(store_url: str, started: float, reloads: Reloads) -> list[str]:
@@ -169,6 +188,7 @@ def soak(
     seconds: float,
     users: int = 500,
     reload_every: float = 10.0,
+    holds: bool = True,
     progress: bool = False,
 ) -> dict[str, object]:
     """Run the soak against a fresh `serve` on `store_url`; return its figures."""
@@ -186,7 +206,8 @@ def soak(
         if progress:
             print(f"  soak: warm-up {warm.requests} requests in {time.time() - started:.1f} s")
         controller = threading.Thread(
-            target=_controller, args=(server, policy, stop, reload_every, reloads, probes)
+            target=_controller,
+            args=(server, policy, stop, reload_every, reloads, probes if holds else None),
         )
         controller.start()
         plan = load.Plan(budget=requests, seconds=seconds)
@@ -197,7 +218,12 @@ def soak(
                 done = running.stats.requests if running.stats else -1
                 samples.append((done, rss(server.proc.pid)))
                 if progress and len(samples) % 15 == 0:
-                    print(f"  soak: {len(samples) * 2} s, rss {samples[-1][1] >> 20} MiB")
+                    own = rss(server.proc.pid, with_children=False)
+                    print(
+                        f"  soak: {len(samples) * 2} s, {done} requests, rss "
+                        f"{samples[-1][1] >> 20} MiB (serve {own >> 20} MiB, writer "
+                        f"{(samples[-1][1] - own) >> 20} MiB)"
+                    )
         stats = running.finish()
         stop.set()
         controller.join(60)

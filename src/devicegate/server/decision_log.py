@@ -54,7 +54,7 @@ from devicegate.store import Store
 log = logging.getLogger("devicegate.server")
 
 OPEN, COMMITTED, FAILED = 0, 1, 2
-TEMPLATES_MAX = 200_000  # templates the writer keeps; then both sides start over
+TEMPLATES_MAX = 50_000  # templates the writer keeps; then both sides start over
 BUFFER_MAX = 10_000  # `buffered` mode: a batch this full makes requests wait (back-pressure)
 # Batches sent before the first is acknowledged. Two let the writer start the next commit the
 # moment one ends, but halve the batches; on this 2-core machine, where the writer competes

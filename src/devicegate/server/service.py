@@ -47,7 +47,7 @@ from devicegate.policy.settled import load_settled
 from devicegate.serialize import signals_from_json, signals_json
 from devicegate.server.binding import bind_signals, hold_keys
 from devicegate.server.config import ServerConfig
-from devicegate.server.decision_log import Batch, DecisionLog
+from devicegate.server.decision_log import TEMPLATES_MAX, Batch, DecisionLog
 from devicegate.server.device_state import StateCache
 from devicegate.server.log_rows import Row
 from devicegate.server.metrics import Cell, Metrics
@@ -147,6 +147,10 @@ class ServerService:
         )
         self._counter = 0
         self._tids = itertools.count(1)
+        # template id by content: a decision made again with the same outcome (after a hold
+        # or release elsewhere ended every replay) reuses its template instead of sending
+        # the writer another copy (each copy is kept there until TEMPLATES_MAX)
+        self._template_ids: BoundedCache[tuple[Row, Row | None], int] = BoundedCache(TEMPLATES_MAX)
         self._publish(snapshot)
 
     # ---- DecisionService -----------------------------------------------------------------
@@ -238,9 +242,13 @@ class ServerService:
                 device.platform,
                 signals_text,
             )
+        tid = self._template_ids.get((row, sighting))
+        if tid is None:
+            tid = next(self._tids)
+            self._template_ids.put((row, sighting), tid)
         prepared = Prepared(
             decision=decision,
-            tid=next(self._tids),
+            tid=tid,
             row=row,
             sighting=sighting,
             sighting_key=sighting_key,
