@@ -135,6 +135,7 @@ class ServerService:
             ack=config.log_ack,
             on_batch=metrics.batch,
             on_failure=metrics.log_failures.inc,
+            on_lost=metrics.log_lost.inc,
         )
         metrics.log_pending.set_function(lambda: float(self.log.pending))
         self._seen: BoundedCache[SightingKey, float] = BoundedCache(SIGHTING_CACHE_MAX)
