@@ -23,9 +23,9 @@ Two acknowledgement modes (`devicegate serve --log-ack`):
   `kill -9` can lose the records of requests answered since the last commit — at most the
   open batch and the one in flight, never more than `BUFFER_MAX` records; so can a batch
   that fails to commit, and those are counted (`lost`, `devicegate_log_lost_records_total`).
-  Failures still fail closed: after a batch fails, every request waits for its own batch again (and gets
-  503 if that fails too) until a batch commits. Like OPA's buffered decision logs, or
-  `synchronous_commit=off`.
+  Failures still fail closed: after a batch fails, every request waits for its own batch
+  again (and gets 503 if that fails too) until a batch commits. Like OPA's buffered decision
+  logs, or `synchronous_commit=off`.
 
 Loss bound in `durable` mode: `kill -9` of the server loses only records whose requests had
 not been answered — the batch in flight plus the open one, at most the requests in flight
