@@ -8,11 +8,9 @@ return `serve` answers normally, without a restart."""
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from devicegate.server.decision_log import BUFFER_MAX
@@ -20,20 +18,13 @@ from tests.faults import pg
 from tests.faults.conftest import Record
 from tests.faults.population import CLOSED
 from tests.faults.soak import logged_decisions
-from tests.faults.underload import last_closed, outcomes_between, under_load
+from tests.faults.underload import last_closed, lost_metric, outcomes_between, under_load
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 OUTAGE = 10.0
 RECOVERY = 2.0
 GRACE = 0.5  # an answer committed just before the stop may reach the client just after
-
-
-def lost_metric(url: str) -> float:
-    text = httpx.get(f"{url}/metrics", timeout=10).text
-    found = re.search(r"^devicegate_log_lost_records_total ([0-9.e+]+)$", text, re.M)
-    assert found is not None, "devicegate_log_lost_records_total is not exported"
-    return float(found.group(1))
 
 
 @pytest.mark.parametrize("ack", ["durable", "buffered"])

@@ -4,12 +4,15 @@ so a test can say which answers fell inside the fault and which after it."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
 
 from tests.faults import load
 from tests.faults.population import CLOSED, templates, write_world
@@ -72,3 +75,11 @@ def outcomes_between(
 def last_closed(answers: list[tuple[float, str, str]]) -> float | None:
     """When the last answer that failed closed was given (monotonic), if any was."""
     return max((at for at, _, outcome in answers if outcome == CLOSED), default=None)
+
+
+def lost_metric(url: str) -> float:
+    """`devicegate_log_lost_records_total` of the server at `url`."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    found = re.search(r"^devicegate_log_lost_records_total ([0-9.e+]+)$", text, re.M)
+    assert found is not None, "devicegate_log_lost_records_total is not exported"
+    return float(found.group(1))
