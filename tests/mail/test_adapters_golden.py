@@ -1,8 +1,10 @@
-"""The four adapters — forward-auth, Dovecot, Postfix, RADIUS — in process: every outcome of
-parsing a request (or the exact error and hint refusing it), of rendering each kind of
-decision, of answering through the in-process service, and of the Postfix connection framing
-byte streams cut every way; against `golden/adapters.json` (written by `python -m tests.golden`).
-Times in answers are replaced by `<time>`: sightings are made relative to now."""
+"""The four adapters — forward-auth, Dovecot, Postfix, RADIUS — in process, through the one
+adapter contract (`adapters.base`: `parse` to a `DecisionRequest`, `render` a `Decision`,
+`answer` through a `DecisionService`): every outcome of parsing a request (or the exact error
+and hint refusing it), of rendering each kind of decision, of answering through the
+in-process service, and of the Postfix connection framing byte streams cut every way; against
+`golden/adapters.json` (written by `python -m tests.golden`). Times in answers are replaced
+by `<time>`: sightings are made relative to now."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from devicegate.adapters import dovecot, forward_auth, postfix, radius
-from devicegate.adapters.base import LocalService, Sighting
+from devicegate.adapters.base import Adapter, LocalService, Sighting
 from devicegate.errors import SignalError
 from devicegate.model import DeviceState, Signals
 from devicegate.policy import Snapshot
@@ -253,10 +255,12 @@ DOVECOT_BODIES: dict[str, bytes] = {
 }
 
 
-def dovecot_handle(body: str, command: str | None, at_notice: bool) -> Any:
+def dovecot_answer(body: str, command: str | None) -> Any:
+    """One policy request through `dovecot.answer`; the command as Dovecot's URL carries it
+    (None: no query at all)."""
     local = service()
-    params = {} if command is None else {"command": command}
-    status, answer = dovecot.handle(local, DOVECOT_BODIES[body], params)
+    query = b"" if command is None else f"command={command}".encode()
+    status, answer = dovecot.answer(local, dovecot.command_of(query), DOVECOT_BODIES[body])
     return {"status": status, "answer": answer, "logged": [e[:3] for e in local.log]}
 
 
@@ -310,12 +314,12 @@ RADIUS_BODIES: dict[str, bytes] = {
 }
 
 
-def radius_handle(body: str, vlan: str | None, compromised: bool) -> Any:
+def radius_answer(body: str, vlan: str | None, compromised: bool) -> Any:
     local = service()
     if compromised:
         local.states["mac:" + APPLE_MAC] = DeviceState(compromised=True, verdict="compromised")
     kwargs = {} if vlan is None else {"quarantine_vlan": vlan}
-    status, reply = radius.handle(local, RADIUS_BODIES[body], **kwargs)
+    status, reply = radius.answer(local, RADIUS_BODIES[body], **kwargs)
     return {"status": status, "reply": reply, "logged": [e[:3] for e in local.log]}
 
 
@@ -385,17 +389,19 @@ SIGHTINGS = {
 }
 
 
-def postfix_decide(seen: str, match: str, window_hours: float) -> Any:
+def postfix_window(seen: str, match: str, window_hours: float) -> Any:
+    """A submission answered by a server deciding from the sightings within `window_hours`:
+    the action, the recorded decision's reasons, and (in the log) the sighting it used."""
     local = service()
     sightings_of(local, *SIGHTINGS[seen])
-    made, sighting = postfix.decide_submission(
-        local, BANNED, window=timedelta(hours=window_hours), match=match
+    server = postfix.PostfixPolicyServer(
+        local, "127.0.0.1", 0, window=timedelta(hours=window_hours), match=match, sighting_ttl=0
     )
+    request = postfix.PolicyRequest("smtpd_access_policy", BANNED, "198.51.100.7", "RCPT")
     return untimed(
         {
-            "action": postfix.render(made),
-            "reasons": made.reasons,
-            "sighting": sighting and [sighting.adapter, postfix.device_label(sighting)],
+            "answer": server.answer(request),
+            "reasons": [e[3].reasons for e in local.log],
             "logged": [e[:3] for e in local.log],
         }
     )
@@ -406,17 +412,18 @@ def postfix_decide(seen: str, match: str, window_hours: float) -> Any:
 EMAIL_ONLY_AT = datetime(2023, 8, 20, 9, 0, tzinfo=UTC)
 
 
-def postfix_decide_at(seen: str, user: str, at: datetime = NOTICE_AT) -> Any:
-    """A submission decided as of a past moment (`at`; by default in the wave-1 notice
-    period, when the iPhone is the worse device of two and is warned about, while now both
-    are refused)."""
+def postfix_choose_at(seen: str, user: str, at: datetime = NOTICE_AT) -> Any:
+    """The sighting a submission is decided from, and its decision, as of a past moment
+    (`at`; by default in the wave-1 notice period, when the iPhone is the worse device of
+    two and is warned about, while now both are refused)."""
     local = service()
     sightings_of(local, *SIGHTINGS[seen], user=user)
-    made, sighting = postfix.decide_submission(local, user, at=at)
+    sightings = local.recent_sightings(user, window=postfix.DEFAULT_WINDOW)
+    made, sighting = postfix.choose(local, user, sightings, at=at)
     return untimed(
         {
             "action": postfix.render(made),
-            "sighting": sighting and [sighting.adapter, postfix.device_label(sighting)],
+            "sighting": sighting and [sighting.adapter, sighting.profile.label],
         }
     )
 
@@ -507,7 +514,13 @@ class ReplayingLocal(LocalService):
     replays: int = 0
 
     def prepare(
-        self, user: str, resource: str, signals: Signals, *, adapter: str, basis: str | None = None
+        self,
+        user: str,
+        resource: str,
+        signals: Signals,
+        *,
+        adapter: Adapter,
+        basis: str | None = None,
     ) -> tuple[Any, object]:
         decision = self.decide(user, resource, signals, adapter=adapter)
         self.prepared.append((user, resource, basis))
@@ -684,14 +697,13 @@ def cases() -> list[Case]:
         out.append((f"dovecot parse / {body}", _dovecot_parse, (body,)))
     for body in ("ios mail", "thunderbird", "no id", "not json", "login blank", "no protocol"):
         for command in (None, "allow", "report", "drop"):
-            out.append((f"dovecot handle / {body} {command}", dovecot_handle,
-                        (body, command, False)))  # fmt: skip
+            out.append((f"dovecot answer / {body} {command}", dovecot_answer, (body, command)))
     for body in RADIUS_BODIES:
         out.append((f"radius parse / {body}", _radius_parse, (body,)))
     for body in ("apple mac", "random mac", "other mac", "vpn", "not json", "cii unidentified",
                  "cii aurora", "no user"):  # fmt: skip
         for vlan, compromised in ((None, False), (None, True), ("13", True)):
-            out.append((f"radius handle / {body} {vlan} {compromised}", radius_handle,
+            out.append((f"radius answer / {body} {vlan} {compromised}", radius_answer,
                         (body, vlan, compromised)))  # fmt: skip
     for text in ("aa:bb:cc:dd:ee:ff", "aabb.ccdd.eeff", "AA-BB-CC-DD-EE-F", "aa bb cc dd ee ff 0",
                  "aabbccddeeffX",
@@ -702,7 +714,7 @@ def cases() -> list[Case]:
     for seen in SIGHTINGS:
         for match in postfix.MATCHES:
             for hours in (24.0, 1.5):
-                out.append((f"postfix decide / {seen} {match} {hours}", postfix_decide,
+                out.append((f"postfix window / {seen} {match} {hours}", postfix_window,
                             (seen, match, hours)))  # fmt: skip
             for user in (BANNED, None, "k.belov@rostec.example"):
                 out.append((f"postfix answer / {seen} {match} {user}", postfix_answer,
@@ -714,10 +726,10 @@ def cases() -> list[Case]:
                             (name, eof, durable)))  # fmt: skip
     for seen in ("android newest", "iphone", "none"):
         for user in (BANNED, "k.belov@rostec.example"):
-            label = f"postfix decide at / {seen} {user}"
-            out.append((label, postfix_decide_at, (seen, user)))
-        label = f"postfix decide at / {seen} e-mail wave"
-        out.append((label, postfix_decide_at, (seen, "e.lebedeva@minfin.example", EMAIL_ONLY_AT)))
+            label = f"postfix choose at / {seen} {user}"
+            out.append((label, postfix_choose_at, (seen, user)))
+        label = f"postfix choose at / {seen} e-mail wave"
+        out.append((label, postfix_choose_at, (seen, "e.lebedeva@minfin.example", EMAIL_ONLY_AT)))
     out.append(("postfix seen_since / at the sighting's time", seen_since, ()))
     for ttl in (60.0, 0.0):
         out.append((f"postfix replays / ttl {ttl}", postfix_replays, (ttl,)))

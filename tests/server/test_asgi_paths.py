@@ -55,7 +55,9 @@ def test_an_untrusted_peer_is_refused_everywhere_it_could_record_evidence(
     with TestClient(app) as client:
         answers = {
             "/v1/forward-auth/": client.get("/v1/forward-auth/web", headers=headers),
-            dovecot_endpoint.PATH: client.post(dovecot_endpoint.PATH + "?command=allow", content=login()),
+            dovecot_endpoint.PATH: client.post(
+                dovecot_endpoint.PATH + "?command=allow", content=login()
+            ),
             "/v1/radius/authorize": client.post("/v1/radius/authorize", content=b"{}"),
             "/v1/decide": client.post(
                 "/v1/decide", json={"user": OPS, "resource": "web", "signals": {}}

@@ -17,7 +17,14 @@ import pytest
 from devicegate.adapters.forward_auth import ADAPTER as FORWARD_AUTH
 from devicegate.model import Signals
 from devicegate.server import DevicegateApp, decision_log
-from devicegate.server.decision_log import COMMITTED, FAILED, OPEN, Batch, DecisionLog, LogUnavailable
+from devicegate.server.decision_log import (
+    COMMITTED,
+    FAILED,
+    OPEN,
+    Batch,
+    DecisionLog,
+    LogUnavailable,
+)
 from tests.server.conftest import make_app
 from tests.server.hold import WriterHold
 from tests.server.scenario import ANDROID_CHROME, IPHONE_SAFARI, OPS

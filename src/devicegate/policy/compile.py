@@ -395,6 +395,15 @@ class Snapshot:
         index = bisect_right(breaks, ts)
         return breaks[index] if index < len(breaks) else math.inf
 
+    def valid_from(self, user: str, ts: float) -> float:
+        """The moment at or before `ts` from which the policy has been the same for `user`
+        (`-inf` if it always was): with `valid_until`, the segment a decision holds for. A
+        wall clock stepped back before it leaves the segment as surely as one moving past
+        its end."""
+        breaks = self.class_breaks[self.class_of(user)]
+        index = bisect_right(breaks, ts)
+        return breaks[index - 1] if index > 0 else -math.inf
+
     def plan(self, cls: int, resource: str, ts: float) -> int:
         """Plan id for (class, resource, time): computed once per segment, then looked up.
 

@@ -262,6 +262,7 @@ def _merge(parsed: Sequence[tuple[str, Policy, SourceMap]]) -> tuple[LoadedPolic
     for attribute, merged_names in vocabulary.items():
         if not merged_names:  # absent and empty hash alike: adding the field changed no version
             del dumped[attribute]
+    _drop_unset_later_fields(dumped)
     canonical = json.dumps(dumped, sort_keys=True)
     version = hashlib.sha256(canonical.encode()).hexdigest()[:16]
     loaded = LoadedPolicy(
@@ -342,3 +343,30 @@ def load_policy(
         )
         raise PolicyError(first.format() + more, issues=tuple(errors), hint=None)
     return loaded
+
+
+#: fields added to the schema after 0.1.0, hashed only when a policy sets them: a policy file
+#: that does not use them keeps the version it had, so an upgrade alone starts no new version
+#: in the decision log, the reports or the audit caches
+LATER_FIELDS = {"exceptions": ("notice",), "conditions": ("mdm_threat",)}
+
+
+def _drop_unset_later_fields(dumped: dict[str, typing.Any]) -> None:
+    for exception in dumped.get("exceptions", ()):
+        for name in LATER_FIELDS["exceptions"]:
+            if exception.get(name) is None:
+                exception.pop(name, None)
+
+    def conditions(value: object) -> None:
+        if isinstance(value, dict):
+            if "spoofing_suspected" in value:  # a Conditions object
+                for name in LATER_FIELDS["conditions"]:
+                    if value.get(name) is None:
+                        value.pop(name, None)
+            for item in value.values():
+                conditions(item)
+        elif isinstance(value, list):
+            for item in value:
+                conditions(item)
+
+    conditions(dumped.get("rules", ()))

@@ -117,7 +117,12 @@ def create_app(config: ServerConfig) -> DevicegateApp:
     """Load policy, directory and inventory, open (and migrate) the store, build the app."""
     store = open_store(config.store_url)
     inputs = Inputs(
-        config.policy, config.directory, config.devices, store=store, max_removal=config.max_removal
+        config.policy,
+        config.directory,
+        config.devices,
+        store=store,
+        max_removal=config.max_removal,
+        settle=config.reload_settle,
     )
     service = ServerService(config, inputs, store, Metrics())
     return DevicegateApp(service)

@@ -8,6 +8,7 @@ from pathlib import Path
 from devicegate.adapters.forward_auth import HeaderNames
 from devicegate.adapters.postfix import DEFAULT_MATCH, DEFAULT_WINDOW
 from devicegate.adapters.radius import DEFAULT_QUARANTINE_VLAN
+from devicegate.policy.settled import SETTLE
 from devicegate.server.trust import LOOPBACK, Network, parse_networks
 
 
@@ -41,6 +42,7 @@ class ServerConfig:
     proxy_secret: bytes | None = None
     state_refresh: float = 1.0  # seconds: the propagation bound of holds between servers
     sighting_interval: float = 60.0  # seconds: one sighting per (user, signals, adapter)
+    reload_settle: float = SETTLE  # seconds the files must rest before a reload reads them
     log_ack: str = "durable"  # or "buffered": see server/decision_log.py
     postfix_port: int | None = None
     postfix_window: float = DEFAULT_WINDOW.total_seconds()  # how old a sighting SMTP may use

@@ -21,10 +21,11 @@ Two acknowledgement modes (`devicegate serve --log-ack`):
 * `buffered`: the answer does not wait; batches collect for `BUFFER_INTERVAL` (2 ms) and
   the record is committed with the next one (in practice within a few milliseconds).
   `kill -9` can lose the records of requests answered since the last commit — at most the
-  open batch and the one in flight, never more than `BUFFER_MAX` records. Failures still
-  fail closed: after a batch fails, every request waits for its own batch again (and gets
-  503 if that fails too) until a batch commits. Like OPA's buffered decision logs, or
-  `synchronous_commit=off`.
+  open batch and the one in flight, never more than `BUFFER_MAX` records; so can a batch
+  that fails to commit, and those are counted (`lost`, `devicegate_log_lost_records_total`).
+  Failures still fail closed: after a batch fails, every request waits for its own batch
+  again (and gets 503 if that fails too) until a batch commits. Like OPA's buffered decision
+  logs, or `synchronous_commit=off`.
 
 Loss bound in `durable` mode: `kill -9` of the server loses only records whose requests had
 not been answered — the batch in flight plus the open one, at most the requests in flight
@@ -54,7 +55,7 @@ from devicegate.store import Store
 log = logging.getLogger("devicegate.server")
 
 OPEN, COMMITTED, FAILED = 0, 1, 2
-TEMPLATES_MAX = 200_000  # templates the writer keeps; then both sides start over
+TEMPLATES_MAX = 50_000  # templates the writer keeps; then both sides start over
 BUFFER_MAX = 10_000  # `buffered` mode: a batch this full makes requests wait (back-pressure)
 # Batches sent before the first is acknowledged. Two let the writer start the next commit the
 # moment one ends, but halve the batches; on this 2-core machine, where the writer competes
@@ -77,10 +78,11 @@ class Batch:
     """Records committed together; `future` is created by the first waiter (loop thread),
     `callbacks` hold the answers of requests the HTTP protocol replays without a task."""
 
-    __slots__ = ("callbacks", "future", "records", "status", "templates")
+    __slots__ = ("callbacks", "early", "future", "records", "status", "templates")
 
     def __init__(self) -> None:
         self.records: list[Record] = []
+        self.early = 0  # records answered before the commit (`buffered`, log healthy)
         self.templates: dict[int, Template] = {}
         self.status = OPEN
         self.future: asyncio.Future[None] | None = None
@@ -98,6 +100,7 @@ class DecisionLog:
         ack: str = "durable",
         on_batch: Callable[[int, float], None] | None = None,
         on_failure: Callable[[], None] | None = None,
+        on_lost: Callable[[int], None] | None = None,
     ) -> None:
         if ack not in ACK_MODES:
             raise ValueError(f"unknown log acknowledgement mode {ack!r}")
@@ -107,6 +110,8 @@ class DecisionLog:
         self._failing = False  # the last batch failed: even `buffered` requests wait
         self._on_batch = on_batch
         self._on_failure = on_failure
+        self._on_lost = on_lost
+        self.lost = 0  # records answered early whose batch then failed (`buffered`)
         self._open = Batch()
         self._latest = self._open  # the batch of the newest record (await it to cover all)
         self._in_flight: deque[Batch] = deque()  # sent, not yet acknowledged (oldest first)
@@ -176,6 +181,8 @@ class DecisionLog:
         """Add one record (with the template it refers to) to the open batch."""
         batch = self._open
         batch.records.append(record)
+        if self.buffered and not self._failing and len(batch.records) <= BUFFER_MAX:
+            batch.early += 1  # `must_wait` is False for it: its request is answered now
         tid = record[3]
         if tid not in batch.templates:
             batch.templates[tid] = template
@@ -337,6 +344,14 @@ class DecisionLog:
             log.error("decision log write failed (%d records): %s", len(batch.records), error)
             if self._on_failure is not None:
                 self._on_failure()
+            if batch.early:
+                self.lost += batch.early
+                log.error(
+                    "%d decisions answered before their commit (--log-ack buffered) are lost",
+                    batch.early,
+                )
+                if self._on_lost is not None:
+                    self._on_lost(batch.early)
         future = batch.future
         if future is not None and not future.done():
             future.set_result(None)

@@ -8,7 +8,9 @@ vast majority of requests.
 
 Propagation bound: a hold or verdict written by any server, the CLI or triage is enforced by
 every server at most `refresh` seconds (plus one store query) after it committed; a hold set
-by *this* server is visible to it at once (`put`). A release propagates with the same bound.
+by *this* server is visible to it at once (`put`), and stays visible: a refresh whose query
+began before the hold was written does not take it away again, and a refresh that began
+before another one finished does not overwrite it. A release propagates with the same bound.
 If the store cannot be read, the last good state stays in force (holds keep blocking) and
 `devicegate_state_refresh_failures_total` counts the failures.
 """
@@ -89,17 +91,37 @@ class StateCache:
         self._thread: threading.Thread | None = None
         self._generations = itertools.count(1)  # next() is atomic: two threads bump it
         self.generation = 0
+        # Refreshes (the thread, a release on the loop's worker) and `put` (the loop) race: a
+        # refresh applies only if no refresh that began later has applied, and keeps every
+        # state `put` since its query began (the query may not have seen it).
+        self._lock = threading.Lock()
+        self._began = 0  # refreshes begun
+        self._applied = 0  # the newest refresh applied (by when it began)
+        self._puts = 0  # states put
+        self._recent: list[tuple[int, Key, DeviceState]] = []  # (put number, key, state)
 
     def reload(self) -> None:
         """Replace the whole map in one assignment: readers never see a half-built one.
 
         `generation` changes only when the content did: servers replay decisions made under
         the same generation (see `ServerService.replay_if_valid`)."""
+        with self._lock:
+            self._began += 1
+            ticket, puts_before = self._began, self._puts
         fresh = load_restricted(self.store)
-        if fresh != self._by_key:
-            self._scoped = any(kind.startswith(SCOPED_PREFIX) for kind, _ in fresh)
-            self._by_key = fresh
-            self.generation = next(self._generations)
+        with self._lock:
+            if ticket < self._applied:
+                return  # a refresh that began later has applied a newer view
+            self._applied = ticket
+            # a put before this query began was committed before it: the query has it (or
+            # its release); later ones it may lack
+            self._recent = [entry for entry in self._recent if entry[0] > puts_before]
+            for _, key, state in self._recent:
+                fresh[key] = state
+            if fresh != self._by_key:
+                self._scoped = any(kind.startswith(SCOPED_PREFIX) for kind, _ in fresh)
+                self._by_key = fresh
+                self.generation = next(self._generations)
 
     def start(self) -> None:
         self.reload()
@@ -138,13 +160,18 @@ class StateCache:
         return NO_STATE
 
     def put(self, keys: Iterable[Key], state: DeviceState) -> None:
-        """Make a state this server just wrote visible at once (copy-on-write)."""
-        by_key = dict(self._by_key)
-        for kind, value in keys:
-            by_key[(kind, normalise_key(kind, value))] = state
-            self._scoped |= kind.startswith(SCOPED_PREFIX)
-        self._by_key = by_key
-        self.generation = next(self._generations)
+        """Make a state this server just wrote (and committed) visible at once
+        (copy-on-write)."""
+        with self._lock:
+            by_key = dict(self._by_key)
+            for kind, value in keys:
+                key = (kind, normalise_key(kind, value))
+                by_key[key] = state
+                self._puts += 1
+                self._recent.append((self._puts, key, state))
+                self._scoped |= kind.startswith(SCOPED_PREFIX)
+            self._by_key = by_key
+            self.generation = next(self._generations)
 
     def __len__(self) -> int:
         return len(self._by_key)

@@ -205,6 +205,12 @@ class Metrics:
             "Decision-log batches that failed to commit (their requests got 503).",
             registry=r,
         )
+        self.log_lost = Counter(
+            "devicegate_log_lost_records",
+            "Decisions answered before their commit (--log-ack buffered) whose batch then "
+            "failed to commit: acknowledged, never logged.",
+            registry=r,
+        )
         self.state_failures = Counter(
             "devicegate_state_refresh_failures",
             "Failed reloads of the device-state cache (the last good state stays).",

@@ -1,4 +1,5 @@
-"""Run the app under uvicorn (httptools + uvloop), with SIGHUP reload and the Postfix server.
+"""Run the app under uvicorn (httptools + uvloop), with SIGHUP reload and the Postfix server;
+tell systemd when it is ready (`sdnotify`).
 
 uvicorn was chosen by measurement (benchmarks/forward_auth.py measures the bare app on the
 same server): one worker process, one event loop; the writer and state threads beside it.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 import signal
 from collections.abc import Callable
 from datetime import timedelta
@@ -20,6 +22,7 @@ from devicegate.server.admin import reload_policy
 from devicegate.server.app import DevicegateApp
 from devicegate.server.config import ServerConfig
 from devicegate.server.protocol import DevicegateHttpProtocol
+from devicegate.server.sdnotify import notify
 
 if TYPE_CHECKING:
     from devicegate.adapters.postfix import PostfixPolicyServer
@@ -87,6 +90,12 @@ async def serve(app: DevicegateApp, config: ServerConfig) -> None:
         task.add_done_callback(pending.discard)
 
     loop.add_signal_handler(signal.SIGHUP, on_hup)
+    ready = asyncio.ensure_future(_notify_ready(server, app))
+
+    async def stopping() -> None:
+        notify("STOPPING=1")
+
+    app.on_shutdown.insert(0, stopping)  # first thing on shutdown: systemd sees it at once
     postfix = postfix_server(app, config)
     if postfix is not None:
         await postfix.start()
@@ -94,9 +103,21 @@ async def serve(app: DevicegateApp, config: ServerConfig) -> None:
     try:
         await server.serve()
     finally:
+        ready.cancel()
         if postfix is not None:
             await postfix.close()
         loop.remove_signal_handler(signal.SIGHUP)
+
+
+async def _notify_ready(server: uvicorn.Server, app: DevicegateApp) -> None:
+    """READY=1 to systemd (`Type=notify`) once the HTTP port listens: the lifespan (log
+    writer, state cache) has started and the Postfix port, opened before, is listening too."""
+    while not server.started:
+        if server.should_exit:
+            return
+        await asyncio.sleep(0.01)
+    version = app.service.snapshot.version
+    notify(f"READY=1\nSTATUS=serving policy {version}\nMAINPID={os.getpid()}")
 
 
 def run(app: DevicegateApp, config: ServerConfig) -> None:

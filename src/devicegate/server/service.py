@@ -12,8 +12,9 @@ A rule whose effect is `quarantine` also puts the device on hold in the store (s
 the hold is durable before the answer), so it stays blocked on every server until an operator
 releases it. The built-in compromised/held rules never create holds: their state already is one.
 
-`reload()` compiles the new policy off to the side and swaps one reference: requests see the
-old snapshot or the new one, never a mix. An invalid policy raises and the old one stays.
+`reload()` waits until the configured files have stopped changing (`policy.settled`), compiles
+the new policy off to the side and swaps one reference: requests see the old snapshot or the
+new one, never a mix. An invalid policy raises and the old one stays.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from devicegate.policy import Snapshot, decide
 from devicegate.serialize import signals_from_json, signals_json
 from devicegate.server.binding import bind_signals, hold_keys
 from devicegate.server.config import ServerConfig
-from devicegate.server.decision_log import Batch, DecisionLog
+from devicegate.server.decision_log import TEMPLATES_MAX, Batch, DecisionLog
 from devicegate.server.device_state import StateCache
 from devicegate.server.log_rows import Row
 from devicegate.server.metrics import Cell, Metrics
@@ -68,7 +69,8 @@ class Prepared:
     """One decision with everything needed to log it again without deciding again.
 
     A server may *replay* it for an identical request while the snapshot, the device-state
-    generation and the policy segment (`valid_until`) are unchanged: the engine would return
+    generation and the policy segment (`valid_from`..`valid_until`) are unchanged — on the
+    wall clock, which may step back as well as forward: the engine would return
     the same Decision object then (its caches are keyed the same way), so a replay differs
     from deciding only in the work it skips. Every replay is logged and counted like a
     decision."""
@@ -83,6 +85,7 @@ class Prepared:
     snapshot: Snapshot
     generation: int
     valid_until: float  # epoch seconds; -inf: never replay (a decision for a given time)
+    valid_from: float  # epoch seconds: the segment's start (a clock stepped back leaves it)
 
 
 class Kept(Protocol):
@@ -124,6 +127,7 @@ class ServerService:
             ack=config.log_ack,
             on_batch=metrics.batch,
             on_failure=metrics.log_failures.inc,
+            on_lost=metrics.log_lost.inc,
         )
         metrics.log_pending.set_function(lambda: float(self.log.pending))
         self._seen: BoundedCache[SightingKey, float] = BoundedCache(SIGHTING_CACHE_MAX)
@@ -136,6 +140,10 @@ class ServerService:
         )
         self._counter = 0
         self._tids = itertools.count(1)
+        # template id by content: a decision made again with the same outcome (after a hold
+        # or release elsewhere ended every replay) reuses its template instead of sending
+        # the writer another copy (each copy is kept there until TEMPLATES_MAX)
+        self._template_ids: BoundedCache[tuple[Row, Row | None], int] = BoundedCache(TEMPLATES_MAX)
         self._publish(snapshot)
 
     # ---- DecisionService -----------------------------------------------------------------
@@ -182,6 +190,15 @@ class ServerService:
         canonical, unbound, profile, state, decision = self._judge(
             snapshot, user, resource, signals, when
         )
+        if log.isEnabledFor(logging.DEBUG):  # one line a decision, for any adapter
+            log.debug(
+                "%s: %s on %s -> %s (%s)",
+                adapter.name,
+                canonical,
+                resource,
+                decision.action.value,
+                decision.rule or "default",
+            )
         if (
             evidence
             and decision.action is Action.QUARANTINE
@@ -229,9 +246,13 @@ class ServerService:
                 device.platform,
                 signals_text,
             )
+        tid = self._template_ids.get((row, sighting))
+        if tid is None:
+            tid = next(self._tids)
+            self._template_ids.put((row, sighting), tid)
         prepared = Prepared(
             decision=decision,
-            tid=next(self._tids),
+            tid=tid,
             row=row,
             sighting=sighting,
             sighting_key=sighting_key,
@@ -242,6 +263,7 @@ class ServerService:
             snapshot=snapshot,
             generation=generation,
             valid_until=snapshot.valid_until(canonical, ts) if at is None else -math.inf,
+            valid_from=snapshot.valid_from(canonical, ts),
         )
         return prepared, self._append(prepared, ts, now)
 
@@ -272,7 +294,7 @@ class ServerService:
         if (
             prepared.snapshot is self._snapshot
             and prepared.generation == self.state.generation
-            and now < prepared.valid_until
+            and prepared.valid_from <= now < prepared.valid_until
         ):
             return self._append(prepared, now, now)
         return None
@@ -429,7 +451,9 @@ class ServerService:
 
     # ---- reload -------------------------------------------------------------------------------
     def reload(self) -> Snapshot:
-        """Load and compile the configured files; swap only when that fully succeeded."""
+        """Load and compile the configured files once they have stopped changing (an editor
+        or a deployment may still be writing them: `policy.settled`); swap only when that
+        fully succeeded."""
         try:
             snapshot = self.inputs.reload()
         except Exception:

@@ -29,6 +29,7 @@ from pathlib import Path
 from devicegate.directory import EMPTY_DIRECTORY, Directory, load_directory
 from devicegate.inventory import EMPTY_INVENTORY, Inventory, load_inventory
 from devicegate.policy import Snapshot, compile_policy, load_policy
+from devicegate.policy.settled import SETTLE, load_settled
 from devicegate.sources.config import is_source_file
 from devicegate.sources.refresh import Refresher, SourceMetrics
 from devicegate.sources.sync import Served, Source
@@ -65,8 +66,10 @@ class Inputs:
         store: Store,
         max_removal: float | None = None,
         on_change: Callable[[Snapshot], None] | None = None,
+        settle: float = SETTLE,
     ) -> None:
         self.policy = tuple(policy)
+        self.settle = settle
         self.store = store
         self.max_removal = max_removal
         self.on_change = on_change
@@ -113,8 +116,17 @@ class Inputs:
         )
 
     def reload(self) -> Snapshot:
-        """Read the policy files — and a directory or inventory given as a file — again and
-        compile; raises (and keeps what is served) when any of them is invalid."""
+        """Read the policy files — and a directory or inventory given as a file — again, once
+        they have stopped changing (`policy.settled`: an editor or a deployment may still be
+        writing them), and compile; raises (and keeps what is served) when any is invalid."""
+        files = [*self.policy, *(i.path for i in self._files_read() if i.path is not None)]
+        return load_settled(self._reload, files, settle=self.settle)
+
+    def _files_read(self) -> list[_Input]:
+        """The directory and inventory read from files (not from sources)."""
+        return [i for i in (self._directory, self._inventory) if i.source is None]
+
+    def _reload(self) -> Snapshot:
         with self._lock:
             directory, inventory = self._directory, self._inventory
             try:

@@ -181,13 +181,13 @@ class Backup:
             for domain, relative_path in cursor:
                 if isinstance(domain, str) and isinstance(relative_path, str):
                     yield domain, relative_path
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             raise ArtefactError(f"Manifest.db cannot be read ({exc})") from None
 
     def _query(self, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
         try:
             return self._db.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:  # a schema name that is not UTF-8
             raise ArtefactError(f"Manifest.db cannot be read ({exc})") from None
 
     def metadata_blob(self, entry: Entry) -> bytes | None:

@@ -186,10 +186,18 @@ def replay(
             raise ArtefactError(f"`{what}` cannot be copied to replay its log ({exc})") from None
 
 
+def _lenient_text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
+
+
 def load(data: bytes | bytearray, what: str) -> sqlite3.Connection:
     """An in-memory connection to the database in `data` (header checked, not the pages)."""
     check_header(data, what)
     connection = sqlite3.connect(":memory:")
+    # Text that is not UTF-8 (a corrupt or forged row) reads with U+FFFD in place of the bad
+    # bytes instead of raising mid-query: the row then fails verification like any other
+    # bad row (Manifest.db: its fileID no longer matches) and is reported, not a crash.
+    connection.text_factory = _lenient_text
     try:
         connection.deserialize(rollback_image(data))
     except sqlite3.Error as exc:

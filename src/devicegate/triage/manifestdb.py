@@ -57,7 +57,7 @@ def open_manifest_db(
     except (ArtefactError, BackupCorruptError) as exc:
         db.close()
         raise BackupCorruptError(exc.message) from None
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, UnicodeDecodeError) as exc:  # names in the schema not UTF-8
         db.close()
         raise BackupCorruptError(f"Manifest.db has no usable `Files` table ({exc})") from None
     return db, problem

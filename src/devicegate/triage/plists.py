@@ -33,6 +33,7 @@ _PLIST_FAILURES = (
     struct.error,
     ExpatError,
     UnicodeError,
+    LookupError,  # an XML declaration naming an encoding Python does not know
 )
 
 

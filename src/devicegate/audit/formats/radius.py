@@ -72,7 +72,10 @@ class Parser:
         at = header
         stamp = attrs.get("Timestamp")
         if stamp is not None and stamp.isdigit():
-            at = datetime.fromtimestamp(int(stamp), UTC)
+            try:  # `isdigit` admits "²"; a forged stamp can lie beyond year 9999
+                at = datetime.fromtimestamp(int(stamp), UTC)
+            except (ValueError, OverflowError, OSError):
+                raise LineError(f"bad Timestamp `{stamp[:40]}`") from None
         assert at is not None
         return (
             Event(

@@ -43,6 +43,7 @@ class Parser:
         self.ctx = ctx
         self.skipped = 0
         self.fields: dict[str, int] | None = None
+        self.width = 0  # values a data line has: fields named, repeats included
 
     def feed(self, line: str, number: int) -> Sequence[Event]:
         text = line.rstrip("\r\n")
@@ -53,14 +54,19 @@ class Parser:
                 names = text[len("#Fields:") :].split()
                 if not names:
                     raise LineError("empty #Fields directive")
-                self.fields = {field.lower(): i for i, field in enumerate(names)}
+                # a name given twice keeps its first place (IIS never repeats one; a log
+                # that does must not make a line's values misread or unreadable)
+                self.fields = {}
+                for i, field in enumerate(names):
+                    self.fields.setdefault(field.lower(), i)
+                self.width = len(names)
             self.skipped += 1
             return ()
         if self.fields is None:
             raise LineError("data line before any #Fields directive")
         values = text.split(" ")
-        if len(values) != len(self.fields):
-            raise LineError(f"{len(values)} values for {len(self.fields)} #Fields")
+        if len(values) != self.width:
+            raise LineError(f"{len(values)} values for {self.width} #Fields")
         fields = self.fields
 
         def get(field: str) -> str | None:
