@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml scripts/system-deps.sh $(wildcard scripts/deps/*.txt)
 	bash scripts/system-deps.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,postgres,triage,spark]'
+	$(BIN)/python -m pip install -q -e '.[test,postgres,triage,spark,console]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from xml.sax.saxutils import escape
 
 #: colour per series name; darker than Material's defaults so labels in them read (WCAG AA)
@@ -209,7 +209,8 @@ def timeline(
     """Each span on one calendar: the notice period hatched light, the time in force solid,
     an open end running to the right edge; a vertical line marks `today`."""
     row_h = 24
-    height = max(1, len(spans)) * row_h + 34
+    top = 20
+    height = max(1, len(spans)) * row_h + top + 22
     dates = [d for s in spans for d in (s.notice, s.start, s.end) if d] + [today]
     lo = first or min(dates)
     hi = last or max(dates)
@@ -223,7 +224,7 @@ def timeline(
 
     body: list[str] = []
     for i, span in enumerate(spans):
-        y = 8 + i * row_h
+        y = top + i * row_h
         body.append(_text(left - 8, y + 12, span.label, "end"))
         color = _color(span.kind)
         if span.notice is not None and span.notice < span.start:
@@ -243,11 +244,13 @@ def timeline(
         )
     tx = x_of(today)
     body.append(
-        f'<line class="today" x1="{tx:.1f}" y1="2" x2="{tx:.1f}" y2="{height - 18}" '
+        f'<line class="today" x1="{tx:.1f}" y1="{top - 4}" x2="{tx:.1f}" y2="{height - 18}" '
         f'stroke="{INK}" stroke-width="2"/>'
     )
-    body.append(_text(tx, height - 6, f"{today_text} {today.isoformat()}", "middle"))
-    body.append(_text(left, height - 6, lo.isoformat()))
+    anchor = "start" if tx < left + room / 2 else "end"
+    body.append(_text(tx + (4 if anchor == "start" else -4), 12, f"{today_text} {today}", anchor))
+    body.append(_text(left, height - 4, lo.isoformat()))
+    body.append(_text(left + room, height - 4, (lo + timedelta(days=days)).isoformat(), "end"))
     return _svg(width, height, label, body)
 
 

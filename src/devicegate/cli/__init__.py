@@ -72,6 +72,7 @@ COMMAND_MODULES = (
     "devicegate.cli.decisions_cmd",
     "devicegate.cli.audit_cmd",
     "devicegate.cli.notify_cmd",
+    "devicegate.cli.console_cmd",
 )
 
 

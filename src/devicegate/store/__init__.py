@@ -397,6 +397,10 @@ class Store:
         found = self._records(t.devices.c.device_ref == device_ref)
         return found[0] if found else None
 
+    def devices_of_user(self, user: str) -> list[DeviceRecord]:
+        """The devices the store links to `user` (held or judged), most recently seen first."""
+        return self._records(sa.func.lower(t.devices.c.user) == user.lower())
+
     def list_devices(self, *, only_restricted: bool = False) -> list[DeviceRecord]:
         """Every device the store links identifiers for (each was held or given a verdict),
         most recently seen first; `only_restricted`: those held or compromised now."""
