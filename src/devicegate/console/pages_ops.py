@@ -21,7 +21,7 @@ from devicegate.console.web import render, runtime, who
 from devicegate.store import describe_seen
 from devicegate.store.activity import actions, record_action
 
-REASON_MAX = 2_000
+REASON_MAX = 2_000  # as the message says (translated: messages.py)
 RELEASE_MAX = 500
 SOON = timedelta(days=7)
 
@@ -53,7 +53,7 @@ async def release(request: Request) -> Response:
         problem = (
             "choose at least one device"
             if not refs
-            else f"a release needs a reason (at most {REASON_MAX} characters)"
+            else "a release needs a reason (at most 2000 characters)"
         )
         context = {
             "devices": devices,
