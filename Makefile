@@ -2,12 +2,13 @@
 PY ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml scripts/system-deps.sh scripts/deps/*.txt | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml scripts/system-deps.sh scripts/npm-deps.sh scripts/deps/*.txt tests/console/js/package-lock.json | sha1sum | cut -c1-12)
 
 .PHONY: demo test lint typecheck unit system-deps venv clean bench
 
-$(STAMP): pyproject.toml scripts/system-deps.sh $(wildcard scripts/deps/*.txt)
+$(STAMP): pyproject.toml scripts/system-deps.sh scripts/npm-deps.sh $(wildcard scripts/deps/*.txt) tests/console/js/package-lock.json
 	bash scripts/system-deps.sh
+	bash scripts/npm-deps.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test,postgres,triage,spark,console]'
@@ -41,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/audit.py
 	$(BIN)/python benchmarks/audit_fallback.py
 	$(BIN)/python benchmarks/audit_floors.py
+	$(BIN)/python benchmarks/console.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
