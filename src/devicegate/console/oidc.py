@@ -23,18 +23,21 @@ log = logging.getLogger("devicegate.console")
 
 def client(settings: ConsoleConfig) -> Any:
     """The authlib client for the configured provider."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # authlib's notice about its own httpx module
-        from authlib.integrations.starlette_client import OAuth
+    # authlib announces a rename of its httpx integration on import; nothing to act on here
+    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+    from authlib.integrations.starlette_client import OAuth
 
     assert settings.oidc is not None
     oauth = OAuth()
+    kwargs = {"scope": settings.oidc.scopes, "code_challenge_method": "S256"}
+    if settings.oidc.client_secret is None:  # a public client: PKCE alone binds the code
+        kwargs["token_endpoint_auth_method"] = "none"
     oauth.register(
         "console",
         client_id=settings.oidc.client_id,
         client_secret=settings.oidc.client_secret,
         server_metadata_url=settings.oidc.issuer.rstrip("/") + "/.well-known/openid-configuration",
-        client_kwargs={"scope": settings.oidc.scopes, "code_challenge_method": "S256"},
+        client_kwargs=kwargs,
     )
     return oauth.console
 
