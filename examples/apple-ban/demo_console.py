@@ -59,8 +59,9 @@ def _signals(device: object, resource: str) -> object:
     easid = getattr(device, "activesync_id", None)
     if vendor == "Apple" and platform == "iOS":
         if resource == "email" and easid:
-            return Signals(user_agent=IPHONE_EAS, activesync_device_id=easid,
-                           activesync_device_type="iPhone")
+            return Signals(
+                user_agent=IPHONE_EAS, activesync_device_id=easid, activesync_device_type="iPhone"
+            )
         return Signals(user_agent=IPHONE_EAS)
     agent = {
         ("Apple", "iPadOS"): IPAD_SAFARI,
@@ -75,8 +76,9 @@ def _spoofed(easid: str) -> object:
     """A mail client that claims Android in its User-Agent and iPhone in ActiveSync."""
     from devicegate.model import Signals
 
-    return Signals(user_agent=ANDROID_CHROME, activesync_device_id=easid,
-                   activesync_device_type="iPhone")
+    return Signals(
+        user_agent=ANDROID_CHROME, activesync_device_id=easid, activesync_device_type="iPhone"
+    )
 
 
 async def _simulate(service: object, snapshot: object, rng: random.Random) -> int:
@@ -145,17 +147,35 @@ def run() -> None:
     store.record_verdict(
         keys=[("serial", phone.serial or ""), ("device_id", phone.device_id)],
         verdict="compromised",
-        evidence=[{"indicator": "process", "summary": "known spyware process name in DataUsage.sqlite"}],
+        evidence=[
+            {"indicator": "process", "summary": "known spyware process name in DataUsage.sqlite"}
+        ],
         scan_id="demo-scan-1",
         source="backup of 2023-07-18",
     )
     started = datetime(2023, 7, 10, 7, tzinfo=UTC)
-    record_heartbeat(store, "gateway-1", policy_version=snapshot.version, started_at=started,
-                     software="devicegate demo", now=datetime(2023, 7, 21, 14, 59, tzinfo=UTC))
-    record_heartbeat(store, "mail-1", policy_version="0123456789ab", started_at=started,
-                     software="devicegate demo", now=datetime(2023, 7, 20, 9, 0, tzinfo=UTC))
-    rolled = RollupUpdater(store, lambda u: (snapshot.directory.get(u) or _Nobody).unit,
-                           str(snapshot.timezone), batch=10_000).catch_up()
+    record_heartbeat(
+        store,
+        "gateway-1",
+        policy_version=snapshot.version,
+        started_at=started,
+        software="devicegate demo",
+        now=datetime(2023, 7, 21, 14, 59, tzinfo=UTC),
+    )
+    record_heartbeat(
+        store,
+        "mail-1",
+        policy_version="0123456789ab",
+        started_at=started,
+        software="devicegate demo",
+        now=datetime(2023, 7, 20, 9, 0, tzinfo=UTC),
+    )
+    rolled = RollupUpdater(
+        store,
+        lambda u: (snapshot.directory.get(u) or _Nobody).unit,
+        str(snapshot.timezone),
+        batch=10_000,
+    ).catch_up()
     store.engine.dispose()
     shown = STORE.relative_to(ROOT)
     print(f"   {made} decisions by the serve service's writer, {rolled} rolled up, in {shown}")

@@ -155,8 +155,7 @@ def lines(
         return top + (height - top - bottom) * (1 - v / most)
 
     body.append(
-        f'<line x1="{left}" y1="{y_of(0):.1f}" x2="{width - 10}" y2="{y_of(0):.1f}" '
-        'stroke="#667"/>'
+        f'<line x1="{left}" y1="{y_of(0):.1f}" x2="{width - 10}" y2="{y_of(0):.1f}" stroke="#667"/>'
     )
     body.append(_text(left - 6, y_of(most) + 4, str(most), "end"))
     body.append(_text(left - 6, y_of(0) + 4, "0", "end"))
@@ -235,11 +234,11 @@ def timeline(
                 f"{escape(f'{span.label}: notice from {span.notice}')}</title></rect>"
             )
         end = x_of(span.end) if span.end is not None else left + room
+        until = f" until {span.end}" if span.end else ""
         body.append(
             f'<rect class="active" x="{x_of(span.start):.1f}" y="{y}" '
             f'width="{max(1.0, end - x_of(span.start)):.1f}" height="{row_h - 8}" '
-            f'fill="{color}"><title>'
-            f"{escape(f'{span.label}: from {span.start}' + (f' until {span.end}' if span.end else ''))}"
+            f'fill="{color}"><title>{escape(f"{span.label}: from {span.start}{until}")}'
             "</title></rect>"
         )
     tx = x_of(today)

@@ -18,11 +18,11 @@ from typing import Any
 
 import httpx
 import pytest
-
-from devicegate.store import Store, open_store
 from tests.conftest import require
 from tests.console.world import World, send_traffic, write_world
 from tests.server import procs
+
+from devicegate.store import Store, open_store
 
 HERE = Path(__file__).resolve().parent
 AXE = HERE / "js" / "node_modules" / "axe-core" / "axe.min.js"

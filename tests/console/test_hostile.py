@@ -10,23 +10,23 @@ import re
 import subprocess
 import threading
 from collections.abc import Coroutine, Iterator
-from typing import Any, TypeVar
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.console.world import write_world
+from tests.server import procs
+from tests.store.logrows import Said, write
 
 from devicegate.cli.common import load_snapshot
 from devicegate.console import ConsoleConfig, ProxySettings, create_app
 from devicegate.console.runtime import Runtime
 from devicegate.console.web import CSP
 from devicegate.store import open_store
-from tests.console.world import write_world
-from tests.server import procs
-from tests.store.logrows import Said, write
 
 ROUTES = [
     "/",
@@ -39,8 +39,23 @@ ROUTES = [
     "/whatif",
     "/activity",
 ]
-PARAMS = ["days", "sort", "dir", "format", "action", "unit", "resource", "rule", "adapter",
-          "paused", "candidate", "at", "before", "after", "next"]
+PARAMS = [
+    "days",
+    "sort",
+    "dir",
+    "format",
+    "action",
+    "unit",
+    "resource",
+    "rule",
+    "adapter",
+    "paused",
+    "candidate",
+    "at",
+    "before",
+    "after",
+    "next",
+]
 
 
 T = TypeVar("T")
@@ -109,19 +124,25 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
 text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     route=st.sampled_from(ROUTES),
     params=st.dictionaries(st.sampled_from(PARAMS), text, max_size=5),
     tail=text,
 )
-def test_fuzzed_queries_never_fail(client: TestClient, route: str, params: dict[str, str], tail: str) -> None:
+def test_fuzzed_queries_never_fail(
+    client: TestClient, route: str, params: dict[str, str], tail: str
+) -> None:
     path = route if not tail or route == "/" else f"{route}{quote(tail, safe='')}"
     answer = client.get(path, params=params, follow_redirects=False)
     assert answer.status_code < 500, (path, params, answer.text[:500])
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(form=st.dictionaries(st.sampled_from(["csrf", "device", "reason", "lang", "next"]), text))
 def test_fuzzed_posts_are_refused_cleanly(client: TestClient, form: dict[str, str]) -> None:
     for path in ("/quarantine/release", "/language", "/logout"):
@@ -151,7 +172,9 @@ def test_proxy_headers_count_only_from_the_proxy(tmp_path: Path) -> None:
     proxy = ProxySettings((ipaddress.ip_network("127.0.0.2/32"),))
     with app_for(tmp_path, proxy=proxy, groups={"ops": "operator"}) as client:
         # the peer is 198.51.100.7, not the proxy's address
-        answer = client.get("/", headers={"X-Auth-Request-User": "mallory", "X-Auth-Request-Groups": "ops"})
+        answer = client.get(
+            "/", headers={"X-Auth-Request-User": "mallory", "X-Auth-Request-Groups": "ops"}
+        )
         assert answer.status_code == 403
         assert "mallory" not in answer.text
 
@@ -161,20 +184,49 @@ def test_dev_login_listens_on_loopback_only(tmp_path: Path) -> None:
     open_store(world.store_url)
     for host in ("0.0.0.0", "192.0.2.10", "::"):
         done = subprocess.run(
-            [procs.DEVICEGATE, "console", "-p", str(world.policy), "-d", str(world.directory),
-             "--store", world.store_url, "--dev-login", "operator", "--host", host],
-            capture_output=True, text=True, timeout=60, check=False,
+            [
+                procs.DEVICEGATE,
+                "console",
+                "-p",
+                str(world.policy),
+                "-d",
+                str(world.directory),
+                "--store",
+                world.store_url,
+                "--dev-login",
+                "operator",
+                "--host",
+                host,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert done.returncode == 2 and "refusing to listen" in done.stderr
         assert "Traceback" not in done.stderr
     done = subprocess.run(
         [procs.DEVICEGATE, "console", "-p", str(world.policy), "--store", world.store_url],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 2 and "no way to sign in" in done.stderr
     done = subprocess.run(
-        [procs.DEVICEGATE, "console", "-p", str(world.policy), "--store",
-         f"sqlite:///{tmp_path}/missing.db", "--dev-login", "viewer"],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            procs.DEVICEGATE,
+            "console",
+            "-p",
+            str(world.policy),
+            "--store",
+            f"sqlite:///{tmp_path}/missing.db",
+            "--dev-login",
+            "viewer",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 1 and "no store at" in done.stderr

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
-from devicegate.store.heartbeats import record_heartbeat
 from tests.console.conftest import Stack
 from tests.console.world import ANDROID, IPHONE, ask
+
+from devicegate.store.heartbeats import record_heartbeat
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from tests.conftest import require
 from tests.console.conftest import Console, Stack, start_console
 from tests.server import procs

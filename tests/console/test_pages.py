@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.console.conftest import Stack, axe_violations, shot
 from tests.console.world import SPOOF_ID, expected_overview
 
@@ -39,9 +38,7 @@ def held_ref(stack: Stack) -> str:
 
 
 @pytest.mark.parametrize("name", sorted(PAGES))
-def test_every_page_renders_accessibly(
-    stack: Stack, page: Any, name: str, tmp_path: Path
-) -> None:
+def test_every_page_renders_accessibly(stack: Stack, page: Any, name: str, tmp_path: Path) -> None:
     path = PAGES[name] or f"/devices/{held_ref(stack)}"
     response = page.goto(stack.operator.url + path)
     assert response.status == (404 if name == "not-found" else 200)
@@ -56,7 +53,9 @@ def _number_cells(page: Any, rule: str) -> dict[str, tuple[int, int, int]]:
     out = {}
     for i in range(rows.count()):
         row = rows.nth(i)
-        cells = [int(c) for c in row.locator("td[data-n]").evaluate_all("e => e.map(x => x.dataset.n)")]
+        cells = [
+            int(c) for c in row.locator("td[data-n]").evaluate_all("e => e.map(x => x.dataset.n)")
+        ]
         out[row.get_attribute("data-unit")] = (cells[0], cells[1], cells[2])
     return out
 

@@ -13,7 +13,6 @@ from typing import ClassVar
 
 import httpx
 import pytest
-
 from tests.console.conftest import Console, Stack, start_console
 from tests.server import procs
 
@@ -60,12 +59,17 @@ def sso() -> Iterator[int]:
         server.server_close()
 
 
+PASS = "        proxy_pass http://devicegate_console;"
+
+
 def session(token: str) -> dict[str, str]:
     return {"Cookie": f"sso={token}"}
 
 
 @pytest.fixture(scope="module")
-def gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Console]]:
+def gateway(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[int, Console]]:
     tmp = tmp_path_factory.mktemp("console-sso")
     console = start_console(
         stack.world,
@@ -77,20 +81,22 @@ def gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         "console-ops",
     )
     try:
-        with sso() as sso_port, procs.nginx(
-            tmp,
-            0,
-            0,
-            site="console-sso.conf",
-            listen="127.0.0.1:8446",
-            replace={
-                "127.0.0.1:8282": f"127.0.0.1:{console.port}",
-                "127.0.0.1:4180": f"127.0.0.1:{sso_port}",
-                # the test's nginx speaks to the console from 127.0.0.2, the test from .1
-                "        proxy_pass http://devicegate_console;": "        proxy_bind 127.0.0.2;\n"
-                "        proxy_pass http://devicegate_console;",
-            },
-        ) as port:
+        with (
+            sso() as sso_port,
+            procs.nginx(
+                tmp,
+                0,
+                0,
+                site="console-sso.conf",
+                listen="127.0.0.1:8446",
+                replace={
+                    "127.0.0.1:8282": f"127.0.0.1:{console.port}",
+                    "127.0.0.1:4180": f"127.0.0.1:{sso_port}",
+                    # the test's nginx speaks to the console from 127.0.0.2, the test from .1
+                    PASS: f"        proxy_bind 127.0.0.2;\n{PASS}",
+                },
+            ) as port,
+        ):
             yield port, console
     finally:
         procs.stop(console.proc)
@@ -123,9 +129,11 @@ def test_a_client_cannot_name_itself(gateway: tuple[int, Console]) -> None:
 
 def test_the_live_stream_passes_through(gateway: tuple[int, Console]) -> None:
     port, _ = gateway
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-        with client.stream("GET", "/live/stream", headers=session("alice-session")) as stream:
-            assert stream.status_code == 200
-            assert stream.headers["content-type"].startswith("text/event-stream")
-            first = next(stream.iter_raw())
-            assert first.startswith(b": connected")
+    with (
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client,
+        client.stream("GET", "/live/stream", headers=session("alice-session")) as stream,
+    ):
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        first = next(stream.iter_raw())
+        assert first.startswith(b": connected")

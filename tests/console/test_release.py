@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from tests.console.conftest import Stack, wait_until
 from tests.console.world import ANDROID, activesync, ask
 
@@ -61,7 +60,10 @@ def test_an_operator_releases_and_serve_allows_it(stack: Stack, page: Any) -> No
 def test_a_viewer_sees_no_release_control(stack: Stack, page: Any) -> None:
     page.goto(stack.viewer.url + "/quarantine")
     assert page.locator("tbody tr[data-device]").count() >= 1
-    assert page.locator("input[type=checkbox], #reason, form[action='/quarantine/release']").count() == 0
+    assert (
+        page.locator("input[type=checkbox], #reason, form[action='/quarantine/release']").count()
+        == 0
+    )
     assert "operator role" in page.locator("main").inner_text()
 
 

@@ -13,11 +13,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-
-from devicegate.store import open_store
 from tests.console.conftest import start_console, wait_until
 from tests.console.world import write_world
 from tests.server import procs
+
+from devicegate.store import open_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -31,7 +31,11 @@ UNITS = {"gov/a": 12, "gov/a/lab": 3, "gov/b": 8, "gov/c": 5, "gov/d": 4}
 
 def users() -> list[tuple[str, str]]:
     """(user id, unit) of everyone in the directory."""
-    return [(f"{unit.split('/')[-1]}{n:02d}", unit) for unit, count in UNITS.items() for n in range(1, count + 1)]
+    return [
+        (f"{unit.split('/')[-1]}{n:02d}", unit)
+        for unit, count in UNITS.items()
+        for n in range(1, count + 1)
+    ]
 
 
 def email(user: str) -> str:
@@ -142,7 +146,7 @@ def send_traffic(client: httpx.Client) -> None:
     """Everyone's morning: Apple users in gov/a are blocked (a02 is excepted, the lab
     allowed), gov/b is warned, gov/c shows report-only hits; d01's mail client lies (held);
     a09 sends markup in its User-Agent."""
-    for user, unit in users():
+    for user, _unit in users():
         apple = int(user[-2:]) % 2 == 1 or user == "a02"
         agent = IPHONE if apple else ANDROID
         for resource in ("web", "email"):
@@ -160,7 +164,7 @@ def expected_overview(store: Store, today: datetime) -> dict[tuple[str, str], tu
     unit_of = {u: unit for u, unit in users()}
     out: dict[tuple[str, str], list[int]] = {}
     for rule, scopes in scope.items():
-        for user, unit in users():
+        for _user, unit in users():
             if any(unit == s or unit.startswith(s + "/") for s in scopes):
                 out.setdefault((rule, unit), [0, 0, 0])[0] += 1
     lifted: dict[tuple[str, str], list[bool]] = defaultdict(list)

@@ -5,7 +5,7 @@ do not hold; heartbeats — on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import threading
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -167,7 +167,10 @@ def test_prune_by_age_stops_at_the_rollups_position(store: Store) -> None:
     now = datetime.now(UTC)
     write(
         store,
-        [(now - timedelta(days=100 - i, hours=-12), Said("a1@x", "allow", None)) for i in range(20)],
+        [
+            (now - timedelta(days=100 - i, hours=-12), Said("a1@x", "allow", None))
+            for i in range(20)
+        ],
     )
     roll = updater(store, batch=5)
     roll.step()  # rollups hold the 5 oldest only

@@ -94,8 +94,9 @@ def console(
     ] = None,
     locale: Annotated[
         str | None,
-        typer.Option("--locale", help="Show every page in this language (en, ru); default: "
-                     "the browser's."),
+        typer.Option(
+            "--locale", help="Show every page in this language (en, ru); default: the browser's."
+        ),
     ] = None,
     window_days: Annotated[
         int, typer.Option("--window-days", help="Days the overview counts users seen in.")
@@ -119,8 +120,13 @@ def console(
         if importlib.util.find_spec(module) is None:
             raise ExtraMissing("console", module)
 
-    from devicegate.console.config import ROLES, ConsoleConfig, OidcSettings, ProxySettings
-    from devicegate.console.config import is_loopback
+    from devicegate.console.config import (
+        ROLES,
+        ConsoleConfig,
+        OidcSettings,
+        ProxySettings,
+        is_loopback,
+    )
     from devicegate.errors import UsageError
     from devicegate.timeutil import parse_at
 
@@ -165,7 +171,9 @@ def console(
         raise UsageError(f"--locale `{locale}` is not shipped", hint="en or ru")
     if not 1 <= window_days <= 90:
         raise UsageError("--window-days must be between 1 and 90")
-    secret_key = _read(session_secret_file, "--session-secret-file") if session_secret_file else None
+    secret_key = (
+        _read(session_secret_file, "--session-secret-file") if session_secret_file else None
+    )
     if candidates is not None and not candidates.is_dir():
         raise UsageError(f"--candidates: `{candidates}` is not a folder")
     config = ConsoleConfig(
@@ -209,14 +217,18 @@ def run(config: object) -> None:
     signin = (
         f"dev login as {config.dev_login}"
         if config.dev_login
-        else ", ".join(x for x in ("OIDC" if config.oidc else "", "proxy headers" if config.proxy else "") if x)
+        else ", ".join(
+            x for x in ("OIDC" if config.oidc else "", "proxy headers" if config.proxy else "") if x
+        )
     )
     err(
         f"devicegate console: policy {snapshot.version}, store {shown_url(config.store_url)}, "
         f"http://{config.host}:{config.port}, sign-in: {signin}"
     )
     try:
-        uvicorn.run(app, host=config.host, port=config.port, log_level="warning", proxy_headers=False)
+        uvicorn.run(
+            app, host=config.host, port=config.port, log_level="warning", proxy_headers=False
+        )
     finally:
         runtime.stop()
 
@@ -235,4 +247,3 @@ def _read(path: Path, flag: str) -> bytes:
 
 def register(app: typer.Typer) -> None:
     app.command("console")(console)
-

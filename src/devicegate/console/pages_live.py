@@ -17,9 +17,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from devicegate.console import raw
+from devicegate.console.i18n import Formats
 from devicegate.console.units import under, unit_index
 from devicegate.console.web import environment, locale_of, render, runtime, who
-from devicegate.console.i18n import Formats
 
 FIELD_MAX = 320
 #: a stream ends after this long (the browser's EventSource reconnects by itself)
@@ -88,9 +88,7 @@ async def stream(request: Request) -> Response:
             if await request.is_disconnected():
                 return
             try:
-                rows, last = await run_in_threadpool(
-                    raw.live_after, rt.store, last, filters, users
-                )
+                rows, last = await run_in_threadpool(raw.live_after, rt.store, last, filters, users)
             except Exception:  # the store is away: say nothing, try again next round
                 rows = []
             for row in rows:

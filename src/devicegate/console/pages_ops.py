@@ -18,6 +18,7 @@ from starlette.responses import RedirectResponse, Response
 
 from devicegate.console.auth import CSRF_FIELD, Forbidden, csrf_ok
 from devicegate.console.web import render, runtime, who
+from devicegate.policy.compile import CompiledException
 from devicegate.store import describe_seen
 from devicegate.store.activity import actions, record_action
 
@@ -100,7 +101,9 @@ def exceptions(request: Request) -> Response:
     now = rt.now().timestamp()
     days = request.query_params.get("days", "")
     soon = timedelta(days=int(days)) if days.isdigit() and 0 < int(days) <= 365 else SOON
-    active, ending, ended = [], [], []
+    active: list[CompiledException] = []
+    ending: list[CompiledException] = []
+    ended: list[CompiledException] = []
     for exc in rt.snapshot.exceptions:
         if exc.end <= now:
             ended.append(exc)

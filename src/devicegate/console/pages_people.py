@@ -19,7 +19,8 @@ from devicegate.console.web import NotFound, render, runtime, who
 from devicegate.directory.names import normalise_name
 from devicegate.errors import SignalError
 from devicegate.impact import inventory_signals
-from devicegate.model import NO_STATE, DeviceState, Request as DecisionRequest
+from devicegate.model import NO_STATE, DeviceState
+from devicegate.model import Request as DecisionRequest
 from devicegate.policy import Snapshot, explain
 from devicegate.serialize import signals_from_json
 from devicegate.store import describe_seen
@@ -30,7 +31,7 @@ HISTORY = timedelta(days=30)
 def _explained(
     snapshot: Snapshot, decisions: list[raw.LoggedDecision], state: DeviceState
 ) -> list[tuple[raw.LoggedDecision, list[str]]]:
-    out = []
+    out: list[tuple[raw.LoggedDecision, list[str]]] = []
     for d in decisions:
         try:
             signals = signals_from_json(dict(d.signals))

@@ -51,7 +51,9 @@ def overview(request: Request) -> Response:
     spans = [
         Span(
             r.id,
-            datetime.fromtimestamp(r.notice_start, zone).date() if r.notice_start < r.start else None,
+            datetime.fromtimestamp(r.notice_start, zone).date()
+            if r.notice_start < r.start
+            else None,
             r.start_at.astimezone(zone).date(),
             r.until_at.astimezone(zone).date() if r.until_at else None,
             "report-only" if r.report_only else r.effect.value,
@@ -103,7 +105,11 @@ def unit(request: Request) -> Response:
     )
     if request.query_params.get("format") == "csv":
         return _csv(request, rows, name)
-    children = sorted(u for u in index.every if u != name and under(u, name) and u.count("/") == name.count("/") + 1)
+    children = sorted(
+        u
+        for u in index.every
+        if u != name and under(u, name) and u.count("/") == name.count("/") + 1
+    )
     context = {
         "unit": name,
         "rows": rows,

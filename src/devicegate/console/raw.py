@@ -70,7 +70,7 @@ def _decisions(conn: sa.Connection, query: sa.Select[Any]) -> list[LoggedDecisio
         detail = r["detail"]
         out.append(
             LoggedDecision(
-                **{k: r[k] for k in r.keys() if k not in ("at", "detail", "id")},
+                **{k: r[k] for k in r if k not in ("at", "detail", "id")},
                 id=int(r["id"]),
                 at=assume_utc(r["at"]),
                 detail=detail if isinstance(detail, Mapping) else {},
@@ -85,12 +85,7 @@ def decisions_of_user(
     """The user's most recent decisions since `since` (index: details by user, then
     decisions by details id)."""
     d, x = t.decisions, t.decision_details
-    query = (
-        _select()
-        .where(x.c.user == user, d.c.at >= since)
-        .order_by(d.c.id.desc())
-        .limit(limit)
-    )
+    query = _select().where(x.c.user == user, d.c.at >= since).order_by(d.c.id.desc()).limit(limit)
     with store.engine.connect() as conn:
         return _decisions(conn, query)
 

@@ -93,9 +93,7 @@ def _daily(conn: sa.Connection, first: date, last: date) -> dict[tuple[str, str,
     return {(r[0], r[1], r[2]): int(r[3]) for r in rows}
 
 
-def progress(
-    store: Store, snapshot: Snapshot, today: date, days: int
-) -> list[RuleProgress]:
+def progress(store: Store, snapshot: Snapshot, today: date, days: int) -> list[RuleProgress]:
     """Per rollout rule, per unit: in scope, seen, excepted, ready, a per-day trend."""
     index = unit_index(snapshot)
     first, last = window(today, days)
@@ -196,9 +194,9 @@ def _exception_for(
     best = None
     ts = at.timestamp()
     for exc in snapshot.exceptions:
-        if exc.user in names and rule in exc.rules and exc.active(ts):
-            if best is None or exc.end > best.end:
-                best = exc
+        wanted = exc.user in names and rule in exc.rules and exc.active(ts)
+        if wanted and (best is None or exc.end > best.end):
+            best = exc
     return best
 
 

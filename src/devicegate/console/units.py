@@ -46,9 +46,7 @@ def unit_index(snapshot: Snapshot) -> UnitIndex:
         cls = snapshot.class_by_user.get(user.id)
         if cls is None:
             continue
-        unit = shown.get(user.unit)
-        if unit is None:
-            unit = shown[user.unit] = index.shown(user.unit)
+        unit = shown.get(user.unit) or shown.setdefault(user.unit, index.shown(user.unit))
         for rule_index, _depth in snapshot.classes[cls].rules:
             counts[(rule_index, unit)] += 1
     index.in_scope.update(counts)

@@ -148,7 +148,9 @@ def problem(request: Request, status: int, message: str) -> Response:
     except Forbidden:
         me = None
     try:
-        return render(request, "error.html", {"status": status, "message": message}, status=status, me=me)
+        return render(
+            request, "error.html", {"status": status, "message": message}, status=status, me=me
+        )
     except Exception:
         return Response(message, status_code=status, media_type="text/plain; charset=utf-8")
 

@@ -13,7 +13,6 @@ rule beside it.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -102,10 +101,9 @@ def compare(store: Store, current: Snapshot, candidate: Snapshot, at: datetime) 
     index = unit_index(current)
     subjects: list[tuple[str, Signals]] = []
     for device in current.inventory:
-        if device.user:
-            user = current.directory.get(device.user)
-            if user is not None:
-                subjects.append((user.id, inventory_signals(device)))
+        owner = current.directory.get(device.user) if device.user else None
+        if owner is not None:
+            subjects.append((owner.id, inventory_signals(device)))
     subjects += _recent_signals(store, at - timedelta(days=SIGHTINGS_DAYS))
     units: dict[str, UnitChange] = {}
     for user, signals in dict.fromkeys(subjects):
@@ -117,7 +115,9 @@ def compare(store: Store, current: Snapshot, candidate: Snapshot, at: datetime) 
         unit = index.shown(found.unit) if found else ""
         change = units.setdefault(unit, UnitChange(unit))
         (change.newly_blocked if then in REFUSED else change.newly_allowed).add(user)
-    return Comparison(at, sorted(units.values(), key=lambda u: u.unit), impact(candidate, at), len(subjects))
+    return Comparison(
+        at, sorted(units.values(), key=lambda u: u.unit), impact(candidate, at), len(subjects)
+    )
 
 
 def run(store: Store, folder: Path, name: str, current: Snapshot, at: datetime) -> Comparison:

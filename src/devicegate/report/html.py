@@ -19,8 +19,8 @@ import pyarrow.compute as pc
 
 from devicegate.audit.compliance import still_to_replace, unit_deadlines
 from devicegate.audit.tables import AuditTables
-from devicegate.policy import Snapshot
 from devicegate.charts import BarRow, hbars, lines
+from devicegate.policy import Snapshot
 from devicegate.report.assets import STYLE
 from devicegate.report.devices import by_model, devices_of, violating_devices, with_times
 

@@ -27,7 +27,7 @@ rolled-back insert leaves a gap for good). SQLite commits one writer at a time, 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -200,25 +200,25 @@ class RollupUpdater:
             total += done
             if done == 0 or (deadline is not None and self._clock() > deadline):
                 return total
-            if until_id is not None and (found := position(self.store)) is not None:
-                if found.last_id >= until_id:
-                    return total
+            found = position(self.store) if until_id is not None else None
+            if found is not None and until_id is not None and found.last_id >= until_id:
+                return total
 
-    def _contiguous(self, last: int, rows: list[Any]) -> list[Any]:
+    def _contiguous(self, last: int, rows: Sequence[Any]) -> list[Any]:
         """The rows up to the first gap in the ids that may still fill (PostgreSQL: an
         insert not yet committed); a gap older than `gap_wait` is taken as final."""
         if self._ordered:
-            return rows
+            return list(rows)
         expected = last + 1
         now = self._clock()
         for index, row in enumerate(rows):
             if row.id != expected:
                 first = self._gaps.setdefault(expected, now)
                 if now - first < self.gap_wait:
-                    return rows[:index]
+                    return list(rows[:index])
                 self._gaps.pop(expected, None)
             expected = row.id + 1
-        return rows
+        return list(rows)
 
     def _load_details(self, conn: sa.Connection, ids: set[int]) -> dict[int, _Detail]:
         missing = [i for i in ids if i not in self._details]
@@ -234,7 +234,7 @@ class RollupUpdater:
                     x.c.id.in_(chunk)
                 )
             ).mappings():
-                self._details[int(row["id"])] = _detail(row)
+                self._details[int(row["id"])] = _detail(dict(row))
         return {i: self._details[i] for i in ids}
 
     def _add(
@@ -329,7 +329,7 @@ def _stored_seen(
                 sa.select(s).where(s.c.day == day, s.c.user.in_(names[start : start + 500]))
             ).mappings():
                 if (row["day"], row["rule"], row["user"]) in seen:
-                    yield row
+                    yield dict(row)
 
 
 __all__ = ["REPORT_ONLY", "Position", "RollupUpdater", "UnitOf", "position"]
