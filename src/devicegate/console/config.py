@@ -56,6 +56,9 @@ class ConsoleConfig:
     window_days: int = 7
     at: datetime | None = None  # the console's "now" (demos, looking back); None: the clock
     rollup_interval: float = 2.0
+    #: seconds of rollup work a round at most: under heavy traffic the rollups trail the log
+    #: rather than take a core from `serve` (the pruner catches them up before it deletes)
+    rollup_budget: float = 0.5
     reload_interval: float = 2.0
     live_poll: float = 0.5
 

@@ -80,7 +80,10 @@ class Formats:
     def percent(self, value: float | None) -> str:
         if value is None:
             return "—"
-        return format_percent(value, format="#,##0.0%", locale=self.locale)
+        # the locale's own pattern (`#,##0 %` in Russian, `#,##0%` in English), one decimal
+        pattern = Locale.parse(self.locale).percent_formats[None].pattern
+        head, zero, tail = pattern.rpartition("0")
+        return format_percent(value, format=f"{head}{zero}.0{tail}", locale=self.locale)
 
     def moment(self, value: datetime | None) -> str:
         if value is None:

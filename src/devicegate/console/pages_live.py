@@ -22,6 +22,8 @@ from devicegate.console.units import under, unit_index
 from devicegate.console.web import environment, locale_of, render, runtime, who
 
 FIELD_MAX = 320
+#: rows sent a polling round at most (`live_poll`: 0.5 s by default, so 40 a second)
+SHOWN_PER_ROUND = 20
 #: a stream ends after this long (the browser's EventSource reconnects by itself)
 STREAM_SECONDS = 600.0
 
@@ -63,9 +65,9 @@ def live(request: Request) -> Response:
     return render(request, "live.html", context, me=me)
 
 
-def _event(html: str) -> bytes:
+def _event(html: str, name: str = "decision") -> bytes:
     lines = "".join(f"data: {line}\n" for line in html.splitlines() or [""])
-    return f"event: decision\n{lines}\n".encode()
+    return f"event: {name}\n{lines}\n".encode()
 
 
 async def stream(request: Request) -> Response:
@@ -77,6 +79,7 @@ async def stream(request: Request) -> Response:
     after = int(after_text) if after_text.isdigit() and len(after_text) < 19 else None
     locale = locale_of(request)
     template = environment(locale).get_template("_decision_row.html")
+    skipped = environment(locale).get_template("_skipped_row.html")
     fmt = Formats(locale, rt.snapshot.timezone)
 
     async def events() -> AsyncIterator[bytes]:
@@ -91,6 +94,11 @@ async def stream(request: Request) -> Response:
                 rows, last = await run_in_threadpool(raw.live_after, rt.store, last, filters, users)
             except Exception:  # the store is away: say nothing, try again next round
                 rows = []
+            # a person reads a few rows a second: under heavy traffic only the newest are sent,
+            # with how many were passed over (the stream must never cost `serve` its speed)
+            if len(rows) > SHOWN_PER_ROUND:
+                yield _event(skipped.render(n=len(rows) - SHOWN_PER_ROUND), "skipped")
+                rows = rows[-SHOWN_PER_ROUND:]
             for row in rows:
                 yield _event(template.render(d=row, fmt=fmt))
             await asyncio.sleep(rt.config.live_poll)

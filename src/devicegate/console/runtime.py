@@ -99,7 +99,7 @@ class Runtime:
     # ---- background work -----------------------------------------------------------------
     def roll_up(self) -> None:
         try:
-            self.updater.catch_up(seconds=1.0)
+            self.updater.catch_up(seconds=self.config.rollup_budget)
             self.rollup_error = None
         except sa.exc.SQLAlchemyError as exc:
             self.rollup_error = str(exc.__class__.__name__)
