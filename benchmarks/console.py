@@ -291,7 +291,8 @@ def naive_overview(db: Path, users: int, today: datetime, days: int = 7) -> floa
         "SELECT p.unit, x.rule, count(DISTINCT x.user), "
         'count(DISTINCT CASE WHEN x.detail LIKE \'%"excepted": ["%\' THEN x.user END) '
         f"{JOINED} WHERE d.at >= ? AND d.at < ? "
-        'AND (x.rule IS NOT NULL OR x.detail LIKE \'%"excepted": ["%\') GROUP BY p.unit, x.rule",
+        'AND (x.rule IS NOT NULL OR x.detail LIKE \'%"excepted": ["%\') '
+        "GROUP BY p.unit, x.rule",
         (first, end),
     ).fetchall()
     trend = conn.execute(
