@@ -30,7 +30,9 @@ REQUESTS_A_DAY = 3
 #: the console's "now": Friday of the first week of the ban, end of the working day
 CONSOLE_AT = "2023-07-21T18:00"
 
-IPHONE_EAS = "Apple-iPhone14C2/2003.1.1"
+sys.path.insert(0, str(HERE))
+from demo import ANDROID_CHROME, IPHONE_EAS, WINDOWS_EDGE  # noqa: E402
+
 IPAD_SAFARI = (
     "Mozilla/5.0 (iPad; CPU OS 16_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
     "Version/16.5 Mobile/15E148 Safari/604.1"
@@ -38,14 +40,6 @@ IPAD_SAFARI = (
 MAC_SAFARI = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 13_4) AppleWebKit/605.1.15 (KHTML, like Gecko) "
     "Version/16.5 Safari/605.1.15"
-)
-ANDROID_CHROME = (
-    "Mozilla/5.0 (Linux; Android 14; SM-S911B) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/120.0.6099.144 Mobile Safari/537.36"
-)
-WINDOWS_EDGE = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/120.0.0.0 Safari/537.36 Edg/120.0.2210.91"
 )
 LINUX_FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:115.0) Gecko/20100101 Firefox/115.0"
 

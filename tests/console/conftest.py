@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.audit.test_report import FLAGS as REPORT_FLAGS
 from tests.conftest import require
 from tests.console.world import World, send_traffic, write_world
 from tests.server import procs
@@ -27,15 +28,8 @@ from devicegate.store import Store, open_store
 HERE = Path(__file__).resolve().parent
 AXE = HERE / "js" / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+#: the flags the report's test runs Chromium with; Playwright adds --headless itself
+FLAGS = [flag for flag in REPORT_FLAGS if flag != "--headless"]
 
 
 @dataclass

@@ -5,58 +5,20 @@ believes them only from the proxy's address; the live stream passes through unbu
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
 
 import httpx
 import pytest
 from tests.console.conftest import Console, Stack, start_console
+from tests.security.conftest import sso as sso_of
 from tests.server import procs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SESSIONS = {
+SESSIONS: dict[str, str | tuple[str, str]] = {
     "alice-session": ("alice@ops.example", "console-ops"),
     "bob-session": ("bob@ops.example", "console-readers,payroll"),
 }
-
-
-class _Sso(BaseHTTPRequestHandler):
-    """oauth2-proxy's /oauth2/auth: 202 with the user and groups for a valid session cookie,
-    401 otherwise."""
-
-    sessions: ClassVar[dict[str, tuple[str, str]]] = SESSIONS
-
-    def do_GET(self) -> None:
-        if self.path.startswith("/oauth2/auth"):
-            cookie = self.headers.get("Cookie", "")
-            token = cookie.removeprefix("sso=") if cookie.startswith("sso=") else ""
-            found = self.sessions.get(token)
-            self.send_response(202 if found else 401)
-            if found:
-                self.send_header("X-Auth-Request-User", found[0])
-                self.send_header("X-Auth-Request-Groups", found[1])
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@contextmanager
-def sso() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Sso)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 PASS = "        proxy_pass http://devicegate_console;"
@@ -82,7 +44,7 @@ def gateway(
     )
     try:
         with (
-            sso() as sso_port,
+            sso_of(SESSIONS) as sso_port,
             procs.nginx(
                 tmp,
                 0,

@@ -10,17 +10,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+from tests.server.scenario import ANDROID_CHROME as ANDROID
+from tests.server.scenario import IPHONE_SAFARI as IPHONE
 
 from devicegate.store import Store
 
-IPHONE = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 16_5 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/16.5 Mobile/15E148 Safari/604.1"
-)
-ANDROID = (
-    "Mozilla/5.0 (Linux; Android 14; SM-S911B) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/120.0.6099.144 Mobile Safari/537.36"
-)
 #: a User-Agent carrying markup: every page must show it as text
 HOSTILE_UA = IPHONE + ' <script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 SPOOF_ID = "SPOOF0000DEVICE00000000000000001"

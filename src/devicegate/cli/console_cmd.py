@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from devicegate.cli.common import STORE_DEFAULT, DevicesOpt, DirectoryOpt, PolicyOpt, StoreOpt, err
+from devicegate.cli.common import (
+    STORE_DEFAULT,
+    DevicesOpt,
+    DirectoryOpt,
+    PolicyOpt,
+    StoreOpt,
+    err,
+    read_secret,
+)
 
 ROLE_HELP = "viewer or operator"
 
@@ -146,7 +154,7 @@ def console(
             raise UsageError("OIDC needs both --oidc-issuer and --oidc-client-id")
         secret = None
         if oidc_client_secret_file is not None:
-            secret = _read(oidc_client_secret_file, "--oidc-client-secret-file").decode()
+            secret = read_secret(oidc_client_secret_file, "--oidc-client-secret-file").decode()
         oidc = OidcSettings(oidc_issuer, oidc_client_id, secret, oidc_groups_claim)
     proxy = None
     if proxy_auth:
@@ -172,7 +180,7 @@ def console(
     if not 1 <= window_days <= 90:
         raise UsageError("--window-days must be between 1 and 90")
     secret_key = (
-        _read(session_secret_file, "--session-secret-file") if session_secret_file else None
+        read_secret(session_secret_file, "--session-secret-file") if session_secret_file else None
     )
     if candidates is not None and not candidates.is_dir():
         raise UsageError(f"--candidates: `{candidates}` is not a folder")
@@ -231,18 +239,6 @@ def run(config: object) -> None:
         )
     finally:
         runtime.stop()
-
-
-def _read(path: Path, flag: str) -> bytes:
-    from devicegate.errors import UsageError
-
-    try:
-        secret = path.read_bytes().strip()
-    except OSError as exc:
-        raise UsageError(f"{flag}: cannot read `{path}`: {exc.strerror}") from None
-    if len(secret) < 16:
-        raise UsageError(f"{flag}: the secret in `{path}` must be at least 16 characters")
-    return secret
 
 
 def register(app: typer.Typer) -> None:

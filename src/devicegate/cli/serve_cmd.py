@@ -9,7 +9,15 @@ from typing import Annotated
 
 import typer
 
-from devicegate.cli.common import STORE_DEFAULT, DevicesOpt, DirectoryOpt, PolicyOpt, StoreOpt, err
+from devicegate.cli.common import (
+    STORE_DEFAULT,
+    DevicesOpt,
+    DirectoryOpt,
+    PolicyOpt,
+    StoreOpt,
+    err,
+    read_secret,
+)
 from devicegate.defaults import POSTFIX_MATCH, POSTFIX_WINDOW
 
 
@@ -113,7 +121,7 @@ def serve(
     logging.getLogger("devicegate").setLevel(logging.INFO)
     token = os.environ.get("DEVICEGATE_ADMIN_TOKEN")
     if admin_token_file is not None:
-        token = _read_secret(admin_token_file, "--admin-token-file").decode()
+        token = read_secret(admin_token_file, "--admin-token-file").decode()
     if token is not None and len(token) < 16:
         raise UsageError("the admin token must be at least 16 characters")
     if state_refresh <= 0:
@@ -132,7 +140,7 @@ def serve(
         raise UsageError(f"--trusted-proxy: {exc}") from None
     secret = None
     if proxy_secret_file is not None:
-        secret = _read_secret(proxy_secret_file, "--proxy-secret-file")
+        secret = read_secret(proxy_secret_file, "--proxy-secret-file")
     if not radius_vlan.isdigit() or not 1 <= int(radius_vlan) <= 4094:
         raise UsageError(f"--radius-quarantine-vlan `{radius_vlan}` is not a VLAN id (1-4094)")
     config = ServerConfig(
@@ -168,19 +176,6 @@ def serve(
         f"decision log acknowledged {log_ack}"
     )
     run(app, config)
-
-
-def _read_secret(path: Path, flag: str) -> bytes:
-    """A secret from a file (never from the command line, where `ps` shows it)."""
-    from devicegate.errors import UsageError
-
-    try:
-        secret = path.read_bytes().strip()
-    except OSError as exc:
-        raise UsageError(f"{flag}: cannot read `{path}`: {exc.strerror}") from None
-    if len(secret) < 16:
-        raise UsageError(f"{flag}: the secret in `{path}` must be at least 16 characters")
-    return secret
 
 
 def register(app: typer.Typer) -> None:
