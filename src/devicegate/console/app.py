@@ -96,10 +96,12 @@ def _handlers() -> dict[Any, Any]:
         return sign_in(request)
 
     async def forbidden(request: Request, exc: Exception) -> Response:
-        return problem(request, 403, str(exc))
+        assert isinstance(exc, Forbidden)
+        return problem(request, 403, exc.message, exc.values)
 
     async def not_found(request: Request, exc: Exception) -> Response:
-        return problem(request, 404, exc.what if isinstance(exc, NotFound) else "not found")
+        assert isinstance(exc, NotFound)
+        return problem(request, 404, exc.message, exc.values)
 
     async def http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

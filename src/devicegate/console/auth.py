@@ -43,7 +43,13 @@ class Principal:
 
 
 class Forbidden(Exception):
-    """The request is signed in but may not do this, or comes from where it may not."""
+    """The request is signed in but may not do this, or comes from where it may not.
+    `message` is a catalog message with `%(name)s` placeholders filled from `values`."""
+
+    def __init__(self, message: str, **values: str) -> None:
+        super().__init__(message % values if values else message)
+        self.message = message
+        self.values = values
 
 
 def role_of(groups: Iterable[str], mapping: Mapping[str, str]) -> str | None:
@@ -80,7 +86,7 @@ def principal(request: Request, config: ConsoleConfig) -> Principal | None:
             groups = request.headers.get(config.proxy.groups_header, "")
             role = role_of((g.strip() for g in groups.split(",")), config.groups)
             if role is None:
-                raise Forbidden(f"`{user}` has no console role")
+                raise Forbidden("`%(user)s` has no console role", user=user)
             return Principal(user, role, "proxy")
     signed = request.session.get("who")
     if isinstance(signed, dict):

@@ -53,7 +53,7 @@ def user(request: Request) -> Response:
     now = rt.now()
     decisions = raw.decisions_of_user(store, canonical, since=now - HISTORY)
     if found is None and not decisions:
-        raise NotFound(f"no user `{name}`")
+        raise NotFound("no user `%(name)s`", name=name)
     inventory = []
     listed: set[str] = set()
     for key in (found.email, found.id) if found else ():
@@ -86,7 +86,7 @@ def device(request: Request) -> Response:
         found = store.find(ref)
         if len(found) == 1:
             return RedirectResponse(f"/devices/{found[0]}", status_code=303)
-        raise NotFound(f"no device `{ref}`")
+        raise NotFound("no device `%(name)s`", name=ref)
     now = rt.now()
     state = store.device_state(record.keys)
     decisions = raw.decisions_of_device(store, record.device_ref, since=now - HISTORY)

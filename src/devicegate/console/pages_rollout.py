@@ -93,7 +93,7 @@ def unit(request: Request) -> Response:
     name = request.path_params["unit"].strip("/")
     index = unit_index(rt.snapshot)
     if name not in index.every:
-        raise NotFound(f"no unit `{name}`")
+        raise NotFound("no unit `%(name)s`", name=name)
     today = today_of(request)
     days = days_param(request, rt.config.window_days)
     sort = request.query_params.get("sort", "user")

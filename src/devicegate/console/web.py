@@ -66,9 +66,12 @@ class NotSignedIn(Exception):
 
 
 class NotFound(Exception):
-    def __init__(self, what: str) -> None:
-        super().__init__(what)
-        self.what = what
+    """An unknown unit, user or device: a catalog message and its values."""
+
+    def __init__(self, message: str, **values: str) -> None:
+        super().__init__(message % values)
+        self.message = message
+        self.values = values
 
 
 @cache
@@ -141,18 +144,24 @@ def render(
     return HTMLResponse(page, status_code=status)
 
 
-def problem(request: Request, status: int, message: str) -> Response:
-    """An error page (404, 403, 503…) in the page layout; plain text when even that fails."""
+def problem(
+    request: Request, status: int, message: str, values: Mapping[str, str] | None = None
+) -> Response:
+    """An error page (404, 403, 503…) in the page layout, `message` translated (a catalog
+    message, `%(name)s` filled from `values`); plain text when even that fails."""
     try:
         me = principal(request, config(request))
     except Forbidden:
         me = None
     try:
-        return render(
-            request, "error.html", {"status": status, "message": message}, status=status, me=me
-        )
+        text = translations(locale_of(request)).gettext(message) % dict(values or {})
+    except (KeyError, TypeError, ValueError):
+        text = message
+    try:
+        context = {"status": status, "message": text}
+        return render(request, "error.html", context, status=status, me=me)
     except Exception:
-        return Response(message, status_code=status, media_type="text/plain; charset=utf-8")
+        return Response(text, status_code=status, media_type="text/plain; charset=utf-8")
 
 
 def sign_in(request: Request) -> Response:
