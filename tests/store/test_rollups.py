@@ -42,9 +42,18 @@ def updater(store: Store, **kw: object) -> RollupUpdater:
     return RollupUpdater(store, UNITS.get, MOSCOW, **kw)  # type: ignore[arg-type]
 
 
-def expected(store: Store) -> tuple[Counter[tuple[object, ...]], dict[tuple[object, ...], bool]]:
-    """The rollups recomputed from the raw log: counts per (day, unit, rule, action) and, per
-    (day, rule, user) seen on a matching device, whether only excepted."""
+Rolled = tuple[
+    Counter[tuple[object, ...]],
+    dict[tuple[object, ...], bool],
+    Counter[tuple[object, ...]],
+    dict[tuple[object, ...], tuple[object, object]],
+]
+
+
+def expected(store: Store) -> Rolled:
+    """The rollups recomputed from the raw log: counts per (day, unit, rule, action); per
+    (day, rule, user) seen on a matching device, whether only excepted; users per (day,
+    unit, rule); per (rule, user) the last day seen and the last day seen unexcepted."""
     zone = ZoneInfo(MOSCOW)
     counts: Counter[tuple[object, ...]] = Counter()
     seen: dict[tuple[object, ...], bool] = {}
@@ -63,10 +72,19 @@ def expected(store: Store) -> tuple[Counter[tuple[object, ...]], dict[tuple[obje
         for rule in rules:
             key = (day, rule, row["user"])
             seen[key] = seen.get(key, True) and rule in detail["excepted"]
-    return counts, seen
+    daily: Counter[tuple[object, ...]] = Counter()
+    users: dict[tuple[object, ...], tuple[object, object]] = {}
+    for (day, rule, user), only_excepted in sorted(seen.items(), key=str):
+        daily[(day, UNITS.get(str(user), ""), rule)] += 1
+        last, unexcepted = users.get((rule, user), (day, None))
+        last = max(last, day)  # type: ignore[type-var]
+        if not only_excepted:
+            unexcepted = day if unexcepted is None else max(unexcepted, day)  # type: ignore[type-var]
+        users[(rule, user)] = (last, unexcepted)
+    return counts, seen, daily, users
 
 
-def stored(store: Store) -> tuple[Counter[tuple[object, ...]], dict[tuple[object, ...], bool]]:
+def stored(store: Store) -> Rolled:
     with store.engine.connect() as conn:
         counts = Counter(
             {
@@ -78,7 +96,14 @@ def stored(store: Store) -> tuple[Counter[tuple[object, ...]], dict[tuple[object
             (r.day, r.rule, r.user): bool(r.excepted_only)
             for r in conn.execute(sa.select(t.rollup_seen))
         }
-    return counts, seen
+        daily = Counter(
+            {(r.day, r.unit, r.rule): int(r.users) for r in conn.execute(sa.select(t.rollup_daily))}
+        )
+        users = {
+            (r.rule, r.user): (r.last_day, r.last_unexcepted_day)
+            for r in conn.execute(sa.select(t.rollup_users))
+        }
+    return counts, seen, daily, users
 
 
 def test_rollups_equal_the_raw_log(store: Store) -> None:

@@ -61,7 +61,22 @@ def window(today: date, days: int) -> tuple[date, date]:
 def _seen_per_unit(
     conn: sa.Connection, first: date, last: date
 ) -> dict[tuple[str, str], tuple[int, int]]:
-    """(rule, stored unit) → (seen users, of them only excepted) in [first, last]."""
+    """(rule, stored unit) → (seen users, of them only excepted) in [first, last]: from the
+    per-user summary when the window reaches the newest rolled-up day (the usual case: one
+    row a user and rule), else from the days themselves (looking back with `--at`)."""
+    newest = conn.execute(sa.select(sa.func.max(t.rollup_seen.c.day))).scalar()
+    if newest is None or newest <= last:
+        u = t.rollup_users
+        excepted = sa.case(
+            (sa.or_(u.c.last_unexcepted_day.is_(None), u.c.last_unexcepted_day < first), 1),
+            else_=0,
+        )
+        rows = conn.execute(
+            sa.select(u.c.rule, u.c.unit, sa.func.count(), sa.func.sum(excepted))
+            .where(u.c.last_day >= first)
+            .group_by(u.c.rule, u.c.unit)
+        ).all()
+        return {(r[0], r[1]): (int(r[2]), int(r[3] or 0)) for r in rows}
     s = t.rollup_seen
     per_user = (
         sa.select(
@@ -84,11 +99,9 @@ def _seen_per_unit(
 
 def _daily(conn: sa.Connection, first: date, last: date) -> dict[tuple[str, str, date], int]:
     """(rule, stored unit, day) → users seen that day."""
-    s = t.rollup_seen
+    d = t.rollup_daily
     rows = conn.execute(
-        sa.select(s.c.rule, s.c.unit, s.c.day, sa.func.count())
-        .where(s.c.day >= first, s.c.day <= last)
-        .group_by(s.c.rule, s.c.unit, s.c.day)
+        sa.select(d.c.rule, d.c.unit, d.c.day, d.c.users).where(d.c.day >= first, d.c.day <= last)
     ).all()
     return {(r[0], r[1], r[2]): int(r[3]) for r in rows}
 

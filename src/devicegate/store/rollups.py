@@ -9,7 +9,10 @@ tails `decisions` by id in small transactions and adds each decision to
 * `rollup_seen` — per day, rule and user, that the user was seen on a device the rule
   matched: its last time, the device, the resources, and whether every such decision that
   day was lifted by an exception. Distinct users over a week are counted from these days,
-  since daily distinct counts cannot be added up.
+  since daily distinct counts cannot be added up;
+* `rollup_daily` — users seen per day, unit and rule (the trend charts), and `rollup_users` —
+  per rule and user the last day seen and the last day seen without an exception, so that
+  "seen in the last 7 days" is one row a user, not seven.
 
 A user *seen on a matching device* for rule R is one with a decision that R decided, or
 that R matched without the access being allowed (a deeper allow rule, such as a test lab's,
@@ -37,7 +40,7 @@ import sqlalchemy as sa
 
 from devicegate.store import Store
 from devicegate.store import tables as t
-from devicegate.store.upsert import added, upsert
+from devicegate.store.upsert import added, later, upsert
 from devicegate.timeutil import assume_utc, utc_now
 
 STATE = "decisions"
@@ -292,7 +295,9 @@ class RollupUpdater:
             keys=["day", "unit", "rule", "action"],
             merge={"decisions": added("decisions")},
         )
+        known: set[tuple[date, str, str]] = set()
         for stored in _stored_seen(conn, seen):
+            known.add((stored["day"], stored["rule"], stored["user"]))
             entry = seen[(stored["day"], stored["rule"], stored["user"])]
             entry["excepted_only"] = entry["excepted_only"] and stored["excepted_only"]
             entry["decisions"] += stored["decisions"]
@@ -311,6 +316,46 @@ class RollupUpdater:
                 for entry in seen.values()
             ],
             keys=["day", "rule", "user"],
+        )
+        daily: dict[tuple[date, str, str], int] = {}
+        users: dict[tuple[str, str], dict[str, Any]] = {}
+        for (day, rule, user), entry in seen.items():
+            if (day, rule, user) not in known:
+                key = (day, entry["unit"], rule)
+                daily[key] = daily.get(key, 0) + 1
+            summary = users.setdefault(
+                (rule, user),
+                {
+                    "rule": rule,
+                    "user": user,
+                    "unit": entry["unit"],
+                    "last_day": day,
+                    "last_unexcepted_day": None,
+                    "at": entry["last_at"],
+                },
+            )
+            if entry["last_at"] >= summary["at"]:
+                summary.update(unit=entry["unit"], at=entry["last_at"])
+            summary["last_day"] = max(summary["last_day"], day)
+            if not entry["excepted_only"]:
+                last = summary["last_unexcepted_day"]
+                summary["last_unexcepted_day"] = day if last is None else max(last, day)
+        upsert(
+            conn,
+            t.rollup_daily,
+            [{"day": d, "unit": u, "rule": r, "users": n} for (d, u, r), n in daily.items()],
+            keys=["day", "unit", "rule"],
+            merge={"users": added("users")},
+        )
+        upsert(
+            conn,
+            t.rollup_users,
+            [{k: v for k, v in s.items() if k != "at"} for s in users.values()],
+            keys=["rule", "user"],
+            merge={
+                "last_day": later("last_day"),
+                "last_unexcepted_day": later("last_unexcepted_day"),
+            },
         )
 
 

@@ -214,6 +214,29 @@ rollup_seen = Table(
     Index("ix_rollup_seen_unit_day", "unit", "day"),
 )
 
+#: users seen per day, unit and rule (each `rollup_seen` key counted once): the trend charts
+rollup_daily = Table(
+    "rollup_daily",
+    metadata,
+    Column("day", sa.Date, primary_key=True),
+    Column("unit", String(256), primary_key=True),
+    Column("rule", String(128), primary_key=True),
+    Column("users", BigInteger, nullable=False),
+)
+
+#: per rule and user, the last day seen and the last day seen without an exception: who was
+#: seen in a window ending at the newest rolled-up day, without scanning the days
+rollup_users = Table(
+    "rollup_users",
+    metadata,
+    Column("rule", String(128), primary_key=True),
+    Column("user", String(320), primary_key=True),
+    Column("unit", String(256), nullable=False),
+    Column("last_day", sa.Date, nullable=False),
+    Column("last_unexcepted_day", sa.Date),
+    Index("ix_rollup_users_last_day", "last_day"),
+)
+
 #: where each rollup stands in the decision log (one row, name "decisions")
 rollup_state = Table(
     "rollup_state",

@@ -40,4 +40,19 @@ def added(column: str) -> Merge:
     return lambda table, new: table.c[column] + new[column]
 
 
-__all__ = ["added", "upsert"]
+def later(column: str) -> Merge:
+    """The later of the stored and the new value; NULL is older than any."""
+
+    def merge(table: sa.Table, new: Any) -> sa.ColumnElement[Any]:
+        old = table.c[column]
+        return sa.case(
+            (old.is_(None), new[column]),
+            (new[column].is_(None), old),
+            (new[column] > old, new[column]),
+            else_=old,
+        )
+
+    return merge
+
+
+__all__ = ["added", "later", "upsert"]

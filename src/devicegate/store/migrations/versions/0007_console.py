@@ -50,6 +50,22 @@ def upgrade() -> None:
     )
     op.create_index("ix_rollup_seen_unit_day", "rollup_seen", ["unit", "day"])
     op.create_table(
+        "rollup_daily",
+        sa.Column("day", sa.Date, primary_key=True),
+        sa.Column("unit", sa.String(256), primary_key=True),
+        sa.Column("rule", sa.String(128), primary_key=True),
+        sa.Column("users", sa.BigInteger, nullable=False),
+    )
+    op.create_table(
+        "rollup_users",
+        sa.Column("rule", sa.String(128), primary_key=True),
+        sa.Column("user", sa.String(320), primary_key=True),
+        sa.Column("unit", sa.String(256), nullable=False),
+        sa.Column("last_day", sa.Date, nullable=False),
+        sa.Column("last_unexcepted_day", sa.Date),
+    )
+    op.create_index("ix_rollup_users_last_day", "rollup_users", ["last_day"])
+    op.create_table(
         "rollup_state",
         sa.Column("name", sa.String(32), primary_key=True),
         sa.Column("last_id", sa.BigInteger, nullable=False),
@@ -91,6 +107,9 @@ def downgrade() -> None:
     op.drop_index("ix_admin_actions_at", table_name="admin_actions")
     op.drop_table("admin_actions")
     op.drop_table("rollup_state")
+    op.drop_index("ix_rollup_users_last_day", table_name="rollup_users")
+    op.drop_table("rollup_users")
+    op.drop_table("rollup_daily")
     op.drop_index("ix_rollup_seen_unit_day", table_name="rollup_seen")
     op.drop_table("rollup_seen")
     op.drop_table("rollup_counts")
