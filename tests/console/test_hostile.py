@@ -230,3 +230,13 @@ def test_dev_login_listens_on_loopback_only(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 1 and "no store at" in done.stderr
+
+
+def test_pages_speak_the_browsers_language(client: TestClient) -> None:
+    russian = client.get("/", headers={"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.5"}).text
+    assert "Ход внедрения" in russian and '<html lang="ru">' in russian
+    assert "Apple leaves work in gov/a" in russian  # the policy's own text, as written
+    english = client.get("/", headers={"Accept-Language": "de,en;q=0.5"}).text
+    assert "Rollout overview" in english and '<html lang="en">' in english
+    missing = client.get("/units/nowhere", headers={"Accept-Language": "ru"})
+    assert missing.status_code == 404 and "нет подразделения `nowhere`" in missing.text
