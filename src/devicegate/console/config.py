@@ -58,7 +58,7 @@ class ConsoleConfig:
     rollup_interval: float = 2.0
     #: seconds of rollup work a round at most: under heavy traffic the rollups trail the log
     #: rather than take a core from `serve` (the pruner catches them up before it deletes)
-    rollup_budget: float = 0.5
+    rollup_budget: float = 0.2
     reload_interval: float = 2.0
     live_poll: float = 0.5
 

@@ -17,7 +17,7 @@ from functools import cache
 from importlib.resources import files
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal, format_percent
@@ -86,9 +86,11 @@ class Formats:
         return format_percent(value, format=f"{head}{zero}.0{tail}", locale=self.locale)
 
     def moment(self, value: datetime | None) -> str:
+        """`2023-07-17 09:00:12` in the policy's zone: ISO digits read the same in every
+        shipped locale, and a table of thousands of rows formats them fast."""
         if value is None:
             return "—"
-        return format_datetime(value, "yyyy-MM-dd HH:mm:ss", tzinfo=self.zone, locale=self.locale)
+        return value.astimezone(self.zone).strftime("%Y-%m-%d %H:%M:%S")
 
     def day(self, value: date | None) -> str:
         return "—" if value is None else format_date(value, "medium", locale=self.locale)
