@@ -2,15 +2,16 @@
 PY ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml scripts/system-deps.sh scripts/deps/*.txt | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml scripts/system-deps.sh scripts/npm-deps.sh scripts/deps/*.txt tests/console/js/package-lock.json | sha1sum | cut -c1-12)
 
 .PHONY: demo test lint typecheck unit compat system-deps venv clean bench mutate
 
-$(STAMP): pyproject.toml scripts/system-deps.sh $(wildcard scripts/deps/*.txt)
+$(STAMP): pyproject.toml scripts/system-deps.sh scripts/npm-deps.sh $(wildcard scripts/deps/*.txt) tests/console/js/package-lock.json
 	bash scripts/system-deps.sh
+	bash scripts/npm-deps.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,postgres,triage,spark]'
+	$(BIN)/python -m pip install -q -e '.[test,postgres,triage,spark,console]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)
@@ -55,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/audit_fallback.py
 	$(BIN)/python benchmarks/audit_floors.py
 	$(BIN)/python benchmarks/sources.py
+	$(BIN)/python benchmarks/console.py
 
 # Mutation testing (docs/testing.md): not part of `make test`; about an hour on 2 cores.
 # `make mutate GROUPS="policy identify"` runs some groups; the report lists the survivors.

@@ -101,7 +101,7 @@ def core() -> None:
 
 
 def extensions() -> None:
-    for part in ("edge", "mail", "audit", "triage"):
+    for part in ("edge", "mail", "audit", "triage", "console"):
         path = HERE / f"demo_{part}.py"
         if not path.exists():
             continue

@@ -105,16 +105,19 @@ class _Sso(BaseHTTPRequestHandler):
     """An auth_request-style SSO (oauth2-proxy's /oauth2/auth): 202 with the user for a
     valid session cookie, 401 otherwise."""
 
-    sessions: ClassVar[dict[str, str]] = {}
+    sessions: ClassVar[dict[str, str | tuple[str, str]]] = {}
 
     def do_GET(self) -> None:
         if self.path.startswith("/oauth2/auth"):
             cookie = self.headers.get("Cookie", "")
             token = cookie.removeprefix("sso=") if cookie.startswith("sso=") else ""
-            user = self.sessions.get(token)
+            found = self.sessions.get(token)
+            user, groups = found if isinstance(found, tuple) else (found, None)
             self.send_response(202 if user else 401)
             if user:
                 self.send_header("X-Auth-Request-User", user)
+            if user and groups is not None:
+                self.send_header("X-Auth-Request-Groups", groups)
         else:
             self.send_response(200)
         self.send_header("Content-Length", "0")
@@ -124,5 +127,6 @@ class _Sso(BaseHTTPRequestHandler):
         pass
 
 
-def sso(sessions: dict[str, str]) -> AbstractContextManager[int]:
+def sso(sessions: dict[str, str] | dict[str, str | tuple[str, str]]) -> AbstractContextManager[int]:
+    """The SSO on a free port; a session is a user, or (user, comma-separated groups)."""
     return procs.http_server(type("Sso", (_Sso,), {"sessions": sessions}))

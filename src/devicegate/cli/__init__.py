@@ -13,8 +13,10 @@ from typing import Annotated
 import click
 import typer
 
+from devicegate import installed_version
 from devicegate.cli import (
     audit_cmd,
+    console_cmd,
     decide_cmds,
     decisions_cmd,
     devices_cmd,
@@ -36,20 +38,9 @@ app = typer.Typer(
 )
 
 
-def version() -> str:
-    """The installed distribution's version (what `pip show devicegate` says)."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed
-
-    try:
-        return installed("devicegate")
-    except PackageNotFoundError:
-        return "unknown (not installed: run from a source tree)"
-
-
 def _print_version(value: bool) -> None:
     if value:
-        typer.echo(f"devicegate {version()}")
+        typer.echo(f"devicegate {installed_version()}")
         raise typer.Exit(0)
 
 
@@ -78,6 +69,7 @@ COMMAND_MODULES = (
     devices_cmd,
     decisions_cmd,
     sources_cmd,
+    console_cmd,
     triage_cmd,
 )
 for _module in COMMAND_MODULES:

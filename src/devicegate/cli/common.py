@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from devicegate.defaults import DEFAULT_STORE_URL, STORE_ENV
+from devicegate.errors import UsageError
 from devicegate.model import Signals
 from devicegate.policy import Snapshot, loading
 from devicegate.timeutil import parse_at as parse_at  # `--at`, shared with the HTTP API
@@ -156,3 +157,14 @@ def write_json(data: object) -> None:
     import json
 
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def read_secret(path: Path, flag: str) -> bytes:
+    """A secret from a file (never from the command line, where `ps` shows it)."""
+    try:
+        secret = path.read_bytes().strip()
+    except OSError as exc:
+        raise UsageError(f"{flag}: cannot read `{path}`: {exc.strerror}") from None
+    if len(secret) < 16:
+        raise UsageError(f"{flag}: the secret in `{path}` must be at least 16 characters")
+    return secret

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from devicegate.cli.common import STORE_DEFAULT, DevicesOpt, DirectoryOpt, PolicyOpt, StoreOpt, err
+from devicegate.cli.common import (
+    STORE_DEFAULT,
+    DevicesOpt,
+    DirectoryOpt,
+    PolicyOpt,
+    StoreOpt,
+    err,
+    read_secret,
+)
 from devicegate.defaults import POSTFIX_MATCH, POSTFIX_WINDOW
 
 
@@ -96,6 +105,16 @@ def serve(
             "0.1, or the source's own setting).",
         ),
     ] = None,
+    log_retention: Annotated[
+        int | None,
+        typer.Option(
+            "--log-retention",
+            metavar="DAYS",
+            min=1,
+            help="Delete decisions older than DAYS from the decision log, hourly and in small "
+            "batches, once the console's rollups hold them (default: keep them all).",
+        ),
+    ] = None,
     radius_vlan: Annotated[
         str,
         typer.Option("--radius-quarantine-vlan", help="VLAN a quarantined RADIUS client gets."),
@@ -122,7 +141,7 @@ def serve(
     logging.getLogger("devicegate").setLevel(logging.INFO)
     token = os.environ.get("DEVICEGATE_ADMIN_TOKEN")
     if admin_token_file is not None:
-        token = _read_secret(admin_token_file, "--admin-token-file").decode()
+        token = read_secret(admin_token_file, "--admin-token-file").decode()
     if token is not None and len(token) < 16:
         raise UsageError("the admin token must be at least 16 characters")
     if state_refresh <= 0:
@@ -141,7 +160,7 @@ def serve(
         raise UsageError(f"--trusted-proxy: {exc}") from None
     secret = None
     if proxy_secret_file is not None:
-        secret = _read_secret(proxy_secret_file, "--proxy-secret-file")
+        secret = read_secret(proxy_secret_file, "--proxy-secret-file")
     if max_removal is not None and not 0 <= max_removal <= 1:
         raise UsageError(f"--max-removal `{max_removal}` is not a share between 0 and 1")
     if not radius_vlan.isdigit() or not 1 <= int(radius_vlan) <= 4094:
@@ -167,6 +186,7 @@ def serve(
         postfix_match=postfix_match,
         radius_quarantine_vlan=radius_vlan,
         max_removal=max_removal,
+        log_retention=timedelta(days=log_retention) if log_retention else None,
         log_ack=log_ack,
     )
     app = create_app(config)
@@ -180,19 +200,6 @@ def serve(
         f"decision log acknowledged {log_ack}"
     )
     run(app, config)
-
-
-def _read_secret(path: Path, flag: str) -> bytes:
-    """A secret from a file (never from the command line, where `ps` shows it)."""
-    from devicegate.errors import UsageError
-
-    try:
-        secret = path.read_bytes().strip()
-    except OSError as exc:
-        raise UsageError(f"{flag}: cannot read `{path}`: {exc.strerror}") from None
-    if len(secret) < 16:
-        raise UsageError(f"{flag}: the secret in `{path}` must be at least 16 characters")
-    return secret
 
 
 def register(app: typer.Typer) -> None:

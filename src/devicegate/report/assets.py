@@ -1,9 +1,5 @@
-"""The report's inline stylesheet and chart script (no external resources, ever).
-
-The script lives in `chart.js` beside this module (package data) so it reads as JavaScript.
-"""
-
-from importlib.resources import files
+"""The report's inline stylesheet (no external resources, ever; the charts are SVG drawn by
+`devicegate.charts`)."""
 
 STYLE = "".join(
     "body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;"
@@ -24,5 +20,3 @@ STYLE = "".join(
     "code{background:#f3f5fa;padding:0 .3rem}"
     "svg text{font:11px system-ui,sans-serif;fill:#1d2433}"
 )
-
-CHART_JS = files("devicegate.report").joinpath("chart.js").read_text(encoding="utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from devicegate.adapters.forward_auth import HeaderNames
@@ -50,4 +51,6 @@ class ServerConfig:
     radius_quarantine_vlan: str = DEFAULT_QUARANTINE_VLAN
     #: the share of users or devices a source sync may remove before it is refused
     max_removal: float | None = None
+    #: decisions older than this are deleted, behind the rollups (None: kept for good)
+    log_retention: timedelta | None = None
     limits: Limits = field(default_factory=Limits)

@@ -21,6 +21,7 @@ import uvicorn
 from devicegate.server.admin import reload_policy
 from devicegate.server.app import DevicegateApp
 from devicegate.server.config import ServerConfig
+from devicegate.server.housekeeping import Housekeeping
 from devicegate.server.protocol import DevicegateHttpProtocol
 from devicegate.server.sdnotify import notify
 
@@ -100,10 +101,17 @@ async def serve(app: DevicegateApp, config: ServerConfig) -> None:
     if postfix is not None:
         await postfix.start()
         app.on_shutdown.append(postfix.close)
+    housekeeping = Housekeeping(
+        app.service,
+        instance=Housekeeping.instance_of(config.host, config.port),
+        retention=config.log_retention,
+    )
+    housekeeping.start()
     try:
         await server.serve()
     finally:
         ready.cancel()
+        await housekeeping.stop()
         if postfix is not None:
             await postfix.close()
         loop.remove_signal_handler(signal.SIGHUP)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -339,8 +339,17 @@ class Store:
                 )
         return ref
 
-    def release(self, device_ref: str, *, by: str = "operator") -> int:
-        """Release every hold and clear every verdict on a device. Returns what changed."""
+    def release(
+        self,
+        device_ref: str,
+        *,
+        by: str = "operator",
+        record: Callable[[sa.Connection, int], None] | None = None,
+    ) -> int:
+        """Release every hold and clear every verdict on a device. Returns what changed.
+
+        `record(conn, changed)` runs in the same transaction (the console's activity record:
+        a release is never done unrecorded, nor recorded undone)."""
         now = utc_now()
         with self.engine.begin() as conn:
             holds = conn.execute(
@@ -349,7 +358,10 @@ class Store:
                 .values(released_at=now, released_by=by)
             ).rowcount
             cleared = _clear_verdicts(conn, device_ref, by=by, now=now)
-        return int(holds or 0) + cleared
+            changed = int(holds or 0) + cleared
+            if record is not None:
+                record(conn, changed)
+        return changed
 
     # ---- the operator's view of devices ----------------------------------------------------
     def find(self, identifier: str) -> list[str]:
@@ -384,6 +396,10 @@ class Store:
         """One device with its identifiers and every hold and verdict it has had."""
         found = self._records(t.devices.c.device_ref == device_ref)
         return found[0] if found else None
+
+    def devices_of_user(self, user: str) -> list[DeviceRecord]:
+        """The devices the store links to `user` (held or judged), most recently seen first."""
+        return self._records(sa.func.lower(t.devices.c.user) == user.lower())
 
     def list_devices(self, *, only_restricted: bool = False) -> list[DeviceRecord]:
         """Every device the store links identifiers for (each was held or given a verdict),

@@ -219,3 +219,101 @@ source_status = Table(
     Column("lease_owner", String(128)),
     Column("lease_until", DateTime(timezone=True)),
 )
+
+# ---- migration 0007: what the console reads instead of the raw log -----------------------
+# Rollups are maintained from the decision log by id (`store.rollups`), never on the hot
+# path: `rollup_counts` holds day × unit × rule × action counts (rule "" is the default;
+# action "report-only" counts what a report-only rule would have done), `rollup_seen` the
+# days each user was seen on a device a rule matched — distinct users over several days
+# cannot be added up from daily distinct counts, so the days themselves are kept. Days are
+# calendar days in `rollup_state.timezone`; units are the directory's at the time of rollup.
+rollup_counts = Table(
+    "rollup_counts",
+    metadata,
+    Column("day", sa.Date, primary_key=True),
+    Column("unit", String(256), primary_key=True),
+    Column("rule", String(128), primary_key=True),
+    Column("action", String(16), primary_key=True),
+    Column("decisions", BigInteger, nullable=False),
+)
+
+rollup_seen = Table(
+    "rollup_seen",
+    metadata,
+    Column("day", sa.Date, primary_key=True),
+    Column("rule", String(128), primary_key=True),
+    Column("user", String(320), primary_key=True),
+    Column("unit", String(256), nullable=False),
+    Column("excepted_only", sa.Boolean, nullable=False),  # every such decision was excepted
+    Column("decisions", BigInteger, nullable=False),
+    Column("last_at", DateTime(timezone=True), nullable=False),
+    Column("device", String(256), nullable=False),  # the newest: "Apple iOS" or a device_ref
+    Column("device_ref", String(64)),
+    Column("resources", String(512), nullable=False),  # sorted, comma-separated
+    Index("ix_rollup_seen_unit_day", "unit", "day"),
+)
+
+#: users seen per day, unit and rule (each `rollup_seen` key counted once): the trend charts
+rollup_daily = Table(
+    "rollup_daily",
+    metadata,
+    Column("day", sa.Date, primary_key=True),
+    Column("unit", String(256), primary_key=True),
+    Column("rule", String(128), primary_key=True),
+    Column("users", BigInteger, nullable=False),
+)
+
+#: per rule and user, the last day seen and the last day seen without an exception: who was
+#: seen in a window ending at the newest rolled-up day, without scanning the days
+rollup_users = Table(
+    "rollup_users",
+    metadata,
+    Column("rule", String(128), primary_key=True),
+    Column("user", String(320), primary_key=True),
+    Column("unit", String(256), nullable=False),
+    Column("last_day", sa.Date, nullable=False),
+    Column("last_unexcepted_day", sa.Date),
+    Index("ix_rollup_users_last_day", "last_day"),
+)
+
+#: where each rollup stands in the decision log (one row, name "decisions")
+rollup_state = Table(
+    "rollup_state",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("last_id", BigInteger, nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+#: every action an operator took in the console: who, when, what, on what, why
+admin_actions = Table(
+    "admin_actions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("actor", String(320), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(320), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("detail", JSON, nullable=False),
+)
+
+#: one row a `serve` instance: what it runs and when it last said so
+heartbeats = Table(
+    "heartbeats",
+    metadata,
+    Column("instance", String(64), primary_key=True),
+    Column("host", String(256), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("software", String(64), nullable=False),
+    Column("policy_version", String(32), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("beat_at", DateTime(timezone=True), nullable=False),
+)
+
+# the raw-row pages: a user's or a device's recent decisions, a device's sightings
+Index("ix_decisions_detail_id", decisions.c.detail_id, decisions.c.id)
+Index("ix_decision_details_device_ref", decision_details.c.device_ref)
+Index("ix_sightings_device_ref_at", sightings.c.device_ref, sightings.c.at)

@@ -1,0 +1,186 @@
+"""Raw rows for the user, device and live pages: always through an index, always bounded by
+time or count, never a scan of the decision log."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from devicegate.store import Store
+from devicegate.store import tables as t
+from devicegate.timeutil import assume_utc
+
+RECENT = 50
+LIVE_BATCH = 200
+#: how far back the live page's first screen looks for matching decisions (ids)
+LIVE_LOOKBACK = 20_000
+FILTERS = ("action", "resource", "rule", "adapter")
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedDecision:
+    id: int
+    at: datetime
+    user: str
+    resource: str
+    adapter: str
+    action: str
+    rule: str | None
+    policy_version: str
+    device_ref: str | None
+    vendor: str | None
+    platform: str | None
+    detail: Mapping[str, Any]
+
+    @property
+    def device(self) -> str:
+        return " ".join(x for x in (self.vendor, self.platform) if x) or "unidentified"
+
+    @property
+    def signals(self) -> Mapping[str, str]:
+        found = self.detail.get("signals")
+        return found if isinstance(found, Mapping) else {}
+
+
+def _select() -> sa.Select[Any]:
+    d, x = t.decisions, t.decision_details
+    return sa.select(
+        d.c.id,
+        d.c.at,
+        x.c.user,
+        x.c.resource,
+        x.c.adapter,
+        x.c.action,
+        x.c.rule,
+        x.c.policy_version,
+        x.c.device_ref,
+        x.c.vendor,
+        x.c.platform,
+        x.c.detail,
+    ).join_from(d, x, d.c.detail_id == x.c.id)
+
+
+def _decisions(conn: sa.Connection, query: sa.Select[Any]) -> list[LoggedDecision]:
+    out = []
+    for r in conn.execute(query).mappings():
+        detail = r["detail"]
+        out.append(
+            LoggedDecision(
+                **{k: r[k] for k in r if k not in ("at", "detail", "id")},
+                id=int(r["id"]),
+                at=assume_utc(r["at"]),
+                detail=detail if isinstance(detail, Mapping) else {},
+            )
+        )
+    return out
+
+
+def decisions_of_user(
+    store: Store, user: str, *, since: datetime, limit: int = RECENT
+) -> list[LoggedDecision]:
+    """The user's most recent decisions since `since` (index: details by user, then
+    decisions by details id)."""
+    d, x = t.decisions, t.decision_details
+    query = _select().where(x.c.user == user, d.c.at >= since).order_by(d.c.id.desc()).limit(limit)
+    with store.engine.connect() as conn:
+        return _decisions(conn, query)
+
+
+def decisions_of_device(
+    store: Store, device_ref: str, *, since: datetime, limit: int = RECENT
+) -> list[LoggedDecision]:
+    d, x = t.decisions, t.decision_details
+    query = (
+        _select()
+        .where(x.c.device_ref == device_ref, d.c.at >= since)
+        .order_by(d.c.id.desc())
+        .limit(limit)
+    )
+    with store.engine.connect() as conn:
+        return _decisions(conn, query)
+
+
+def sightings_of_device(
+    store: Store, device_ref: str, *, since: timedelta, now: datetime, limit: int = RECENT
+) -> list[dict[str, Any]]:
+    s = t.sightings
+    with store.engine.connect() as conn:
+        rows = (
+            conn.execute(
+                sa.select(s)
+                .where(s.c.device_ref == device_ref, s.c.at >= now - since)
+                .order_by(s.c.at.desc())
+                .limit(limit)
+            )
+            .mappings()
+            .all()
+        )
+    return [dict(r) | {"at": assume_utc(r["at"])} for r in rows]
+
+
+def newest_id(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.max(t.decisions.c.id))).scalar() or 0)
+
+
+def _filtered(query: sa.Select[Any], filters: Mapping[str, str]) -> sa.Select[Any]:
+    x = t.decision_details
+    for name in FILTERS:
+        value = filters.get(name)
+        if value:
+            query = query.where(x.c[name] == value)
+    return query
+
+
+def live_after(
+    store: Store, after: int, filters: Mapping[str, str], users: Sequence[str] | None = None
+) -> tuple[list[LoggedDecision], int]:
+    """Decisions with an id above `after` that pass the filters, oldest first, at most
+    `LIVE_BATCH` (the stream's next rows), and the id the next call goes on from. `users`:
+    only these (a unit's)."""
+    d = t.decisions
+    top = newest_id(store)
+    query = _filtered(_select().where(d.c.id > after, d.c.id <= top), filters)
+    query = query.order_by(d.c.id).limit(LIVE_BATCH)
+    with store.engine.connect() as conn:
+        rows = _decisions(conn, query)
+    upto = rows[-1].id if len(rows) == LIVE_BATCH else max(top, after)
+    if users is not None:
+        wanted = set(users)
+        rows = [r for r in rows if r.user in wanted]
+    return rows, upto
+
+
+def live_recent(
+    store: Store, filters: Mapping[str, str], users: Sequence[str] | None, *, limit: int = RECENT
+) -> tuple[list[LoggedDecision], int]:
+    """The newest decisions that pass the filters among the last `LIVE_LOOKBACK` ids, newest
+    first, and the newest id (where the stream goes on from)."""
+    newest = newest_id(store)
+    d = t.decisions
+    query = _filtered(_select().where(d.c.id > newest - LIVE_LOOKBACK), filters)
+    query = query.order_by(d.c.id.desc())
+    if users is None:
+        query = query.limit(limit)
+    with store.engine.connect() as conn:
+        rows = _decisions(conn, query)
+    if users is not None:
+        wanted = set(users)
+        rows = [r for r in rows if r.user in wanted][:limit]
+    return rows, newest
+
+
+__all__ = [
+    "FILTERS",
+    "LoggedDecision",
+    "decisions_of_device",
+    "decisions_of_user",
+    "live_after",
+    "live_recent",
+    "newest_id",
+    "sightings_of_device",
+]
