@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml scripts/system-deps.sh scripts/npm-deps.sh scripts/deps/*.txt tests/console/js/package-lock.json | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint typecheck unit compat system-deps venv clean bench mutate
+.PHONY: demo test lint typecheck unit compat system-deps venv clean bench mutate soak fuzz
 
 $(STAMP): pyproject.toml scripts/system-deps.sh scripts/npm-deps.sh $(wildcard scripts/deps/*.txt) tests/console/js/package-lock.json
 	bash scripts/system-deps.sh
@@ -57,6 +57,21 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/audit_floors.py
 	$(BIN)/python benchmarks/sources.py
 	$(BIN)/python benchmarks/console.py
+
+# Reliability (docs/reliability.md): `make test` runs short forms of both.
+# The fuzz campaign: 100,000 generated inputs a parser (FUZZ_EXAMPLES to change it).
+FUZZ_EXAMPLES ?= 100000
+fuzz: $(STAMP)
+	mkdir -p build
+	DEVICEGATE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) DEVICEGATE_FUZZ_REPORT=build/fuzz.json \
+		nice -n 10 $(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz
+
+# The soak: a million mixed requests through one serve, the fault tests, then the table
+# (reads the counts `make fuzz` wrote when there are any, else fuzzes 100,000 a parser).
+SOAK_REQUESTS ?= 1000000
+soak: $(STAMP)
+	nice -n 10 $(BIN)/python benchmarks/soak.py --requests $(SOAK_REQUESTS) \
+		$(if $(wildcard build/fuzz.json),--fuzz-report build/fuzz.json,)
 
 # Mutation testing (docs/testing.md): not part of `make test`; about an hour on 2 cores.
 # `make mutate GROUPS="policy identify"` runs some groups; the report lists the survivors.
