@@ -129,9 +129,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         procs.stop(serve.proc)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A fresh Chromium profile (bypass_csp only so axe-core can be injected)."""
+    """A fresh Chromium profile (bypass_csp only so axe-core can be injected), a module's
+    tests long: while the sync API is open the thread has a running event loop, which the
+    tests after tests/console (`asyncio.run`) must not find."""
     require(Path(CHROMIUM).exists(), "Debian's chromium is not installed (scripts/system-deps.sh)")
     try:
         from playwright.sync_api import sync_playwright
