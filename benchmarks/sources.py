@@ -44,8 +44,31 @@ from tests.sources.ldapserver import (  # noqa: E402
 
 CHILD = """
 import json, os, resource, sys, time
+import ldap
+from ldap.controls import SimplePagedResultsControl
 from devicegate.sources import Source
 from devicegate.store import open_store
+
+def raw_read(url, searches, page):
+    # python-ldap alone: the same paged searches, entries parsed into Python and dropped
+    conn = ldap.initialize(url)
+    conn.simple_bind_s(os.environ["DG_BENCH_DN"], os.environ["DG_TEST_LDAP_PW"])
+    for base, filterstr, attributes in searches:
+        control = SimplePagedResultsControl(True, size=page, cookie=b"")
+        while True:
+            msgid = conn.search_ext(base, ldap.SCOPE_SUBTREE, filterstr, attributes,
+                                    serverctrls=[control])
+            _, entries, _, controls = conn.result3(msgid)
+            cookie = next(c.cookie for c in controls
+                          if c.controlType == SimplePagedResultsControl.controlType)
+            if not cookie:
+                break
+            control.cookie = cookie
+    conn.unbind_s()
+
+t = time.perf_counter()
+raw_read(sys.argv[3], json.loads(sys.argv[4]), int(sys.argv[5]))
+raw_s = time.perf_counter() - t
 source = Source.open(sys.argv[1], open_store(sys.argv[2]))
 t0 = time.perf_counter()
 full = source.sync(full=True)
@@ -55,7 +78,7 @@ t2 = time.perf_counter()
 assert full.accepted, full.reason
 assert delta.outcome == "unchanged" and not delta.full, (delta.outcome, delta.full)
 print(json.dumps({
-    "full_s": t1 - t0, "delta_s": t2 - t1, "users": len(full.loaded.served),
+    "full_s": t1 - t0, "delta_s": t2 - t1, "users": len(full.loaded.served), "raw_s": raw_s,
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
 }))
 """
@@ -65,14 +88,17 @@ USER_ATTRIBUTES = ["uid", "mail", "cn", "entryUUID", "modifyTimestamp", "deviceg
 GROUP_ATTRIBUTES = ["cn", "modifyTimestamp", "memberOf", "member", "uniqueMember"]
 
 
+SEARCHES = [
+    (BASE, "(objectClass=inetOrgPerson)", USER_ATTRIBUTES),
+    (f"ou=groups,{BASE}", "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))",
+     GROUP_ATTRIBUTES),
+]  # fmt: skip
+
+
 def ldapsearch(url: str, page: int) -> float:
     """Both searches the source makes, paged, output discarded; seconds."""
     started = time.perf_counter()
-    for base, filterstr, attributes in (
-        (BASE, "(objectClass=inetOrgPerson)", USER_ATTRIBUTES),
-        (f"ou=groups,{BASE}", "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))",
-         GROUP_ATTRIBUTES),
-    ):  # fmt: skip
+    for base, filterstr, attributes in SEARCHES:
         subprocess.run(
             ["ldapsearch", "-x", "-LLL", "-o", "ldif-wrap=no", "-H", url, "-D", SERVICE_DN,
              "-w", SERVICE_PW, "-b", base, "-E", f"pr={page}/noprompt", filterstr, *attributes],
@@ -87,7 +113,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--page-size", type=int, default=1000)
     args = parser.parse_args()
-    env = dict(os.environ, DG_TEST_LDAP_PW=SERVICE_PW, PYTHONPATH=f"{ROOT / 'src'}")
+    env = dict(
+        os.environ, DG_TEST_LDAP_PW=SERVICE_PW, DG_BENCH_DN=SERVICE_DN, PYTHONPATH=f"{ROOT / 'src'}"
+    )
     with tempfile.TemporaryDirectory(prefix="dg-bench-sources-") as tmp:
         home = Path(tmp)
         started = time.perf_counter()
@@ -101,13 +129,15 @@ def main() -> None:
                 base = ldapsearch(server.url, args.page_size)
                 store = f"sqlite:///{home}/store-{round_}.db"
                 child = subprocess.run(
-                    [sys.executable, "-c", CHILD, str(path), store],
+                    [sys.executable, "-c", CHILD, str(path), store, server.url,
+                     json.dumps(SEARCHES), str(args.page_size)],
                     check=True, capture_output=True, text=True, env=env, timeout=1200,
                 )  # fmt: skip
                 row = json.loads(child.stdout.strip().splitlines()[-1]) | {"ldapsearch_s": base}
                 rows.append(row)
                 print(
-                    f"round {round_ + 1}: ldapsearch {base:.2f} s, full sync "
+                    f"round {round_ + 1}: ldapsearch {base:.2f} s, python-ldap alone "
+                    f"{row['raw_s']:.2f} s ({row['raw_s'] / base:.2f}x), full sync "
                     f"{row['full_s']:.2f} s ({row['full_s'] / base:.2f}x), delta "
                     f"{row['delta_s']:.3f} s, peak RSS {row['peak_rss_mb']:.0f} MB, "
                     f"{row['users']} users"
@@ -116,9 +146,12 @@ def main() -> None:
     base = min(r["ldapsearch_s"] for r in rows)
     delta = min(r["delta_s"] for r in rows)
     rss = max(r["peak_rss_mb"] for r in rows)
+    raw = min(r["raw_s"] for r in rows)
     users = rows[0]["users"]
     print(
         f"best: full {full:.2f} s vs ldapsearch {base:.2f} s = {full / base:.2f}x (target <= 1.5); "
+        f"python-ldap reading the same pages {raw:.2f} s = {raw / base:.2f}x ldapsearch (the floor "
+        f"of any python-ldap sync), full = {full / raw:.2f}x that floor; "
         f"delta {delta:.3f} s = {delta / full:.3f}x full (target <= 0.1); "
         f"peak RSS {rss:.0f} MB (target <= 400)"
     )
@@ -130,6 +163,8 @@ def main() -> None:
                 "full_s": round(full, 3),
                 "ldapsearch_s": round(base, 3),
                 "ratio_vs_ldapsearch": round(full / base, 3),
+                "python_ldap_s": round(raw, 3),
+                "python_ldap_vs_ldapsearch": round(raw / base, 3),
                 "delta_s": round(delta, 4),
                 "delta_ratio": round(delta / full, 4),
                 "peak_rss_mb": round(rss, 1),
