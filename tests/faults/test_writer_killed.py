@@ -6,7 +6,11 @@ with `buffered` its requests were answered already, and the batch is lost and co
 (`devicegate_log_lost_records_total`). Either way the next batch starts a new writer, whose
 committed answers are normal again. `serve` itself keeps running:
 a writer is a child it supervises, and a supervisor's restart of all of `serve` would drop
-every open connection of every proxy for what one new child process mends."""
+every open connection of every proxy for what one new child process mends.
+
+Each kill lands while the writer holds a batch it received, uncommitted (`tests.server.hold`):
+on a loaded machine a kill at a random moment can find the writer between batches and show
+nothing."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from tests.faults.conftest import Record
 from tests.faults.population import CLOSED
 from tests.faults.soak import children, logged_decisions
 from tests.faults.underload import lost_metric, outcomes_between, under_load
+from tests.server.hold import WriterHold
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -42,19 +47,25 @@ def writer_of(pid: int, not_pid: int | None = None, timeout: float = 10) -> int:
 @pytest.mark.parametrize("ack", ["durable", "buffered"])
 def test_writer_killed_under_load(tmp_path: Path, ack: str, record: Record) -> None:
     store = f"sqlite:///{tmp_path}/store.db"
-    kills: list[float] = []
+    kills: list[tuple[float, float]] = []  # (hold engaged, writer killed)
     writers: list[int] = []
-    with under_load(tmp_path, store, extra=("--log-ack", ack)) as run:
+    hold = WriterHold(tmp_path / "hold")
+    with under_load(tmp_path, store, extra=("--log-ack", ack), env=hold.env()) as run:
         time.sleep(2)
         writer = writer_of(run.server.proc.pid)
         for _ in range(KILLS):
             at = time.monotonic()
-            run.windows.append((at, at + RECOVERY))
+            run.windows.append((at, at + 3600))
+            hold.engage()
+            hold.wait()
             os.kill(writer, signal.SIGKILL)
-            kills.append(at)
+            hold.release()
+            killed = time.monotonic()
+            run.windows[-1] = (at, killed + RECOVERY)
+            kills.append((at, killed))
             writers.append(writer)
             writer = writer_of(run.server.proc.pid, not_pid=writer)
-            time.sleep(3)
+            time.sleep(4)
         assert run.server.proc.poll() is None, "serve died with its writer"
         lost = lost_metric(run.server.url)
     stats = run.running.stats
@@ -64,10 +75,10 @@ def test_writer_killed_under_load(tmp_path: Path, ack: str, record: Record) -> N
     answers = stats.timeline
     assert stats.errors == 0 and stats.unexpected == 0, stats.examples
     assert len(set(writers)) == KILLS
-    closed = sum(outcomes_between(answers, k, k + RECOVERY)[CLOSED] for k in kills)
+    closed = sum(outcomes_between(answers, at, k + RECOVERY)[CLOSED] for at, k in kills)
     # after each recovery: normal answers again, from the new writer
-    for k in kills:
-        after = outcomes_between(answers, k + RECOVERY, k + 3)
+    for _, k in kills:
+        after = outcomes_between(answers, k + RECOVERY, k + 4)
         assert after[CLOSED] == 0 and sum(after.values()) > 0, after
     if ack == "durable":
         # every acknowledged decision is in the log; a batch the writer committed before it

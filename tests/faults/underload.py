@@ -42,14 +42,25 @@ class Run:
 
 @contextmanager
 def under_load(
-    tmp: Path, store_url: str, *, extra: tuple[str, ...] = (), seconds: float = 120
+    tmp: Path,
+    store_url: str,
+    *,
+    extra: tuple[str, ...] = (),
+    seconds: float = 120,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Run]:
-    """`serve` on `store_url`, warmed up, with the mixed load running for the body."""
+    """`serve` on `store_url` (`env` added to its environment), warmed up, with the mixed load
+    running for the body."""
     policy, directory = write_world(tmp / "world", USERS)
     population = templates(USERS)
     postfix_port = procs.free_port()
     server = procs.start_devicegate(
-        tmp, policy, directory, store_url, extra=("--postfix-port", str(postfix_port), *extra)
+        tmp,
+        policy,
+        directory,
+        store_url,
+        extra=("--postfix-port", str(postfix_port), *extra),
+        env=env,
     )
     try:
         warm = load.warm(server.port, postfix_port, population)
