@@ -10,10 +10,11 @@ changes the policy version without changing any expected answer.
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.server.scenario import base64_eas, plain_eas
 
 APPLE_MAC = "3c:22:fb:{:02x}:{:02x}:{:02x}"  # Apple's MA-L prefix
 REALTEK_MAC = "00:e0:4c:{:02x}:{:02x}:{:02x}"
@@ -112,20 +113,6 @@ def http(method: str, path: str, headers: dict[str, str], body: bytes = b"") -> 
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-def plain_eas(device_id: str, device_type: str) -> str:
-    return (
-        f"/Microsoft-Server-ActiveSync?Cmd=Sync&User=u&DeviceId={device_id}"
-        f"&DeviceType={device_type}"
-    )
-
-
-def base64_eas(device_id: str, device_type: str) -> str:
-    raw = bytes([141, 0]) + (0x0409).to_bytes(2, "little")
-    raw += bytes([len(device_id)]) + device_id.encode() + bytes([0])
-    raw += bytes([len(device_type)]) + device_type.encode()
-    return "/Microsoft-Server-ActiveSync?" + base64.b64encode(raw).decode()
-
-
 def forward_auth(user: str, agent: str, uri: str, resource: str = "web") -> bytes:
     headers = {"X-Devicegate-User": user, "User-Agent": agent, "X-Original-URI": uri}
     return http("GET", f"/v1/forward-auth/{resource}", headers)
@@ -191,7 +178,7 @@ def templates(users: int = 500) -> dict[str, list[Template]]:
                 )
             )
             eas = (
-                plain_eas(f"DEV{i}", "Android")
+                plain_eas(f"DEV{i}", "Android", user="u")
                 if i % 4 == 1
                 else base64_eas(f"B64{i}", "SamsungSMS911B")
             )
