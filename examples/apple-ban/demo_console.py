@@ -76,6 +76,7 @@ def _spoofed(easid: str) -> object:
 
 
 async def _simulate(service: object, snapshot: object, rng: random.Random) -> int:
+    from devicegate.adapters.forward_auth import ADAPTER
     from devicegate.server.service import ServerService
 
     assert isinstance(service, ServerService)
@@ -105,9 +106,7 @@ async def _simulate(service: object, snapshot: object, rng: random.Random) -> in
                 signals = _signals(device, resource)
                 if user in spoofers and resource == "email" and day >= 7:
                     signals = _spoofed(f"SPOOF{user.upper().replace('.', '')[:20]}")
-                service.prepare(
-                    user, resource, signals, adapter="forward-auth", at=at.astimezone(UTC)
-                )
+                service.prepare(user, resource, signals, adapter=ADAPTER, at=at.astimezone(UTC))
                 made += 1
         await service.durable()
         print(f"   {date.date()}: {made} decisions so far", flush=True)
@@ -118,10 +117,10 @@ async def _simulate(service: object, snapshot: object, rng: random.Random) -> in
 def run() -> None:
     print("\n\033[1m== The console: a simulated fortnight around the first Monday\033[0m")
     sys.path.insert(0, str(ROOT / "src"))
-    from devicegate.cli.common import load_snapshot
     from devicegate.server.config import ServerConfig
     from devicegate.server.metrics import Metrics
     from devicegate.server.service import ServerService
+    from devicegate.sources.inputs import Inputs
     from devicegate.store import open_store
     from devicegate.store.heartbeats import record_heartbeat
     from devicegate.store.rollups import RollupUpdater
@@ -131,10 +130,12 @@ def run() -> None:
         Path(f"{STORE}{suffix}").unlink(missing_ok=True)
     url = f"sqlite:///{STORE}"
     policy, directory, devices = HERE / "policy.yaml", HERE / "directory.csv", HERE / "devices.csv"
-    snapshot = load_snapshot([policy], directory, devices, quiet=True)
     store = open_store(url)
     config = ServerConfig(policy=(policy,), directory=directory, devices=devices, store_url=url)
-    service = ServerService(config, snapshot, store, Metrics())
+    service = ServerService(
+        config, Inputs((policy,), directory, devices, store=store), store, Metrics()
+    )
+    snapshot = service.snapshot
     made = asyncio.run(_simulate(service, snapshot, random.Random(17)))
     # triage found one iPhone compromised (as `devicegate triage scan --quarantine` records it)
     phone = next(d for d in snapshot.inventory if d.vendor == "Apple" and d.serial)
