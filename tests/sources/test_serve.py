@@ -124,3 +124,33 @@ def test_serve_on_an_mdm_inventory(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert ["activesync_id", EAS_ID] in recorded["keys"] or any(
         key[0] == "device_id" for key in recorded["keys"]
     )
+
+
+def test_console_on_an_ldap_directory(server: Slapd, tmp_path: Path) -> None:
+    """The console reads the directory as `serve` does: the stored version at start, a change
+    within a refresh (a user moved to another unit shows under the new one)."""
+    source = server.source_yaml(tmp_path / "ldap.yaml", refresh={"delta": "1s", "full": "1h"})
+    url = f"sqlite:///{tmp_path}/store.db"
+    assert Source.open(source, open_store(url)).sync().accepted
+    port = procs.free_port()
+    argv = [procs.DEVICEGATE, "console", "--policy", str(POLICY), "--directory", str(source),
+            "--store", url, "--port", str(port), "--dev-login", "viewer"]  # fmt: skip
+    log = tmp_path / "console.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=os.environ)
+    try:
+        procs.wait_port(port, proc, timeout=60)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+
+            def unit_shown(unit: str) -> bool:
+                page = client.get("/users/user000007")
+                return page.status_code == 200 and unit in page.text
+
+            assert unit_shown("gov/minzdrav"), log.read_text()
+            conn: Any = server.admin()
+            conn.rename_s(user_dn("user000007", "gov/minzdrav"), "uid=user000007",
+                          ou_dn("gov/minpromtorg/industry"))  # fmt: skip
+            conn.unbind_s()
+            assert wait_for(lambda: unit_shown("gov/minpromtorg/industry")), log.read_text()
+    finally:
+        procs.stop(proc)
