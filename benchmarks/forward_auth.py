@@ -184,6 +184,12 @@ def wrk(url: str, script: Path | None, seconds: float, connections: int) -> tupl
     return per_s, float(p99.group(1)) * scale
 
 
+def apr1(password: str) -> str:
+    """An nginx password hash, made by OpenSSL (what `htpasswd` writes)."""
+    made = subprocess.run(["openssl", "passwd", "-apr1", password], capture_output=True, text=True)
+    return made.stdout.strip()
+
+
 def nginx_conf(prefix: Path, dg_port: int, app_port: int, auth_port: int, noauth_port: int) -> Path:
     site = (ROOT / "deploy" / "nginx" / "devicegate.conf").read_text()
     site = (
@@ -205,6 +211,12 @@ server {{  # the static upstream application
     location / {{ return 200 "ok\\n"; }}
 }}
 """
+    # the shipped site's include and password file, moved under the prefix (users: password pw)
+    site = site.replace("/etc/nginx/devicegate/", f"{prefix}/")
+    (prefix / "subrequest.conf").write_text(
+        (ROOT / "deploy" / "nginx" / "subrequest.conf").read_text()
+    )
+    (prefix / "htpasswd").write_text("".join(f"{user}:{apr1('pw')}\n" for user in USERS))
     (prefix / "devicegate.conf").write_text(site)
     conf = (ROOT / "deploy" / "nginx" / "nginx-test.conf.in").read_text()
     conf = conf.replace("@PREFIX@", str(prefix)).replace(
