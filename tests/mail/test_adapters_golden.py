@@ -363,6 +363,9 @@ POSTFIX_LINES: dict[str, list[bytes]] = {
     "201 attributes": postfix_lines(
         "request=smtpd_access_policy", *[f"a{i}=1" for i in range(200)]
     ),
+    "equals in values": postfix_lines(
+        "request=smtpd_access_policy", "sasl_username=bob=x", "client_address=a=b"
+    ),
 }
 
 
@@ -428,12 +431,33 @@ def postfix_choose_at(seen: str, user: str, at: datetime = NOTICE_AT) -> Any:
     )
 
 
+def postfix_choose_unseen(user: str) -> Any:
+    """No sighting: the decision `choose` gives is the e-mail one on no device signals."""
+    made, sighting = postfix.choose(service(), user, [], at=EMAIL_ONLY_AT)
+    return {
+        "decision": made.action,
+        "rule": made.rule,
+        "reasons": made.reasons,
+        "sighting": sighting,
+    }
+
+
 def postfix_answer(seen: str, user: str | None, match: str) -> Any:
     local = service()
     sightings_of(local, *SIGHTINGS[seen])
     server = postfix.PostfixPolicyServer(local, "127.0.0.1", 0, match=match, sighting_ttl=0)
     request = postfix.PolicyRequest("smtpd_access_policy", user, "198.51.100.7", "RCPT")
     return untimed({"answer": server.answer(request), "logged": [e[:3] for e in local.log]})
+
+
+def sized(total: int) -> bytes:
+    """A well-formed request of exactly `total` octets, its final empty line included."""
+    out = b"request=smtpd_access_policy\nsasl_username=bob\n"
+    while total - len(out) - 1 > 4000 + 3:
+        out += b"x=" + b"y" * 3997 + b"\n"
+    out += b"x=" + b"y" * (total - len(out) - 4) + b"\n\n"
+    assert len(out) == total
+    return out
 
 
 STREAMS: dict[str, tuple[bytes, ...]] = {
@@ -455,6 +479,9 @@ STREAMS: dict[str, tuple[bytes, ...]] = {
     "huge partial": (b"a=" + b"b" * (64 * 1024),),
     "partial then eof": (b"request=smtpd_access_policy\n",),
     "after eof": (b"request=smtpd_access_policy\n\n",),
+    "a value with spaces": (b"request=smtpd_access_policy\nsasl_username=bob\nhelo_name=a b\n\n",),
+    "request at the size limit": (sized(64 * 1024),),
+    "request over the size limit": (sized(64 * 1024 + 1),),
 }
 
 
@@ -580,6 +607,17 @@ def postfix_connections(limit: int) -> Any:
         out.append([peer, transport.closed, connection.closing, len(server._open)])
     connection.connection_lost(None)
     out.append(["lost", connection.closing, connection.transport is None, len(server._open)])
+    return out
+
+
+def peer_shapes() -> Any:
+    """Only an address in a (host, port) tuple is one: any other shape is refused."""
+    server = postfix.PostfixPolicyServer(service(), "127.0.0.1", 0, trusted=lambda a: a == "1")
+    out = []
+    for peer in (["1", 5], "1", ("1", 5)):
+        transport = PeerTransport(peer)
+        postfix._PolicyConnection(server).connection_made(transport)  # type: ignore[arg-type]
+        out.append([peer, transport.closed])
     return out
 
 
@@ -735,6 +773,9 @@ def cases() -> list[Case]:
         out.append((f"postfix replays / ttl {ttl}", postfix_replays, (ttl,)))
     for limit in (1, 5):
         out.append((f"postfix connections / limit {limit}", postfix_connections, (limit,)))
+    out.append(("postfix connections / peer shapes", peer_shapes, ()))
+    for user in (BANNED, "e.lebedeva@minfin.example"):
+        out.append((f"postfix choose unseen / {user}", postfix_choose_unseen, (user,)))
     out.append(("postfix span / windows", spans, ()))
     out.append(("postfix describe / in another zone", describe_in_zone, ()))
     out.append(("postfix flow / hysteresis", flow, ()))
