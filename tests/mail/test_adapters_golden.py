@@ -151,6 +151,8 @@ HEADERS: dict[str, dict[str, str]] = {
     "agent blank": {**USER, "user-agent": "  "},
     "activesync original": {**USER, "x-original-uri": EAS},
     "activesync forwarded": {**USER, "x-forwarded-uri": EAS},
+    "activesync query with ?": {**USER, "x-original-uri": EAS + "&x=a?b"},
+    "authorization control": {"authorization": "Basic \x01"},
     "activesync both": {**USER, "x-original-uri": "/owa/", "x-forwarded-uri": EAS},
     "activesync blank original": {**USER, "x-original-uri": "  ", "x-forwarded-uri": EAS},
     "activesync malformed": {**USER, "x-original-uri": "/Microsoft-Server-ActiveSync?Cmd"},
@@ -172,14 +174,17 @@ def fa_parse(header_set: str, resource: str, extra: str, query: str, peer: str |
     )
 
 
-def fa_cache(sequence: tuple[tuple[str, str], ...]) -> Any:
+def fa_cache(sequence: tuple[tuple[Any, ...], ...]) -> Any:
     """`ParseCache.parse` over a sequence: each result, and whether it was the kept object."""
     parser = forward_auth.ParseCache(names(), size=4)
     seen: list[Any] = []
     out = []
-    for header_set, extra in sequence:
+    for header_set, extra, *query in sequence:
+        # an omitted path or query is left out of the call: the defaults are what it reads
+        given = {"extra_path": extra} if extra is not None else {}
+        given.update({"query": query[0]} if query else {})
         try:
-            result = parser.parse("email", HEADERS[header_set], extra_path=extra, peer="10.0.0.1")
+            result = parser.parse("email", HEADERS[header_set], peer="10.0.0.1", **given)
         except SignalError as exc:
             out.append(["error", exc.message])
             continue
@@ -695,6 +700,29 @@ def cases() -> list[Case]:
         "same twice": (("user and agent", ""), ("user and agent", "")),
         "pages differ": (("user and agent", "/a"), ("user and agent", "/b")),
         "activesync keyed": (("activesync original", ""), ("activesync forwarded", "")),
+        "envoy activesync keyed by query": (
+            (
+                "user and agent",
+                "/Microsoft-Server-ActiveSync",
+                "Cmd=Sync&DeviceId=A&DeviceType=iPhone",
+            ),
+            (
+                "user and agent",
+                "/Microsoft-Server-ActiveSync",
+                "Cmd=Sync&DeviceId=B&DeviceType=iPad",
+            ),
+            (
+                "user and agent",
+                "/Microsoft-Server-ActiveSync",
+                "Cmd=Sync&DeviceId=A&DeviceType=iPhone",
+            ),
+        ),
+        "no path, no query": (
+            ("user and agent", None),
+            ("user and agent", None, "x=\x01"),
+            ("user and agent", "/Microsoft-Server-ActiveSync"),
+        ),
+        "basic user": (("basic on email", ""), ("basic on email", "")),
         "errors not kept": (("no user", ""), ("no user", "")),
         "bounded": tuple(
             (h, "")
