@@ -516,3 +516,48 @@ def test_rule_4_a_device_exception_names_a_mac_in_any_notation(tmp_path: Path) -
     assert decide(snap, request("bob", "email", when, mac)).action is Action.ALLOW
     assert decide(snap, request("bob", "email", when, eas)).action is Action.ALLOW
     assert decide(snap, request("bob", "email", when, other)).action is Action.BLOCK
+
+
+def test_3_why_an_announcement_is_not_made_is_named(tmp_path: Path) -> None:
+    """docs/semantics.md rule 3: the reason chain names what keeps a notice from warning —
+    the resource's default, a rule in force, or what the request gets once the rule starts;
+    one announcement that does not hold never hides the next that does; a default of `warn`
+    does not stand in the way of an announcement."""
+    refused = snapshot(
+        tmp_path, {"resources": {"vpn": {"default": "block"}}, "rules": [rule(notice="14d")]}
+    )
+    during = decide(refused, request("alice", "vpn", "2023-07-10", IPHONE))
+    assert "rule `ban` announces a change, but the default (block) stands" in during.reasons
+    warned = snapshot(
+        tmp_path, {"resources": {"vpn": {"default": "warn"}}, "rules": [rule(notice="14d")]}
+    )
+    during = decide(warned, request("alice", "vpn", "2023-07-10", IPHONE))
+    assert (during.action, during.rule) == (Action.WARN, "ban")
+    assert "2023-07-17" in during.message
+    covered = exception(**{"from": "2023-07-17", "until": "2023-12-31"})
+    later = rule(id="wave-2", notice="30d", **{"from": "2023-07-20"})
+    alone = snapshot(tmp_path, {"rules": [rule(notice="14d")], "exceptions": [covered]})
+    made = decide(alone, request("alice", "web", "2023-07-10", IPHONE))
+    assert made.action is Action.ALLOW
+    assert (
+        "rule `ban` would block from 2023-07-17, but then this request gets allow "
+        "(the default): no warning"
+    ) in made.reasons
+    for rules in ([rule(notice="14d"), later], [later, rule(notice="14d")]):
+        snap = snapshot(tmp_path, {"rules": rules, "exceptions": [covered]})
+        made = decide(snap, request("alice", "web", "2023-07-10", IPHONE))
+        assert (made.action, made.rule) == (Action.WARN, "wave-2")
+        assert any("rule `ban` would block from 2023-07-17, but" in r for r in made.reasons)
+
+
+def test_explain_judges_an_allow_list_under_the_device_state(tmp_path: Path) -> None:
+    """An allow-list may name the device state (`only: {compromised: false}`): `explain`
+    judges it under the request's state, as `decide` does."""
+    clean_only = rule(id="clean-only", when=None, only={"compromised": False})
+    snap = snapshot(tmp_path, {"rules": [clean_only]})
+    lines = explain(snap, request("alice", "web", "2023-08-01", ANDROID))
+    assert "rule `clean-only`: device does not match (device is on the approved list)" in lines
+    flagged = explain(
+        snap, request("alice", "web", "2023-08-01", ANDROID), DeviceState(compromised=True)
+    )
+    assert not any(line.startswith("rule `clean-only`: device does not match") for line in flagged)
