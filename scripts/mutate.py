@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "build" / "mutation"
 DOC = ROOT / "docs" / "testing.md"
 TARGET = 95.0
+NICE = 10
 PACKAGE = "src/devicegate/"
 #: folders the tests read by path from the project root (links, never copied or mutated)
 DATA = ("examples", "docs", "deploy")
@@ -380,6 +381,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown group `{unknown[0]}`: {', '.join(GROUPS)}")
     names = args.groups or list(GROUPS)
     if not args.report:
+        # at least `nice 10` however it is started (`make mutate` already is): mutmut keeps
+        # every core busy for an hour, and the machine is shared
+        os.nice(max(0, NICE - os.nice(0)))
         for name in names:
             seconds = run_group(
                 name,

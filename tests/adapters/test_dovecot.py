@@ -75,3 +75,9 @@ def test_malformed_requests_are_refused(service: LocalService) -> None:
 def test_malformed_imap_id_counts_as_no_id(service: LocalService) -> None:
     status, answer = dovecot.answer(service, "allow", body(device_id='("name" "iPhone Mail'))
     assert (status, answer["status"]) == (200, 0)
+
+
+def test_the_command_is_allow_unless_the_query_names_another() -> None:
+    """`?command=` absent — an empty query, other parameters only — means `allow`."""
+    queries = (b"", b"x=1", b"command=allow", b"command=report", b"x=1&command=drop")
+    assert [dovecot.command_of(q) for q in queries] == ["allow", "allow", "allow", "report", "drop"]

@@ -412,3 +412,252 @@ def test_the_reaper_keeps_live_connections_and_closes_stalled_requests(
 
     kept, cut = asyncio.run(main())
     assert kept == [b"action=DUNNO\n\n"] and cut == b""
+
+
+def test_among_equally_severe_sightings_the_newest_is_named(service: LocalService) -> None:
+    """`any`: two devices both refused; the refusal names the newest of them."""
+    from tests.mail.test_adapters_golden import IPHONE_UA
+
+    seen(service, BANNED, IOS_MAIL, timedelta(hours=2))
+    web = Signals(user_agent=IPHONE_UA)
+    at = datetime.now(UTC) - timedelta(hours=1)
+    sighting = Sighting(at, "forward-auth", web, service.snapshot.identifier.profile(web))
+    service.sightings["m.sokolova"].append(sighting)
+    sightings = service.recent_sightings(BANNED, window=timedelta(days=1))
+    decision, chosen = postfix.choose(service, BANNED, sightings)
+    assert [s.adapter for s in sightings] == ["forward-auth", "dovecot"]
+    assert decision.action.value == "block" and chosen is sighting
+    action, _ = submission(service)
+    assert action.startswith("REJECT") and "seen via forward-auth" in action
+
+
+class _Clock:
+    """`postfix.time` for a test: a monotonic clock it sets, and the wall clock as it is
+    unless it sets `wall`."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.wall: float | None = None
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        import time
+
+        return time.time() if self.wall is None else self.wall
+
+
+def test_the_sighting_cache_keeps_each_user_for_its_ttl_and_no_longer(
+    service: LocalService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reused for `sighting_ttl` seconds (and not at the instant it ends), also below one
+    second; kept per user, case-insensitively but never shared by two users whose names
+    only fold alike in upper case (`straße`, `strasse`); with 0 nothing is kept."""
+    clock = _Clock()
+    monkeypatch.setattr(postfix, "time", clock)
+    asked: list[str] = []
+
+    def recent(user: str, *, window: timedelta) -> list[Sighting]:
+        asked.append(user)
+        return [user]  # type: ignore[list-item]  # a marker: whose sightings these are
+
+    service.recent_sightings = recent  # type: ignore[method-assign]
+    server = postfix.PostfixPolicyServer(service, "127.0.0.1", 0, sighting_ttl=5)
+    assert server._recent_sightings("strasse@x") == ["strasse@x"]
+    clock.now += 4.9
+    assert server._recent_sightings("Strasse@X") == ["strasse@x"]  # cached, one user
+    assert server._recent_sightings("straße@x") == ["straße@x"]  # another user
+    assert asked == ["strasse@x", "straße@x"]
+    clock.now += 0.1  # exactly 5 s after the first: no longer fresh
+    assert server._recent_sightings("strasse@x") == ["strasse@x"]
+    assert asked == ["strasse@x", "straße@x", "strasse@x"]
+
+    short = postfix.PostfixPolicyServer(service, "127.0.0.1", 0, sighting_ttl=0.5)
+    asked.clear()
+    short._recent_sightings("bob")
+    clock.now += 0.4
+    short._recent_sightings("bob")
+    assert asked == ["bob"]
+
+    off = postfix.PostfixPolicyServer(service, "127.0.0.1", 0, sighting_ttl=0)
+    asked.clear()
+    off._recent_sightings("bob")
+    off._recent_sightings("bob")
+    assert asked == ["bob", "bob"] and len(off._recent) == 0
+
+
+class _Stop(Exception):
+    pass
+
+
+def _reap_once(server: postfix.PostfixPolicyServer, monkeypatch: pytest.MonkeyPatch) -> float:
+    """Run one round of the reaper (no event loop: its sleep returns at once, then stops it);
+    the period it slept."""
+    from types import SimpleNamespace
+
+    periods: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        periods.append(seconds)
+        if len(periods) > 1:
+            raise _Stop
+
+    monkeypatch.setattr(postfix, "asyncio", SimpleNamespace(sleep=sleep))
+    with pytest.raises(_Stop):
+        server._reap_idle().send(None)
+    assert periods[0] == periods[1]
+    return periods[0]
+
+
+def test_the_reaper_closes_exactly_the_idle_and_the_stalled(
+    service: LocalService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deterministic, one round: idle past `idle_timeout` or a request begun more than
+    `request_timeout` ago is closed (at the limit itself, not yet); a connection whose
+    answers wait for the decision log is kept and does not stop the round; it wakes every
+    fifth of the shorter limit (at least every 50 ms)."""
+    clock = _Clock()
+    monkeypatch.setattr(postfix, "time", clock)
+    server = postfix.PostfixPolicyServer(
+        service, "127.0.0.1", 0, idle_timeout=100.0, request_timeout=50.0
+    )
+    transports = [FakeTransport() for _ in range(7)]
+    for transport in transports:
+        postfix._PolicyConnection(server).connection_made(transport)  # type: ignore[arg-type]
+    order = list(server._open)  # the reaper's order: the waiting one first
+    waiting, idle, live, at_idle, stalled, fresh, at_partial = order
+    now = clock.now
+    waiting.last = now - 1000
+    waiting.waiting.append(postfix._Answer(waiting, "DUNNO", False))
+    idle.last = now - 200
+    live.last = now - 50
+    at_idle.last = now - 100
+    stalled.last, stalled.started = now, now - 100
+    fresh.last, fresh.started = now, now - 10
+    at_partial.last, at_partial.started = now, now - 50
+    assert _reap_once(server, monkeypatch) == 10.0
+    closed = [c.transport.closed for c in order]  # type: ignore[union-attr]
+    assert closed == [False, True, False, False, True, False, False]
+    for idle_timeout, request_timeout, period in ((0.1, 10.0, 0.05), (1.0, 10.0, 0.2)):
+        server.idle_timeout, server.request_timeout = idle_timeout, request_timeout
+        server._open.clear()
+        assert _reap_once(server, monkeypatch) == period
+
+
+def test_close_twice_is_harmless_and_leaves_no_task(service: LocalService) -> None:
+    async def main() -> tuple[bool, int]:
+        srv = postfix.PostfixPolicyServer(service, "127.0.0.1", 0)
+        await srv.close()  # never started
+        await srv.start()
+        reaper = srv._reaper
+        await srv.close()
+        await srv.close()
+        others = asyncio.all_tasks() - {asyncio.current_task()}
+        return reaper is not None and reaper.cancelled(), len(others)
+
+    assert asyncio.run(main()) == (True, 0)
+
+
+def test_eof_drops_the_partial_request(service: LocalService) -> None:
+    server = postfix.PostfixPolicyServer(service, "127.0.0.1", 0)
+    transport = FakeTransport()
+    connection = postfix._PolicyConnection(server)
+    connection.connection_made(transport)  # type: ignore[arg-type]
+    connection.data_received(request()[:-10])
+    assert connection.buffer
+    assert connection.eof_received() is False  # nothing owed: the transport may close
+    assert connection.buffer == b"" and connection.closing and transport.out == []
+
+
+def test_a_kept_answer_is_replayed_until_its_ttl_or_a_new_sighting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a replaying service the answer is kept for `sighting_ttl` seconds (not at the
+    instant it ends), is not used once the user was seen again, and what is replayed is the
+    decision that was prepared for it."""
+    from tests.mail.test_adapters_golden import ReplayingLocal, snapshot
+
+    made: list[object] = []
+
+    class Checked(ReplayingLocal):
+        def prepare(self, *args: Any, **kwargs: Any) -> tuple[Any, object]:
+            prepared = super().prepare(*args, **kwargs)
+            made.append(prepared[0])
+            return prepared
+
+        def replay_if_valid(self, prepared: Any, now: float) -> object | None:
+            assert any(prepared is one for one in made), "not what was prepared"
+            return super().replay_if_valid(prepared, now)
+
+    clock = _Clock()
+    clock.wall = 2_000_000_000.0
+    monkeypatch.setattr(postfix, "time", clock)
+    local = Checked(snapshot())
+    seen(local, BANNED, IOS_MAIL, timedelta(hours=1))
+    server = postfix.PostfixPolicyServer(local, "127.0.0.1", 0, sighting_ttl=5)
+    ask_once = postfix.PolicyRequest("smtpd_access_policy", BANNED, "198.51.100.7", "RCPT")
+    steps = []
+    for advance in (0.0, 4.5, 0.5, 1.0):  # 5 s after the first answer: decided anew
+        clock.wall += advance
+        clock.now += advance
+        assert server.answer(ask_once).startswith("REJECT")
+        steps.append((len(local.prepared), local.replays))
+    assert steps == [(1, 0), (1, 1), (2, 1), (2, 2)]
+    assert server.seen_since(BANNED, clock.wall) is False
+    # a sighting recorded after the kept answer was made
+    name = local.snapshot.canonical_user(BANNED).lower()
+    later = datetime.fromtimestamp(clock.wall + 1, UTC)
+    profile = local.snapshot.identifier.profile(Signals(imap_id=IOS_MAIL))
+    local.sightings[name].append(Sighting(later, "dovecot", Signals(imap_id=IOS_MAIL), profile))
+    server.answer(ask_once)
+    assert (len(local.prepared), local.replays) == (3, 2)
+
+
+def test_the_refusal_names_the_sighting_time_in_utc_whatever_the_zone(
+    service: LocalService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    seen(service, BANNED, IOS_MAIL, timedelta(hours=1))
+    (sighting,) = service.recent_sightings(BANNED, window=timedelta(days=1))
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        action, _ = submission(service)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert f"seen via dovecot {sighting.at.astimezone(UTC):%Y-%m-%d %H:%M} UTC" in action
+
+
+def test_an_unknown_match_is_refused_by_name(service: LocalService) -> None:
+    with pytest.raises(ValueError, match=r"^unknown match `oldest`: any or newest$"):
+        postfix.PostfixPolicyServer(service, "127.0.0.1", 0, match="oldest")
+
+
+def test_a_submission_is_decided_for_email_on_no_signals_of_its_own() -> None:
+    from devicegate.adapters.base import DecisionRequest
+
+    ask_once = postfix.PolicyRequest("smtpd_access_policy", BANNED, None, None)
+    assert ask_once.decision_request() == DecisionRequest(BANNED, "email", Signals())
+    assert postfix.PolicyRequest("smtpd_access_policy", None, None, None).decision_request() is None
+
+
+def test_a_failed_decision_is_logged_with_its_cause(
+    service: LocalService, caplog: pytest.LogCaptureFixture
+) -> None:
+    def failing(user: str, *, window: timedelta) -> list[Sighting]:
+        raise OSError("store unreachable")
+
+    service.recent_sightings = failing  # type: ignore[method-assign]
+    server = postfix.PostfixPolicyServer(service, "127.0.0.1", 0, sighting_ttl=0)
+    transport = FakeTransport()
+    connection = postfix._PolicyConnection(server)
+    connection.connection_made(transport)  # type: ignore[arg-type]
+    with caplog.at_level("ERROR", logger="devicegate.adapters.postfix"):
+        connection.data_received(request())
+    assert transport.out == [f"action={postfix.FAILED}\n\n".encode()]
+    (record,) = caplog.records
+    assert record.getMessage() == "postfix: deciding a policy request failed"
+    assert record.exc_info is not None and "store unreachable" in str(record.exc_info[1])

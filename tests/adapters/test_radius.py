@@ -9,6 +9,7 @@ import pytest
 
 from devicegate.adapters import radius
 from devicegate.adapters.base import LocalService
+from devicegate.errors import SignalError
 from devicegate.model import DeviceState
 from tests.mail.conftest import APPLE_MAC, BANNED, OTHER_MAC, RANDOM_MAC
 
@@ -93,3 +94,15 @@ def test_the_password_is_never_logged_or_returned(
     assert SECRET not in caplog.text
     assert SECRET not in json.dumps(replies)
     assert all(SECRET not in repr(entry) for entry in service.log)
+
+
+def test_a_body_of_exactly_the_limit_is_read() -> None:
+    """`MAX_BODY` octets are read (and judged as JSON); one more is refused unread."""
+
+    def refusal(size: int) -> str:
+        with pytest.raises(SignalError) as refused:
+            radius.parse_request(b" " * (size - 2) + b"[]")
+        return refused.value.message
+
+    assert refusal(radius.MAX_BODY) != refusal(radius.MAX_BODY + 1)
+    assert refusal(radius.MAX_BODY + 1) == f"radius request is longer than {radius.MAX_BODY} bytes"

@@ -151,6 +151,8 @@ HEADERS: dict[str, dict[str, str]] = {
     "agent blank": {**USER, "user-agent": "  "},
     "activesync original": {**USER, "x-original-uri": EAS},
     "activesync forwarded": {**USER, "x-forwarded-uri": EAS},
+    "activesync query with ?": {**USER, "x-original-uri": EAS + "&x=a?b"},
+    "authorization control": {"authorization": "Basic \x01"},
     "activesync both": {**USER, "x-original-uri": "/owa/", "x-forwarded-uri": EAS},
     "activesync blank original": {**USER, "x-original-uri": "  ", "x-forwarded-uri": EAS},
     "activesync malformed": {**USER, "x-original-uri": "/Microsoft-Server-ActiveSync?Cmd"},
@@ -172,14 +174,17 @@ def fa_parse(header_set: str, resource: str, extra: str, query: str, peer: str |
     )
 
 
-def fa_cache(sequence: tuple[tuple[str, str], ...]) -> Any:
+def fa_cache(sequence: tuple[tuple[Any, ...], ...]) -> Any:
     """`ParseCache.parse` over a sequence: each result, and whether it was the kept object."""
     parser = forward_auth.ParseCache(names(), size=4)
     seen: list[Any] = []
     out = []
-    for header_set, extra in sequence:
+    for header_set, extra, *query in sequence:
+        # an omitted path or query is left out of the call: the defaults are what it reads
+        given = {"extra_path": extra} if extra is not None else {}
+        given.update({"query": query[0]} if query else {})
         try:
-            result = parser.parse("email", HEADERS[header_set], extra_path=extra, peer="10.0.0.1")
+            result = parser.parse("email", HEADERS[header_set], peer="10.0.0.1", **given)
         except SignalError as exc:
             out.append(["error", exc.message])
             continue
@@ -363,6 +368,9 @@ POSTFIX_LINES: dict[str, list[bytes]] = {
     "201 attributes": postfix_lines(
         "request=smtpd_access_policy", *[f"a{i}=1" for i in range(200)]
     ),
+    "equals in values": postfix_lines(
+        "request=smtpd_access_policy", "sasl_username=bob=x", "client_address=a=b"
+    ),
 }
 
 
@@ -428,12 +436,33 @@ def postfix_choose_at(seen: str, user: str, at: datetime = NOTICE_AT) -> Any:
     )
 
 
+def postfix_choose_unseen(user: str) -> Any:
+    """No sighting: the decision `choose` gives is the e-mail one on no device signals."""
+    made, sighting = postfix.choose(service(), user, [], at=EMAIL_ONLY_AT)
+    return {
+        "decision": made.action,
+        "rule": made.rule,
+        "reasons": made.reasons,
+        "sighting": sighting,
+    }
+
+
 def postfix_answer(seen: str, user: str | None, match: str) -> Any:
     local = service()
     sightings_of(local, *SIGHTINGS[seen])
     server = postfix.PostfixPolicyServer(local, "127.0.0.1", 0, match=match, sighting_ttl=0)
     request = postfix.PolicyRequest("smtpd_access_policy", user, "198.51.100.7", "RCPT")
     return untimed({"answer": server.answer(request), "logged": [e[:3] for e in local.log]})
+
+
+def sized(total: int) -> bytes:
+    """A well-formed request of exactly `total` octets, its final empty line included."""
+    out = b"request=smtpd_access_policy\nsasl_username=bob\n"
+    while total - len(out) - 1 > 4000 + 3:
+        out += b"x=" + b"y" * 3997 + b"\n"
+    out += b"x=" + b"y" * (total - len(out) - 4) + b"\n\n"
+    assert len(out) == total
+    return out
 
 
 STREAMS: dict[str, tuple[bytes, ...]] = {
@@ -455,6 +484,9 @@ STREAMS: dict[str, tuple[bytes, ...]] = {
     "huge partial": (b"a=" + b"b" * (64 * 1024),),
     "partial then eof": (b"request=smtpd_access_policy\n",),
     "after eof": (b"request=smtpd_access_policy\n\n",),
+    "a value with spaces": (b"request=smtpd_access_policy\nsasl_username=bob\nhelo_name=a b\n\n",),
+    "request at the size limit": (sized(64 * 1024),),
+    "request over the size limit": (sized(64 * 1024 + 1),),
 }
 
 
@@ -583,6 +615,17 @@ def postfix_connections(limit: int) -> Any:
     return out
 
 
+def peer_shapes() -> Any:
+    """Only an address in a (host, port) tuple is one: any other shape is refused."""
+    server = postfix.PostfixPolicyServer(service(), "127.0.0.1", 0, trusted=lambda a: a == "1")
+    out = []
+    for peer in (["1", 5], "1", ("1", 5)):
+        transport = PeerTransport(peer)
+        postfix._PolicyConnection(server).connection_made(transport)  # type: ignore[arg-type]
+        out.append([peer, transport.closed])
+    return out
+
+
 def spans() -> Any:
     windows = (86400, 3600, 60, 90, 7 * 86400, 86400 + 3600, 59, 0, 2 * 60)
     return [postfix._span(timedelta(seconds=s)) for s in windows]
@@ -657,6 +700,29 @@ def cases() -> list[Case]:
         "same twice": (("user and agent", ""), ("user and agent", "")),
         "pages differ": (("user and agent", "/a"), ("user and agent", "/b")),
         "activesync keyed": (("activesync original", ""), ("activesync forwarded", "")),
+        "envoy activesync keyed by query": (
+            (
+                "user and agent",
+                "/Microsoft-Server-ActiveSync",
+                "Cmd=Sync&DeviceId=A&DeviceType=iPhone",
+            ),
+            (
+                "user and agent",
+                "/Microsoft-Server-ActiveSync",
+                "Cmd=Sync&DeviceId=B&DeviceType=iPad",
+            ),
+            (
+                "user and agent",
+                "/Microsoft-Server-ActiveSync",
+                "Cmd=Sync&DeviceId=A&DeviceType=iPhone",
+            ),
+        ),
+        "no path, no query": (
+            ("user and agent", None),
+            ("user and agent", None, "x=\x01"),
+            ("user and agent", "/Microsoft-Server-ActiveSync"),
+        ),
+        "basic user": (("basic on email", ""), ("basic on email", "")),
         "errors not kept": (("no user", ""), ("no user", "")),
         "bounded": tuple(
             (h, "")
@@ -735,6 +801,9 @@ def cases() -> list[Case]:
         out.append((f"postfix replays / ttl {ttl}", postfix_replays, (ttl,)))
     for limit in (1, 5):
         out.append((f"postfix connections / limit {limit}", postfix_connections, (limit,)))
+    out.append(("postfix connections / peer shapes", peer_shapes, ()))
+    for user in (BANNED, "e.lebedeva@minfin.example"):
+        out.append((f"postfix choose unseen / {user}", postfix_choose_unseen, (user,)))
     out.append(("postfix span / windows", spans, ()))
     out.append(("postfix describe / in another zone", describe_in_zone, ()))
     out.append(("postfix flow / hysteresis", flow, ()))

@@ -108,6 +108,20 @@ MANAGED = profile(
     device_id="C02X",
 )
 ODD_VERSION = profile("Apple", "iOS", more={"os_version": ("beta",)})  # no version in it
+
+
+def mdm(*threats: str) -> Any:
+    """An Android handset the inventory's MDM records report on (`none`: clean), beside
+    evidence that says nothing of a threat."""
+    from dataclasses import replace
+
+    from devicegate.model import Evidence
+
+    said = [Evidence("mdm_id", Trust.ATTESTED, "inventory", (("mdm_threat", t),)) for t in threats]
+    plain = Evidence("user_agent", Trust.REPORTED, "ua", (("platform", "Android"),))
+    return replace(ANDROID, evidence=(plain, *said))
+
+
 PROFILES = {
     "apple": APPLE,
     "odd version": ODD_VERSION,
@@ -116,6 +130,9 @@ PROFILES = {
     "unknown": UNKNOWN,
     "conflicted": CONFLICTED,
     "managed": MANAGED,
+    "mdm clean": mdm("none"),
+    "mdm rooted": mdm("rooted"),
+    "mdm both": mdm("rooted", "none", "jailbroken"),
 }
 
 POLICIES: dict[str, dict[str, Any]] = {
@@ -248,6 +265,8 @@ CONDITIONS: dict[str, dict[str, Any]] = {
     "model and os": {"model": ["iPhone*"], "os_version": "<16"},
     "model as the hardware id": {"model": ["iPhone14C*"]},
     "two vendors": {"vendor": ["Apple", "Samsung"]},
+    "mdm threat": {"mdm_threat": True},
+    "mdm clean": {"mdm_threat": False},
 }
 
 

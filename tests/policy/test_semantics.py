@@ -516,3 +516,143 @@ def test_rule_4_a_device_exception_names_a_mac_in_any_notation(tmp_path: Path) -
     assert decide(snap, request("bob", "email", when, mac)).action is Action.ALLOW
     assert decide(snap, request("bob", "email", when, eas)).action is Action.ALLOW
     assert decide(snap, request("bob", "email", when, other)).action is Action.BLOCK
+
+
+def test_3_why_an_announcement_is_not_made_is_named(tmp_path: Path) -> None:
+    """docs/semantics.md rule 3: the reason chain names what keeps a notice from warning —
+    the resource's default, a rule in force, or what the request gets once the rule starts;
+    one announcement that does not hold never hides the next that does; a default of `warn`
+    does not stand in the way of an announcement."""
+    refused = snapshot(
+        tmp_path, {"resources": {"vpn": {"default": "block"}}, "rules": [rule(notice="14d")]}
+    )
+    during = decide(refused, request("alice", "vpn", "2023-07-10", IPHONE))
+    assert "rule `ban` announces a change, but the default (block) stands" in during.reasons
+    warned = snapshot(
+        tmp_path, {"resources": {"vpn": {"default": "warn"}}, "rules": [rule(notice="14d")]}
+    )
+    during = decide(warned, request("alice", "vpn", "2023-07-10", IPHONE))
+    assert (during.action, during.rule) == (Action.WARN, "ban")
+    assert "2023-07-17" in during.message
+    covered = exception(**{"from": "2023-07-17", "until": "2023-12-31"})
+    later = rule(id="wave-2", notice="30d", **{"from": "2023-07-20"})
+    alone = snapshot(tmp_path, {"rules": [rule(notice="14d")], "exceptions": [covered]})
+    made = decide(alone, request("alice", "web", "2023-07-10", IPHONE))
+    assert made.action is Action.ALLOW
+    assert (
+        "rule `ban` would block from 2023-07-17, but then this request gets allow "
+        "(the default): no warning"
+    ) in made.reasons
+    for rules in ([rule(notice="14d"), later], [later, rule(notice="14d")]):
+        snap = snapshot(tmp_path, {"rules": rules, "exceptions": [covered]})
+        made = decide(snap, request("alice", "web", "2023-07-10", IPHONE))
+        assert (made.action, made.rule) == (Action.WARN, "wave-2")
+        assert any("rule `ban` would block from 2023-07-17, but" in r for r in made.reasons)
+
+
+def test_explain_judges_an_allow_list_under_the_device_state(tmp_path: Path) -> None:
+    """An allow-list may name the device state (`only: {compromised: false}`): `explain`
+    judges it under the request's state, as `decide` does."""
+    clean_only = rule(id="clean-only", when=None, only={"compromised": False})
+    snap = snapshot(tmp_path, {"rules": [clean_only]})
+    lines = explain(snap, request("alice", "web", "2023-08-01", ANDROID))
+    assert "rule `clean-only`: device does not match (device is on the approved list)" in lines
+    flagged = explain(
+        snap, request("alice", "web", "2023-08-01", ANDROID), DeviceState(compromised=True)
+    )
+    assert not any(line.startswith("rule `clean-only`: device does not match") for line in flagged)
+
+
+class _NotAgain:
+    """Stands in for a part `decide` must not call again once its answer is cached."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __call__(self, *args: object) -> Any:
+        raise AssertionError(f"{self.what} called: the cached answer was not used")
+
+    def __getattr__(self, name: str) -> Any:
+        return _NotAgain(f"{self.what}.{name}")
+
+
+def test_decide_answers_a_repeated_request_from_its_caches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`decide` is pure, and its caches (docs/semantics.md, "How it stays fast") hand back the
+    very decision made before: per signals without identifying the device again, per
+    device profile, per device class (two profiles of one class share one template), and
+    per time segment without planning again — and never one state's or device's answer for
+    another's."""
+    snap = snapshot(tmp_path, {"rules": [rule()]})
+    when = at("2023-08-01")
+    iphone = Signals(user_agent="Apple-iPhone14C2/2003.1.1")
+    first = decide(snap, Request("alice", "web", when, iphone))
+    compromised = decide(snap, Request("alice", "web", when, iphone), DeviceState(compromised=True))
+    assert (first.action, compromised.action) == (Action.BLOCK, Action.QUARANTINE)
+    phone = replace(IPHONE)
+    other = replace(IPHONE)  # equal, not the same object
+    by_phone = decide(snap, request("alice", "web", "2023-08-01", phone))
+    by_other = decide(snap, request("alice", "web", "2023-08-01", other))
+    assert by_phone.device is phone and by_other.device is other
+    assert by_other.reasons is by_phone.reasons  # one device class: one template
+    android = decide(snap, request("alice", "web", "2023-08-01", ANDROID))
+    assert android.action is Action.ALLOW
+    held = decide(snap, request("alice", "web", "2023-08-01", phone), DeviceState(compromised=True))
+    assert held.action is Action.QUARANTINE and held.device is phone
+    monkeypatch.setattr(snap, "identifier", _NotAgain("identifier"))
+    monkeypatch.setattr(snap, "plan", _NotAgain("snapshot.plan"))
+    assert decide(snap, Request("alice", "web", when, iphone)) is first
+    assert decide(snap, request("alice", "web", "2023-08-01", phone)) is by_phone
+    assert decide(snap, request("alice", "web", "2023-08-01", other)) is by_other
+    third = replace(IPHONE)  # a new device of a known class, in a known segment
+    by_third = decide(snap, request("alice", "web", "2023-08-01", third))
+    assert by_third.device is third and by_third.reasons is by_phone.reasons
+
+
+def test_4_the_latest_end_among_exceptions_lifting_a_rule_counts(tmp_path: Path) -> None:
+    """docs/semantics.md rule 4: a rule two exceptions lift is lifted until the later end,
+    whatever their order; at equal ends the first listed is named."""
+    short, long = exception(until="2023-09-01"), exception(until="2023-12-31", reason="long")
+    for order in ([short, long], [long, short]):
+        snap = snapshot(tmp_path, {"rules": [rule(notice="14d")], "exceptions": order})
+        made = decide(snap, request("alice", "web", "2023-08-25", IPHONE))
+        assert made.action is Action.ALLOW, order
+        assert any("exception until 2023-12-31 (long)" in r for r in made.reasons)
+    same = [exception(reason="first"), exception(reason="second")]
+    snap = snapshot(tmp_path, {"rules": [rule()], "exceptions": same})
+    made = decide(snap, request("alice", "web", "2023-08-10", IPHONE))
+    assert any("(first)" in r for r in made.reasons)
+    assert not any("(second)" in r for r in made.reasons)
+
+
+def test_3_an_allow_in_notice_leaves_the_rules_in_force(tmp_path: Path) -> None:
+    """docs/semantics.md rule 3: an allow rule in its notice period announces nothing, and
+    the rules after it still apply."""
+    lab = {
+        "id": "lab-allow",
+        "scope": {"units": ["gov/mintsifry/ios-lab"]},
+        "effect": "allow",
+        "from": "2023-09-01",
+        "notice": "30d",
+    }
+    for rules in ([rule(**lab), rule()], [rule(), rule(**lab)]):
+        snap = snapshot(tmp_path, {"rules": rules})
+        made = decide(snap, request("bob", "web", "2023-08-10", IPHONE))
+        assert (made.action, made.rule) == (Action.BLOCK, "ban")
+
+
+def test_6_a_report_only_rule_in_notice_reports_a_warning(tmp_path: Path) -> None:
+    """docs/semantics.md rules 3 and 6: in its notice period a report-only rule is recorded
+    as a would-be warning naming its start; the action is unchanged."""
+    preview = rule(id="preview", mode="report-only", notice="14d")
+    snap = snapshot(tmp_path, {"rules": [preview]})
+    made = decide(snap, request("alice", "web", "2023-07-10", IPHONE))
+    assert made.action is Action.ALLOW
+    (hit,) = made.report_only
+    assert (hit.rule, hit.action, hit.mode) == ("preview", Action.WARN, "report-only")
+    assert hit.reason == "vendor in [apple]; in notice period: block from 2023-07-17"
+    assert (
+        "report-only rule `preview` would warn: vendor in [apple]; in notice period: "
+        "block from 2023-07-17"
+    ) in made.reasons

@@ -267,3 +267,33 @@ def test_an_unknown_ack_mode_is_refused(tmp_path: Path, scenario: tuple[Path, Pa
     app = make_app(tmp_path, *scenario)
     with pytest.raises(ValueError, match="unknown log acknowledgement mode 'sometimes'"):
         DecisionLog(app.service.store, id_prefix="x-", ack="sometimes")
+
+
+def test_a_writer_holding_a_batch_survives_the_release_removing_its_marker(
+    tmp_path: Path,
+) -> None:
+    """`WriterHold.release` removes the marker as well as the hold file (a killed writer
+    leaves one behind); when a live writer holds a batch at that moment — a new writer that
+    received the next batch before the release — it commits that batch, it does not die on
+    the marker it can no longer remove."""
+    import threading
+
+    from devicegate.server import log_writer
+
+    hold = WriterHold(tmp_path)
+    hold.engage()
+    failed: list[BaseException] = []
+
+    def holding() -> None:
+        try:
+            log_writer.hold(str(hold.path), 7, 1)
+        except BaseException as exc:  # the test reports it
+            failed.append(exc)
+
+    writer = threading.Thread(target=holding)
+    writer.start()
+    assert hold.wait() == (7, 1)
+    hold.marker.unlink()  # as `release` does, first here so that the order is certain
+    hold.release()
+    writer.join(5)
+    assert not writer.is_alive() and failed == []
