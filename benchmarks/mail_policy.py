@@ -118,10 +118,8 @@ def _adapter_asgi() -> Any:
             message = await receive()
             chunks.append(message.get("body", b""))
             more = message.get("more_body", False)
-        params = dict(
-            part.split("=", 1) for part in scope["query_string"].decode().split("&") if "=" in part
-        )
-        status, answer = dovecot.handle(service, b"".join(chunks), params)
+        command = dovecot.command_of(scope["query_string"])
+        status, answer = dovecot.answer(service, command, b"".join(chunks))
         body = json.dumps(answer).encode()
         await send(
             {
