@@ -150,6 +150,21 @@ def test_fuzzed_posts_are_refused_cleanly(client: TestClient, form: dict[str, st
         assert answer.status_code in (303, 403, 422), (path, form)
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/?days=%C2%B2",  # "²": str.isdigit says yes, int says no
+        "/units/gov/a?days=%E2%91%A0",  # "①"
+        "/exceptions?days=%C2%B2",
+        "/activity?before=%C2%B2",
+        "/activity?before=999999999999999999999999",  # past any 64-bit id
+    ],
+)
+def test_numbers_that_are_no_numbers_are_ignored(client: TestClient, path: str) -> None:
+    """A number parameter the console cannot use is left out, as an absent one is."""
+    assert client.get(path).status_code == 200, path
+
+
 def test_only_configured_hosts_are_answered(client: TestClient) -> None:
     assert client.get("/", headers={"Host": "testserver"}).status_code == 200
     assert client.get("/", headers={"Host": "rebound.attacker.example"}).status_code == 400
