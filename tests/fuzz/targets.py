@@ -37,6 +37,7 @@ from devicegate.triage.errors import TriageError
 from devicegate.triage.mbfile import decode_mbfile
 from devicegate.triage.plists import load_plist_dict
 from tests.faults import population as world
+from tests.fuzz.conftest import HANG
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "apple-ban"
@@ -275,8 +276,6 @@ def check_http(data: bytes) -> None:
 #: the placeholder a console input carries for its session's CSRF token (so that a form gets
 #: past the token check and its fields are read)
 CSRF_SLOT = b"@CSRF@"
-#: seconds one console answer may take: more is a hang (pages here take milliseconds)
-CONSOLE_HANG = 10.0
 #: the bytes uvicorn (httptools) accepts in a request target as they are
 REQUEST_LINE = "".join(map(chr, range(0x21, 0x7F)))
 
@@ -370,7 +369,7 @@ async def _ask(
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    await asyncio.wait_for(app(scope, receive, send), CONSOLE_HANG)
+    await asyncio.wait_for(app(scope, receive, send), HANG)  # an answer awaited for ever
     start = next(m for m in sent if m["type"] == "http.response.start")
     content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return int(start["status"]), list(start.get("headers", [])), content
@@ -379,7 +378,7 @@ async def _ask(
 def check_console(data: bytes) -> None:
     """A request to the console's pages and forms: the first line `METHOD /path?query`, the
     rest the form body (`@CSRF@` stands for the session's token). Any status but a 5xx, an
-    answer within `CONSOLE_HANG` seconds, and a redirect never to another site."""
+    answer within `HANG` seconds, and a redirect never to another site."""
     console = _console()
     first, _, body = data.replace(CSRF_SLOT, console.csrf).partition(b"\n")
     method, _, target = first.decode("latin-1").partition(" ")

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz import targets
-from tests.fuzz.conftest import EXAMPLES, FUZZ, fuzzing
+from tests.fuzz.conftest import BUDGET, EXAMPLES, FUZZ, fuzzing
 
 BY_HYPOTHESIS = min(EXAMPLES // 2, 2000)
 SEED = int(os.environ.get("DEVICEGATE_FUZZ_SEED", "20261206"))
@@ -106,6 +106,7 @@ def swap_value(rng: random.Random, data: bytearray) -> bytearray:
     return data
 
 
+@pytest.mark.timeout(BUDGET)
 @pytest.mark.parametrize("name", sorted(targets.CHECKS))
 def test_fuzz_hypothesis(name: str) -> None:
     check = targets.CHECKS[name]
@@ -120,6 +121,7 @@ def test_fuzz_hypothesis(name: str) -> None:
     run()
 
 
+@pytest.mark.timeout(BUDGET)
 @pytest.mark.parametrize("name", sorted(targets.CHECKS))
 def test_fuzz_mutations(name: str) -> None:
     check = targets.CHECKS[name]
