@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import gzip
 import json
 import plistlib
@@ -389,8 +390,16 @@ def check_console(data: bytes) -> None:
     headers = [(b"cookie", console.cookie)]
     if method == "POST":
         headers.append((b"content-type", b"application/x-www-form-urlencoded"))
-    ask = _ask(console.app, method, target, body, headers)
-    status, answer, content = console.loop.run_until_complete(ask)
+    ask = console.loop.create_task(_ask(console.app, method, target, body, headers))
+    try:
+        status, answer, content = console.loop.run_until_complete(ask)
+    except BaseException:
+        # interrupted (Ctrl-C, the test's timeout): end the request, so that its worker
+        # threads stop with it and the process can exit
+        ask.cancel()
+        with contextlib.suppress(BaseException):
+            console.loop.run_until_complete(ask)
+        raise
     assert status < 500, (status, target, content[:300])
     location = urlsplit(dict(answer).get(b"location", b"/").decode("latin-1"))
     assert location.netloc in ("", "testserver") and location.scheme in ("", "http"), location
