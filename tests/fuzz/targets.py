@@ -297,11 +297,8 @@ class ConsoleApp:
 def _console() -> ConsoleApp:
     from datetime import UTC, datetime, timedelta
 
-    from devicegate.cli.common import load_snapshot
-    from devicegate.console import ConsoleConfig, create_app
-    from devicegate.console.runtime import Runtime
     from devicegate.store import open_store
-    from tests.console.world import HOSTILE_UA, write_world
+    from tests.console.world import HOSTILE_UA, console_app, write_world
     from tests.store.logrows import Said, write
 
     tmp = Path(tempfile.mkdtemp(prefix="devicegate-fuzz-console-"))
@@ -318,20 +315,8 @@ def _console() -> ConsoleApp:
     ])  # fmt: skip
     held = store.hold([("activesync_id", "FUZZHELD0001")], resource="email", rule="spoof-hold",
                       reason="signals conflict", user="d01", created_by="dovecot")  # fmt: skip
-    config = ConsoleConfig(
-        policy=(place.policy,),
-        directory=place.directory,
-        devices=None,
-        store_url=place.store_url,
-        candidates=place.candidates,
-        allowed_hosts=("testserver",),
-        dev_login="operator",
-    )
-    runtime = Runtime(config, load_snapshot([place.policy], place.directory, None, quiet=True),
-                      store)  # fmt: skip
-    runtime.roll_up()
+    app = console_app(place, store, dev_login="operator")
     loop = asyncio.new_event_loop()
-    app = create_app(config, runtime)
     status, headers, body = loop.run_until_complete(_ask(app, "GET", "/quarantine", b"", []))
     assert status == 200, status
     cookie = next(v for k, v in headers if k == b"set-cookie").split(b";")[0]
