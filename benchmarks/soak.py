@@ -9,7 +9,7 @@
    memory growth after warm-up (serve and its writer), acknowledged decisions against rows.
 2. The fault tests (`tests/faults/`), each run by pytest: PostgreSQL stopped for 10 s
    (durable and buffered), the writer killed, the disk full, policy files replaced during a
-   reload, the clock; each reports its figures.
+   reload, LDAP and an MDM unreachable, the clock, the systemd unit; each reports its figures.
 3. The fuzz campaign (`tests/fuzz/`) with `--fuzz-examples` inputs a parser, or the counts
    a `make fuzz` run wrote (`--fuzz-report`).
 
@@ -38,6 +38,7 @@ FAULTS = {
     "writer_killed": "tests/faults/test_writer_killed.py",
     "disk_full": "tests/faults/test_disk_full.py",
     "reload_races": "tests/faults/test_reload_races.py",
+    "source_unreachable": "tests/faults/test_source_unreachable.py",
     "time": "tests/faults/test_time.py",
     "service": "tests/faults/test_service.py",
 }
@@ -155,7 +156,13 @@ def main() -> int:
         "logged": soak["logged"],
         "faults": {
             name: faults[name]["survived"] if name in faults else None
-            for name in ("postgres_outage", "writer_killed", "disk_full", "reload_races")
+            for name in (
+                "postgres_outage",
+                "writer_killed",
+                "disk_full",
+                "reload_races",
+                "source_unreachable",
+            )
         },
         "fuzz_inputs": fuzz["inputs"],
         "fuzz_failures": fuzz["failures"],

@@ -8,6 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from tests.server.scenario import ANDROID_CHROME as ANDROID
@@ -118,6 +119,29 @@ def write_world(root: Path) -> World:
         policy_text().replace("    mode: report-only\n", ""), encoding="utf-8"
     )
     return World(root, policy, directory, f"sqlite:///{root}/store.db", candidates)
+
+
+def console_app(world: World, store: Store, **settings: object) -> Any:
+    """The console's ASGI app in process on `world` and `store`, answering the Host
+    `testserver`, its rollups brought up to date with what the store holds now: what the
+    in-process tests and the fuzz campaign drive."""
+    from devicegate.cli.common import load_snapshot
+    from devicegate.console import ConsoleConfig, create_app
+    from devicegate.console.runtime import Runtime
+
+    config = ConsoleConfig(
+        policy=(world.policy,),
+        directory=world.directory,
+        devices=None,
+        store_url=world.store_url,
+        candidates=world.candidates,
+        allowed_hosts=("testserver",),
+        **settings,  # type: ignore[arg-type]
+    )
+    snapshot = load_snapshot([world.policy], world.directory, None, quiet=True)
+    runtime = Runtime(config, snapshot, store)
+    runtime.roll_up()
+    return create_app(config, runtime)
 
 
 def ask(client: httpx.Client, user: str, resource: str, agent: str, **headers: str) -> int:

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,10 +34,15 @@ REPORT = "DEVICEGATE_FUZZ_REPORT"
 COUNTS: Counter[str] = Counter()
 FAILURES: Counter[str] = Counter()
 
+#: seconds one input may take: more is a hang (the machine is shared, so not milliseconds)
+HANG = 10.0
+#: seconds one parser's test may take in all (pytest-timeout): a budget of 50 ms an input,
+#: ten times what the slowest parser needs on a loaded 2-core machine
+BUDGET = max(600.0, EXAMPLES * 0.05)
+
 FUZZ = settings(
     max_examples=EXAMPLES,
-    # a hang is an input that takes seconds; the machine is shared, so not milliseconds
-    deadline=timedelta(seconds=10),
+    deadline=timedelta(seconds=HANG),
     suppress_health_check=list(HealthCheck),
     database=None,  # the corpus below keeps what failed, in the repository
     derandomize=False,
@@ -45,17 +51,30 @@ FUZZ = settings(
 
 @contextmanager
 def fuzzing(name: str, data: bytes | str) -> Iterator[None]:
-    """Count one input to parser `name`; keep it in the corpus when it fails."""
+    """Count one input to parser `name`; keep it in the corpus when it fails or takes more
+    than `HANG` seconds. An interruption (Ctrl-C, the test's own timeout) keeps the input it
+    caught only when that one had already run for `HANG` seconds: it is a hang, not chance."""
     COUNTS[name] += 1
+    started = time.monotonic()
     try:
         yield
-    except BaseException:
-        FAILURES[name] += 1
-        raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-        folder = CORPUS / name
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / hashlib.sha256(raw).hexdigest()[:16]).write_bytes(raw)
+    except BaseException as exc:
+        if isinstance(exc, Exception) or time.monotonic() - started > HANG:
+            keep(name, data)
         raise
+    took = time.monotonic() - started
+    if took > HANG:
+        keep(name, data)
+        raise AssertionError(f"{name}: one input took {took:.1f} s (a hang: more than {HANG} s)")
+
+
+def keep(name: str, data: bytes | str) -> None:
+    """Count a failure of parser `name` and write its input to the corpus."""
+    FAILURES[name] += 1
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    folder = CORPUS / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / hashlib.sha256(raw).hexdigest()[:16]).write_bytes(raw)
 
 
 Checker = Callable[[bytes], None]

@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import gzip
 import json
 import plistlib
+import re
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 from devicegate.adapters import dovecot, forward_auth, postfix, radius
@@ -33,6 +38,7 @@ from devicegate.triage.errors import TriageError
 from devicegate.triage.mbfile import decode_mbfile
 from devicegate.triage.plists import load_plist_dict
 from tests.faults import population as world
+from tests.fuzz.conftest import HANG
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "apple-ban"
@@ -266,6 +272,124 @@ def check_http(data: bytes) -> None:
     assert isinstance(status, int) and status < 500, (status, sent)
 
 
+# ---- the console: query parameters and forms, no 5xx, no hang --------------------------------
+
+#: the placeholder a console input carries for its session's CSRF token (so that a form gets
+#: past the token check and its fields are read)
+CSRF_SLOT = b"@CSRF@"
+#: the bytes uvicorn (httptools) accepts in a request target as they are
+REQUEST_LINE = "".join(map(chr, range(0x21, 0x7F)))
+
+
+@dataclass(frozen=True)
+class ConsoleApp:
+    """The console app in process on a small store, signed in as an operator (`--dev-login`),
+    with its session cookie and that session's CSRF token."""
+
+    app: Any
+    loop: asyncio.AbstractEventLoop
+    cookie: bytes
+    csrf: bytes
+    held: str
+
+
+@cache
+def _console() -> ConsoleApp:
+    from datetime import UTC, datetime, timedelta
+
+    from devicegate.store import open_store
+    from tests.console.world import HOSTILE_UA, console_app, write_world
+    from tests.store.logrows import Said, write
+
+    tmp = Path(tempfile.mkdtemp(prefix="devicegate-fuzz-console-"))
+    place = write_world(tmp / "world")
+    store = open_store(place.store_url)
+    now = datetime.now(UTC)
+    hostile = {"signals": {"user_agent": HOSTILE_UA}}
+    write(store, [
+        (now - timedelta(days=1), Said("a01", "block", "wave-1", matched=("wave-1",),
+                                       extra=hostile)),
+        (now - timedelta(hours=2), Said("a02", "allow", None, excepted=("wave-1",))),
+        (now - timedelta(hours=1), Said("b01", "warn", "wave-2", resource="web")),
+        (now, Said("c01", "allow", None, report_only=("preview",), adapter="dovecot")),
+    ])  # fmt: skip
+    held = store.hold([("activesync_id", "FUZZHELD0001")], resource="email", rule="spoof-hold",
+                      reason="signals conflict", user="d01", created_by="dovecot")  # fmt: skip
+    app = console_app(place, store, dev_login="operator")
+    loop = asyncio.new_event_loop()
+    status, headers, body = loop.run_until_complete(_ask(app, "GET", "/quarantine", b"", []))
+    assert status == 200, status
+    cookie = next(v for k, v in headers if k == b"set-cookie").split(b";")[0]
+    token = re.search(rb'name="csrf" value="([^"]+)"', body)
+    assert token is not None, body[:500]
+    return ConsoleApp(app, loop, cookie, token.group(1), held)
+
+
+async def _ask(
+    app: Any, method: str, target: str, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """One request to an ASGI app as uvicorn hands it over — `target` as on the request
+    line, the path percent-decoded, the fragment dropped: status, headers, body. The
+    client disconnects once the request is read (an event stream then ends)."""
+    raw, _, query = target.partition("#")[0].partition("?")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": unquote(raw),
+        "raw_path": raw.encode("ascii"),
+        "query_string": query.encode("ascii"),
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8282),
+    }
+    chunks = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, object]:
+        return chunks.pop(0) if chunks else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await asyncio.wait_for(app(scope, receive, send), HANG)  # an answer awaited for ever
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return int(start["status"]), list(start.get("headers", [])), content
+
+
+def check_console(data: bytes) -> None:
+    """A request to the console's pages and forms: the first line `METHOD /path?query`, the
+    rest the form body (`@CSRF@` stands for the session's token). Any status but a 5xx, an
+    answer within `HANG` seconds, and a redirect never to another site."""
+    console = _console()
+    first, _, body = data.replace(CSRF_SLOT, console.csrf).partition(b"\n")
+    method, _, target = first.decode("latin-1").partition(" ")
+    method = "POST" if method.upper() == "POST" else "GET"
+    # uvicorn refuses a request line with a byte outside 0x21-0x7e (400, before the app):
+    # a client sends such bytes percent-encoded, and so does this check
+    target = "/" + quote(target.strip().lstrip("/").encode("latin-1"), safe=REQUEST_LINE)
+    headers = [(b"cookie", console.cookie)]
+    if method == "POST":
+        headers.append((b"content-type", b"application/x-www-form-urlencoded"))
+    ask = console.loop.create_task(_ask(console.app, method, target, body, headers))
+    try:
+        status, answer, content = console.loop.run_until_complete(ask)
+    except BaseException:
+        # interrupted (Ctrl-C, the test's timeout): end the request, so that its worker
+        # threads stop with it and the process can exit
+        ask.cancel()
+        with contextlib.suppress(BaseException):
+            console.loop.run_until_complete(ask)
+        raise
+    assert status < 500, (status, target, content[:300])
+    location = urlsplit(dict(answer).get(b"location", b"/").decode("latin-1"))
+    assert location.netloc in ("", "testserver") and location.scheme in ("", "http"), location
+
+
 # ---- the registry ----------------------------------------------------------------------------
 
 CHECKS: dict[str, Check] = {
@@ -280,6 +404,7 @@ CHECKS: dict[str, Check] = {
     "backup_plist": check_plist,
     "manifest_db": check_manifest_db,
     "http_app": check_http,
+    "console": check_console,
 }
 
 
@@ -344,4 +469,34 @@ def seeds() -> dict[str, list[bytes]]:
             + world.radius(world.ops(1), "3c:22:fb:01:02:03").split(b"\r\n\r\n", 1)[1],
             b'POST /v1/check\n\n{"user": "ops1@ops.example", "resource": "web"}',
         ],
+        "console": console_seeds(),
     }
+
+
+def console_seeds() -> list[bytes]:
+    """Every page of the console with the query parameters it reads, and its three forms."""
+    held = _console().held.encode()
+    return [
+        b"GET /?days=7",
+        b"GET /units/gov/a?days=30&sort=last_seen&dir=desc",
+        b"GET /units/gov/a/lab?format=csv&sort=user&dir=asc",
+        b"GET /users/a01",
+        b"GET /users/d01",
+        b"GET /devices/" + held,
+        b"GET /devices/FUZZHELD0001",
+        b"GET /quarantine?released=1",
+        b"GET /exceptions?days=14",
+        b"GET /activity?before=2",
+        b"GET /live?action=block&unit=gov/a&resource=web&rule=wave-1&adapter=forward-auth",
+        b"GET /live?paused=1&action=allow",
+        b"GET /live/stream?after=0&unit=gov/b&resource=email",
+        b"GET /whatif?candidate=gov-c-enforced&at=2025-06-01T09:00",
+        b"GET /login?next=/units/gov/a",
+        b"GET /auth/callback?code=abc&state=xyz",
+        b"GET /static/console.css",
+        b"GET /healthz",
+        b"POST /quarantine/release\ncsrf=@CSRF@&device=" + held + b"&reason=lost+phone+found",
+        b"POST /quarantine/release\ncsrf=@CSRF@&device=" + held + b"&device=x&reason=",
+        b"POST /language\ncsrf=@CSRF@&lang=ru&next=/units/gov/a%3Fdays%3D7",
+        b"POST /logout\ncsrf=@CSRF@",
+    ]

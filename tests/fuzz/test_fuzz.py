@@ -6,8 +6,9 @@ Two generators share the count. Hypothesis (up to 2,000 a parser: it shrinks wha
 a minimal input, and at high counts its bookkeeping costs more than most parsers) draws
 well-formed inputs mutated or bytes and text from nothing; a seeded mutator makes the rest
 at a fraction of the cost — deletions, insertions, flipped bytes, repeats and splices of the
-seeds, as atheris' mutator does without its coverage guidance. `DEVICEGATE_FUZZ_SEED` picks
-another sequence (the default is fixed, so a run is reproducible)."""
+seeds, as atheris' mutator does without its coverage guidance, and values of `name=value`
+pairs swapped for edge cases. `DEVICEGATE_FUZZ_SEED` picks another sequence (the default is
+fixed, so a run is reproducible)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz import targets
-from tests.fuzz.conftest import EXAMPLES, FUZZ, fuzzing
+from tests.fuzz.conftest import BUDGET, EXAMPLES, FUZZ, fuzzing
 
 BY_HYPOTHESIS = min(EXAMPLES // 2, 2000)
 SEED = int(os.environ.get("DEVICEGATE_FUZZ_SEED", "20261206"))
@@ -53,17 +54,19 @@ def inputs(name: str) -> st.SearchStrategy[bytes]:
     return st.one_of(mutated(name), st.binary(max_size=600), texty)
 
 
-#: bytes a mutation inserts: the structure characters of the formats, and anything
+#: bytes a mutation inserts: the structure characters of the formats, and anything; "²"
+#: and "①" pass `str.isdigit` but not `int`, "٣" passes both (plain and percent-encoded)
 INTERESTING = [b"\x00", b"\xff", b"\n", b"\r\n", b'"', b"\\", b"{", b"}", b"[", b"]", b":",
                b"=", b"%", b"(", b")", b"<", b">", b"&", b"#", b"-", b"0", b"9" * 40,
-               b"\xc3\xa9", b"\xf0\x9f\x98\x80", b"\xed\xa0\x80", b" " * 30]  # fmt: skip
+               b"\xc3\xa9", b"\xf0\x9f\x98\x80", b"\xed\xa0\x80", b" " * 30,
+               b"\xc2\xb2", b"%C2%B2", b"\xe2\x91\xa0", b"\xd9\xa3"]  # fmt: skip
 
 
 def mutate(rng: random.Random, seeds: list[bytes]) -> bytes:
     """One input from the seeds: up to 16 edits of one of them."""
     data = bytearray(rng.choice(seeds))
     for _ in range(rng.randint(1, 16)):
-        op = rng.randrange(7)
+        op = rng.randrange(8)
         at = rng.randint(0, len(data))
         if op == 0:
             del data[at : at + rng.randint(1, 64)]
@@ -79,14 +82,35 @@ def mutate(rng: random.Random, seeds: list[bytes]) -> bytes:
             other = rng.choice(seeds)
             start = rng.randint(0, len(other))
             data[at:at] = other[start : start + rng.randint(1, 200)]
-        else:
+        elif op == 6:
             data = data[: rng.randint(0, len(data))]  # cut short
+        else:
+            data = swap_value(rng, data)
     return bytes(data)
 
 
+#: what replaces a value: the tokens above, numbers at and past the usual bounds
+VALUES = [*INTERESTING, b"", b"-1", b"0", b"1" * 19, b"9" * 25, b"1e9", b"0x10", b"+7", b"7.5"]
+
+
+def swap_value(rng: random.Random, data: bytearray) -> bytearray:
+    """The value of one `name=value` pair (a query, a form, an attribute line) replaced:
+    where parsers turn text into numbers, dates and names."""
+    equals = [i for i, byte in enumerate(data) if byte == ord("=")]
+    if not equals:
+        return data
+    start = end = rng.choice(equals) + 1
+    while end < len(data) and data[end] not in b"&;\n\r ":
+        end += 1
+    data[start:end] = rng.choice(VALUES)
+    return data
+
+
+@pytest.mark.timeout(BUDGET)
 @pytest.mark.parametrize("name", sorted(targets.CHECKS))
 def test_fuzz_hypothesis(name: str) -> None:
     check = targets.CHECKS[name]
+    targets.seeds()  # built before hypothesis runs: building them draws random file names
 
     @settings(FUZZ, max_examples=max(1, BY_HYPOTHESIS))
     @given(data=inputs(name))
@@ -97,6 +121,7 @@ def test_fuzz_hypothesis(name: str) -> None:
     run()
 
 
+@pytest.mark.timeout(BUDGET)
 @pytest.mark.parametrize("name", sorted(targets.CHECKS))
 def test_fuzz_mutations(name: str) -> None:
     check = targets.CHECKS[name]

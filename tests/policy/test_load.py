@@ -92,6 +92,10 @@ def test_good_policy_has_no_errors(tmp_path: Path) -> None:
             "rules[0].notice: `two weeks` is not a duration",
         ),
         (
+            GOOD.replace("from: 2023-07-17", "from: 2023-07-17\n    notice: 1000000000d"),
+            "rules[0].notice: `1000000000d` is too long a duration",
+        ),
+        (
             GOOD.replace("vendor: [Apple]", "os_version: 'sixteen'"),
             "rules[0].when.os_version: `sixteen` is not a version range",
         ),

@@ -1,7 +1,8 @@
 """A local HTTP server answering as Microsoft Graph (Intune), Fleet and Jamf Pro do, in their
 documented shapes, with made-up devices. The tests start it on 127.0.0.1 and point a source
 YAML at it; `Behaviour` switches on what real APIs do at their worst: several pages, an empty
-page in the middle, a 429 with Retry-After, a token that expires mid-pass, malformed JSON.
+page in the middle, a 429 with Retry-After, a token that expires mid-pass, malformed JSON,
+every request answered with a 5xx (`down_status`).
 
 Reserved values only: example.org addresses, documentation MAC prefixes, made-up serials.
 """
@@ -122,6 +123,7 @@ class Behaviour:
     malformed_page: int | None = None  # Intune: this page answers broken JSON
     jamf_total_extra: int = 0  # Jamf: totalCount larger than what it returns (partial)
     fleet_count_extra: int = 0
+    down_status: int | None = None  # every request answers this status (a server in trouble)
 
 
 @dataclass
@@ -177,7 +179,9 @@ class Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         with self.lock:
             self.log.requests.append((time.monotonic(), "POST", path))
-        if path in (f"/{TENANT}/oauth2/v2.0/token", "/api/oauth/token"):
+        if self.behaviour.down_status is not None:
+            self._send(self.behaviour.down_status, {"error": "service unavailable"})
+        elif path in (f"/{TENANT}/oauth2/v2.0/token", "/api/oauth/token"):
             self._issue()
         else:
             self._send(404, {"error": "not found"})
@@ -187,6 +191,9 @@ class Handler(BaseHTTPRequestHandler):
         query = parse_qs(parts.query)
         with self.lock:
             self.log.requests.append((time.monotonic(), "GET", self.path))
+        if self.behaviour.down_status is not None:
+            self._send(self.behaviour.down_status, {"error": "service unavailable"})
+            return
         if not self._bearer_ok():
             self._send(401, {"error": {"code": "InvalidAuthenticationToken"}})
             return
@@ -243,12 +250,15 @@ class Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def mdm_server(behaviour: Behaviour | None = None) -> Iterator[tuple[str, Behaviour, Log]]:
-    """The server on a free port: (base URL, its behaviour, its request log)."""
+def mdm_server(
+    behaviour: Behaviour | None = None, *, port: int = 0
+) -> Iterator[tuple[str, Behaviour, Log]]:
+    """The server on `port` (0: a free one): (base URL, its behaviour, its request log). A
+    test that stops it and starts it again on the same port passes the port it had."""
     state = behaviour or Behaviour()
     log = Log()
     handler = type("BoundHandler", (Handler,), {"behaviour": state, "log": log})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -64,6 +64,9 @@ def test_a_valid_file_and_its_defaults(tmp_path: Path) -> None:
         ("kind: okta\n", "src.yaml:1: kind: unknown source kind `okta`"),
         ("- a\n- b\n", "a source file is a mapping"),
         (LDAP + "refresh: {delta: soon}\n", "is not a duration"),
+        (LDAP + "refresh: {full: 99999999999999999999999s}\n", "is too long a duration"),
+        (LDAP + "refresh: {full: 99999999999999999999999d}\n", "is too long a duration"),
+        (LDAP + "refresh: {full: ²s}\n", "is not a duration"),
         (
             "kind: fleet\nurl: https://f.example\ntoken: {env: T}\nrefresh: {delta: 5m}\n",
             "src.yaml:4: refresh: an MDM source is read whole",

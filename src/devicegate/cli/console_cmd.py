@@ -18,6 +18,8 @@ from devicegate.cli.common import (
 )
 
 ROLE_HELP = "viewer or operator"
+#: seconds a stop waits for open answers (a live stream, a page being rendered) to end
+STOP_GRACE = 3
 
 
 def console(
@@ -236,7 +238,14 @@ def run(config: object) -> None:
     )
     try:
         uvicorn.run(
-            app, host=config.host, port=config.port, log_level="warning", proxy_headers=False
+            app,
+            host=config.host,
+            port=config.port,
+            log_level="warning",
+            proxy_headers=False,
+            # a live page's event stream lasts up to ten minutes: a stop (SIGTERM, systemctl
+            # stop) ends the streams after this long instead of waiting for them
+            timeout_graceful_shutdown=STOP_GRACE,
         )
     finally:
         runtime.stop()

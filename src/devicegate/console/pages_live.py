@@ -19,7 +19,7 @@ from starlette.responses import Response, StreamingResponse
 from devicegate.console import raw
 from devicegate.console.i18n import Formats
 from devicegate.console.units import under, unit_index
-from devicegate.console.web import environment, locale_of, render, runtime, who
+from devicegate.console.web import environment, int_param, locale_of, render, runtime, who
 
 FIELD_MAX = 320
 #: rows sent a polling round at most (`live_poll`: 0.5 s by default, so 40 a second)
@@ -75,8 +75,7 @@ async def stream(request: Request) -> Response:
     rt = runtime(request)
     filters = filters_of(request)
     users = users_of_unit(request, filters.get("unit"))
-    after_text = request.query_params.get("after", "")
-    after = int(after_text) if after_text.isdigit() and len(after_text) < 19 else None
+    after = int_param(request, "after", 0, 10**18)
     locale = locale_of(request)
     template = environment(locale).get_template("_decision_row.html")
     skipped = environment(locale).get_template("_skipped_row.html")

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from devicegate.console.auth import CSRF_FIELD, Forbidden, csrf_ok
-from devicegate.console.web import render, runtime, who
+from devicegate.console.web import int_param, render, runtime, who
 from devicegate.policy.compile import CompiledException
 from devicegate.store import describe_seen
 from devicegate.store.activity import actions, record_action
@@ -99,8 +99,8 @@ def exceptions(request: Request) -> Response:
     me = who(request)
     rt = runtime(request)
     now = rt.now().timestamp()
-    days = request.query_params.get("days", "")
-    soon = timedelta(days=int(days)) if days.isdigit() and 0 < int(days) <= 365 else SOON
+    days = int_param(request, "days", 1, 365)
+    soon = SOON if days is None else timedelta(days=days)
     active: list[CompiledException] = []
     ending: list[CompiledException] = []
     ended: list[CompiledException] = []
@@ -124,10 +124,8 @@ def exceptions(request: Request) -> Response:
 
 def activity(request: Request) -> Response:
     me = who(request)
-    before = request.query_params.get("before", "")
-    rows = actions(
-        runtime(request).store, limit=100, before_id=int(before) if before.isdigit() else None
-    )
+    before = int_param(request, "before", 1, 10**18)
+    rows = actions(runtime(request).store, limit=100, before_id=before)
     return render(request, "activity.html", {"actions": rows}, me=me)
 
 

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from devicegate.charts import Span, spark, timeline
 from devicegate.console import rolled
 from devicegate.console.units import under, unit_index
-from devicegate.console.web import NotFound, render, runtime, who
+from devicegate.console.web import NotFound, int_param, render, runtime, who
 from devicegate.store.heartbeats import STALE_AFTER, heartbeats
 from devicegate.store.rollups import position
 
@@ -23,10 +23,8 @@ MAX_DAYS = 90
 
 def days_param(request: Request, default: int) -> int:
     """`?days=N`, bounded 1…MAX_DAYS; anything else is the default."""
-    text = request.query_params.get("days", "")
-    if text.isdigit() and 1 <= int(text) <= MAX_DAYS:
-        return int(text)
-    return default
+    days = int_param(request, "days", 1, MAX_DAYS)
+    return default if days is None else days
 
 
 def today_of(request: Request) -> date:

@@ -105,6 +105,17 @@ def locale_of(request: Request) -> str:
     return negotiate(request.headers.get("accept-language"), config(request).locale)
 
 
+def int_param(request: Request, name: str, low: int, high: int) -> int | None:
+    """Query parameter `name` as a whole number in `low`…`high`, else None. ASCII digits
+    only: `str.isdigit` admits "²" and "①", which `int` refuses, and a number past 64 bits
+    is one no store column holds."""
+    text = request.query_params.get(name, "")
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        return None
+    value = int(text)
+    return value if low <= value <= high else None
+
+
 def who(request: Request, *, operator: bool = False) -> Principal:
     """The signed-in principal; NotSignedIn, or Forbidden when `operator` is required."""
     found = principal(request, config(request))
@@ -179,6 +190,7 @@ __all__ = [
     "SecurityHeaders",
     "config",
     "environment",
+    "int_param",
     "locale_of",
     "problem",
     "render",

@@ -39,7 +39,10 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text)
     if not match:
         raise ValueError(f"`{text}` is not a duration; write e.g. 14d, 2w or 36h")
-    return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError:  # more days than `timedelta` holds (999,999,999)
+        raise ValueError(f"`{text.strip()}` is too long a duration") from None
 
 
 #: A vendor or platform name a policy declares (`vendors:`, `platforms:`).

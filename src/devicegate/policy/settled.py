@@ -5,7 +5,7 @@ deployment tool is still writing the policy in place. A file cut at a rule bound
 YAML, and no reader can tell it from an intended edit, so validation alone cannot refuse it:
 the only defence the reader has is to wait until the files stop changing, and to check that
 they did not change while they were read. (The writer's defence is better: write a new file
-and rename it over the old one — docs/policy.md.)
+and rename it over the old one — docs/reliability.md.)
 
 `load_settled` stats every file (following symlinks, so a swapped link shows as another
 inode), waits `settle` seconds, stats again, and loads only when nothing moved; then it stats

@@ -82,7 +82,7 @@ class DovecotPolicy:
         self.service = service
         self.latency = service.metrics.requests.histogram(dovecot.ADAPTER.name)
         self._answers: BoundedCache[tuple[str, tuple[str | None, ...], str | None], Answer] = (
-            BoundedCache(ANSWERS_MAX)
+            service.answer_cache(ANSWERS_MAX)
         )
         self.replayed = 0  # answered by the HTTP protocol itself (`replay`), for tests
 

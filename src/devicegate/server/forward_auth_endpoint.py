@@ -156,7 +156,9 @@ class ForwardAuth:
         self.parser = fa.ParseCache(names)
         self.latency = service.metrics.requests.histogram(ADAPTER.name)
         self._names = tuple(name.encode("latin-1") for name in names.decisive())
-        self._answers: BoundedCache[tuple[object, ...], Answer] = BoundedCache(ANSWER_CACHE_MAX)
+        self._answers: BoundedCache[tuple[object, ...], Answer] = service.answer_cache(
+            ANSWER_CACHE_MAX
+        )
         self.replayed = 0  # answered by the HTTP protocol itself (`replay`), for tests
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:

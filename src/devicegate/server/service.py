@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from devicegate.adapters.base import Adapter, Sighting
 from devicegate.boundedcache import BoundedCache
@@ -144,7 +144,17 @@ class ServerService:
         # or release elsewhere ended every replay) reuses its template instead of sending
         # the writer another copy (each copy is kept there until TEMPLATES_MAX)
         self._template_ids: BoundedCache[tuple[Row, Row | None], int] = BoundedCache(TEMPLATES_MAX)
+        self._kept: list[BoundedCache[Any, Any]] = []
         self._publish(snapshot)
+
+    def answer_cache(self, size: int) -> BoundedCache[Any, Any]:
+        """A cache of answers kept for replay (an endpoint's). Each answer names the snapshot
+        it was decided under, and a new snapshot ends every replay: `adopt` empties these
+        caches, or each replaced snapshot — its compiled policy, directory and identification
+        memo — would live on until the cache holding its last answer filled up."""
+        cache: BoundedCache[Any, Any] = BoundedCache(size)
+        self._kept.append(cache)
+        return cache
 
     # ---- DecisionService -----------------------------------------------------------------
     @property
@@ -470,6 +480,8 @@ class ServerService:
         self._snapshot = snapshot
         self._seen.clear()
         self._details.clear()
+        for cache in self._kept:
+            cache.clear()
         self._publish(snapshot)
 
     def _publish(self, snapshot: Snapshot) -> None:

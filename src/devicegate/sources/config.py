@@ -93,8 +93,11 @@ def _duration(value: object) -> timedelta:
         return timedelta(seconds=value)
     if isinstance(value, str):
         text = value.strip()
-        if text.endswith("s") and text[:-1].strip().isdigit() and int(text[:-1]) > 0:
-            return timedelta(seconds=int(text[:-1]))
+        seconds = text[:-1].strip()
+        if text.endswith("s") and seconds.isascii() and seconds.isdigit() and int(seconds) > 0:
+            if len(seconds) > 12:  # past 31,000 years: more than `timedelta` holds
+                raise ValueError(f"`{value}` is too long a duration")
+            return timedelta(seconds=int(seconds))
         duration = parse_duration(text)
         if duration.total_seconds() > 0:
             return duration
