@@ -4,7 +4,9 @@ Hot paths (identification, parsing, replayed answers) memoise per distinct input
 distinct input is chosen by the client: left alone, a memo grows with every new User-Agent.
 This one holds at most `size` entries and, when full, starts afresh. Clearing everything is
 deliberately cruder than LRU: a hit stays one dict look-up with no bookkeeping, the common
-case on every path measured here, and a miss after a clear costs one recomputation.
+case on every path measured here, and a miss after a clear costs one recomputation. `clears`
+counts how often that happened, so a cache too small for its working set shows on /metrics
+(docs/scale.md measures what it costs).
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ V = TypeVar("V")
 class BoundedCache(Generic[K, V]):
     """A dict of at most `size` entries, emptied when a new key would exceed it."""
 
-    __slots__ = ("_data", "get", "size")
+    __slots__ = ("_data", "clears", "get", "size")
 
     def __init__(self, size: int) -> None:
         if size < 1:
             raise ValueError("a cache holds at least one entry")
         self.size = size
+        #: times the cache was emptied because a new key found it full
+        self.clears = 0
         self._data: dict[K, V] = {}
         #: the dict's own `get`, bound once: a hit is one call
         self.get = self._data.get
@@ -33,6 +37,7 @@ class BoundedCache(Generic[K, V]):
         data = self._data
         if len(data) >= self.size and key not in data:
             data.clear()
+            self.clears += 1
         data[key] = value
         return value
 

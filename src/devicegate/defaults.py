@@ -15,6 +15,11 @@ POSTFIX_WINDOW = "24h"
 #: Which sightings in that window count: `any` identified device, or the `newest` only.
 POSTFIX_MATCH = "any"
 
+#: Answers each `serve` endpoint keeps for replay (`--replay-cache`); a full cache is emptied
+#: whole (`BoundedCache`), so it should hold the distinct requests of a working day
+#: (docs/scale.md).
+REPLAY_CACHE = 100_000
+
 #: The environment variable that makes triage read message text (links) by default.
 TRIAGE_MESSAGE_TEXT = "DEVICEGATE_TRIAGE_MESSAGE_TEXT"
 
@@ -22,6 +27,7 @@ __all__ = [
     "DEFAULT_STORE_URL",
     "POSTFIX_MATCH",
     "POSTFIX_WINDOW",
+    "REPLAY_CACHE",
     "STORE_ENV",
     "TRIAGE_MESSAGE_TEXT",
 ]

@@ -67,3 +67,12 @@ def test_every_serve_flag_and_metric_is_documented() -> None:
     assert flags and not [f for f in flags if f not in text]
     names = {metric.name for metric in Metrics().registry.collect()}
     assert names and not [n for n in names if n not in text]
+
+
+def test_serve_refuses_an_empty_replay_cache(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "p.yaml"
+    code = run(["serve", "--policy", str(policy), "--replay-cache", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--replay-cache" in err and "Traceback" not in err

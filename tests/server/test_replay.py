@@ -130,7 +130,7 @@ def test_postfix_answers_replay_and_log_the_sighting_used(
         return actions
 
     actions = client._run(submit())
-    assert len(set(actions)) == 1 and len(server._answers) == 1  # decided once, replayed
+    assert len(set(actions)) == 1 and len(server.answers) == 1  # decided once, replayed
     with app.service.store.engine.connect() as conn:
         rows = conn.execute(
             sa.select(t.decision_log).where(t.decision_log.c.adapter == "postfix")
@@ -175,3 +175,25 @@ def test_a_new_sighting_ends_a_postfix_replay_at_once(
 
     assert "Windows" in submit_after(WINDOWS_EDGE)
     assert "Apple" in submit_after(IPHONE_SAFARI)
+
+
+def test_replays_and_a_full_replay_cache_show_on_metrics(
+    tmp_path: Path, scenario: tuple[Path, Path]
+) -> None:
+    """`--replay-cache` bounds each endpoint's kept answers; /metrics counts the replays and
+    the clears a cache too small for its requests makes (docs/scale.md)."""
+    from tests.server.test_asgi_paths import counter
+
+    app = make_app(tmp_path, *scenario, replay_cache=2)
+    with TestClient(app) as client:
+        # M1 decided, replayed twice; M2 decided (2 kept); M3 finds the cache full: emptied,
+        # decided, kept; its second request replays
+        for device in ("M1", "M1", "M1", "M2", "M3", "M3"):
+            assert eas(client, device) == 200
+        replayed = counter(client, "devicegate_replayed_decisions_total", adapter="forward-auth")
+        clears = counter(client, "devicegate_replay_cache_clears_total", adapter="forward-auth")
+        text = client.get("/metrics").text
+    assert (replayed, clears) == (3, 1)
+    assert 'devicegate_replay_cache_entries{adapter="forward-auth"} 1.0' in text
+    assert 'devicegate_replay_cache_entries{adapter="dovecot"} 0.0' in text
+    assert len(app.forward_auth._answers) == 1 and app.service.store.count("decisions") == 6

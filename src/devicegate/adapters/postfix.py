@@ -53,7 +53,7 @@ from devicegate.adapters.base import (
     Sighting,
 )
 from devicegate.boundedcache import BoundedCache
-from devicegate.defaults import POSTFIX_MATCH, POSTFIX_WINDOW
+from devicegate.defaults import POSTFIX_MATCH, POSTFIX_WINDOW, REPLAY_CACHE
 from devicegate.errors import SignalError
 from devicegate.model import SEVERITY, Action, Decision, Signals
 from devicegate.policy.schema import parse_duration
@@ -220,6 +220,7 @@ class PostfixPolicyServer:
         idle_timeout: float = IDLE_TIMEOUT,
         request_timeout: float = REQUEST_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
+        replay_cache: int = REPLAY_CACHE,
     ) -> None:
         if match not in MATCHES:
             raise ValueError(f"unknown match `{match}`: any or newest")
@@ -244,8 +245,8 @@ class PostfixPolicyServer:
         # With a replaying service: user → (expiry, prepared decision, action), for
         # `sighting_ttl` seconds — the same span the sighting itself is cached.
         self._replaying = isinstance(service, ReplayingService)
-        self._answers: BoundedCache[str, tuple[float, float, Replayable, str]] = BoundedCache(
-            MAX_CACHED_USERS
+        self.answers: BoundedCache[str, tuple[float, float, Replayable, str]] = BoundedCache(
+            replay_cache
         )
         self._server: asyncio.AbstractServer | None = None
         # open connections; a reaper closes the idle ones, so no request pays for arming
@@ -287,7 +288,7 @@ class PostfixPolicyServer:
         replaying = cast(ReplayingService, self.service) if self._replaying else None
         if replaying is not None:
             now = time.time()
-            hit = self._answers.get(user)
+            hit = self.answers.get(user)
             if (
                 hit is not None
                 and now < hit[0]
@@ -322,7 +323,7 @@ class PostfixPolicyServer:
             )
         if prepared is not None:
             made = time.time()
-            self._answers.put(user, (made + self.sighting_ttl, made, prepared, action))
+            self.answers.put(user, (made + self.sighting_ttl, made, prepared, action))
         return action
 
     def _recent_sightings(self, user: str) -> list[Sighting]:

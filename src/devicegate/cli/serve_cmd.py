@@ -19,7 +19,7 @@ from devicegate.cli.common import (
     err,
     read_secret,
 )
-from devicegate.defaults import POSTFIX_MATCH, POSTFIX_WINDOW
+from devicegate.defaults import POSTFIX_MATCH, POSTFIX_WINDOW, REPLAY_CACHE
 
 
 def serve(
@@ -115,6 +115,17 @@ def serve(
             "batches, once the console's rollups hold them (default: keep them all).",
         ),
     ] = None,
+    replay_cache: Annotated[
+        int,
+        typer.Option(
+            "--replay-cache",
+            metavar="ENTRIES",
+            min=1,
+            help="Answers each endpoint (forward-auth, Dovecot, Postfix) keeps for replay; a "
+            "full cache is emptied whole. Size it to the distinct requests of a working day "
+            "(docs/scale.md).",
+        ),
+    ] = REPLAY_CACHE,
     radius_vlan: Annotated[
         str,
         typer.Option("--radius-quarantine-vlan", help="VLAN a quarantined RADIUS client gets."),
@@ -188,6 +199,7 @@ def serve(
         max_removal=max_removal,
         log_retention=timedelta(days=log_retention) if log_retention else None,
         log_ack=log_ack,
+        replay_cache=replay_cache,
     )
     app = create_app(config)
     snapshot = app.service.snapshot

@@ -9,6 +9,7 @@ from pathlib import Path
 from devicegate.adapters.forward_auth import HeaderNames
 from devicegate.adapters.postfix import DEFAULT_MATCH, DEFAULT_WINDOW
 from devicegate.adapters.radius import DEFAULT_QUARANTINE_VLAN
+from devicegate.defaults import REPLAY_CACHE
 from devicegate.policy.settled import SETTLE
 from devicegate.server.trust import LOOPBACK, Network, parse_networks
 
@@ -53,4 +54,6 @@ class ServerConfig:
     max_removal: float | None = None
     #: decisions older than this are deleted, behind the rollups (None: kept for good)
     log_retention: timedelta | None = None
+    #: answers each endpoint (forward-auth, Dovecot, Postfix) keeps for replay
+    replay_cache: int = REPLAY_CACHE
     limits: Limits = field(default_factory=Limits)

@@ -25,7 +25,6 @@ from devicegate.server.service import Prepared, ServerService
 from devicegate.server.trust import REFUSED_HINT, SECRET_HEADER_BYTES
 
 PATH = "/v1/dovecot/auth-policy"
-ANSWERS_MAX = 100_000
 Scope = dict[str, Any]
 JSON = [(b"content-type", b"application/json")]
 
@@ -82,8 +81,9 @@ class DovecotPolicy:
         self.service = service
         self.latency = service.metrics.requests.histogram(dovecot.ADAPTER.name)
         self._answers: BoundedCache[tuple[str, tuple[str | None, ...], str | None], Answer] = (
-            service.answer_cache(ANSWERS_MAX)
+            service.answer_cache(service.config.replay_cache)
         )
+        service.metrics.requests.watch_cache(dovecot.ADAPTER.name, self._answers)
         self.replayed = 0  # answered by the HTTP protocol itself (`replay`), for tests
 
     def replay(

@@ -73,9 +73,6 @@ def json_error(status: int, message: str, hint: str | None = None) -> fa.Rendere
     return status, [("content-type", "application/json")], body
 
 
-ANSWER_CACHE_MAX = 100_000
-
-
 @dataclass(slots=True, eq=False)
 class Answer:
     """A forward-auth answer ready to send again: the replayable decision and its bytes."""
@@ -157,8 +154,9 @@ class ForwardAuth:
         self.latency = service.metrics.requests.histogram(ADAPTER.name)
         self._names = tuple(name.encode("latin-1") for name in names.decisive())
         self._answers: BoundedCache[tuple[object, ...], Answer] = service.answer_cache(
-            ANSWER_CACHE_MAX
+            service.config.replay_cache
         )
+        service.metrics.requests.watch_cache(ADAPTER.name, self._answers)
         self.replayed = 0  # answered by the HTTP protocol itself (`replay`), for tests
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:

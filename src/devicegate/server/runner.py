@@ -74,7 +74,9 @@ def postfix_server(app: DevicegateApp, config: ServerConfig) -> PostfixPolicySer
         idle_timeout=limits.postfix_idle,
         request_timeout=limits.postfix_request_timeout,
         max_connections=limits.postfix_max_connections,
+        replay_cache=config.replay_cache,
     )
+    app.service.metrics.requests.watch_cache(module.ADAPTER.name, server.answers)
     return server
 
 

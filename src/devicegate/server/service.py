@@ -82,6 +82,7 @@ class Prepared:
     sighting_key: tuple[str, str, Signals] | None
     sighting_due: float  # epoch seconds: the next replay to record a sighting
     cell: Cell
+    replays: Cell  # the adapter's count of replayed decisions
     snapshot: Snapshot
     generation: int
     valid_until: float  # epoch seconds; -inf: never replay (a decision for a given time)
@@ -270,6 +271,7 @@ class ServerService:
             cell=self.metrics.requests.cell(
                 decision.action.value, decision.rule or "default", resource, adapter.name
             ),
+            replays=self.metrics.requests.replay_cell(adapter.name),
             snapshot=snapshot,
             generation=generation,
             valid_until=snapshot.valid_until(canonical, ts) if at is None else -math.inf,
@@ -306,6 +308,7 @@ class ServerService:
             and prepared.generation == self.state.generation
             and prepared.valid_from <= now < prepared.valid_until
         ):
+            prepared.replays.value += 1
             return self._append(prepared, now, now)
         return None
 
