@@ -67,3 +67,15 @@ def test_a_reload_lets_the_replaced_snapshot_go(tmp_path: Path) -> None:
             service.reload()
             gc.collect()
             assert replaced() is None, f"the snapshot replaced by reload {marker} lives on"
+
+
+def test_a_reload_empties_the_postfix_answers(tmp_path: Path) -> None:
+    from devicegate.adapters.postfix import PostfixPolicyServer
+
+    policy, directory = write_world(tmp_path / "world", users=10)
+    app = make_app(tmp_path, policy, directory)
+    server = PostfixPolicyServer(app.service, "127.0.0.1", 0)
+    server.answers.put("someone", (0.0, 0.0, object(), "DUNNO"))  # type: ignore[arg-type]
+    policy.write_text(policy_text(marker=1), encoding="utf-8")
+    app.service.reload()
+    assert server.answers.get("someone") is None

@@ -245,7 +245,10 @@ class PostfixPolicyServer:
         # With a replaying service: user → (expiry, prepared decision, action), for
         # `sighting_ttl` seconds — the same span the sighting itself is cached.
         self._replaying = isinstance(service, ReplayingService)
-        self.answers: BoundedCache[str, tuple[float, float, Replayable, str]] = BoundedCache(
+        # a server's service empties its answer caches on reload (each answer holds its
+        # snapshot alive): take the cache from it when it offers one
+        make_cache = getattr(service, "answer_cache", BoundedCache)
+        self.answers: BoundedCache[str, tuple[float, float, Replayable, str]] = make_cache(
             replay_cache
         )
         self._server: asyncio.AbstractServer | None = None
