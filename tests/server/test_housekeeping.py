@@ -97,3 +97,15 @@ def test_log_retention_must_be_a_day_or_more() -> None:
 
     result = CliRunner().invoke(cli_app, ["serve", "--policy", "p.yaml", "--log-retention", "0"])
     assert result.exit_code == 2 and "--log-retention" in result.output
+
+
+def test_a_vlan_id_is_ascii_digits() -> None:
+    from typer.testing import CliRunner
+
+    for vlan in ("²", "0", "4095", "abc"):
+        result = CliRunner().invoke(
+            cli_app, ["serve", "--policy", "p.yaml", "--radius-quarantine-vlan", vlan]
+        )
+        # a usage error with a one-line reason (the `devicegate` entry point exits 2 on it)
+        assert result.exit_code != 0
+        assert "is not a VLAN id" in f"{result.exception}{result.output}", result.output

@@ -174,7 +174,7 @@ def serve(
         secret = read_secret(proxy_secret_file, "--proxy-secret-file")
     if max_removal is not None and not 0 <= max_removal <= 1:
         raise UsageError(f"--max-removal `{max_removal}` is not a share between 0 and 1")
-    if not radius_vlan.isdigit() or not 1 <= int(radius_vlan) <= 4094:
+    if not (radius_vlan.isascii() and radius_vlan.isdigit()) or not 1 <= int(radius_vlan) <= 4094:
         raise UsageError(f"--radius-quarantine-vlan `{radius_vlan}` is not a VLAN id (1-4094)")
     config = ServerConfig(
         policy=tuple(policy),
