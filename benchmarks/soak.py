@@ -127,7 +127,8 @@ def main() -> int:
     print(
         f"| load held | {requests:,} requests ({requests / soak_seconds:,.0f}/s, store "
         f"{args.store}), {soak['unexpected']} unexpected, {soak['reloads']} reloads, "
-        f"{soak['hold_cycles']} holds and releases, memory after warm-up "
+        f"{soak['hold_cycles']} holds and releases, memory after a "
+        f"{float(soak['warmup_s']) / 60:.0f}-minute warm-up "  # type: ignore[arg-type]
         f"{float(soak['rss_growth']):+.1%} (serve + writer "  # type: ignore[arg-type]
         f"{int(soak['rss_final']) >> 20} MiB), versions out of force: "  # type: ignore[call-overload]
         f"{len(soak['version_violations'])} | {lost} "  # type: ignore[arg-type]

@@ -182,9 +182,12 @@ async def _connection(
 
 
 async def _run(
-    http_port: int, postfix_port: int, population: dict[str, list[Template]], plan: Plan
+    http_port: int,
+    postfix_port: int,
+    population: dict[str, list[Template]],
+    plan: Plan,
+    stats: Stats,
 ) -> Stats:
-    stats = Stats()
     tasks = []
     for kind, count in CONNECTIONS.items():
         budget = _Budget(plan, kind)
@@ -197,12 +200,17 @@ async def _run(
 
 
 def run(
-    http_port: int, postfix_port: int, population: dict[str, list[Template]], plan: Plan
+    http_port: int,
+    postfix_port: int,
+    population: dict[str, list[Template]],
+    plan: Plan,
+    stats: Stats | None = None,
 ) -> Stats:
-    """Run the load to its budget, deadline or `plan.stop` (blocking)."""
+    """Run the load to its budget, deadline or `plan.stop` (blocking), counting into `stats`
+    (a fresh one unless given: a caller may read the counts while it runs)."""
     import uvloop
 
-    return uvloop.run(_run(http_port, postfix_port, population, plan))
+    return uvloop.run(_run(http_port, postfix_port, population, plan, stats or Stats()))
 
 
 class Background:
@@ -216,6 +224,8 @@ class Background:
         plan: Plan,
     ) -> None:
         self.plan = plan
+        #: filled while the load runs: read `requests` for progress, the rest after `finish`
+        self.live = Stats()
         self.stats: Stats | None = None
         self._thread = threading.Thread(
             target=self._main, args=(http_port, postfix_port, population), daemon=True
@@ -224,7 +234,7 @@ class Background:
     def _main(
         self, http_port: int, postfix_port: int, population: dict[str, list[Template]]
     ) -> None:
-        self.stats = run(http_port, postfix_port, population, self.plan)
+        self.stats = run(http_port, postfix_port, population, self.plan, self.live)
 
     def __enter__(self) -> Background:
         self._thread.start()

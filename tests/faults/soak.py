@@ -5,7 +5,9 @@ Used by `tests/faults/test_soak.py` (a short run in `make test`) and `benchmarks
 (`make soak`: a million requests). What it checks, and returns as figures:
 
 * every answer is the one the policy gives its request (`load.classify`), none fails closed;
-* the server's resident memory after warm-up grows by at most `rss_growth`;
+* the server's resident memory after warm-up grows by at most `rss_growth` — warm-up being
+  the first `warmup` seconds of the load, while its bounded memos fill (replay answers,
+  details, sightings, identification: minutes under the soak's mix);
 * acknowledged decisions (answers that carried one) equal the rows in the decision log;
 * every logged decision names a policy version in force when it was made: version v's
   decisions lie between the start of the reload that brought v and the end of the reload
@@ -190,6 +192,7 @@ def soak(
     reload_every: float = 10.0,
     holds: bool = True,
     progress: bool = False,
+    warmup: float = 300.0,
 ) -> dict[str, object]:
     """Run the soak against a fresh `serve` on `store_url`; return its figures."""
     policy, directory = write_world(tmp / "world", users)
@@ -211,12 +214,13 @@ def soak(
         )
         controller.start()
         plan = load.Plan(budget=requests, seconds=seconds)
-        samples: list[tuple[int, int]] = []  # (requests so far, rss)
+        samples: list[tuple[float, int]] = []  # (seconds into the load, rss)
+        began = time.monotonic()
         with load.Background(server.port, postfix_port, population, plan) as running:
             while running._thread.is_alive():
                 running._thread.join(2.0)
-                done = running.stats.requests if running.stats else -1
-                samples.append((done, rss(server.proc.pid)))
+                done = running.live.requests
+                samples.append((time.monotonic() - began, rss(server.proc.pid)))
                 if progress and len(samples) % 15 == 0:
                     own = rss(server.proc.pid, with_children=False)
                     print(
@@ -233,11 +237,13 @@ def soak(
         procs.stop(server.proc, timeout=60)
     if server.proc.returncode not in (0, -signal.SIGTERM):  # uvicorn re-raises the signal
         raise RuntimeError(f"serve exited with {server.proc.returncode}:\n{server.output()}")
-    # memory after warm-up: the highest sample of the run's first fifth (caches filled, a
-    # few reloads done) against the highest of its last fifth
-    fifth = max(1, len(samples) // 5)
-    baseline = max((r for _, r in samples[:fifth]), default=final_rss)
-    end = max((r for _, r in samples[-fifth:]), default=final_rss)
+    # memory after warm-up: the highest sample of the first fifth after it (the memos full, a
+    # few reloads done) against the highest of the last fifth; a run no longer than its
+    # warm-up compares its whole first and last fifths
+    steady = [r for at, r in samples if at >= warmup] or [r for _, r in samples]
+    fifth = max(1, len(steady) // 5)
+    baseline = max(steady[:fifth], default=final_rss)
+    end = max(steady[-fifth:], default=final_rss)
     growth = end / baseline - 1
     acknowledged = warm.acknowledged + stats.acknowledged + probes.acknowledged
     logged = logged_decisions(store_url)
@@ -248,6 +254,7 @@ def soak(
         "load_requests": stats.requests,
         "unexpected": unexpected,
         "examples": warm.examples + stats.examples + probes.failures[:10] + reloads.failures,
+        "warmup_s": warmup,
         "rss_baseline": baseline,
         "rss_final": end,
         "rss_growth": round(growth, 4),
