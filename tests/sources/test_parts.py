@@ -201,6 +201,7 @@ def test_retry_after_in_seconds_or_as_a_date() -> None:
     assert retry_after("7") == 7.0
     assert retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == 10.0
     assert retry_after("soon") is None and retry_after(None) is None
+    assert retry_after("²") is None  # a digit to `str.isdigit`, not to float(): no crash
 
 
 JSON = st.recursive(

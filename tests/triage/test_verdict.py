@@ -57,4 +57,5 @@ def test_triangulation_patch_levels() -> None:
     assert triangulation_patched("15.7.8") is True
     assert triangulation_patched("15.7.7") is False
     assert triangulation_patched("garbage") is None
+    assert triangulation_patched("16.²") is None  # a digit to `str.isdigit`, not to int()
     assert triangulation_patched(None) is None

@@ -46,7 +46,7 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # `isdigit` admits "²", which float() refuses
         return float(text)
     try:
         when = email.utils.parsedate_to_datetime(text)

@@ -67,7 +67,7 @@ def _version(text: str | None) -> tuple[int, ...] | None:
         return None
     parts: list[int] = []
     for piece in text.strip().split(".")[:3]:
-        if not piece.isdigit():
+        if not (piece.isascii() and piece.isdigit()):  # `isdigit` admits "²"; int() not
             return None
         parts.append(int(piece))
     return tuple(parts) + (0,) * (3 - len(parts))
