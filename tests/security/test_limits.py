@@ -37,6 +37,22 @@ def closed_within(sock: socket.socket, seconds: float) -> bool:
     return True
 
 
+def response_head(sock: socket.socket) -> bytes:
+    """One whole response from a kept connection (head and `Content-Length` body); its head."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head
+
+
 def connect(port: int) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=5)
 
@@ -56,6 +72,27 @@ def test_connections_that_send_nothing_or_half_a_head_are_closed(tmp_path: Path)
             f"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Devicegate-User: {OPS}\r\n\r\n".encode()
         )
         assert whole.recv(65536).startswith(b"HTTP/1.1 200")
+
+
+def test_a_later_head_on_a_kept_connection_is_timed_from_its_own_start(tmp_path: Path) -> None:
+    """One timer a connection: a keep-alive connection idle between requests for longer than
+    `header_timeout` is not closed, and a head begun later that stalls half-way is closed
+    `header_timeout` after it began — not when the connection's timer first fires."""
+    app = make_app(tmp_path, *_scenario(tmp_path), limits=SMALL)
+    request = f"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Devicegate-User: {OPS}\r\n\r\n".encode()
+    with serving(app) as port:
+        kept = connect(port)
+        kept.sendall(request)
+        assert response_head(kept).startswith(b"HTTP/1.1 200")
+        time.sleep(SMALL.header_timeout * 2)  # idle past the timer: still open
+        kept.sendall(request)
+        assert response_head(kept).startswith(b"HTTP/1.1 200")
+        time.sleep(SMALL.header_timeout * 0.6)  # the connection's timer is armed, half gone
+        kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        began = time.monotonic()
+        assert closed_within(kept, 3)
+        waited = time.monotonic() - began
+        assert SMALL.header_timeout * 0.8 <= waited < SMALL.header_timeout + 1.5, waited
 
 
 def test_a_huge_head_is_refused_before_it_is_read_whole(tmp_path: Path) -> None:

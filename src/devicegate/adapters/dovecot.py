@@ -75,6 +75,12 @@ class PolicyRequest:
     def decision_request(self) -> DecisionRequest:
         return DecisionRequest(self.login, RESOURCE, self.signals())
 
+    @property
+    def replay_key(self) -> tuple[str, str | None, str | None]:
+        """The raw fields the decision depends on (`signals` is a function of the last two):
+        what `serve` keeps an answer under, found before any signals are built."""
+        return self.login, self.device_id, self.remote
+
 
 def _text(data: Mapping[str, object], key: str, limit: int) -> str | None:
     value = data.get(key)
@@ -128,19 +134,25 @@ def command_of(query: bytes) -> str:
     return dict(parse_qsl(query.decode("latin-1"))).get("command", "allow")
 
 
-def parse(command: str, body: bytes) -> DecisionRequest | Answer:
-    """The adapter's `parse`: a request to decide, or the answer to a request that needs no
+def read(command: str, body: bytes) -> PolicyRequest | Answer:
+    """`parse` up to the fields: a login to decide, or the answer to a request that needs no
     decision (a report, an unknown command, a malformed body — logged and refused)."""
     if command == "report":
         return REPORTED
     if command != "allow":
         return UNKNOWN_COMMAND
     try:
-        request = parse_request(body)
+        return parse_request(body)
     except SignalError as exc:
         log.warning("dovecot: refused a malformed policy request: %s", exc.message)
         return MALFORMED
-    return request.decision_request()
+
+
+def parse(command: str, body: bytes) -> DecisionRequest | Answer:
+    """The adapter's `parse`: a request to decide, or the answer to a request that needs no
+    decision (see `read`)."""
+    request = read(command, body)
+    return request.decision_request() if isinstance(request, PolicyRequest) else request
 
 
 def render(decision: Decision) -> Answer:

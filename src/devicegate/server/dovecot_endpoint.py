@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devicegate.adapters import dovecot
-from devicegate.adapters.base import DecisionRequest
 from devicegate.boundedcache import BoundedCache
-from devicegate.errors import error_json
+from devicegate.errors import SignalError, error_json
 from devicegate.server.decision_log import FAILING_CLOSED, Batch, LogUnavailable
 from devicegate.server.service import Prepared, ServerService
 from devicegate.server.trust import REFUSED_HINT, SECRET_HEADER_BYTES
@@ -80,7 +79,7 @@ class DovecotPolicy:
     def __init__(self, service: ServerService) -> None:
         self.service = service
         self.latency = service.metrics.requests.histogram(dovecot.ADAPTER.name)
-        self._answers: BoundedCache[tuple[str, tuple[str | None, ...], str | None], Answer] = (
+        self._answers: BoundedCache[tuple[str, str | None, str | None], Answer] = (
             service.answer_cache(service.config.replay_cache)
         )
         service.metrics.requests.watch_cache(dovecot.ADAPTER.name, self._answers)
@@ -94,10 +93,11 @@ class DovecotPolicy:
         None sends the request through the ASGI path below (which refuses an untrusted peer)."""
         if self.service.trust.refusal(peer, secret) is not None:
             return None
-        request = dovecot.parse("allow", body)
-        if not isinstance(request, DecisionRequest):
+        try:
+            request = dovecot.parse_request(body)
+        except SignalError:  # the ASGI path answers (and logs) it
             return None
-        hit = self.service.replay_kept(self._answers.get(_key(request)))
+        hit = self.service.replay_kept(self._answers.get(request.replay_key))
         self.replayed += hit is not None
         return hit
 
@@ -120,16 +120,17 @@ class DovecotPolicy:
         except BodyTooLarge:
             await self._error(send, 413, f"request body is larger than {dovecot.MAX_BODY} bytes")
             return
-        request = dovecot.parse(dovecot.command_of(scope.get("query_string", b"")), body)
-        if not isinstance(request, DecisionRequest):  # answered without a decision
-            status, payload = request
+        policy = dovecot.read(dovecot.command_of(scope.get("query_string", b"")), body)
+        if not isinstance(policy, dovecot.PolicyRequest):  # answered without a decision
+            status, payload = policy
             await send_json(send, status, _json(payload))
             return
-        key = _key(request)
+        key = policy.replay_key
         hit = service.replay_kept(self._answers.get(key))
         if hit is not None:
             answer, batch = hit
         else:
+            request = policy.decision_request()
             prepared, batch = service.prepare(
                 request.user, request.resource, request.signals, adapter=dovecot.ADAPTER
             )
@@ -147,9 +148,3 @@ class DovecotPolicy:
     async def _error(self, send: Any, status: int, message: str, hint: str | None = None) -> None:
         self.service.metrics.bad_requests.labels(dovecot.ADAPTER.name, str(status)).inc()
         await send_json(send, status, _json(error_json(message, hint)))
-
-
-def _key(request: DecisionRequest) -> tuple[str, tuple[str | None, ...], str | None]:
-    """What a kept answer is found by: the login and everything the signals carry, the client
-    address included (it is logged with each decision)."""
-    return request.user, request.signals.cache_key, request.signals.client_ip

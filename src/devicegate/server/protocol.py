@@ -159,8 +159,12 @@ class DevicegateHttpProtocol(HttpToolsProtocol):
         self.fast: ForwardAuth | None = getattr(self.app, "forward_auth", None)
         self.dovecot: DovecotPolicy | None = getattr(self.app, "dovecot", None)
         self.limits: Limits = getattr(self.app, "limits", None) or Limits()
+        # One timer a connection, armed at most once a `header_timeout`: a request records
+        # when its head began, and the timer, when it fires, closes the connection if that
+        # head is still incomplete and late, or waits out the rest (no timer per request).
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_partial = False  # a request head began and is not complete
+        self._head_began = 0.0  # when (loop time) the connection opened or that head began
         self._head_bytes = 0  # bytes read since, in later reads than the one it began in
 
     # ---- limits ------------------------------------------------------------------------------
@@ -170,6 +174,7 @@ class DevicegateHttpProtocol(HttpToolsProtocol):
             self._closed("too-many")
             transport.close()
             return
+        self._head_began = self.loop.time()
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -188,11 +193,14 @@ class DevicegateHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._head_partial = True
         self._head_bytes = 0
-        self._arm_head_timer()
+        self._head_began = self.loop.time()
+        if self._head_timer is None:
+            self._arm_head_timer()
 
     def _arm_head_timer(self) -> None:
-        if self._head_timer is None:
-            self._head_timer = self.loop.call_later(self.limits.header_timeout, self._head_late)
+        """Fire `header_timeout` after the head in progress (or the connection) began."""
+        when = self._head_began + self.limits.header_timeout
+        self._head_timer = self.loop.call_at(when, self._head_late)
 
     def _cancel_head_timer(self) -> None:
         if self._head_timer is not None:
@@ -200,12 +208,19 @@ class DevicegateHttpProtocol(HttpToolsProtocol):
             self._head_timer = None
 
     def _head_late(self) -> None:
-        """No complete head in time: close a connection that is half-way through one, or
-        that never sent one (a request already being answered is left alone)."""
+        """`header_timeout` after the head the timer was armed for began: close a connection
+        that is half-way through a head begun that long ago, or that never sent one (a
+        request already being answered is left alone); wait for a later head that is still
+        coming in."""
         self._head_timer = None
-        if (self._head_partial or self.cycle is None) and not self.transport.is_closing():
-            self._closed("head-timeout")
-            self.transport.close()
+        if self.transport.is_closing() or not (self._head_partial or self.cycle is None):
+            return
+        left = self._head_began + self.limits.header_timeout - self.loop.time()
+        if left > 0:  # a head begun after the one this timer was armed for
+            self._arm_head_timer()
+            return
+        self._closed("head-timeout")
+        self.transport.close()
 
     def _refuse_head(self) -> None:
         self._head_partial = False
@@ -223,8 +238,7 @@ class DevicegateHttpProtocol(HttpToolsProtocol):
 
     # ---- replayed answers --------------------------------------------------------------------
     def on_headers_complete(self) -> None:
-        self._head_partial = False
-        self._cancel_head_timer()
+        self._head_partial = False  # the timer, left armed, now closes nothing
         if self.fast is not None and self._may_take():
             url = self.url
             if url.startswith(PREFIX_BYTES):
