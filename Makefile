@@ -44,6 +44,8 @@ compat: $(COMPAT)/.installed
 	PYTHONPATH=$(COMPAT) $(BIN)/python -c "import uvicorn; assert uvicorn.__version__ == '$(UVICORN_OLDEST)', uvicorn.__version__"
 	PYTHONPATH=$(COMPAT) $(BIN)/python -m pytest -q -p no:cacheprovider tests/server/test_protocol.py tests/security/test_limits.py
 
+# The last, benchmarks/scale.py (one and two serve on PostgreSQL under a realistic population,
+# docs/scale.md), takes about 17 minutes on 2 cores.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/decide.py
 	$(BIN)/python benchmarks/identify.py
@@ -57,6 +59,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/audit_floors.py
 	$(BIN)/python benchmarks/sources.py
 	$(BIN)/python benchmarks/console.py
+	$(BIN)/python benchmarks/scale.py
 
 # Reliability (docs/reliability.md): `make test` runs short forms of both.
 # The fuzz campaign: 100,000 generated inputs a parser (FUZZ_EXAMPLES to change it).

@@ -1,6 +1,6 @@
 """Benchmark `devicegate audit` on a 10M-line nginx log against a plain Python loop.
 
-    .venv/bin/python benchmarks/audit.py [--lines 10000000] [--cache DIR]
+    .venv/bin/python benchmarks/audit.py [--lines 10000000] [--cache DIR] [--engine spark]
 
 Generated once into a cache directory outside the repository (default
 `~/.cache/devicegate-bench/audit`, or $DEVICEGATE_BENCH_CACHE): a combined log of the
@@ -20,6 +20,7 @@ policy. Then, in one run:
              re-judges everything from the stored groups without re-reading the log
              (`rejudge_seconds`: not a target, reported so that a slower re-judge shows).
 
+`--engine spark` runs the three audits on Spark (local[2]; docs/audit.md) instead of DuckDB.
 Both sides must agree on events and violations. The last line is one JSON object.
 """
 
@@ -190,7 +191,7 @@ def draft_policy(folder: Path) -> Path:
 
 
 def audit(
-    log: Path, directory: Path, out: Path, policy: Path = POLICY
+    log: Path, directory: Path, out: Path, policy: Path = POLICY, engine: str = "duckdb"
 ) -> tuple[float, float, dict[str, object]]:
     """(seconds, peak RSS in MB, summary) of one `devicegate audit` run as a subprocess."""
     command = [
@@ -198,6 +199,8 @@ def audit(
         "audit",
         "--quiet",
         "--json",
+        "--engine",
+        engine,
         "-p",
         str(policy),
         "-d",
@@ -234,6 +237,12 @@ def main() -> None:
     add_cache_option(parser)
     parser.add_argument("--skip-baseline", action="store_true", help="for quick iterations")
     parser.add_argument(
+        "--engine",
+        choices=("duckdb", "spark"),
+        default="duckdb",
+        help="the audit's engine (spark: local[2], docs/audit.md; peak RSS is the driver's)",
+    )
+    parser.add_argument(
         "--baseline-lines",
         type=int,
         default=2_000_000,
@@ -258,15 +267,15 @@ def main() -> None:
         )
     with tempfile.TemporaryDirectory(prefix="devicegate-bench-") as tmp:
         out = Path(tmp) / "out"
-        seconds, rss, summary = audit(log, directory, out)
+        seconds, rss, summary = audit(log, directory, out, engine=args.engine)
         print(
             f"devicegate audit:   {seconds:7.2f} s  {summary['events']:,} events, "
             f"{summary['violations']:,} violations, peak RSS {rss:.0f} MB"
         )
-        again, rss2, summary2 = audit(log, directory, out)
+        again, rss2, summary2 = audit(log, directory, out, engine=args.engine)
         print(f"re-audit:           {again:7.2f} s  (peak RSS {rss2:.0f} MB)")
         draft = draft_policy(Path(tmp))
-        rejudge, rss3, summary3 = audit(log, directory, out, draft)
+        rejudge, rss3, summary3 = audit(log, directory, out, draft, args.engine)
         print(f"re-judge (policy changed): {rejudge:7.2f} s  (peak RSS {rss3:.0f} MB)")
         if summary3["policy_version"] == summary["policy_version"]:
             print("WARNING: the draft policy has the same version", file=sys.stderr)
@@ -288,6 +297,7 @@ def main() -> None:
         json.dumps(
             {
                 "lines": args.lines,
+                "engine": args.engine,
                 "seconds": round(seconds, 3),
                 "lines_per_s": round(args.lines / seconds),
                 "baseline_seconds": round(base_s, 3),
