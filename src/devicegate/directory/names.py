@@ -27,7 +27,11 @@ LOGIN_FIELD = "{login}"
 
 
 def normalise_name(name: str) -> str:
-    """The comparable form of a presented user name (rule 1)."""
+    """The comparable form of a presented user name (rule 1). ASCII, nearly every name, is
+    its own NFC form and case-folds as it lowers: the directory normalises every alias of
+    every user when it loads."""
+    if name.isascii():
+        return name.strip().strip(".").strip().lower()
     text = unicodedata.normalize("NFC", name).strip().strip(".").strip()
     return text.casefold()
 

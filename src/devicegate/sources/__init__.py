@@ -19,7 +19,9 @@ APIs), `state` (what a pass yields, its stored form), `guard` (diff and refusal)
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devicegate.directory import Directory
 from devicegate.errors import SourceConfigError
@@ -30,10 +32,33 @@ from devicegate.sources.config import (
     is_source_file,
     load_source_config,
 )
-from devicegate.sources.guard import Diff
-from devicegate.sources.refresh import Refresher, SourceMetrics
-from devicegate.sources.sync import Loaded, NoGoodVersion, Source, SyncResult
-from devicegate.sources.versions import SourceVersion
+
+if TYPE_CHECKING:
+    from devicegate.sources.guard import Diff
+    from devicegate.sources.refresh import Refresher, SourceMetrics
+    from devicegate.sources.sync import Loaded, NoGoodVersion, Source, SyncResult
+    from devicegate.sources.versions import SourceVersion
+
+#: imported on first use: they bring the store (SQLAlchemy) and the LDAP and HTTP clients,
+#: which a command that only asks `is_source_file` (every `--directory` of the audit) must
+#: not pay for at start-up
+_LAZY = {
+    "Diff": "guard",
+    "Refresher": "refresh",
+    "SourceMetrics": "refresh",
+    "Loaded": "sync",
+    "NoGoodVersion": "sync",
+    "Source": "sync",
+    "SyncResult": "sync",
+    "SourceVersion": "versions",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 
 def _live(path: str | Path, kinds: tuple[str, ...], flag: str) -> Directory | Inventory:
@@ -43,6 +68,8 @@ def _live(path: str | Path, kinds: tuple[str, ...], flag: str) -> Directory | In
             f"`{path}` is a {config.kind} source, which `{flag}` cannot read",
             hint=f"{flag} takes a source of kind {' or '.join(kinds)}",
         )
+    from devicegate.sources.sync import Source
+
     source = Source.open(path)
     state, _ = source.read_full()
     return source.serve(state)
