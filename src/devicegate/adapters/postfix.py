@@ -84,6 +84,10 @@ UNAVAILABLE = "DEFER_IF_PERMIT 4.3.0 devicegate: decision log unavailable"
 FAILED = "DEFER_IF_PERMIT 4.3.0 devicegate: the request could not be decided"
 
 
+#: a submission's own signals: none (Signals are immutable, so one serves every request)
+NO_SIGNALS = Signals()
+
+
 @dataclass(frozen=True, slots=True)
 class PolicyRequest:
     """The attributes of one Postfix policy request devicegate uses."""
@@ -98,7 +102,7 @@ class PolicyRequest:
         sightings) — or None for unauthenticated mail, which is not devicegate's business."""
         if self.sasl_username is None:
             return None
-        return DecisionRequest(self.sasl_username, RESOURCE, Signals())
+        return DecisionRequest(self.sasl_username, RESOURCE, NO_SIGNALS)
 
 
 def parse_request(lines: list[bytes]) -> PolicyRequest:

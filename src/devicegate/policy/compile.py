@@ -299,6 +299,7 @@ class Snapshot:
     _device_classes: list[DeviceClass] = field(default_factory=list)
     _device_class_index: dict[DeviceClass, int] = field(default_factory=dict)
     _resolved: BoundedCache[str, User | None] = field(default_factory=lambda: BoundedCache(100_000))
+    _canonical: BoundedCache[str, str] = field(default_factory=lambda: BoundedCache(100_000))
 
     def __post_init__(self) -> None:
         self.name_class = NameClasses(
@@ -368,8 +369,11 @@ class Snapshot:
         """The name decisions and sightings record: the directory user's id, or for a user
         the directory does not know, the normalised name (so every form of one unknown name
         still meets in the log)."""
+        found = self._canonical.get(name)  # asked on every request of the mail paths
+        if found is not None:
+            return found
         user = self.resolve_user(name)
-        return user.id if user is not None else normalise_name(name)
+        return self._canonical.put(name, user.id if user is not None else normalise_name(name))
 
     def message_of(self, rule: str) -> str | None:
         """The message the policy gives for a rule id (built-in ones included); None for an
