@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 
 from devicegate.adapters import dovecot
 from devicegate.server import DevicegateApp, api, dovecot_endpoint
@@ -39,6 +42,11 @@ def counter(client: TestClient, name: str, **labels: str) -> float:
 def timed(app: DevicegateApp, adapter: str) -> int:
     """Answers timed on an adapter's latency histogram."""
     return sum(app.service.metrics.requests.histogram(adapter).counts)
+
+
+def seconds_timed(app: DevicegateApp, adapter: str) -> float:
+    """The time an adapter's answers took, summed on its latency histogram."""
+    return app.service.metrics.requests.histogram(adapter).total
 
 
 @pytest.fixture
@@ -88,23 +96,33 @@ def test_a_wrong_or_missing_proxy_secret_is_refused(
             extra = {} if secret is None else {"X-Devicegate-Proxy-Secret": secret}
             fa = client.get("/v1/forward-auth/web", headers={**user, **extra})
             dc = client.post(dovecot_endpoint.PATH, content=login(), headers=extra)
+            rd = client.post("/v1/radius/authorize", content=b"{}", headers=extra)
+            decide = {"user": OPS, "resource": "web", "signals": {}}
+            dd = client.post("/v1/decide", json=decide, headers=extra)
             if secret is not None and secret.strip() == "s3cret-s3cret-s3cret":
                 assert fa.status_code == 200 and dc.json() == dovecot.ALLOW
+                assert rd.status_code == 401  # heard: refused as malformed, not as a peer
+                assert dd.status_code == 200 and dd.json()["action"] == "allow"
             else:
-                assert (fa.status_code, fa.json()) == (403, wrong)
-                assert (dc.status_code, dc.json()) == (403, wrong)
+                for answer in (fa, dc, rd, dd):
+                    assert (answer.status_code, answer.json()) == (403, wrong), answer.url
+
+        kept = [(b"x-devicegate-user", OPS.encode()), (b"user-agent", ANDROID_CHROME.encode())]
+        right = [(b"x-devicegate-proxy-secret", b"s3cret-s3cret-s3cret"), *kept]
 
         async def replays() -> list[object]:  # on the app's loop: a replay appends to the log
+            path = "/v1/forward-auth/web"
             return [
-                app.forward_auth.replay(
-                    "/v1/forward-auth/web", b"", "127.0.0.1", [(b"x-devicegate-proxy-secret", b"")]
-                ),
+                app.forward_auth.replay(path, b"", "127.0.0.1", [(right[0][0], b""), *kept]),
                 app.dovecot.replay(login(), "127.0.0.1", b"nope"),
                 app.dovecot.replay(login(), "127.0.0.1", b"s3cret-s3cret-s3cret"),
+                app.forward_auth.replay(path, b"", "127.0.0.1", right),
+                app.forward_auth.replay(path, b"", "127.0.0.1", right),
             ]
 
-        refused_fa, refused_dc, replayed = client._run(replays())
+        refused_fa, refused_dc, replayed, *replayed_fa = client._run(replays())
     assert refused_fa is None and refused_dc is None and replayed is not None
+    assert None not in replayed_fa and app.forward_auth.replayed == 2  # each replay counted
 
 
 def test_dovecot_commands_methods_and_bodies(client: TestClient, app: DevicegateApp) -> None:
@@ -122,13 +140,16 @@ def test_dovecot_commands_methods_and_bodies(client: TestClient, app: Devicegate
         ("POST", "", login(login=""), 200, malformed),
     ]
     logged = app.service.store.count("decisions")
+    began = time.perf_counter()
     for method, query, body, status, answer in cases:
         got = client.request(method, path + query, content=body)
         assert (got.status_code, got.json()) == (status, answer), (method, query, body)
         assert got.headers["content-type"] == "application/json"
         assert got.headers["content-length"] == str(len(got.content))
+    spent = time.perf_counter() - began
     assert app.service.store.count("decisions") == logged + 4  # the four allows, no others
     assert timed(app, dovecot.ADAPTER.name) == 4
+    assert 0 < seconds_timed(app, dovecot.ADAPTER.name) <= spent  # each from its own start
     wrong = client.get(path)
     assert (wrong.status_code, wrong.json()) == (405, {"error": "method not allowed"})
     huge = client.post(path, content=b" " * (dovecot.MAX_BODY + 1))
@@ -167,10 +188,12 @@ def test_forward_auth_errors_are_counted_and_answers_timed(
     client: TestClient, app: DevicegateApp
 ) -> None:
     user = {"X-Devicegate-User": OPS}
+    began = time.perf_counter()
     blocked = client.get("/v1/forward-auth/web", headers={**user, "User-Agent": IPHONE_SAFARI})
     assert blocked.status_code == 403 and timed(app, "forward-auth") == 1
     replayed = client.get("/v1/forward-auth/web", headers={**user, "User-Agent": IPHONE_SAFARI})
     assert replayed.status_code == 403 and timed(app, "forward-auth") == 2
+    assert 0 < seconds_timed(app, "forward-auth") <= time.perf_counter() - began
     unknown = client.get("/v1/forward-auth/nope", headers=user)
     assert (unknown.status_code, unknown.json()) == (
         404,
@@ -231,3 +254,74 @@ def test_json_api_bodies(client: TestClient) -> None:
         json={"user": OPS, "resource": "web", "signals": {"user_agent": IPHONE_SAFARI}},
     )
     assert decided.status_code == 200 and decided.json()["action"] == "block"
+
+
+def direct(client: TestClient, scope: dict[str, Any], body: bytes = b"") -> tuple[int, Any]:
+    """The app called as ASGI with `scope` as given (on its loop, started): status and JSON."""
+    sent: list[dict[str, Any]] = []
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    base = {"type": "http", "http_version": "1.1", "scheme": "http", "root_path": ""}
+    client._run(client.app({**base, **scope}, receive, send))
+    status = sent[0]["status"]
+    return status, json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+
+
+def test_a_peer_without_an_address_is_refused(client: TestClient, app: DevicegateApp) -> None:
+    """ASGI lets a server leave out the client address (a Unix socket has none): such a peer
+    is not a trusted proxy — refused with 403 on every enforcing endpoint, never a crash."""
+    unknown = {"error": "`unknown` is not a trusted proxy", "hint": REFUSED_HINT}
+    headers = [(b"x-devicegate-user", OPS.encode()), (b"user-agent", IPHONE_SAFARI.encode())]
+    cases = [
+        ("GET", "/v1/forward-auth/web", b""),
+        ("POST", dovecot_endpoint.PATH, login()),
+        ("POST", "/v1/decide", json.dumps({"user": OPS, "resource": "web"}).encode()),
+        ("POST", "/v1/radius/authorize", b"{}"),
+    ]
+    for method, path, body in cases:
+        for client_address in ({}, {"client": None}):
+            scope = {"method": method, "path": path, "query_string": b"", "headers": headers}
+            got = direct(client, {**scope, **client_address}, body)
+            assert got == (403, unknown), (path, client_address)
+    assert app.service.store.count("decisions") == 0
+
+
+def test_a_dovecot_request_without_a_query_string_reads_as_allow(
+    client: TestClient, app: DevicegateApp
+) -> None:
+    """`query_string` may be left out of an ASGI scope: no command, which is `allow`."""
+    scope = {"method": "POST", "path": dovecot_endpoint.PATH, "headers": []}
+    got = direct(client, {**scope, "client": ("127.0.0.1", 50000)}, login())
+    assert got == (200, dovecot.ALLOW)
+    assert app.service.store.count("decisions") == 1
+
+
+def test_api_read_body_counts_every_chunk() -> None:
+    """The JSON API's body limit is on the whole body, however it arrives in chunks."""
+
+    def read(*chunks: bytes) -> bytes | int:
+        last = len(chunks) - 1
+        messages = [
+            {"type": "http.request", "body": chunk, "more_body": i < last}
+            for i, chunk in enumerate(chunks)
+        ]
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop(0)
+
+        request = Request({"type": "http", "method": "POST", "path": "/", "headers": []}, receive)
+        try:
+            return asyncio.run(api.read_body(request))
+        except HTTPException as exc:
+            return exc.status_code
+
+    half = b"x" * (api.MAX_BODY // 2)
+    assert read(half, half) == half + half  # exactly the limit
+    assert read(half, half, b"x") == 413
+    assert read(half, half + b"x") == 413
