@@ -12,14 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from devicegate.adapters import dovecot
+from devicegate.adapters.forward_auth import MAX_URI
 from devicegate.server import DevicegateApp, api, dovecot_endpoint
 from devicegate.server.trust import REFUSED_HINT, parse_networks
+from devicegate.store import tables as t
 from tests.server.conftest import TestClient, make_app
-from tests.server.scenario import ANDROID_CHROME, IPHONE_SAFARI, OPS
+from tests.server.scenario import ANDROID_CHROME, ANDROID_EAS, IPHONE_SAFARI, OPS, plain_eas
 
 NOT_TRUSTED = {"error": "`127.0.0.1` is not a trusted proxy", "hint": REFUSED_HINT}
 THUNDERBIRD_ID = '"name" "Thunderbird" "version" "115.5.0"'
@@ -257,7 +260,8 @@ def test_json_api_bodies(client: TestClient) -> None:
 
 
 def direct(client: TestClient, scope: dict[str, Any], body: bytes = b"") -> tuple[int, Any]:
-    """The app called as ASGI with `scope` as given (on its loop, started): status and JSON."""
+    """The app called as ASGI with `scope` as given (on its loop, started): the status, and
+    the body as JSON (None when empty)."""
     sent: list[dict[str, Any]] = []
     messages = [{"type": "http.request", "body": body, "more_body": False}]
 
@@ -270,7 +274,8 @@ def direct(client: TestClient, scope: dict[str, Any], body: bytes = b"") -> tupl
     base = {"type": "http", "http_version": "1.1", "scheme": "http", "root_path": ""}
     client._run(client.app({**base, **scope}, receive, send))
     status = sent[0]["status"]
-    return status, json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    return status, json.loads(body) if body else None
 
 
 def test_a_peer_without_an_address_is_refused(client: TestClient, app: DevicegateApp) -> None:
@@ -325,3 +330,36 @@ def test_api_read_body_counts_every_chunk() -> None:
     assert read(half, half) == half + half  # exactly the limit
     assert read(half, half, b"x") == 413
     assert read(half, half + b"x") == 413
+
+
+def logged_client_ip(app: DevicegateApp) -> object:
+    """The client address the newest decision-log row recorded in its signals."""
+    with app.service.store.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(t.decision_log.c.detail).order_by(t.decision_log.c.id.desc()).limit(1)
+        ).one()
+    detail = row.detail if isinstance(row.detail, dict) else json.loads(row.detail)
+    return detail["signals"].get("client_ip")
+
+
+def test_forward_auth_reads_the_path_query_and_peer_of_the_request(
+    client: TestClient, app: DevicegateApp
+) -> None:
+    """Without `X-Original-URI` (Envoy) the client's URI is the path after the resource and
+    the query: an ActiveSync request there is read (an iPhone's query behind an Android
+    agent is the spoof rule's quarantine). The peer is the client address when no
+    forwarding header names one. A query with no path after the resource belongs to the
+    proxy's own URL, not to the client: it is not read, however long."""
+    agent = {"X-Devicegate-User": OPS, "User-Agent": ANDROID_EAS}
+    spoofed = client.get("/v1/forward-auth/email" + plain_eas("E1", "iPhone"), headers=agent)
+    assert spoofed.status_code == 403 and spoofed.json()["rule"] == "spoof-hold"
+    assert logged_client_ip(app) == "127.0.0.1"
+    proxy_query = "/v1/forward-auth/web?x=" + "a" * MAX_URI
+    assert client.get(proxy_query, headers=agent).status_code == 200
+    assert logged_client_ip(app) == "127.0.0.1"
+    # an ASGI scope may leave `query_string` out: the path alone, no query
+    headers = [(b"x-devicegate-user", OPS.encode()), (b"user-agent", ANDROID_EAS.encode())]
+    scope = {"method": "GET", "headers": headers, "client": ("127.0.0.1", 50000)}
+    for path in ("/v1/forward-auth/web", "/v1/forward-auth/email/Microsoft-Server-ActiveSync"):
+        status, _ = direct(client, {**scope, "path": path})
+        assert status == 200, path

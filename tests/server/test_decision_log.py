@@ -57,6 +57,11 @@ def rename(app: DevicegateApp, old: str, new: str) -> None:
         other.execute(f"ALTER TABLE {old} RENAME TO {new}")
 
 
+def logged(caplog: pytest.LogCaptureFixture, start: str) -> list[str]:
+    """The messages logged that begin with `start` (the whole message, not a part of it)."""
+    return [m for m in (r.getMessage() for r in caplog.records) if m.startswith(start)]
+
+
 async def turn() -> None:
     """Let the loop run the callbacks scheduled so far (the batch flush among them)."""
     await asyncio.sleep(0)
@@ -118,8 +123,9 @@ def test_a_failed_commit_fails_every_waiter_then_the_log_recovers(
 
     caplog.set_level(logging.ERROR)
     run(tmp_path, scenario, body)
-    assert "decision log write failed (1 records): OperationalError" in caplog.text
-    assert "answering a replayed request failed" in caplog.text
+    assert logged(caplog, "decision log write failed (1 records): OperationalError")
+    replayed = "answering a replayed request failed"
+    assert logged(caplog, replayed) == [replayed]
 
 
 def test_a_writer_that_dies_holding_a_batch_fails_it_and_a_new_one_takes_the_next(
@@ -152,7 +158,7 @@ def test_a_writer_that_dies_holding_a_batch_fails_it_and_a_new_one_takes_the_nex
 
     caplog.set_level(logging.ERROR)
     run(tmp_path, scenario, body)
-    assert "decision-log writer lost: the writer process exited (status " in caplog.text
+    assert logged(caplog, "decision-log writer lost: the writer process exited (status ")
 
 
 def test_a_writer_found_dead_between_batches_is_replaced_before_sending(
@@ -188,7 +194,7 @@ def test_a_writer_that_cannot_start_fails_the_batch(
 
     caplog.set_level(logging.ERROR)
     run(tmp_path, scenario, body)
-    assert "decision-log writer unavailable: the decision-log writer did not start" in caplog.text
+    assert logged(caplog, "decision-log writer unavailable: the decision-log writer did not start")
 
 
 def test_buffered_answers_at_once_while_healthy_and_waits_once_a_batch_failed(
