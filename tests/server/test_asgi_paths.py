@@ -6,6 +6,7 @@ timed as an answer. The exact bodies are checked: they are what a proxy logs."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from pathlib import Path
@@ -17,12 +18,19 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from devicegate.adapters import dovecot
-from devicegate.adapters.forward_auth import MAX_URI
+from devicegate.adapters.forward_auth import MAX_URI, HeaderNames
 from devicegate.server import DevicegateApp, api, dovecot_endpoint
 from devicegate.server.trust import REFUSED_HINT, parse_networks
 from devicegate.store import tables as t
 from tests.server.conftest import TestClient, make_app
-from tests.server.scenario import ANDROID_CHROME, ANDROID_EAS, IPHONE_SAFARI, OPS, plain_eas
+from tests.server.scenario import (
+    ANDROID_CHROME,
+    ANDROID_EAS,
+    IPHONE_SAFARI,
+    OPS,
+    base64_eas,
+    plain_eas,
+)
 
 NOT_TRUSTED = {"error": "`127.0.0.1` is not a trusted proxy", "hint": REFUSED_HINT}
 THUNDERBIRD_ID = '"name" "Thunderbird" "version" "115.5.0"'
@@ -99,16 +107,11 @@ def test_a_wrong_or_missing_proxy_secret_is_refused(
             extra = {} if secret is None else {"X-Devicegate-Proxy-Secret": secret}
             fa = client.get("/v1/forward-auth/web", headers={**user, **extra})
             dc = client.post(dovecot_endpoint.PATH, content=login(), headers=extra)
-            rd = client.post("/v1/radius/authorize", content=b"{}", headers=extra)
-            decide = {"user": OPS, "resource": "web", "signals": {}}
-            dd = client.post("/v1/decide", json=decide, headers=extra)
             if secret is not None and secret.strip() == "s3cret-s3cret-s3cret":
                 assert fa.status_code == 200 and dc.json() == dovecot.ALLOW
-                assert rd.status_code == 401  # heard: refused as malformed, not as a peer
-                assert dd.status_code == 200 and dd.json()["action"] == "allow"
             else:
-                for answer in (fa, dc, rd, dd):
-                    assert (answer.status_code, answer.json()) == (403, wrong), answer.url
+                assert (fa.status_code, fa.json()) == (403, wrong)
+                assert (dc.status_code, dc.json()) == (403, wrong)
 
         kept = [(b"x-devicegate-user", OPS.encode()), (b"user-agent", ANDROID_CHROME.encode())]
         right = [(b"x-devicegate-proxy-secret", b"s3cret-s3cret-s3cret"), *kept]
@@ -126,6 +129,25 @@ def test_a_wrong_or_missing_proxy_secret_is_refused(
         refused_fa, refused_dc, replayed, *replayed_fa = client._run(replays())
     assert refused_fa is None and refused_dc is None and replayed is not None
     assert None not in replayed_fa and app.forward_auth.replayed == 2  # each replay counted
+
+
+def test_the_json_api_checks_the_proxy_secret(tmp_path: Path, scenario: tuple[Path, Path]) -> None:
+    """`/v1/decide` and RADIUS read the secret header too: only the right one is heard."""
+    app = make_app(tmp_path, *scenario, proxy_secret=b"s3cret-s3cret-s3cret")
+    wrong = {"error": "the proxy secret is missing or wrong", "hint": REFUSED_HINT}
+    decide = {"user": OPS, "resource": "web", "signals": {}}
+    with TestClient(app) as client:
+        for secret in (None, "nope", " s3cret-s3cret-s3cret "):
+            extra = {} if secret is None else {"X-Devicegate-Proxy-Secret": secret}
+            rd = client.post("/v1/radius/authorize", content=b"{}", headers=extra)
+            dd = client.post("/v1/decide", json=decide, headers=extra)
+            if secret is not None and secret.strip() == "s3cret-s3cret-s3cret":
+                assert rd.status_code == 401  # heard: refused as malformed, not as a peer
+                assert dd.status_code == 200 and dd.json()["action"] == "allow"
+            else:
+                assert (rd.status_code, rd.json()) == (403, wrong)
+                assert (dd.status_code, dd.json()) == (403, wrong)
+    assert app.service.store.count("decisions") == 1
 
 
 def test_dovecot_commands_methods_and_bodies(client: TestClient, app: DevicegateApp) -> None:
@@ -196,6 +218,8 @@ def test_forward_auth_errors_are_counted_and_answers_timed(
     assert blocked.status_code == 403 and timed(app, "forward-auth") == 1
     replayed = client.get("/v1/forward-auth/web", headers={**user, "User-Agent": IPHONE_SAFARI})
     assert replayed.status_code == 403 and timed(app, "forward-auth") == 2
+    assert replayed.content == blocked.content and blocked.json()["action"] == "block"
+    assert replayed.headers == blocked.headers
     assert 0 < seconds_timed(app, "forward-auth") <= time.perf_counter() - began
     unknown = client.get("/v1/forward-auth/nope", headers=user)
     assert (unknown.status_code, unknown.json()) == (
@@ -363,3 +387,24 @@ def test_forward_auth_reads_the_path_query_and_peer_of_the_request(
     for path in ("/v1/forward-auth/web", "/v1/forward-auth/email/Microsoft-Server-ActiveSync"):
         status, _ = direct(client, {**scope, "path": path})
         assert status == 200, path
+
+
+def test_an_unverified_basic_user_records_no_evidence(
+    tmp_path: Path, scenario: tuple[Path, Path]
+) -> None:
+    """With `--basic-user email` the user may come from `Authorization: Basic`, which the
+    backend verifies only after this answer: the spoof is quarantined, but no hold and no
+    sighting are recorded for a name nobody has verified. The proxy's own user header does."""
+    names = HeaderNames(basic_resources=frozenset({"email"}))
+    app = make_app(tmp_path, *scenario, headers=names)
+    basic = "Basic " + base64.b64encode(b"alice@ops.example:pw").decode()
+    path = "/v1/forward-auth/email" + base64_eas("B1", "iPhone")
+    with TestClient(app) as client:
+        spoofed = client.get(path, headers={"Authorization": basic, "User-Agent": ANDROID_EAS})
+        assert spoofed.status_code == 403 and spoofed.json()["rule"] == "spoof-hold"
+        assert app.service.store.count("holds") == 0
+        assert app.service.store.count("sightings") == 0
+        verified = client.get(path, headers={"X-Devicegate-User": OPS, "User-Agent": ANDROID_EAS})
+        assert verified.status_code == 403 and verified.json()["rule"] == "spoof-hold"
+        assert app.service.store.count("holds") == 1
+    assert app.service.store.count("decisions") == 2

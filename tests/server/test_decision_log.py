@@ -145,12 +145,14 @@ def test_a_writer_that_dies_holding_a_batch_fails_it_and_a_new_one_takes_the_nex
         await turn()
         waiting = decide(app)  # queued behind the one in flight
         await asyncio.to_thread(hold.wait)
+        answered: list[object] = []
+        log.when_done(held, answered.append)
         writer = log._proc
         assert writer is not None
         writer.send_signal(signal.SIGKILL)
         with pytest.raises(LogUnavailable):
             await log.wait(held)
-        assert held.status == FAILED
+        assert held.status == FAILED and answered == [False] and log._failing
         hold.release()
         await log.wait(waiting)  # sent to a new writer once the old one was found dead
         assert waiting.status == COMMITTED and log._proc is not None
@@ -159,6 +161,8 @@ def test_a_writer_that_dies_holding_a_batch_fails_it_and_a_new_one_takes_the_nex
     caplog.set_level(logging.ERROR)
     run(tmp_path, scenario, body)
     assert logged(caplog, "decision-log writer lost: the writer process exited (status ")
+    failed = "decision log write failed (1 records): the writer process exited (status "
+    assert logged(caplog, failed)
 
 
 def test_a_writer_found_dead_between_batches_is_replaced_before_sending(
