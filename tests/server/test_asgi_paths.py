@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from devicegate.adapters import dovecot
+from devicegate.adapters import dovecot, radius
 from devicegate.adapters.forward_auth import MAX_URI, HeaderNames
 from devicegate.server import DevicegateApp, api, dovecot_endpoint
 from devicegate.server.trust import REFUSED_HINT, parse_networks
@@ -30,6 +30,8 @@ from tests.server.scenario import (
     OPS,
     base64_eas,
     plain_eas,
+    policy_text,
+    write_scenario,
 )
 
 NOT_TRUSTED = {"error": "`127.0.0.1` is not a trusted proxy", "hint": REFUSED_HINT}
@@ -408,3 +410,25 @@ def test_an_unverified_basic_user_records_no_evidence(
         assert verified.status_code == 403 and verified.json()["rule"] == "spoof-hold"
         assert app.service.store.count("holds") == 1
     assert app.service.store.count("decisions") == 2
+
+
+def test_radius_quarantine_uses_the_configured_vlan(tmp_path: Path) -> None:
+    """`--radius-quarantine-vlan` reaches the RADIUS answer: a quarantined device is put on
+    that VLAN, not the default one."""
+    policy, directory = write_scenario(tmp_path / "scenario")
+    text = policy_text(block_effect="quarantine").replace(
+        "  email: {description: ActiveSync}\n",
+        "  email: {description: ActiveSync}\n  wifi: {description: office Wi-Fi}\n",
+    )
+    policy.write_text(text.replace("resources: [web]", "resources: [web, wifi]", 1))
+    app = make_app(tmp_path, policy, directory, radius_quarantine_vlan="42")
+    attributes = {
+        "User-Name": {"type": "string", "value": [OPS]},
+        "Calling-Station-Id": {"type": "string", "value": ["3c:22:fb:02:8f:01"]},  # Apple
+        "NAS-Port-Type": {"type": "integer", "value": ["Wireless-802.11"]},
+    }
+    with TestClient(app) as client:
+        answer = client.post("/v1/radius/authorize", json=attributes)
+    assert answer.status_code == 200
+    assert answer.json()["reply:Tunnel-Private-Group-Id"] == "42"
+    assert radius.DEFAULT_QUARANTINE_VLAN != "42"
