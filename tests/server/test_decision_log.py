@@ -150,10 +150,12 @@ def test_a_writer_that_dies_holding_a_batch_fails_it_and_a_new_one_takes_the_nex
         writer = log._proc
         assert writer is not None
         writer.send_signal(signal.SIGKILL)
-        with pytest.raises(LogUnavailable):
-            await log.wait(held)
-        assert held.status == FAILED and answered == [False] and log._failing
-        hold.release()
+        try:
+            with pytest.raises(LogUnavailable):
+                await log.wait(held)
+            assert held.status == FAILED and answered == [False] and log._failing
+        finally:  # a failed check must not leave the next writer holding (shutdown waits)
+            hold.release()
         await log.wait(waiting)  # sent to a new writer once the old one was found dead
         assert waiting.status == COMMITTED and log._proc is not None
         assert log._proc.pid != writer.pid and app.service.store.count("decisions") == 1
