@@ -217,9 +217,13 @@ def test_buffered_answers_at_once_while_healthy_and_waits_once_a_batch_failed(
         assert batch.status == OPEN
         await turn()
         assert batch.status == OPEN and log._open is batch  # collects for BUFFER_INTERVAL
-        for _ in range(3):
+        for _ in range(2):
             decide(app)
+        assert len(batch.records) == 3 and not log.must_wait(batch)  # at BUFFER_MAX: not yet
+        assert batch.early == 3
+        decide(app)
         assert len(batch.records) == 4 and log.must_wait(batch)  # over BUFFER_MAX: wait
+        assert batch.early == 3  # the fourth request waits for the commit
         await log._committed(batch)
         assert batch.status == COMMITTED
         rename(app, "decisions", "decisions_gone")
