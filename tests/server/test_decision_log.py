@@ -244,6 +244,37 @@ def test_buffered_answers_at_once_while_healthy_and_waits_once_a_batch_failed(
     run(tmp_path, scenario, body, log_ack="buffered")
 
 
+def test_buffered_records_answered_early_are_counted_lost_when_their_batch_fails(
+    tmp_path: Path, scenario: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """`buffered` answers before the commit; when that batch then fails, the requests it
+    answered are lost: counted (`lost`, the `on_lost` hook behind the metric) and logged."""
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        lost: list[int] = []
+        failures: list[int] = []
+        log._on_lost, log._on_failure = lost.append, lambda: failures.append(1)
+        rename(app, "decisions", "decisions_gone")
+        batch = decide(app)
+        decide(app, IPHONE_SAFARI)
+        assert batch.early == 2 and not log.must_wait(batch)  # both answered at once
+        await log._committed(batch)
+        assert batch.status == FAILED and log.lost == 2 and lost == [2] and failures == [1]
+        waiting = decide(app)  # failing now: the next request waits and is not lost
+        assert waiting.early == 0
+        with pytest.raises(LogUnavailable):
+            await log.wait(waiting)
+        assert log.lost == 2 and lost == [2] and failures == [1, 1]
+        rename(app, "decisions_gone", "decisions")
+
+    caplog.set_level(logging.ERROR)
+    run(tmp_path, scenario, body, log_ack="buffered")
+    early = "2 decisions answered before their commit (--log-ack buffered) are lost"
+    assert logged(caplog, early) == [early]
+    assert logged(caplog, "decision log write failed (2 records): ")
+
+
 def test_close_writes_what_is_queued_then_ends_the_writer(
     tmp_path: Path, scenario: tuple[Path, Path]
 ) -> None:
