@@ -200,7 +200,9 @@ def test_a_writer_that_cannot_start_fails_the_batch(
 
     caplog.set_level(logging.ERROR)
     run(tmp_path, scenario, body)
-    assert logged(caplog, "decision-log writer unavailable: the decision-log writer did not start")
+    reason = "the decision-log writer did not start: StoreError: cannot use store `nosuchdb:"
+    assert logged(caplog, f"decision-log writer unavailable: {reason}")  # the writer's reason
+    assert logged(caplog, f"decision log write failed (1 records): {reason}")
 
 
 def test_buffered_answers_at_once_while_healthy_and_waits_once_a_batch_failed(
