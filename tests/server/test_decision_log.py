@@ -6,9 +6,11 @@ checked on the log itself rather than through a protocol."""
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import signal
 import sqlite3
+import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -82,7 +84,8 @@ def test_records_of_one_iteration_share_a_batch_committed_before_anyone_answers(
         assert log._in_flight[0] is first and not log._open.records
         third = decide(app)  # while one is in flight the next batch fills
         assert third is not first and log.latest is third and log.pending == 3
-        await log.wait(third)
+        # every waiter of a batch is woken by its one future (a second must not orphan it)
+        await asyncio.wait_for(asyncio.gather(log.wait(third), log.wait(third)), 20)
         assert first.status == third.status == COMMITTED and log.pending == 0
         assert not log.must_wait(first) and log.answer_now(first, lambda ok: None)
         assert [size for size, _ in batches] == [2, 1] and all(s > 0 for _, s in batches)
@@ -114,6 +117,7 @@ def test_a_failed_commit_fails_every_waiter_then_the_log_recovers(
         assert refused.value.message == decision_log.WRITE_FAILED
         assert batch.status == FAILED and answered == [False, False, False]
         assert failures == [1] and log._failing and log.committed == 0
+        assert batch.early == 0 and log.lost == 0  # `durable` answers nothing early
         assert log.must_wait(batch) and not log.answer_now(batch, answered.append)
         assert answered == [False, False, False, False]  # called at once: already failed
         rename(app, "decisions_gone", "decisions")
@@ -275,6 +279,44 @@ def test_buffered_records_answered_early_are_counted_lost_when_their_batch_fails
     early = "2 decisions answered before their commit (--log-ack buffered) are lost"
     assert logged(caplog, early) == [early]
     assert logged(caplog, "decision log write failed (2 records): ")
+
+
+class StuckWriter:
+    """A writer process that does not exit once its input is closed, and whose input pipe is
+    already broken: what `_stop_process` must still get rid of."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+        self.killed = False
+        self.stdout = io.BytesIO()
+
+        class BrokenPipe(io.BytesIO):
+            def close(self) -> None:
+                raise BrokenPipeError("the writer is gone")
+
+        self.stdin = BrokenPipe()
+
+    def wait(self, timeout: float) -> int:
+        self.waits.append(timeout)
+        if not self.killed:
+            raise subprocess.TimeoutExpired("log_writer", timeout)
+        return -9
+
+    def kill(self) -> None:
+        self.killed = True
+
+
+def test_a_writer_that_does_not_exit_is_killed(tmp_path: Path, scenario: tuple[Path, Path]) -> None:
+    """Stopping the writer closes its input (a broken pipe is no error) and gives it 30 s to
+    finish its batch; one still running then is killed and reaped (5 s)."""
+    log = make_app(tmp_path, *scenario).service.log  # not started: no loop, no reader
+    stuck = StuckWriter()
+    log._proc = stuck  # type: ignore[assignment]
+    log._stop_process()
+    assert log._proc is None and stuck.killed and stuck.waits == [30, 5]
+    assert stuck.stdout.closed
+    log._stop_process()  # no writer: nothing to do
+    assert stuck.waits == [30, 5]
 
 
 def test_close_writes_what_is_queued_then_ends_the_writer(
