@@ -35,7 +35,11 @@ Scenario = Callable[[DevicegateApp], Awaitable[None]]
 
 
 def run(tmp_path: Path, scenario: tuple[Path, Path], body: Scenario, **settings: object) -> None:
-    app = make_app(tmp_path, *scenario, **settings)
+    run_app(make_app(tmp_path, *scenario, **settings), body)
+
+
+def run_app(app: DevicegateApp, body: Scenario) -> None:
+    """`body` on a loop of its own, between the app's startup and shutdown."""
 
     async def main() -> None:
         await app.startup()
@@ -279,6 +283,26 @@ def test_buffered_records_answered_early_are_counted_lost_when_their_batch_fails
     early = "2 decisions answered before their commit (--log-ack buffered) are lost"
     assert logged(caplog, early) == [early]
     assert logged(caplog, "decision log write failed (2 records): ")
+
+
+def test_a_record_appended_before_the_log_starts_waits_for_the_first_batch(
+    tmp_path: Path, scenario: tuple[Path, Path]
+) -> None:
+    """Before `start` there is no loop to send on: the record stays in the open batch and
+    goes with the first batch sent once the log runs."""
+    app = make_app(tmp_path, *scenario)
+    log = app.service.log
+    early = decide(app)
+    assert log.pending == 1 and not log._scheduled and early.status == OPEN
+
+    async def body(app: DevicegateApp) -> None:
+        batch = decide(app)
+        assert batch is early
+        await log.wait(batch)
+        assert batch.status == COMMITTED and log.committed == 2
+
+    run_app(app, body)
+    assert app.service.store.count("decisions") == 2
 
 
 class StuckWriter:
