@@ -88,12 +88,16 @@ def test_records_of_one_iteration_share_a_batch_committed_before_anyone_answers(
         assert log._in_flight[0] is first and not log._open.records
         third = decide(app)  # while one is in flight the next batch fills
         assert third is not first and log.latest is third and log.pending == 3
+        log._flush()  # a flush while IN_FLIGHT batches are in flight sends nothing
+        assert list(log._in_flight) == [first] and log._open is third
         # every waiter of a batch is woken by its one future (a second must not orphan it)
         await asyncio.wait_for(asyncio.gather(log.wait(third), log.wait(third)), 20)
         assert first.status == third.status == COMMITTED and log.pending == 0
         assert not log.must_wait(first) and log.answer_now(first, lambda ok: None)
         assert [size for size, _ in batches] == [2, 1] and all(s > 0 for _, s in batches)
         assert log.committed == 3 and app.service.store.count("decisions") == 3
+        log._flush()  # nothing open: no (empty) batch is sent
+        assert not log._in_flight and [size for size, _ in batches] == [2, 1]
         called: list[bool] = []
         log.when_done(first, called.append)  # already answered for: called at once
         assert called == [True]
