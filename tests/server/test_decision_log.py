@@ -180,7 +180,7 @@ def test_a_writer_that_dies_holding_a_batch_fails_it_and_a_new_one_takes_the_nex
 
 
 def test_a_writer_found_dead_between_batches_is_replaced_before_sending(
-    tmp_path: Path, scenario: tuple[Path, Path]
+    tmp_path: Path, scenario: tuple[Path, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
     async def body(app: DevicegateApp) -> None:
         log = app.service.log
@@ -194,7 +194,10 @@ def test_a_writer_found_dead_between_batches_is_replaced_before_sending(
         await log.wait(batch)
         assert batch.status == COMMITTED and log._proc is not writer and log.committed == 2
 
+    caplog.set_level(logging.ERROR)
     run(tmp_path, scenario, body)
+    gone = "decision-log writer lost: the writer process is gone"
+    assert logged(caplog, gone) == [gone]
 
 
 def test_a_writer_that_cannot_start_fails_the_batch(
