@@ -6,17 +6,33 @@ timed as an answer. The exact bodies are checked: they are what a proxy logs."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 
-from devicegate.adapters import dovecot
+from devicegate.adapters import dovecot, radius
+from devicegate.adapters.forward_auth import MAX_URI, HeaderNames
 from devicegate.server import DevicegateApp, api, dovecot_endpoint
 from devicegate.server.trust import REFUSED_HINT, parse_networks
+from devicegate.store import tables as t
 from tests.server.conftest import TestClient, make_app
-from tests.server.scenario import ANDROID_CHROME, IPHONE_SAFARI, OPS
+from tests.server.scenario import (
+    ANDROID_CHROME,
+    ANDROID_EAS,
+    IPHONE_SAFARI,
+    OPS,
+    base64_eas,
+    plain_eas,
+    policy_text,
+    write_scenario,
+)
 
 NOT_TRUSTED = {"error": "`127.0.0.1` is not a trusted proxy", "hint": REFUSED_HINT}
 THUNDERBIRD_ID = '"name" "Thunderbird" "version" "115.5.0"'
@@ -39,6 +55,11 @@ def counter(client: TestClient, name: str, **labels: str) -> float:
 def timed(app: DevicegateApp, adapter: str) -> int:
     """Answers timed on an adapter's latency histogram."""
     return sum(app.service.metrics.requests.histogram(adapter).counts)
+
+
+def seconds_timed(app: DevicegateApp, adapter: str) -> float:
+    """The time an adapter's answers took, summed on its latency histogram."""
+    return app.service.metrics.requests.histogram(adapter).total
 
 
 @pytest.fixture
@@ -94,17 +115,41 @@ def test_a_wrong_or_missing_proxy_secret_is_refused(
                 assert (fa.status_code, fa.json()) == (403, wrong)
                 assert (dc.status_code, dc.json()) == (403, wrong)
 
+        kept = [(b"x-devicegate-user", OPS.encode()), (b"user-agent", ANDROID_CHROME.encode())]
+        right = [(b"x-devicegate-proxy-secret", b"s3cret-s3cret-s3cret"), *kept]
+
         async def replays() -> list[object]:  # on the app's loop: a replay appends to the log
+            path = "/v1/forward-auth/web"
             return [
-                app.forward_auth.replay(
-                    "/v1/forward-auth/web", b"", "127.0.0.1", [(b"x-devicegate-proxy-secret", b"")]
-                ),
+                app.forward_auth.replay(path, b"", "127.0.0.1", [(right[0][0], b""), *kept]),
                 app.dovecot.replay(login(), "127.0.0.1", b"nope"),
                 app.dovecot.replay(login(), "127.0.0.1", b"s3cret-s3cret-s3cret"),
+                app.forward_auth.replay(path, b"", "127.0.0.1", right),
+                app.forward_auth.replay(path, b"", "127.0.0.1", right),
             ]
 
-        refused_fa, refused_dc, replayed = client._run(replays())
+        refused_fa, refused_dc, replayed, *replayed_fa = client._run(replays())
     assert refused_fa is None and refused_dc is None and replayed is not None
+    assert None not in replayed_fa and app.forward_auth.replayed == 2  # each replay counted
+
+
+def test_the_json_api_checks_the_proxy_secret(tmp_path: Path, scenario: tuple[Path, Path]) -> None:
+    """`/v1/decide` and RADIUS read the secret header too: only the right one is heard."""
+    app = make_app(tmp_path, *scenario, proxy_secret=b"s3cret-s3cret-s3cret")
+    wrong = {"error": "the proxy secret is missing or wrong", "hint": REFUSED_HINT}
+    decide = {"user": OPS, "resource": "web", "signals": {}}
+    with TestClient(app) as client:
+        for secret in (None, "nope", " s3cret-s3cret-s3cret "):
+            extra = {} if secret is None else {"X-Devicegate-Proxy-Secret": secret}
+            rd = client.post("/v1/radius/authorize", content=b"{}", headers=extra)
+            dd = client.post("/v1/decide", json=decide, headers=extra)
+            if secret is not None and secret.strip() == "s3cret-s3cret-s3cret":
+                assert rd.status_code == 401  # heard: refused as malformed, not as a peer
+                assert dd.status_code == 200 and dd.json()["action"] == "allow"
+            else:
+                assert (rd.status_code, rd.json()) == (403, wrong)
+                assert (dd.status_code, dd.json()) == (403, wrong)
+    assert app.service.store.count("decisions") == 1
 
 
 def test_dovecot_commands_methods_and_bodies(client: TestClient, app: DevicegateApp) -> None:
@@ -122,13 +167,16 @@ def test_dovecot_commands_methods_and_bodies(client: TestClient, app: Devicegate
         ("POST", "", login(login=""), 200, malformed),
     ]
     logged = app.service.store.count("decisions")
+    began = time.perf_counter()
     for method, query, body, status, answer in cases:
         got = client.request(method, path + query, content=body)
         assert (got.status_code, got.json()) == (status, answer), (method, query, body)
         assert got.headers["content-type"] == "application/json"
         assert got.headers["content-length"] == str(len(got.content))
+    spent = time.perf_counter() - began
     assert app.service.store.count("decisions") == logged + 4  # the four allows, no others
     assert timed(app, dovecot.ADAPTER.name) == 4
+    assert 0 < seconds_timed(app, dovecot.ADAPTER.name) <= spent  # each from its own start
     wrong = client.get(path)
     assert (wrong.status_code, wrong.json()) == (405, {"error": "method not allowed"})
     huge = client.post(path, content=b" " * (dovecot.MAX_BODY + 1))
@@ -167,10 +215,14 @@ def test_forward_auth_errors_are_counted_and_answers_timed(
     client: TestClient, app: DevicegateApp
 ) -> None:
     user = {"X-Devicegate-User": OPS}
+    began = time.perf_counter()
     blocked = client.get("/v1/forward-auth/web", headers={**user, "User-Agent": IPHONE_SAFARI})
     assert blocked.status_code == 403 and timed(app, "forward-auth") == 1
     replayed = client.get("/v1/forward-auth/web", headers={**user, "User-Agent": IPHONE_SAFARI})
     assert replayed.status_code == 403 and timed(app, "forward-auth") == 2
+    assert replayed.content == blocked.content and blocked.json()["action"] == "block"
+    assert replayed.headers == blocked.headers
+    assert 0 < seconds_timed(app, "forward-auth") <= time.perf_counter() - began
     unknown = client.get("/v1/forward-auth/nope", headers=user)
     assert (unknown.status_code, unknown.json()) == (
         404,
@@ -231,3 +283,152 @@ def test_json_api_bodies(client: TestClient) -> None:
         json={"user": OPS, "resource": "web", "signals": {"user_agent": IPHONE_SAFARI}},
     )
     assert decided.status_code == 200 and decided.json()["action"] == "block"
+
+
+def direct(client: TestClient, scope: dict[str, Any], body: bytes = b"") -> tuple[int, Any]:
+    """The app called as ASGI with `scope` as given (on its loop, started): the status, and
+    the body as JSON (None when empty)."""
+    sent: list[dict[str, Any]] = []
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    base = {"type": "http", "http_version": "1.1", "scheme": "http", "root_path": ""}
+    client._run(client.app({**base, **scope}, receive, send))
+    status = sent[0]["status"]
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    return status, json.loads(body) if body else None
+
+
+def test_a_peer_without_an_address_is_refused(client: TestClient, app: DevicegateApp) -> None:
+    """ASGI lets a server leave out the client address (a Unix socket has none): such a peer
+    is not a trusted proxy — refused with 403 on every enforcing endpoint, never a crash."""
+    unknown = {"error": "`unknown` is not a trusted proxy", "hint": REFUSED_HINT}
+    headers = [(b"x-devicegate-user", OPS.encode()), (b"user-agent", IPHONE_SAFARI.encode())]
+    cases = [
+        ("GET", "/v1/forward-auth/web", b""),
+        ("POST", dovecot_endpoint.PATH, login()),
+        ("POST", "/v1/decide", json.dumps({"user": OPS, "resource": "web"}).encode()),
+        ("POST", "/v1/radius/authorize", b"{}"),
+    ]
+    for method, path, body in cases:
+        for client_address in ({}, {"client": None}):
+            scope = {"method": method, "path": path, "query_string": b"", "headers": headers}
+            got = direct(client, {**scope, **client_address}, body)
+            assert got == (403, unknown), (path, client_address)
+    assert app.service.store.count("decisions") == 0
+
+
+def test_a_dovecot_request_without_a_query_string_reads_as_allow(
+    client: TestClient, app: DevicegateApp
+) -> None:
+    """`query_string` may be left out of an ASGI scope: no command, which is `allow`."""
+    scope = {"method": "POST", "path": dovecot_endpoint.PATH, "headers": []}
+    got = direct(client, {**scope, "client": ("127.0.0.1", 50000)}, login())
+    assert got == (200, dovecot.ALLOW)
+    assert app.service.store.count("decisions") == 1
+
+
+def test_api_read_body_counts_every_chunk() -> None:
+    """The JSON API's body limit is on the whole body, however it arrives in chunks."""
+
+    def read(*chunks: bytes) -> bytes | int:
+        last = len(chunks) - 1
+        messages = [
+            {"type": "http.request", "body": chunk, "more_body": i < last}
+            for i, chunk in enumerate(chunks)
+        ]
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop(0)
+
+        request = Request({"type": "http", "method": "POST", "path": "/", "headers": []}, receive)
+        try:
+            return asyncio.run(api.read_body(request))
+        except HTTPException as exc:
+            return exc.status_code
+
+    half = b"x" * (api.MAX_BODY // 2)
+    assert read(half, half) == half + half  # exactly the limit
+    assert read(half, half, b"x") == 413
+    assert read(half, half + b"x") == 413
+
+
+def logged_client_ip(app: DevicegateApp) -> object:
+    """The client address the newest decision-log row recorded in its signals."""
+    with app.service.store.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(t.decision_log.c.detail).order_by(t.decision_log.c.id.desc()).limit(1)
+        ).one()
+    detail = row.detail if isinstance(row.detail, dict) else json.loads(row.detail)
+    return detail["signals"].get("client_ip")
+
+
+def test_forward_auth_reads_the_path_query_and_peer_of_the_request(
+    client: TestClient, app: DevicegateApp
+) -> None:
+    """Without `X-Original-URI` (Envoy) the client's URI is the path after the resource and
+    the query: an ActiveSync request there is read (an iPhone's query behind an Android
+    agent is the spoof rule's quarantine). The peer is the client address when no
+    forwarding header names one. A query with no path after the resource belongs to the
+    proxy's own URL, not to the client: it is not read, however long."""
+    agent = {"X-Devicegate-User": OPS, "User-Agent": ANDROID_EAS}
+    spoofed = client.get("/v1/forward-auth/email" + plain_eas("E1", "iPhone"), headers=agent)
+    assert spoofed.status_code == 403 and spoofed.json()["rule"] == "spoof-hold"
+    assert logged_client_ip(app) == "127.0.0.1"
+    proxy_query = "/v1/forward-auth/web?x=" + "a" * MAX_URI
+    assert client.get(proxy_query, headers=agent).status_code == 200
+    assert logged_client_ip(app) == "127.0.0.1"
+    # an ASGI scope may leave `query_string` out: the path alone, no query
+    headers = [(b"x-devicegate-user", OPS.encode()), (b"user-agent", ANDROID_EAS.encode())]
+    scope = {"method": "GET", "headers": headers, "client": ("127.0.0.1", 50000)}
+    for path in ("/v1/forward-auth/web", "/v1/forward-auth/email/Microsoft-Server-ActiveSync"):
+        status, _ = direct(client, {**scope, "path": path})
+        assert status == 200, path
+
+
+def test_an_unverified_basic_user_records_no_evidence(
+    tmp_path: Path, scenario: tuple[Path, Path]
+) -> None:
+    """With `--basic-user email` the user may come from `Authorization: Basic`, which the
+    backend verifies only after this answer: the spoof is quarantined, but no hold and no
+    sighting are recorded for a name nobody has verified. The proxy's own user header does."""
+    names = HeaderNames(basic_resources=frozenset({"email"}))
+    app = make_app(tmp_path, *scenario, headers=names)
+    basic = "Basic " + base64.b64encode(b"alice@ops.example:pw").decode()
+    path = "/v1/forward-auth/email" + base64_eas("B1", "iPhone")
+    with TestClient(app) as client:
+        spoofed = client.get(path, headers={"Authorization": basic, "User-Agent": ANDROID_EAS})
+        assert spoofed.status_code == 403 and spoofed.json()["rule"] == "spoof-hold"
+        assert app.service.store.count("holds") == 0
+        assert app.service.store.count("sightings") == 0
+        verified = client.get(path, headers={"X-Devicegate-User": OPS, "User-Agent": ANDROID_EAS})
+        assert verified.status_code == 403 and verified.json()["rule"] == "spoof-hold"
+        assert app.service.store.count("holds") == 1
+    assert app.service.store.count("decisions") == 2
+
+
+def test_radius_quarantine_uses_the_configured_vlan(tmp_path: Path) -> None:
+    """`--radius-quarantine-vlan` reaches the RADIUS answer: a quarantined device is put on
+    that VLAN, not the default one."""
+    policy, directory = write_scenario(tmp_path / "scenario")
+    text = policy_text(block_effect="quarantine").replace(
+        "  email: {description: ActiveSync}\n",
+        "  email: {description: ActiveSync}\n  wifi: {description: office Wi-Fi}\n",
+    )
+    policy.write_text(text.replace("resources: [web]", "resources: [web, wifi]", 1))
+    app = make_app(tmp_path, policy, directory, radius_quarantine_vlan="42")
+    attributes = {
+        "User-Name": {"type": "string", "value": [OPS]},
+        "Calling-Station-Id": {"type": "string", "value": ["3c:22:fb:02:8f:01"]},  # Apple
+        "NAS-Port-Type": {"type": "integer", "value": ["Wireless-802.11"]},
+    }
+    with TestClient(app) as client:
+        answer = client.post("/v1/radius/authorize", json=attributes)
+    assert answer.status_code == 200
+    assert answer.json()["reply:Tunnel-Private-Group-Id"] == "42"
+    assert radius.DEFAULT_QUARANTINE_VLAN != "42"

@@ -6,9 +6,11 @@ checked on the log itself rather than through a protocol."""
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import signal
 import sqlite3
+import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -33,7 +35,11 @@ Scenario = Callable[[DevicegateApp], Awaitable[None]]
 
 
 def run(tmp_path: Path, scenario: tuple[Path, Path], body: Scenario, **settings: object) -> None:
-    app = make_app(tmp_path, *scenario, **settings)
+    run_app(make_app(tmp_path, *scenario, **settings), body)
+
+
+def run_app(app: DevicegateApp, body: Scenario) -> None:
+    """`body` on a loop of its own, between the app's startup and shutdown."""
 
     async def main() -> None:
         await app.startup()
@@ -57,6 +63,11 @@ def rename(app: DevicegateApp, old: str, new: str) -> None:
         other.execute(f"ALTER TABLE {old} RENAME TO {new}")
 
 
+def logged(caplog: pytest.LogCaptureFixture, start: str) -> list[str]:
+    """The messages logged that begin with `start` (the whole message, not a part of it)."""
+    return [m for m in (r.getMessage() for r in caplog.records) if m.startswith(start)]
+
+
 async def turn() -> None:
     """Let the loop run the callbacks scheduled so far (the batch flush among them)."""
     await asyncio.sleep(0)
@@ -77,11 +88,16 @@ def test_records_of_one_iteration_share_a_batch_committed_before_anyone_answers(
         assert log._in_flight[0] is first and not log._open.records
         third = decide(app)  # while one is in flight the next batch fills
         assert third is not first and log.latest is third and log.pending == 3
-        await log.wait(third)
+        log._flush()  # a flush while IN_FLIGHT batches are in flight sends nothing
+        assert list(log._in_flight) == [first] and log._open is third
+        # every waiter of a batch is woken by its one future (a second must not orphan it)
+        await asyncio.wait_for(asyncio.gather(log.wait(third), log.wait(third)), 20)
         assert first.status == third.status == COMMITTED and log.pending == 0
         assert not log.must_wait(first) and log.answer_now(first, lambda ok: None)
         assert [size for size, _ in batches] == [2, 1] and all(s > 0 for _, s in batches)
         assert log.committed == 3 and app.service.store.count("decisions") == 3
+        log._flush()  # nothing open: no (empty) batch is sent
+        assert not log._in_flight and [size for size, _ in batches] == [2, 1]
         called: list[bool] = []
         log.when_done(first, called.append)  # already answered for: called at once
         assert called == [True]
@@ -109,6 +125,7 @@ def test_a_failed_commit_fails_every_waiter_then_the_log_recovers(
         assert refused.value.message == decision_log.WRITE_FAILED
         assert batch.status == FAILED and answered == [False, False, False]
         assert failures == [1] and log._failing and log.committed == 0
+        assert batch.early == 0 and log.lost == 0  # `durable` answers nothing early
         assert log.must_wait(batch) and not log.answer_now(batch, answered.append)
         assert answered == [False, False, False, False]  # called at once: already failed
         rename(app, "decisions_gone", "decisions")
@@ -118,8 +135,9 @@ def test_a_failed_commit_fails_every_waiter_then_the_log_recovers(
 
     caplog.set_level(logging.ERROR)
     run(tmp_path, scenario, body)
-    assert "decision log write failed (1 records): OperationalError" in caplog.text
-    assert "answering a replayed request failed" in caplog.text
+    assert logged(caplog, "decision log write failed (1 records): OperationalError")
+    replayed = "answering a replayed request failed"
+    assert logged(caplog, replayed) == [replayed]
 
 
 def test_a_writer_that_dies_holding_a_batch_fails_it_and_a_new_one_takes_the_next(
@@ -139,24 +157,30 @@ def test_a_writer_that_dies_holding_a_batch_fails_it_and_a_new_one_takes_the_nex
         await turn()
         waiting = decide(app)  # queued behind the one in flight
         await asyncio.to_thread(hold.wait)
+        answered: list[object] = []
+        log.when_done(held, answered.append)
         writer = log._proc
         assert writer is not None
         writer.send_signal(signal.SIGKILL)
-        with pytest.raises(LogUnavailable):
-            await log.wait(held)
-        assert held.status == FAILED
-        hold.release()
+        try:
+            with pytest.raises(LogUnavailable):
+                await log.wait(held)
+            assert held.status == FAILED and answered == [False] and log._failing
+        finally:  # a failed check must not leave the next writer holding (shutdown waits)
+            hold.release()
         await log.wait(waiting)  # sent to a new writer once the old one was found dead
         assert waiting.status == COMMITTED and log._proc is not None
         assert log._proc.pid != writer.pid and app.service.store.count("decisions") == 1
 
     caplog.set_level(logging.ERROR)
     run(tmp_path, scenario, body)
-    assert "decision-log writer lost: the writer process exited (status " in caplog.text
+    assert logged(caplog, "decision-log writer lost: the writer process exited (status ")
+    failed = "decision log write failed (1 records): the writer process exited (status "
+    assert logged(caplog, failed)
 
 
 def test_a_writer_found_dead_between_batches_is_replaced_before_sending(
-    tmp_path: Path, scenario: tuple[Path, Path]
+    tmp_path: Path, scenario: tuple[Path, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
     async def body(app: DevicegateApp) -> None:
         log = app.service.log
@@ -170,7 +194,10 @@ def test_a_writer_found_dead_between_batches_is_replaced_before_sending(
         await log.wait(batch)
         assert batch.status == COMMITTED and log._proc is not writer and log.committed == 2
 
+    caplog.set_level(logging.ERROR)
     run(tmp_path, scenario, body)
+    gone = "decision-log writer lost: the writer process is gone"
+    assert logged(caplog, gone) == [gone]
 
 
 def test_a_writer_that_cannot_start_fails_the_batch(
@@ -188,7 +215,9 @@ def test_a_writer_that_cannot_start_fails_the_batch(
 
     caplog.set_level(logging.ERROR)
     run(tmp_path, scenario, body)
-    assert "decision-log writer unavailable: the decision-log writer did not start" in caplog.text
+    reason = "the decision-log writer did not start: StoreError: cannot use store `nosuchdb:"
+    assert logged(caplog, f"decision-log writer unavailable: {reason}")  # the writer's reason
+    assert logged(caplog, f"decision log write failed (1 records): {reason}")
 
 
 def test_buffered_answers_at_once_while_healthy_and_waits_once_a_batch_failed(
@@ -205,9 +234,13 @@ def test_buffered_answers_at_once_while_healthy_and_waits_once_a_batch_failed(
         assert batch.status == OPEN
         await turn()
         assert batch.status == OPEN and log._open is batch  # collects for BUFFER_INTERVAL
-        for _ in range(3):
+        for _ in range(2):
             decide(app)
+        assert len(batch.records) == 3 and not log.must_wait(batch)  # at BUFFER_MAX: not yet
+        assert batch.early == 3
+        decide(app)
         assert len(batch.records) == 4 and log.must_wait(batch)  # over BUFFER_MAX: wait
+        assert batch.early == 3  # the fourth request waits for the commit
         await log._committed(batch)
         assert batch.status == COMMITTED
         rename(app, "decisions", "decisions_gone")
@@ -226,6 +259,95 @@ def test_buffered_answers_at_once_while_healthy_and_waits_once_a_batch_failed(
         assert healed.status == COMMITTED and not log._failing
 
     run(tmp_path, scenario, body, log_ack="buffered")
+
+
+def test_buffered_records_answered_early_are_counted_lost_when_their_batch_fails(
+    tmp_path: Path, scenario: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """`buffered` answers before the commit; when that batch then fails, the requests it
+    answered are lost: counted (`lost`, the `on_lost` hook behind the metric) and logged."""
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        lost: list[int] = []
+        failures: list[int] = []
+        log._on_lost, log._on_failure = lost.append, lambda: failures.append(1)
+        rename(app, "decisions", "decisions_gone")
+        batch = decide(app)
+        decide(app, IPHONE_SAFARI)
+        assert batch.early == 2 and not log.must_wait(batch)  # both answered at once
+        await log._committed(batch)
+        assert batch.status == FAILED and log.lost == 2 and lost == [2] and failures == [1]
+        waiting = decide(app)  # failing now: the next request waits and is not lost
+        assert waiting.early == 0
+        with pytest.raises(LogUnavailable):
+            await log.wait(waiting)
+        assert log.lost == 2 and lost == [2] and failures == [1, 1]
+        rename(app, "decisions_gone", "decisions")
+
+    caplog.set_level(logging.ERROR)
+    run(tmp_path, scenario, body, log_ack="buffered")
+    early = "2 decisions answered before their commit (--log-ack buffered) are lost"
+    assert logged(caplog, early) == [early]
+    assert logged(caplog, "decision log write failed (2 records): ")
+
+
+def test_a_record_appended_before_the_log_starts_waits_for_the_first_batch(
+    tmp_path: Path, scenario: tuple[Path, Path]
+) -> None:
+    """Before `start` there is no loop to send on: the record stays in the open batch and
+    goes with the first batch sent once the log runs."""
+    app = make_app(tmp_path, *scenario)
+    log = app.service.log
+    early = decide(app)
+    assert log.pending == 1 and not log._scheduled and early.status == OPEN
+
+    async def body(app: DevicegateApp) -> None:
+        batch = decide(app)
+        assert batch is early
+        await log.wait(batch)
+        assert batch.status == COMMITTED and log.committed == 2
+
+    run_app(app, body)
+    assert app.service.store.count("decisions") == 2
+
+
+class StuckWriter:
+    """A writer process that does not exit once its input is closed, and whose input pipe is
+    already broken: what `_stop_process` must still get rid of."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+        self.killed = False
+        self.stdout = io.BytesIO()
+
+        class BrokenPipe(io.BytesIO):
+            def close(self) -> None:
+                raise BrokenPipeError("the writer is gone")
+
+        self.stdin = BrokenPipe()
+
+    def wait(self, timeout: float) -> int:
+        self.waits.append(timeout)
+        if not self.killed:
+            raise subprocess.TimeoutExpired("log_writer", timeout)
+        return -9
+
+    def kill(self) -> None:
+        self.killed = True
+
+
+def test_a_writer_that_does_not_exit_is_killed(tmp_path: Path, scenario: tuple[Path, Path]) -> None:
+    """Stopping the writer closes its input (a broken pipe is no error) and gives it 30 s to
+    finish its batch; one still running then is killed and reaped (5 s)."""
+    log = make_app(tmp_path, *scenario).service.log  # not started: no loop, no reader
+    stuck = StuckWriter()
+    log._proc = stuck  # type: ignore[assignment]
+    log._stop_process()
+    assert log._proc is None and stuck.killed and stuck.waits == [30, 5]
+    assert stuck.stdout.closed
+    log._stop_process()  # no writer: nothing to do
+    assert stuck.waits == [30, 5]
 
 
 def test_close_writes_what_is_queued_then_ends_the_writer(

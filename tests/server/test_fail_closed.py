@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from devicegate.server import DevicegateApp
+from devicegate.server.decision_log import FAILING_CLOSED, WRITE_FAILED
 from tests.server.conftest import make_app
 from tests.server.hold import WriterHold
 from tests.server.scenario import ANDROID_CHROME, OPS, policy_text, write_scenario
@@ -148,8 +149,12 @@ def status(answer: bytes) -> int:
 
 
 def refused_http(answer: bytes) -> None:
+    """The one 503 of every HTTP path: JSON, the reason and the hint, and no verdict."""
     assert status(answer) == 503, answer[:200]
-    assert b"decision log" in answer and b"x-devicegate-action" not in answer.lower()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"\r\ncontent-type: application/json\r\n" in head.lower() + b"\r\n", head
+    assert b"x-devicegate-action" not in head.lower()
+    assert json.loads(body) == {"error": WRITE_FAILED, "hint": FAILING_CLOSED}
 
 
 def post(path: str, body: bytes, extra: str = "") -> bytes:
@@ -255,8 +260,7 @@ def test_radius_and_decide_fail_closed(served: tuple[DevicegateApp, Ports, Break
     )
     logged = app.service.store.count("decisions")
     for payload in (radius, radius, decide, decide):
-        answer = failing(breaker, lambda during, p=payload: http(ports.http, p, during))
-        assert status(answer) == 503 and b"decision log" in answer, answer[:200]
+        refused_http(failing(breaker, lambda during, p=payload: http(ports.http, p, during)))
     assert app.service.store.count("decisions") == logged
     assert status(http(ports.http, radius)) == 200
     decided = http(ports.http, decide)
