@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/forward_auth.py
 	$(BIN)/python benchmarks/protocol_cost.py
 	$(BIN)/python benchmarks/mail_policy.py
+	$(BIN)/python benchmarks/mail_instructions.py
 	$(BIN)/python benchmarks/decision_log.py
 	$(BIN)/python benchmarks/triage.py
 	$(BIN)/python benchmarks/audit.py
