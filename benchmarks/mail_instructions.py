@@ -13,7 +13,10 @@ cost of one request, start-up and shutdown cancelled out. Dovecot sends the iOS 
 of benchmarks/mail_policy.py (refused, replayed after the first); Postfix, a submission of
 that user (decided from the login's sighting). Periodic work whose count grows with the
 run's length (the heartbeat every 15 s) would be counted as request cost under callgrind's
-slowdown: the runs use a copy of the tree with the heartbeat interval set to a day.
+slowdown: the runs use a copy of the tree with the heartbeat interval set to a day. What
+remains of that kind (uvicorn's tick ten times a second, serve's housekeeping loop once a
+second) still counts in proportion to a run's length: compare trees in one run (`--baseline`)
+on an idle machine, not figures from different days.
 
 `--baseline DIR` measures another checkout (an earlier release, say) the same way in the
 same run and prints the ratio. Takes a few minutes a tree. The last line is one JSON object.
