@@ -1,12 +1,19 @@
 """The contract between protocol adapters and the decision service.
 
-An adapter is a thin translation, in two functions every adapter module provides and every
-caller — the production server and the tests alike — uses:
+An adapter is a thin translation in two steps, which every caller — the production server
+and the tests alike — takes through the adapter's own functions:
 
     parse(the protocol's request)  -> DecisionRequest   (or the protocol's own answer for a
                                                           request that needs no decision, or
                                                           SignalError when it is malformed)
     render(Decision)               -> the protocol's answer
+
+The mail adapters take `parse` in two steps, because `serve` replays their answers: they
+first read the protocol's fields into a small request type of their own (`dovecot.read`,
+`postfix.parse_request`), whose raw fields key a kept answer (`replay_key`; for Postfix the
+SASL user), and only a request that is not a replay becomes a `DecisionRequest`
+(`decision_request()`; Postfix's is None for unauthenticated mail, answered `DUNNO`).
+`dovecot.parse` is exactly those two steps, so its tests test what the server runs.
 
 Between them a `DecisionService` identifies the device, looks up its state (compromise
 verdicts, quarantine holds), decides with the one engine, and records the decision and the

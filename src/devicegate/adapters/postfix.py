@@ -288,12 +288,11 @@ class PostfixPolicyServer:
 
     def answer(self, request: PolicyRequest) -> str:
         """The action for one well-formed request."""
-        decided = request.decision_request()
-        if decided is None:
-            return "DUNNO"
-        user = decided.user
         replaying = cast(ReplayingService, self.service) if self._replaying else None
-        if replaying is not None:
+        if replaying is not None and request.sasl_username is not None:
+            # an answer kept under the user (`decision_request().user`) is looked up before
+            # the request is built: most submissions are replays
+            user = request.sasl_username
             now = time.time()
             hit = self.answers.get(user)
             if (
@@ -303,6 +302,10 @@ class PostfixPolicyServer:
                 and replaying.replay_if_valid(hit[2], now) is not None
             ):
                 return hit[3]
+        decided = request.decision_request()
+        if decided is None:
+            return "DUNNO"
+        user = decided.user
         _, sighting = choose(self.service, user, self._recent_sightings(user), match=self.match)
         signals = sighting.signals if sighting is not None else Signals()
         prepared = None

@@ -7,6 +7,7 @@ policy does not know are *reported* (`Directory.problems`), never silently ignor
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,9 +134,11 @@ class Directory:
                     "add the unit to the policy's `units:`, or correct the users' unit",
                 )
             )
-        return Directory(
-            self.users, source=self.source, problems=problems, unit_lines=self.unit_lines
-        )
+        # the users and their aliases are the same: share the lookup (immutable) rather than
+        # normalise every alias of every user again
+        checked = copy.copy(self)
+        checked._read_problems = tuple(problems)
+        return checked
 
 
 EMPTY_DIRECTORY = Directory()

@@ -298,8 +298,10 @@ class Snapshot:
     _class_of: dict[object, tuple[DeviceProfile, DeviceState, int]] = field(default_factory=dict)
     _device_classes: list[DeviceClass] = field(default_factory=list)
     _device_class_index: dict[DeviceClass, int] = field(default_factory=dict)
-    _resolved: BoundedCache[str, User | None] = field(default_factory=lambda: BoundedCache(100_000))
-    _canonical: BoundedCache[str, str] = field(default_factory=lambda: BoundedCache(100_000))
+    # presented name → (the directory user, the canonical name): `resolve_user`, `canonical_user`
+    _names: BoundedCache[str, tuple[User | None, str]] = field(
+        default_factory=lambda: BoundedCache(100_000)
+    )
 
     def __post_init__(self) -> None:
         self.name_class = NameClasses(
@@ -361,19 +363,19 @@ class Snapshot:
         """The directory user a presented name stands for — normalised, `DOMAIN\\login` and
         `login@DOMAIN` through `login_domains` — or None: no user, or more than one
         (`devicegate.directory.names`). Cached per name."""
-        if name in self._resolved:
-            return self._resolved.get(name)
-        return self._resolved.put(name, self.directory.resolve(name, self.login_domains))
+        found = self._names.get(name)
+        return (found if found is not None else self._name(name))[0]
 
     def canonical_user(self, name: str) -> str:
         """The name decisions and sightings record: the directory user's id, or for a user
         the directory does not know, the normalised name (so every form of one unknown name
         still meets in the log)."""
-        found = self._canonical.get(name)  # asked on every request of the mail paths
-        if found is not None:
-            return found
-        user = self.resolve_user(name)
-        return self._canonical.put(name, user.id if user is not None else normalise_name(name))
+        found = self._names.get(name)  # asked on every request of the mail paths
+        return (found if found is not None else self._name(name))[1]
+
+    def _name(self, name: str) -> tuple[User | None, str]:
+        user = self.directory.resolve(name, self.login_domains)
+        return self._names.put(name, (user, user.id if user is not None else normalise_name(name)))
 
     def message_of(self, rule: str) -> str | None:
         """The message the policy gives for a rule id (built-in ones included); None for an
