@@ -228,7 +228,9 @@ def run(
         counting = (
             pool.submit(passes.segment_days, Parts.of(parquet), breaks, tz) if parquet else None
         )
-        users, smap = _judge_groups(con, snapshot, [p for p, _ in (*parquet, *inferring)])
+        users, smap = _judge_groups(
+            con, snapshot, [p for p, _ in parquet], [p for p, _ in inferring]
+        )
         derived: list[tuple[str, str]] = []
         if submissions is not None and inferring:
             derived = inference.infer(
@@ -304,16 +306,24 @@ def _register_parts(con: duckdb.DuckDBPyConnection, parts: Parts) -> None:
 
 
 def _judge_groups(
-    con: duckdb.DuckDBPyConnection, snapshot: Snapshot, paths: list[str]
+    con: duckdb.DuckDBPyConnection, snapshot: Snapshot, grouped: list[str], inferring: list[str]
 ) -> tuple[pa.Table, judge.SignalMap]:
-    """The distinct users and signals of the groups in `paths`, judged (`users_t`,
-    `sigkeys`, `devices_t` registered); the groups themselves kept in `grp`."""
+    """The distinct users and signals of the groups in `grouped` and `inferring`, judged
+    (`users_t`, `sigkeys`, `devices_t` registered); the groups themselves kept in `grp`
+    under `fidx`: a grouped file's index, which is its part, or below zero for an inferring
+    one (which is no part: its events are derived later)."""
     cols = ", ".join(f"q.{c}" for c in SIGNAL_COLUMNS)
+    paths = grouped + inferring
+    index = [*range(len(grouped)), *range(-1, -len(inferring) - 1, -1)]
+    con.register("grp_files", pa.table({"filename": paths, "fidx": pa.array(index, pa.int32())}))
+    # the file as an integer at once: a file name on every group costs memory and a string
+    # join later
     con.execute(
-        'CREATE TEMP TABLE grp AS SELECT q.filename, q.g, q."user", q.escaped, q.resource, '
+        'CREATE TEMP TABLE grp AS SELECT f.fidx, q.g, q."user", q.escaped, q.resource, '
         f"q.sig, {cols}, q.n FROM read_parquet([{', '.join(sql_literal(p) for p in paths)}], "
-        "filename = true, union_by_name = true) q"
+        "filename = true, union_by_name = true) q JOIN grp_files f USING (filename)"
     )
+    con.unregister("grp_files")
     users = judge.users_table(
         snapshot, con.execute('SELECT DISTINCT "user", escaped FROM grp').fetchall()
     )
@@ -333,7 +343,7 @@ def _group_keys(con: duckdb.DuckDBPyConnection, parts: Parts, derived: list[str]
     its raw signals, or for a derived submission part (`inference`) its chosen `sid`."""
     con.execute(
         "CREATE TEMP TABLE gk AS SELECT p.part, g.g, p.fid, u.uid, u.cls, k.sid, g.resource "
-        "FROM grp g JOIN parts_t p USING (filename) "
+        "FROM grp g JOIN parts_t p ON p.part = g.fidx "
         'JOIN users_t u ON g."user" = u.raw AND g.escaped = u.escaped '
         "JOIN sigkeys k ON g.sig = k.sig AND g.escaped = k.escaped"
     )

@@ -37,4 +37,6 @@ def normalise_unit(text: str) -> str:
 
 
 def split_groups(text: str) -> tuple[str, ...]:
+    if not text:  # most rows of a big directory list no groups
+        return ()
     return tuple(g.strip() for g in re.split(r"[;|]", text) if g.strip())
