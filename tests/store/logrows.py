@@ -27,6 +27,7 @@ class Said:
     adapter: str = "forward-auth"
     vendor: str | None = "Apple"
     platform: str | None = "iOS"
+    device_ref: str | None = None
     matched: tuple[str, ...] = ()
     excepted: tuple[str, ...] = ()
     report_only: tuple[str, ...] = ()
@@ -47,7 +48,7 @@ class Said:
             "action": self.action,
             "rule": self.rule,
             "policy_version": "v1",
-            "device_ref": None,
+            "device_ref": self.device_ref,
             "vendor": self.vendor,
             "platform": self.platform,
             "detail": detail,

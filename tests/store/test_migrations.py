@@ -15,7 +15,9 @@ from alembic.migration import MigrationContext
 from devicegate.errors import StoreError
 from devicegate.store import alembic_config, make_engine, migrate, open_store
 from devicegate.store import tables as t
+from devicegate.store.rollups import RollupUpdater
 from tests.server import procs
+from tests.store.logrows import UNITS, random_log, write
 
 
 def schema_diff(engine: sa.Engine) -> list[object]:
@@ -149,3 +151,59 @@ def test_0005_keeps_existing_holds(tmp_path: Path) -> None:
         command.downgrade(alembic_config(conn), "0004")
         assert "seen" not in {c["name"] for c in sa.inspect(conn).get_columns("holds")}
     engine.dispose()
+
+
+def _fills_decision_refs(url: str) -> None:
+    """0008 drops `decisions (detail_id, id)` and fills `decision_refs` for the decisions up
+    to the rollups' position (the updater adds the rest, none twice); the downgrade builds the
+    index again and drops the table."""
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0007")
+        before = open_store(url, migrate_schema=False)
+        log = random_log(8, 40)
+        ids = write(before, log)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO rollup_state (name, last_id, timezone, updated_at) "
+                    "VALUES ('decisions', :last, 'UTC', :at)"
+                ),
+                {"last": ids[24], "at": log[0][0]},
+            )
+            command.upgrade(alembic_config(conn), "head")
+        assert schema_diff(engine) == []
+        assert "ix_decisions_detail_id" not in {
+            i["name"] for i in sa.inspect(engine).get_indexes("decisions")
+        }
+        with engine.connect() as conn:
+            logged = {(int(a), int(b)) for a, b in conn.execute(sa.text(PAIRS))}
+            refs = {(int(a), int(b)) for a, b in conn.execute(sa.text(REFS))}
+        assert refs == {(detail, id_) for detail, id_ in logged if id_ <= ids[24]}
+        store = open_store(url, migrate_schema=False)
+        assert RollupUpdater(store, UNITS.get, "UTC").catch_up() == 15
+        with engine.connect() as conn:
+            assert {(int(a), int(b)) for a, b in conn.execute(sa.text(REFS))} == logged
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0007")
+            inspect = sa.inspect(conn)
+            assert "decision_refs" not in inspect.get_table_names()
+            index = {i["name"]: i["column_names"] for i in inspect.get_indexes("decisions")}
+            assert index["ix_decisions_detail_id"] == ["detail_id", "id"]
+    finally:
+        engine.dispose()
+
+
+PAIRS = "SELECT detail_id, id FROM decisions"
+REFS = "SELECT detail_id, decision_id FROM decision_refs"
+
+
+def test_0008_fills_decision_refs_on_sqlite(tmp_path: Path) -> None:
+    _fills_decision_refs(f"sqlite:///{tmp_path}/store.db")
+
+
+@pytest.mark.integration
+def test_0008_fills_decision_refs_on_postgres(tmp_path: Path) -> None:
+    with procs.postgres(tmp_path / "pg") as url:
+        _fills_decision_refs(url)

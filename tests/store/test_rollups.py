@@ -6,36 +6,19 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
 import sqlalchemy as sa
 
-from devicegate.store import Store, open_store
+from devicegate.store import Store
 from devicegate.store import tables as t
 from devicegate.store.heartbeats import heartbeats, record_heartbeat
 from devicegate.store.retention import prune_decisions
 from devicegate.store.rollups import RollupUpdater, position
-from tests.server import procs
 from tests.store.logrows import UNITS, Said, random_log, write
 
 MOSCOW = "Europe/Moscow"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        yield open_store(f"sqlite:///{tmp_path}/store.db")
-        return
-    with procs.postgres(tmp_path / "pg") as url:
-        opened = open_store(url)
-        try:
-            yield opened
-        finally:
-            opened.engine.dispose()
 
 
 def updater(store: Store, **kw: object) -> RollupUpdater:

@@ -51,8 +51,8 @@ def user(request: Request) -> Response:
     found = snapshot.resolve_user(name)
     canonical = found.id if found is not None else normalise_name(name)
     now = rt.now()
-    decisions = raw.decisions_of_user(store, canonical, since=now - HISTORY)
-    if found is None and not decisions:
+    recent = raw.decisions_of_user(store, canonical, since=now - HISTORY)
+    if found is None and not recent.decisions and recent.unseen is None:
         raise NotFound("no user `%(name)s`", name=name)
     inventory = []
     listed: set[str] = set()
@@ -67,7 +67,8 @@ def user(request: Request) -> Response:
         "user": found,
         "name": canonical,
         "inventory": inventory,
-        "decisions": _explained(snapshot, decisions, NO_STATE),
+        "decisions": _explained(snapshot, recent.decisions, NO_STATE),
+        "unseen": recent.unseen,
         "sightings": store.recent_sightings(canonical, since=HISTORY, now=now, limit=50),
         "devices": store.devices_of_user(canonical),
         "exceptions": exceptions,
@@ -89,10 +90,11 @@ def device(request: Request) -> Response:
         raise NotFound("no device `%(name)s`", name=ref)
     now = rt.now()
     state = store.device_state(record.keys)
-    decisions = raw.decisions_of_device(store, record.device_ref, since=now - HISTORY)
+    recent = raw.decisions_of_device(store, record.device_ref, since=now - HISTORY)
     context: dict[str, Any] = {
         "device": record,
-        "decisions": _explained(snapshot, decisions, state),
+        "decisions": _explained(snapshot, recent.decisions, state),
+        "unseen": recent.unseen,
         "sightings": raw.sightings_of_device(store, record.device_ref, since=HISTORY, now=now),
         "describe_seen": describe_seen,
     }

@@ -1,5 +1,5 @@
-"""Raw rows for the user, device and live pages: always through an index, always bounded by
-time or count, never a scan of the decision log."""
+"""Raw rows for the user, device and live pages: always through an index or the primary key,
+always bounded by time or count, never a scan of the decision log."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ import sqlalchemy as sa
 
 from devicegate.store import Store
 from devicegate.store import tables as t
+from devicegate.store.rollups import STATE as ROLLUP_STATE
 from devicegate.timeutil import assume_utc
 
 RECENT = 50
 LIVE_BATCH = 200
-#: how far back the live page's first screen looks for matching decisions (ids)
+#: how far back the live page's first screen looks for matching decisions, and the user and
+#: device pages for decisions the rollups do not hold yet (ids)
 LIVE_LOOKBACK = 20_000
 FILTERS = ("action", "resource", "rule", "adapter")
 
@@ -46,9 +48,11 @@ class LoggedDecision:
         return found if isinstance(found, Mapping) else {}
 
 
-def _select() -> sa.Select[Any]:
-    d, x = t.decisions, t.decision_details
-    return sa.select(
+def _select(*, via_refs: bool = False) -> sa.Select[Any]:
+    """A logged decision's columns: from `decisions` joined to its details, or (`via_refs`)
+    from `decision_refs`, whose key leads from a details id to its decisions."""
+    d, x, r = t.decisions, t.decision_details, t.decision_refs
+    query = sa.select(
         d.c.id,
         d.c.at,
         x.c.user,
@@ -61,7 +65,12 @@ def _select() -> sa.Select[Any]:
         x.c.vendor,
         x.c.platform,
         x.c.detail,
-    ).join_from(d, x, d.c.detail_id == x.c.id)
+    )
+    if via_refs:
+        return query.select_from(
+            r.join(x, x.c.id == r.c.detail_id).join(d, d.c.id == r.c.decision_id)
+        )
+    return query.join_from(d, x, d.c.detail_id == x.c.id)
 
 
 def _decisions(conn: sa.Connection, query: sa.Select[Any]) -> list[LoggedDecision]:
@@ -79,29 +88,63 @@ def _decisions(conn: sa.Connection, query: sa.Select[Any]) -> list[LoggedDecisio
     return out
 
 
-def decisions_of_user(
-    store: Store, user: str, *, since: datetime, limit: int = RECENT
-) -> list[LoggedDecision]:
-    """The user's most recent decisions since `since` (index: details by user, then
-    decisions by details id)."""
-    d, x = t.decisions, t.decision_details
-    query = _select().where(x.c.user == user, d.c.at >= since).order_by(d.c.id.desc()).limit(limit)
+@dataclass(frozen=True, slots=True)
+class Recent:
+    """A user's or a device's most recent decisions, newest first. `unseen` (first, last):
+    the decisions with ids in that range were not searched — the rollups trail the log by
+    more than `LIVE_LOOKBACK` ids — so the rows are complete up to `first - 1` and from
+    `last + 1` on; None: complete."""
+
+    decisions: list[LoggedDecision]
+    unseen: tuple[int, int] | None = None
+
+
+def _recent(
+    store: Store, matches: sa.ColumnElement[bool], *, since: datetime, limit: int
+) -> Recent:
+    """The newest `limit` decisions since `since` whose details match `matches`.
+
+    Decisions up to the rollups' position are found through `decision_refs` (details by
+    user or device, then refs by details id); those after it by the decisions' primary key,
+    at most `LIVE_LOOKBACK` ids back from the newest, joined to their details. A larger
+    distance leaves a range unsearched, which the answer names."""
+    d, r = t.decisions, t.decision_refs
     with store.engine.connect() as conn:
-        return _decisions(conn, query)
+        rolled = conn.execute(
+            sa.select(t.rollup_state.c.last_id).where(t.rollup_state.c.name == ROLLUP_STATE)
+        ).scalar()
+        rolled = int(rolled or 0)
+        top = int(conn.execute(sa.select(sa.func.max(d.c.id))).scalar() or 0)
+        low = max(rolled, top - LIVE_LOOKBACK)
+        tail = _decisions(
+            conn,
+            _select()
+            .where(d.c.id > low, d.c.id <= top, matches, d.c.at >= since)
+            .order_by(d.c.id.desc())
+            .limit(limit),
+        )
+        if len(tail) >= limit:
+            return Recent(tail)
+        older = _decisions(
+            conn,
+            _select(via_refs=True)
+            .where(matches, r.c.decision_id <= rolled, d.c.at >= since)
+            .order_by(r.c.decision_id.desc())
+            .limit(limit - len(tail)),
+        )
+    return Recent(tail + older, (rolled + 1, low) if low > rolled else None)
+
+
+def decisions_of_user(store: Store, user: str, *, since: datetime, limit: int = RECENT) -> Recent:
+    """The user's most recent decisions since `since` (`_recent`)."""
+    return _recent(store, t.decision_details.c.user == user, since=since, limit=limit)
 
 
 def decisions_of_device(
     store: Store, device_ref: str, *, since: datetime, limit: int = RECENT
-) -> list[LoggedDecision]:
-    d, x = t.decisions, t.decision_details
-    query = (
-        _select()
-        .where(x.c.device_ref == device_ref, d.c.at >= since)
-        .order_by(d.c.id.desc())
-        .limit(limit)
-    )
-    with store.engine.connect() as conn:
-        return _decisions(conn, query)
+) -> Recent:
+    """The device's most recent decisions since `since` (`_recent`)."""
+    return _recent(store, t.decision_details.c.device_ref == device_ref, since=since, limit=limit)
 
 
 def sightings_of_device(
@@ -177,6 +220,7 @@ def live_recent(
 __all__ = [
     "FILTERS",
     "LoggedDecision",
+    "Recent",
     "decisions_of_device",
     "decisions_of_user",
     "live_after",

@@ -2,7 +2,9 @@
 
 What the console and reports read of old decisions lives on in the rollups, so nothing is
 deleted before the rollups hold it: the pruner first lets the updater catch up (when given
-one) and never deletes past the rollups' position, whoever updates them. Each batch is its
+one) and never deletes past the rollups' position, whoever updates them. A decision's ref
+(`decision_refs`, the user and device pages' way in) goes in the same transaction, found by
+its key (details id, decision id) — no index on the decision id alone. Each batch is its
 own short transaction — a few thousand rows by primary key — so `serve`'s writer, which
 commits every few milliseconds, never waits long behind it. `decision_details` rows stay
 (each is shared by many decisions and the writers keep their ids); sightings are not
@@ -22,6 +24,11 @@ from devicegate.store.rollups import RollupUpdater, position
 from devicegate.timeutil import utc_now
 
 BATCH = 5_000
+# a pruned decision's ref, by its primary key (details id, decision id): one seek a row
+REFS_DELETE = t.decision_refs.delete().where(
+    t.decision_refs.c.detail_id == sa.bindparam("detail"),
+    t.decision_refs.c.decision_id == sa.bindparam("decision"),
+)
 
 
 def cutoff_of(older_than: datetime | timedelta, now: datetime | None = None) -> datetime:
@@ -57,20 +64,20 @@ def prune_decisions(
     deleted = 0
     while True:
         with store.engine.begin() as conn:
-            ids = (
-                conn.execute(
-                    sa.select(d.c.id)
-                    .where(d.c.at < cutoff, d.c.id <= upto)
-                    .order_by(d.c.id)
-                    .limit(batch)
-                )
-                .scalars()
-                .all()
-            )
-            if not ids:
+            pruned = conn.execute(
+                sa.select(d.c.id, d.c.detail_id)
+                .where(d.c.at < cutoff, d.c.id <= upto)
+                .order_by(d.c.id)
+                .limit(batch)
+            ).all()
+            if not pruned:
                 return deleted
-            conn.execute(d.delete().where(d.c.id.in_(ids)))
-        deleted += len(ids)
+            conn.execute(d.delete().where(d.c.id.in_([row.id for row in pruned])))
+            conn.execute(
+                REFS_DELETE,
+                [{"detail": row.detail_id, "decision": row.id} for row in pruned],
+            )
+        deleted += len(pruned)
         if pause:
             time.sleep(pause)
 

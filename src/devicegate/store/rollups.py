@@ -14,6 +14,10 @@ tails `decisions` by id in small transactions and adds each decision to
   per rule and user the last day seen and the last day seen without an exception, so that
   "seen in the last 7 days" is one row a user, not seven.
 
+With them it writes each decision's (details id, decision id) to `decision_refs`, where the
+user and device pages find a user's or a device's decisions: refs exist exactly up to the
+rollups' position, and `serve`'s writer keeps no index for the console.
+
 A user *seen on a matching device* for rule R is one with a decision that R decided, or
 that R matched without the access being allowed (a deeper allow rule, such as a test lab's,
 is not "still using a banned device"), or that an exception lifted R for.
@@ -186,6 +190,10 @@ class RollupUpdater:
             for row in rows:
                 self._add(row, details[row.detail_id], zone, counts, seen)
             self._write(conn, counts, seen)
+            conn.execute(
+                t.decision_refs.insert(),
+                [{"detail_id": row.detail_id, "decision_id": row.id} for row in rows],
+            )
             conn.execute(
                 t.rollup_state.update()
                 .where(t.rollup_state.c.name == STATE)

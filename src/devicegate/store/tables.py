@@ -313,7 +313,21 @@ heartbeats = Table(
     Column("beat_at", DateTime(timezone=True), nullable=False),
 )
 
-# the raw-row pages: a user's or a device's recent decisions, a device's sightings
-Index("ix_decisions_detail_id", decisions.c.detail_id, decisions.c.id)
+# the raw-row pages: a user's or a device's details, a device's sightings
 Index("ix_decision_details_device_ref", decision_details.c.device_ref)
 Index("ix_sightings_device_ref_at", sightings.c.device_ref, sightings.c.at)
+
+# ---- migration 0008: which decisions had which details, off the writer's path ------------
+#: (details id, decision id) for every decision up to the rollups' position, written by the
+#: rollup updater in the transaction that advances `rollup_state` and deleted by retention
+#: with the decision. The user and device pages find a user's or a device's decisions here
+#: (details by user or device, then refs by details id); an index on `decisions (detail_id,
+#: id)` would do the same but cost `serve`'s writer a random leaf page a decision at every
+#: commit (migration 0007 had one; 0008 drops it). Without rowid on SQLite: the key is the row.
+decision_refs = Table(
+    "decision_refs",
+    metadata,
+    Column("detail_id", Id, primary_key=True, autoincrement=False),
+    Column("decision_id", Id, primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,
+)
