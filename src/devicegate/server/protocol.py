@@ -301,7 +301,9 @@ class DevicegateHttpProtocol(HttpToolsProtocol):
         body = bytes(cycle.body)
         hit = None
         if not cycle.disconnected:
-            secret = dict(self.headers).get(SECRET_HEADER_BYTES)
+            secret = None  # the headers are searched only when a proxy secret is set
+            if self.dovecot.service.trust.secret is not None:
+                secret = dict(self.headers).get(SECRET_HEADER_BYTES)
             hit = self.dovecot.replay(body, self.client[0] if self.client else None, secret)
         if hit is not None:
             self._answer(*hit, cycle.keep_alive, cycle.started, self.dovecot.latency)
