@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devicegate.adapters import forward_auth as fa
+from devicegate.boundedcache import BoundedCache
 from devicegate.errors import SignalError
 from devicegate.server.forward_auth_endpoint import PREFIX, answer_key
 from tests.server import procs
@@ -91,13 +92,19 @@ requests = st.fixed_dictionaries(
 )
 
 
+#: the URI readings `serve` keeps, shared across examples as across requests
+URIS: BoundedCache[tuple[object, ...], object] = BoundedCache(64)
+
+
 def _key_and_parse(request: dict[str, object]) -> tuple[object, object]:
     headers = {k: v for k, v in request["headers"].items() if v is not None}  # type: ignore[attr-defined]
     extra = str(request["extra"])
     path = PREFIX + str(request["resource"]) + extra
     query = request["query"]
     assert isinstance(query, bytes)
-    key = answer_key(ENCODED, path, query, "127.0.0.1", list(headers.items()))
+    key = answer_key(ENCODED, path, query, "127.0.0.1", list(headers.items()), URIS)
+    # the reading kept in URIS (shared by every example) is the one made afresh
+    assert key == answer_key(ENCODED, path, query, "127.0.0.1", list(headers.items()))
     text = {k.decode(): v.decode("latin-1") for k, v in headers.items()}
     names = fa.HeaderNames(basic_resources=frozenset({"email"}))
     try:

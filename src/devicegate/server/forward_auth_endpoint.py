@@ -91,12 +91,19 @@ def raw_headers(headers: list[tuple[str, str]], body: bytes) -> list[tuple[bytes
     return raw
 
 
+#: `answer_key`'s mark for a URI the parser refuses
+_REFUSED = object()
+#: distinct raw URI inputs whose reading `answer_key` keeps (a proxy sends the same few)
+URI_READINGS = 4096
+
+
 def answer_key(
     names: tuple[bytes, ...],
     path: str,
     query: bytes | None,
     peer: str | None,
     raw_headers: list[tuple[bytes, bytes]] | Callable[[bytes], bytes | None],
+    uris: BoundedCache[tuple[object, ...], object] | None = None,
 ) -> tuple[object, ...] | None:
     """The values that decide a forward-auth answer — what a kept answer is found by; None
     when the request must be parsed. `names` are `HeaderNames.decisive()`, encoded.
@@ -104,22 +111,19 @@ def answer_key(
     A repeated header counts by its last value, here and in the parser alike (`dict`). The
     URI is the one `forward_auth.select_uri` picks — the parser's own choice, so a key can
     never stand for a different URI than the one decided on — and only when it is an
-    ActiveSync request (no other URI changes a decision). `raw_headers` may be given as the
-    `get` of their dict, when the caller has built it already."""
+    ActiveSync request (no other URI changes a decision). `uris` keeps that reading per raw
+    inputs (the two URI headers, the path and the query), which determine it. `raw_headers`
+    may be given as the `get` of their dict, when the caller has built it already."""
     get = raw_headers if callable(raw_headers) else dict(raw_headers).get
     original, forwarded = get(b"x-original-uri"), get(b"x-forwarded-uri")
-    _, slash, extra = path[len(PREFIX) :].partition("/")
-    try:
-        uri = fa.select_uri(
-            original.decode("latin-1") if original is not None else None,
-            forwarded.decode("latin-1") if forwarded is not None else None,
-            "/" + extra if slash else "",
-            (query or b"").decode("latin-1"),
-        )
-    except SignalError:
+    raw = (original, forwarded, path, query)
+    uri = uris.get(raw, _REFUSED) if uris is not None else _REFUSED
+    if uri is _REFUSED:
+        uri = _read_uri(original, forwarded, path, query)
+        if uris is not None:
+            uris.put(raw, uri)
+    if uri is _REFUSED:
         return None  # the parser refuses it with the reason
-    if uri is not None and not fa.is_activesync(uri):
-        uri = None
     user, authorization, agent, forwarded_for, real_ip, fingerprint = names
     return (
         path,
@@ -133,6 +137,24 @@ def answer_key(
         get(real_ip),
         get(fingerprint),
     )
+
+
+def _read_uri(
+    original: bytes | None, forwarded: bytes | None, path: str, query: bytes | None
+) -> object:
+    """The ActiveSync URI the parser reads (None: no URI, or one that decides nothing), or
+    `_REFUSED`."""
+    _, slash, extra = path[len(PREFIX) :].partition("/")
+    try:
+        uri = fa.select_uri(
+            original.decode("latin-1") if original is not None else None,
+            forwarded.decode("latin-1") if forwarded is not None else None,
+            "/" + extra if slash else "",
+            (query or b"").decode("latin-1"),
+        )
+    except SignalError:
+        return _REFUSED
+    return uri if uri is not None and fa.is_activesync(uri) else None
 
 
 class ForwardAuth:
@@ -157,6 +179,7 @@ class ForwardAuth:
             service.config.replay_cache
         )
         service.metrics.requests.watch_cache(ADAPTER.name, self._answers)
+        self._uris: BoundedCache[tuple[object, ...], object] = BoundedCache(URI_READINGS)
         self.replayed = 0  # answered by the HTTP protocol itself (`replay`), for tests
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -170,7 +193,9 @@ class ForwardAuth:
             service.metrics.refused_peers.labels(PREFIX).inc()
             await send_response(send, *json_error(403, refusal, REFUSED_HINT))
             return
-        key = answer_key(self._names, scope["path"], scope.get("query_string"), peer, get)
+        key = answer_key(
+            self._names, scope["path"], scope.get("query_string"), peer, get, self._uris
+        )
         hit = service.replay_kept(self._answers.get(key) if key is not None else None)
         if hit is not None:
             answer, batch = hit
@@ -212,7 +237,7 @@ class ForwardAuth:
         get = dict(raw_headers).get
         if service.trust.refusal(peer, get(SECRET_HEADER_BYTES)) is not None:
             return None
-        key = answer_key(self._names, path, query, peer, get)
+        key = answer_key(self._names, path, query, peer, get, self._uris)
         hit = service.replay_kept(self._answers.get(key) if key is not None else None)
         self.replayed += hit is not None
         return hit

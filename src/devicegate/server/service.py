@@ -331,7 +331,8 @@ class ServerService:
             # another device of the user was recorded since: then this one is the newest again,
             # and SMTP's `newest` match must see that (at most once a second per device, so
             # two devices in turn cannot write a row a request).
-            switched = latest is not None and latest[3] != key
+            # (`is` first: a replay brings the very key it was recorded under)
+            switched = latest is not None and latest[3] is not key and latest[3] != key
             if now >= prepared.sighting_due or switched:
                 last = self._seen.get(key)
                 if (
