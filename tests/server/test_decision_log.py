@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -370,21 +371,6 @@ def test_close_writes_what_is_queued_then_ends_the_writer(
     assert app.service.store.count("decisions") == 2
 
 
-def test_templates_start_over_past_their_bound(
-    tmp_path: Path, scenario: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(decision_log, "TEMPLATES_MAX", 1)
-
-    async def body(app: DevicegateApp) -> None:
-        log = app.service.log
-        for agent in (ANDROID_CHROME, IPHONE_SAFARI, ANDROID_CHROME, IPHONE_SAFARI):
-            await log.wait(decide(app, agent))
-        assert len(log._sent) <= 2
-        assert app.service.store.count("decisions") == 4
-
-    run(tmp_path, scenario, body)
-
-
 def test_an_unknown_ack_mode_is_refused(tmp_path: Path, scenario: tuple[Path, Path]) -> None:
     app = make_app(tmp_path, *scenario)
     with pytest.raises(ValueError, match="unknown log acknowledgement mode 'sometimes'"):
@@ -419,3 +405,87 @@ def test_a_writer_holding_a_batch_survives_the_release_removing_its_marker(
     hold.release()
     writer.join(5)
     assert not writer.is_alive() and failed == []
+
+
+def sent_frames(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bool, list[int], int]]:
+    """Every batch frame the log writes to its writer, as (number, reset, new template ids,
+    records); the frames still go to the writer."""
+    frames: list[tuple[int, bool, list[int], int]] = []
+    write = decision_log.write_frame
+
+    def recording(stream: IO[bytes], message: object) -> None:
+        if isinstance(message, tuple):
+            number, reset, new, records = message
+            frames.append((number, reset, [tid for tid, _ in new], len(records)))
+        write(stream, message)
+
+    monkeypatch.setattr(decision_log, "write_frame", recording)
+    return frames
+
+
+def test_batches_are_numbered_in_order_and_templates_start_over_only_past_the_bound(
+    tmp_path: Path, scenario: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch carries the next number (the writer echoes it and reports it when held),
+    a template goes to the writer once, and both sides start over only once the writer holds
+    more than `TEMPLATES_MAX`: then the batch's templates go again with the reset flag."""
+    monkeypatch.setattr(decision_log, "TEMPLATES_MAX", 1)
+    frames = sent_frames(monkeypatch)
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        tids = []
+        for agent in (ANDROID_CHROME, IPHONE_SAFARI, ANDROID_CHROME, ANDROID_CHROME):
+            batch = decide(app, agent)
+            tids.append(batch.records[-1][3])
+            await log.wait(batch)
+            assert batch.status == COMMITTED
+        android, iphone = tids[0], tids[1]
+        assert android != iphone and tids[2] == tids[3] == android
+        assert frames == [
+            (1, False, [android], 1),
+            (2, False, [iphone], 1),  # the writer holds 1 template: not past the bound
+            (3, True, [android], 1),  # it holds 2: start over, send the template again
+            (4, False, [], 1),
+        ]
+        assert log._sent == {android} and app.service.store.count("decisions") == 4
+
+    run(tmp_path, scenario, body)
+
+
+def test_a_batch_that_cannot_be_sent_fails_with_the_reason_and_the_next_goes_to_a_new_writer(
+    tmp_path: Path,
+    scenario: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A pipe to the writer that breaks while the writer still runs: the batch fails closed
+    and the log says why, then the next batch is sent to a new writer."""
+    write = decision_log.write_frame
+
+    def broken(stream: IO[bytes], message: object) -> None:
+        if isinstance(message, tuple):
+            raise BrokenPipeError(32, "Broken pipe")
+        write(stream, message)
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        writer = log._proc
+        assert writer is not None and writer.poll() is None
+        monkeypatch.setattr(decision_log, "write_frame", broken)
+        batch = decide(app)
+        with pytest.raises(LogUnavailable):
+            await log.wait(batch)
+        assert batch.status == FAILED and log._proc is None and writer.returncode == 0
+        monkeypatch.setattr(decision_log, "write_frame", write)
+        healed = decide(app)
+        await log.wait(healed)
+        assert healed.status == COMMITTED and log.committed == 1
+
+    caplog.set_level(logging.ERROR)
+    run(tmp_path, scenario, body)
+    reason = "cannot send to the writer: [Errno 32] Broken pipe"
+    assert logged(caplog, "decision-log writer lost: ") == [f"decision-log writer lost: {reason}"]
+    assert logged(caplog, "decision log write failed") == [
+        f"decision log write failed (1 records): {reason}"
+    ]
