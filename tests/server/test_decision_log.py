@@ -6,8 +6,10 @@ checked on the log itself rather than through a protocol."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import logging
+import os
 import signal
 import sqlite3
 import subprocess
@@ -40,14 +42,16 @@ def run(tmp_path: Path, scenario: tuple[Path, Path], body: Scenario, **settings:
 
 
 def run_app(app: DevicegateApp, body: Scenario) -> None:
-    """`body` on a loop of its own, between the app's startup and shutdown."""
+    """`body` on a loop of its own, between the app's startup and shutdown. The shutdown is
+    bounded: a log that never answers for a batch (the fault under test, or a broken log)
+    fails the test instead of hanging it."""
 
     async def main() -> None:
         await app.startup()
         try:
             await body(app)
         finally:
-            await app.shutdown()
+            await asyncio.wait_for(app.shutdown(), 20)
 
     asyncio.run(main())
 
@@ -489,3 +493,42 @@ def test_a_batch_that_cannot_be_sent_fails_with_the_reason_and_the_next_goes_to_
     assert logged(caplog, "decision log write failed") == [
         f"decision log write failed (1 records): {reason}"
     ]
+
+
+def test_a_failed_read_from_the_writer_fails_the_batch_in_flight(
+    tmp_path: Path,
+    scenario: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A read of the writer's answers that fails (EIO, not "nothing yet") is the writer lost:
+    the batch in flight fails closed — nothing of the failed read is taken for an answer —
+    and the next batch goes to a new writer."""
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        batch = decide(app)
+        await turn()  # sent: in flight, its answer not read yet
+        writer = log._proc
+        assert writer is not None and writer.stdout is not None and log._in_flight
+        fd, read = writer.stdout.fileno(), os.read
+
+        def failing(target: int, size: int) -> bytes:
+            if target == fd:
+                raise OSError(errno.EIO, "Input/output error")
+            return read(target, size)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "read", failing)
+            log._on_readable()
+        assert batch.status == FAILED and not log._in_flight and log._proc is None
+        with pytest.raises(LogUnavailable):
+            await log.wait(batch)
+        healed = decide(app)
+        await log.wait(healed)
+        assert healed.status == COMMITTED and log._proc is not None and log.committed == 1
+
+    caplog.set_level(logging.ERROR)
+    run(tmp_path, scenario, body)
+    lost = "decision-log writer lost: the writer process exited (status None)"
+    assert logged(caplog, "decision-log writer lost: ") == [lost]
