@@ -10,6 +10,7 @@ import errno
 import io
 import logging
 import os
+import select
 import signal
 import sqlite3
 import subprocess
@@ -532,3 +533,43 @@ def test_a_failed_read_from_the_writer_fails_the_batch_in_flight(
     run(tmp_path, scenario, body)
     lost = "decision-log writer lost: the writer process exited (status None)"
     assert logged(caplog, "decision-log writer lost: ") == [lost]
+
+
+def test_an_answer_that_arrives_in_pieces_is_put_together(
+    tmp_path: Path, scenario: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipe may hand over the writer's answer a few octets at a time: the log keeps what it
+    has read until the frame is whole, and acknowledges the batch only then."""
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        assert log._loop is not None
+        batch = decide(app)
+        await turn()  # sent: in flight
+        writer = log._proc
+        assert writer is not None and writer.stdout is not None and log._in_flight
+        fd, read = writer.stdout.fileno(), os.read
+        log._loop.remove_reader(fd)  # the test reads, in pieces, instead of the loop
+        ready, _, _ = await asyncio.to_thread(select.select, [fd], [], [], 20)
+        assert ready == [fd]
+        pieces = 0
+
+        def piecemeal(target: int, size: int) -> bytes:
+            nonlocal pieces
+            if target == fd:
+                pieces += 1
+                return read(target, min(size, 3))
+            return read(target, size)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "read", piecemeal)
+            while batch.status == OPEN and pieces < 1000:
+                log._on_readable()
+        log._loop.add_reader(fd, log._on_readable)
+        assert batch.status == COMMITTED and pieces > 2 and not log._in_flight
+        assert log._buffer == b"" and log.committed == 1
+        after = decide(app)
+        await log.wait(after)
+        assert after.status == COMMITTED and log._proc is writer and log.committed == 2
+
+    run(tmp_path, scenario, body)
