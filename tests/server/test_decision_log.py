@@ -14,6 +14,7 @@ import select
 import signal
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import IO
@@ -573,3 +574,158 @@ def test_an_answer_that_arrives_in_pieces_is_put_together(
         assert after.status == COMMITTED and log._proc is writer and log.committed == 2
 
     run(tmp_path, scenario, body)
+
+
+def test_the_writer_is_given_the_store_password_in_its_first_frame(
+    tmp_path: Path,
+    scenario: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The store URL goes to the writer whole — password included, or a PostgreSQL writer
+    could not log in — in its first frame on the pipe, never on its command line."""
+    started: list[tuple[list[str], object]] = []
+    popen, write = subprocess.Popen, decision_log.write_frame
+
+    def spawning(args: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
+        started.append((args, None))
+        return popen(args, **kwargs)  # type: ignore[call-overload,no-any-return]
+
+    def recording(stream: IO[bytes], message: object) -> None:
+        if isinstance(message, dict):
+            started[-1] = (started[-1][0], message)
+        write(stream, message)
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        store = app.service.store
+        log._stop_process()
+        store.engine.url = store.engine.url.set(
+            drivername="nosuchdb", username="devicegate", password="s3 cr@t"
+        )
+        with monkeypatch.context() as patch:
+            patch.setattr(subprocess, "Popen", spawning)
+            patch.setattr(decision_log, "write_frame", recording)
+            with pytest.raises(LogUnavailable):  # no such database: the writer says so
+                await log.wait(decide(app))
+        ((args, first),) = started
+        assert first == {
+            "store": f"nosuchdb://devicegate:s3 cr%40t@/{tmp_path}/store.db",
+            "id_prefix": log.id_prefix,
+        }
+        assert not any("cr%40t" in arg or "cr@t" in arg for arg in args)
+
+    run(tmp_path, scenario, body)
+
+
+class RefusingWriter:
+    """A writer process that answers that it cannot start and then does not exit."""
+
+    def __init__(self, args: list[str], **_: object) -> None:
+        self.args, self.stdin, self.stdout = args, io.BytesIO(), io.BytesIO()
+        decision_log.write_frame(self.stdout, ("error", "no store"))
+        self.stdout.seek(0)
+        self.waits: list[float | None] = []
+        WRITERS.append(self)
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.waits.append(timeout)
+        assert timeout is not None, "waits for ever for a writer that does not exit"
+        raise subprocess.TimeoutExpired(self.args, timeout)
+
+
+WRITERS: list[RefusingWriter] = []
+
+
+def test_a_writer_that_refuses_and_does_not_exit_is_waited_for_10_s_then_fails_the_batch(
+    tmp_path: Path,
+    scenario: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Starting a writer blocks the loop, so a writer that refuses to start is given 10 s to
+    exit, not for ever; then the batch fails closed like any writer that cannot start."""
+    WRITERS.clear()
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        log._stop_process()
+        batch = decide(app)
+        with monkeypatch.context() as patch:
+            patch.setattr(subprocess, "Popen", RefusingWriter)
+            with pytest.raises(LogUnavailable):
+                await asyncio.wait_for(log.wait(batch), 20)
+        assert batch.status == FAILED and log._proc is None
+        assert [writer.waits for writer in WRITERS] == [[10]]
+
+    caplog.set_level(logging.ERROR)
+    run(tmp_path, scenario, body)
+    unavailable = "decision-log writer unavailable: Command '"
+    assert [m.endswith("timed out after 10 seconds") for m in logged(caplog, unavailable)] == [True]
+
+
+def test_a_writer_that_exits_without_a_word_fails_the_batch_with_its_status(
+    tmp_path: Path,
+    scenario: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A writer that ends before it answers (exit status 1) cannot start: the batch fails
+    closed, and the reason given is its exit status."""
+    silent = tmp_path / "silent-writer"
+    # it reads the start of its first frame (so that frame is sent whole), then ends
+    silent.write_text("#!/bin/sh\nhead -c 4 >/dev/null\nexit 1\n")
+    silent.chmod(0o755)
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        log._stop_process()
+        batch = decide(app)
+        with monkeypatch.context() as patch:
+            patch.setattr(sys, "executable", str(silent))
+            with pytest.raises(LogUnavailable):
+                await asyncio.wait_for(log.wait(batch), 20)
+        assert batch.status == FAILED and log._proc is None
+
+    caplog.set_level(logging.ERROR)
+    run(tmp_path, scenario, body)
+    reason = "the decision-log writer did not start: exited with status 1"
+    assert logged(caplog, "decision-log writer unavailable: ") == [
+        f"decision-log writer unavailable: {reason}"
+    ]
+
+
+def test_the_default_ack_mode_is_durable(tmp_path: Path, scenario: tuple[Path, Path]) -> None:
+    app = make_app(tmp_path, *scenario)
+    assert not DecisionLog(app.service.store, id_prefix="x-").buffered
+
+
+def test_durable_with_nothing_decided_returns_at_once(
+    tmp_path: Path, scenario: tuple[Path, Path]
+) -> None:
+    """Before any decision the newest batch is the empty open one: nothing to wait for."""
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        assert log.latest is log._open and not log.must_wait(log.latest)
+        await asyncio.wait_for(app.service.durable(), 5)
+        assert not log._in_flight and log.committed == 0
+
+    run(tmp_path, scenario, body)
+
+
+def test_a_log_whose_writer_never_started_closes_cleanly(
+    tmp_path: Path, scenario: tuple[Path, Path]
+) -> None:
+    """A server whose writer cannot start at startup still shuts down without an error."""
+    app = make_app(tmp_path, *scenario)
+    store = app.service.store
+    store.engine.url = store.engine.url.set(drivername="nosuchdb")
+    log = DecisionLog(store, id_prefix="x-")
+
+    async def main() -> None:
+        with pytest.raises(LogUnavailable):
+            log.start(asyncio.get_running_loop())
+        await asyncio.wait_for(log.close(), 5)
+        assert log._proc is None
+
+    asyncio.run(main())
