@@ -729,3 +729,30 @@ def test_a_log_whose_writer_never_started_closes_cleanly(
         assert log._proc is None
 
     asyncio.run(main())
+
+
+def test_the_log_counts_into_the_server_metrics(
+    tmp_path: Path, scenario: tuple[Path, Path]
+) -> None:
+    """The hooks the server gives the log feed its metrics: each committed batch's size,
+    each failed batch, and each record answered early (`buffered`) whose batch then failed."""
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        sample = app.service.metrics.registry.get_sample_value
+        committed = decide(app)
+        await log._committed(committed)
+        assert committed.status == COMMITTED
+        assert sample("devicegate_log_batch_size_count") == 1
+        assert sample("devicegate_log_batch_size_sum") == 1
+        rename(app, "decisions", "decisions_gone")
+        failed = decide(app)
+        decide(app, IPHONE_SAFARI)
+        await log._committed(failed)
+        assert failed.status == FAILED and failed.early == 2
+        assert sample("devicegate_log_write_failures_total") == 1
+        assert sample("devicegate_log_lost_records_total") == 2
+        assert sample("devicegate_log_batch_size_count") == 1
+        rename(app, "decisions_gone", "decisions")
+
+    run(tmp_path, scenario, body, log_ack="buffered")
