@@ -756,3 +756,30 @@ def test_the_log_counts_into_the_server_metrics(
         rename(app, "decisions_gone", "decisions")
 
     run(tmp_path, scenario, body, log_ack="buffered")
+
+
+def test_records_lost_by_two_failed_batches_add_up(
+    tmp_path: Path, scenario: tuple[Path, Path]
+) -> None:
+    """`lost` counts every record answered early whose batch failed, over the server's life:
+    a second failed batch adds to the first."""
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        for early in (2, 1):
+            rename(app, "decisions", "decisions_gone")
+            failed = decide(app)
+            for _ in range(early - 1):
+                decide(app, IPHONE_SAFARI)
+            await log._committed(failed)
+            assert failed.status == FAILED and failed.early == early
+            rename(app, "decisions_gone", "decisions")
+            healed = decide(app)  # waits (failing), commits: the log is healthy again
+            await log.wait(healed)
+            assert healed.status == COMMITTED and not log._failing
+        assert log.lost == 3
+        assert (
+            app.service.metrics.registry.get_sample_value("devicegate_log_lost_records_total") == 3
+        )
+
+    run(tmp_path, scenario, body, log_ack="buffered")
