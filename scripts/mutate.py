@@ -15,7 +15,8 @@ group lists in-process tests: a `devicegate serve` or writer subprocess runs the
 code (`PYTHONPATH` points them at `src/`).
 
 The rate of a module is killed ÷ (mutants − accepted equivalents); a timeout counts as
-killed (the mutant hangs the code), a mutant no test reaches counts as a survivor. The
+killed (the mutant hangs the code: a test that runs over `TEST_TIMEOUT` seconds fails), a
+mutant no test reaches counts as a survivor. The
 accepted equivalents are the rows of the table under "Accepted equivalent mutants" in
 docs/testing.md: the mutant's name, the line it writes (checked against the mutant found
 now, so a renumbered mutant is never excused by an old row) and why no test can tell it
@@ -44,6 +45,12 @@ PACKAGE = "src/devicegate/"
 #: folders the tests read by path from the project root (links, never copied or mutated)
 DATA = ("examples", "docs", "deploy")
 KILLED = {"killed", "timeout", "segfault", "caught by type check"}
+#: seconds one test may run under mutation (pytest-timeout) before it fails: the slowest
+#: test of any group takes under 15 s here (the server group's, 7 s at `nice`). mutmut's own
+#: limit is CPU time, which a mutant that leaves a request waiting forever (an asyncio wait,
+#: a lock) never uses, and a wall time of 15 × its tests' time; this fails such a mutant's
+#: first waiting test in half a minute instead.
+TEST_TIMEOUT = 30
 
 
 @dataclass(frozen=True)
@@ -206,7 +213,13 @@ def mutmut() -> str:
 def run_group(name: str, group: Group, *, resume: bool, only: list[str], children: int) -> float:
     work = prepare(name, group, resume=resume)
     # subprocesses run the unmutated code; tests/conftest.py leaves property tests out
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), DEVICEGATE_MUTATION="1")
+    # PYTEST_TIMEOUT, not a pytest option: mutmut resets every result when its options change
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT / "src"),
+        DEVICEGATE_MUTATION="1",
+        PYTEST_TIMEOUT=str(TEST_TIMEOUT),
+    )
     env.pop("CI", None)  # a missing server skips in-process helpers' real-server tests
     started = time.monotonic()
     names = only or selection(group)

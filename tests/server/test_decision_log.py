@@ -6,13 +6,18 @@ checked on the log itself rather than through a protocol."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import logging
+import os
+import select
 import signal
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -39,14 +44,16 @@ def run(tmp_path: Path, scenario: tuple[Path, Path], body: Scenario, **settings:
 
 
 def run_app(app: DevicegateApp, body: Scenario) -> None:
-    """`body` on a loop of its own, between the app's startup and shutdown."""
+    """`body` on a loop of its own, between the app's startup and shutdown. The shutdown is
+    bounded: a log that never answers for a batch (the fault under test, or a broken log)
+    fails the test instead of hanging it."""
 
     async def main() -> None:
         await app.startup()
         try:
             await body(app)
         finally:
-            await app.shutdown()
+            await asyncio.wait_for(app.shutdown(), 20)
 
     asyncio.run(main())
 
@@ -370,21 +377,6 @@ def test_close_writes_what_is_queued_then_ends_the_writer(
     assert app.service.store.count("decisions") == 2
 
 
-def test_templates_start_over_past_their_bound(
-    tmp_path: Path, scenario: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(decision_log, "TEMPLATES_MAX", 1)
-
-    async def body(app: DevicegateApp) -> None:
-        log = app.service.log
-        for agent in (ANDROID_CHROME, IPHONE_SAFARI, ANDROID_CHROME, IPHONE_SAFARI):
-            await log.wait(decide(app, agent))
-        assert len(log._sent) <= 2
-        assert app.service.store.count("decisions") == 4
-
-    run(tmp_path, scenario, body)
-
-
 def test_an_unknown_ack_mode_is_refused(tmp_path: Path, scenario: tuple[Path, Path]) -> None:
     app = make_app(tmp_path, *scenario)
     with pytest.raises(ValueError, match="unknown log acknowledgement mode 'sometimes'"):
@@ -419,3 +411,375 @@ def test_a_writer_holding_a_batch_survives_the_release_removing_its_marker(
     hold.release()
     writer.join(5)
     assert not writer.is_alive() and failed == []
+
+
+def sent_frames(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bool, list[int], int]]:
+    """Every batch frame the log writes to its writer, as (number, reset, new template ids,
+    records); the frames still go to the writer."""
+    frames: list[tuple[int, bool, list[int], int]] = []
+    write = decision_log.write_frame
+
+    def recording(stream: IO[bytes], message: object) -> None:
+        if isinstance(message, tuple):
+            number, reset, new, records = message
+            frames.append((number, reset, [tid for tid, _ in new], len(records)))
+        write(stream, message)
+
+    monkeypatch.setattr(decision_log, "write_frame", recording)
+    return frames
+
+
+def test_batches_are_numbered_in_order_and_templates_start_over_only_past_the_bound(
+    tmp_path: Path, scenario: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch carries the next number (the writer echoes it and reports it when held),
+    a template goes to the writer once, and both sides start over only once the writer holds
+    more than `TEMPLATES_MAX`: then the batch's templates go again with the reset flag."""
+    monkeypatch.setattr(decision_log, "TEMPLATES_MAX", 1)
+    frames = sent_frames(monkeypatch)
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        tids = []
+        for agent in (ANDROID_CHROME, IPHONE_SAFARI, ANDROID_CHROME, ANDROID_CHROME):
+            batch = decide(app, agent)
+            tids.append(batch.records[-1][3])
+            await log.wait(batch)
+            assert batch.status == COMMITTED
+        android, iphone = tids[0], tids[1]
+        assert android != iphone and tids[2] == tids[3] == android
+        assert frames == [
+            (1, False, [android], 1),
+            (2, False, [iphone], 1),  # the writer holds 1 template: not past the bound
+            (3, True, [android], 1),  # it holds 2: start over, send the template again
+            (4, False, [], 1),
+        ]
+        assert log._sent == {android} and app.service.store.count("decisions") == 4
+
+    run(tmp_path, scenario, body)
+
+
+def test_a_batch_that_cannot_be_sent_fails_with_the_reason_and_the_next_goes_to_a_new_writer(
+    tmp_path: Path,
+    scenario: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A pipe to the writer that breaks while the writer still runs: the batch fails closed
+    and the log says why, then the next batch is sent to a new writer."""
+    write = decision_log.write_frame
+
+    def broken(stream: IO[bytes], message: object) -> None:
+        if isinstance(message, tuple):
+            raise BrokenPipeError(32, "Broken pipe")
+        write(stream, message)
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        writer = log._proc
+        assert writer is not None and writer.poll() is None
+        monkeypatch.setattr(decision_log, "write_frame", broken)
+        batch = decide(app)
+        with pytest.raises(LogUnavailable):
+            await log.wait(batch)
+        assert batch.status == FAILED and log._proc is None and writer.returncode == 0
+        monkeypatch.setattr(decision_log, "write_frame", write)
+        healed = decide(app)
+        await log.wait(healed)
+        assert healed.status == COMMITTED and log.committed == 1
+
+    caplog.set_level(logging.ERROR)
+    run(tmp_path, scenario, body)
+    reason = "cannot send to the writer: [Errno 32] Broken pipe"
+    assert logged(caplog, "decision-log writer lost: ") == [f"decision-log writer lost: {reason}"]
+    assert logged(caplog, "decision log write failed") == [
+        f"decision log write failed (1 records): {reason}"
+    ]
+
+
+def test_a_failed_read_from_the_writer_fails_the_batch_in_flight(
+    tmp_path: Path,
+    scenario: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A read of the writer's answers that fails (EIO, not "nothing yet") is the writer lost:
+    the batch in flight fails closed — nothing of the failed read is taken for an answer —
+    and the next batch goes to a new writer."""
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        batch = decide(app)
+        await turn()  # sent: in flight, its answer not read yet
+        writer = log._proc
+        assert writer is not None and writer.stdout is not None and log._in_flight
+        fd, read = writer.stdout.fileno(), os.read
+
+        def failing(target: int, size: int) -> bytes:
+            if target == fd:
+                raise OSError(errno.EIO, "Input/output error")
+            return read(target, size)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "read", failing)
+            log._on_readable()
+        assert batch.status == FAILED and not log._in_flight and log._proc is None
+        with pytest.raises(LogUnavailable):
+            await log.wait(batch)
+        healed = decide(app)
+        await log.wait(healed)
+        assert healed.status == COMMITTED and log._proc is not None and log.committed == 1
+
+    caplog.set_level(logging.ERROR)
+    run(tmp_path, scenario, body)
+    lost = "decision-log writer lost: the writer process exited (status None)"
+    assert logged(caplog, "decision-log writer lost: ") == [lost]
+
+
+def test_an_answer_that_arrives_in_pieces_is_put_together(
+    tmp_path: Path, scenario: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipe may hand over the writer's answer a few octets at a time: the log keeps what it
+    has read until the frame is whole, and acknowledges the batch only then."""
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        assert log._loop is not None
+        batch = decide(app)
+        await turn()  # sent: in flight
+        writer = log._proc
+        assert writer is not None and writer.stdout is not None and log._in_flight
+        fd, read = writer.stdout.fileno(), os.read
+        log._loop.remove_reader(fd)  # the test reads, in pieces, instead of the loop
+        ready, _, _ = await asyncio.to_thread(select.select, [fd], [], [], 20)
+        assert ready == [fd]
+        pieces = 0
+
+        def piecemeal(target: int, size: int) -> bytes:
+            nonlocal pieces
+            if target == fd:
+                pieces += 1
+                return read(target, min(size, 3))
+            return read(target, size)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "read", piecemeal)
+            while batch.status == OPEN and pieces < 1000:
+                log._on_readable()
+        log._loop.add_reader(fd, log._on_readable)
+        assert batch.status == COMMITTED and pieces > 2 and not log._in_flight
+        assert log._buffer == b"" and log.committed == 1
+        after = decide(app)
+        await log.wait(after)
+        assert after.status == COMMITTED and log._proc is writer and log.committed == 2
+
+    run(tmp_path, scenario, body)
+
+
+def test_the_writer_is_given_the_store_password_in_its_first_frame(
+    tmp_path: Path,
+    scenario: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The store URL goes to the writer whole — password included, or a PostgreSQL writer
+    could not log in — in its first frame on the pipe, never on its command line."""
+    started: list[tuple[list[str], object]] = []
+    popen, write = subprocess.Popen, decision_log.write_frame
+
+    def spawning(args: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
+        started.append((args, None))
+        return popen(args, **kwargs)  # type: ignore[call-overload,no-any-return]
+
+    def recording(stream: IO[bytes], message: object) -> None:
+        if isinstance(message, dict):
+            started[-1] = (started[-1][0], message)
+        write(stream, message)
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        store = app.service.store
+        log._stop_process()
+        store.engine.url = store.engine.url.set(
+            drivername="nosuchdb", username="devicegate", password="s3 cr@t"
+        )
+        with monkeypatch.context() as patch:
+            patch.setattr(subprocess, "Popen", spawning)
+            patch.setattr(decision_log, "write_frame", recording)
+            with pytest.raises(LogUnavailable):  # no such database: the writer says so
+                await log.wait(decide(app))
+        ((args, first),) = started
+        assert first == {
+            "store": f"nosuchdb://devicegate:s3 cr%40t@/{tmp_path}/store.db",
+            "id_prefix": log.id_prefix,
+        }
+        assert not any("cr%40t" in arg or "cr@t" in arg for arg in args)
+
+    run(tmp_path, scenario, body)
+
+
+class RefusingWriter:
+    """A writer process that answers that it cannot start and then does not exit."""
+
+    def __init__(self, args: list[str], **_: object) -> None:
+        self.args, self.stdin, self.stdout = args, io.BytesIO(), io.BytesIO()
+        decision_log.write_frame(self.stdout, ("error", "no store"))
+        self.stdout.seek(0)
+        self.waits: list[float | None] = []
+        WRITERS.append(self)
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.waits.append(timeout)
+        assert timeout is not None, "waits for ever for a writer that does not exit"
+        raise subprocess.TimeoutExpired(self.args, timeout)
+
+
+WRITERS: list[RefusingWriter] = []
+
+
+def test_a_writer_that_refuses_and_does_not_exit_is_waited_for_10_s_then_fails_the_batch(
+    tmp_path: Path,
+    scenario: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Starting a writer blocks the loop, so a writer that refuses to start is given 10 s to
+    exit, not for ever; then the batch fails closed like any writer that cannot start."""
+    WRITERS.clear()
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        log._stop_process()
+        batch = decide(app)
+        with monkeypatch.context() as patch:
+            patch.setattr(subprocess, "Popen", RefusingWriter)
+            with pytest.raises(LogUnavailable):
+                await asyncio.wait_for(log.wait(batch), 20)
+        assert batch.status == FAILED and log._proc is None
+        assert [writer.waits for writer in WRITERS] == [[10]]
+
+    caplog.set_level(logging.ERROR)
+    run(tmp_path, scenario, body)
+    unavailable = "decision-log writer unavailable: Command '"
+    assert [m.endswith("timed out after 10 seconds") for m in logged(caplog, unavailable)] == [True]
+
+
+def test_a_writer_that_exits_without_a_word_fails_the_batch_with_its_status(
+    tmp_path: Path,
+    scenario: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A writer that ends before it answers (exit status 1) cannot start: the batch fails
+    closed, and the reason given is its exit status."""
+    silent = tmp_path / "silent-writer"
+    # it reads the start of its first frame (so that frame is sent whole), then ends
+    silent.write_text("#!/bin/sh\nhead -c 4 >/dev/null\nexit 1\n")
+    silent.chmod(0o755)
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        log._stop_process()
+        batch = decide(app)
+        with monkeypatch.context() as patch:
+            patch.setattr(sys, "executable", str(silent))
+            with pytest.raises(LogUnavailable):
+                await asyncio.wait_for(log.wait(batch), 20)
+        assert batch.status == FAILED and log._proc is None
+
+    caplog.set_level(logging.ERROR)
+    run(tmp_path, scenario, body)
+    reason = "the decision-log writer did not start: exited with status 1"
+    assert logged(caplog, "decision-log writer unavailable: ") == [
+        f"decision-log writer unavailable: {reason}"
+    ]
+
+
+def test_the_default_ack_mode_is_durable(tmp_path: Path, scenario: tuple[Path, Path]) -> None:
+    app = make_app(tmp_path, *scenario)
+    assert not DecisionLog(app.service.store, id_prefix="x-").buffered
+
+
+def test_durable_with_nothing_decided_returns_at_once(
+    tmp_path: Path, scenario: tuple[Path, Path]
+) -> None:
+    """Before any decision the newest batch is the empty open one: nothing to wait for."""
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        assert log.latest is log._open and not log.must_wait(log.latest)
+        await asyncio.wait_for(app.service.durable(), 5)
+        assert not log._in_flight and log.committed == 0
+
+    run(tmp_path, scenario, body)
+
+
+def test_a_log_whose_writer_never_started_closes_cleanly(
+    tmp_path: Path, scenario: tuple[Path, Path]
+) -> None:
+    """A server whose writer cannot start at startup still shuts down without an error."""
+    app = make_app(tmp_path, *scenario)
+    store = app.service.store
+    store.engine.url = store.engine.url.set(drivername="nosuchdb")
+    log = DecisionLog(store, id_prefix="x-")
+
+    async def main() -> None:
+        with pytest.raises(LogUnavailable):
+            log.start(asyncio.get_running_loop())
+        await asyncio.wait_for(log.close(), 5)
+        assert log._proc is None
+
+    asyncio.run(main())
+
+
+def test_the_log_counts_into_the_server_metrics(
+    tmp_path: Path, scenario: tuple[Path, Path]
+) -> None:
+    """The hooks the server gives the log feed its metrics: each committed batch's size,
+    each failed batch, and each record answered early (`buffered`) whose batch then failed."""
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        sample = app.service.metrics.registry.get_sample_value
+        committed = decide(app)
+        await log._committed(committed)
+        assert committed.status == COMMITTED
+        assert sample("devicegate_log_batch_size_count") == 1
+        assert sample("devicegate_log_batch_size_sum") == 1
+        rename(app, "decisions", "decisions_gone")
+        failed = decide(app)
+        decide(app, IPHONE_SAFARI)
+        await log._committed(failed)
+        assert failed.status == FAILED and failed.early == 2
+        assert sample("devicegate_log_write_failures_total") == 1
+        assert sample("devicegate_log_lost_records_total") == 2
+        assert sample("devicegate_log_batch_size_count") == 1
+        rename(app, "decisions_gone", "decisions")
+
+    run(tmp_path, scenario, body, log_ack="buffered")
+
+
+def test_records_lost_by_two_failed_batches_add_up(
+    tmp_path: Path, scenario: tuple[Path, Path]
+) -> None:
+    """`lost` counts every record answered early whose batch failed, over the server's life:
+    a second failed batch adds to the first."""
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        for early in (2, 1):
+            rename(app, "decisions", "decisions_gone")
+            failed = decide(app)
+            for _ in range(early - 1):
+                decide(app, IPHONE_SAFARI)
+            await log._committed(failed)
+            assert failed.status == FAILED and failed.early == early
+            rename(app, "decisions_gone", "decisions")
+            healed = decide(app)  # waits (failing), commits: the log is healthy again
+            await log.wait(healed)
+            assert healed.status == COMMITTED and not log._failing
+        assert log.lost == 3
+        assert (
+            app.service.metrics.registry.get_sample_value("devicegate_log_lost_records_total") == 3
+        )
+
+    run(tmp_path, scenario, body, log_ack="buffered")
