@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from devicegate.store import open_store
+import pytest
+
+from devicegate.errors import StoreError
+from devicegate.store import make_engine, open_store
 
 
 def test_verdict_by_serial_reaches_a_lookup_by_udid(tmp_path: Path) -> None:
@@ -56,3 +59,19 @@ def test_batches_and_recent_sightings(tmp_path: Path) -> None:
     recent = store.recent_sightings("alice", since=timedelta(hours=24))
     assert len(recent) == 1 and recent[0]["vendor"] == "Apple"
     assert store.count("sightings") == 2
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgres://official:hunter2@db.example/devicegate",  # the dialect is `postgresql`
+        "postgresql+nosuchdriver://official:p@ss:hunter2@db.example/devicegate",
+    ],
+)
+def test_a_store_url_that_cannot_be_used_is_refused_without_its_password(url: str) -> None:
+    """The reason reaches the terminal and `serve`'s log (the writer reports it): a typo in
+    the URL must not print the password."""
+    with pytest.raises(StoreError) as caught:
+        make_engine(url)
+    assert "hunter2" not in caught.value.message
+    assert "official:***@db.example" in caught.value.message

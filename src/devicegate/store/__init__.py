@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -134,14 +135,28 @@ def make_engine(url: str) -> Engine:
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         return sa.create_engine(url, pool_pre_ping=True)
-    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+    except ValueError:  # a part SQLAlchemy cannot read (its message quotes the URL's text)
         raise StoreError(
-            f"cannot use store `{url}`: {exc}", hint="sqlite:///FILE or postgresql://…"
+            f"cannot use store `{without_password(url)}`: it is not a valid URL",
+            hint="sqlite:///FILE or postgresql://USER:PASSWORD@HOST/DB (`@` in a password: %40)",
+        ) from None
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+        shown = without_password(url)
+        raise StoreError(
+            f"cannot use store `{shown}`: {str(exc).replace(url, shown)}",
+            hint="sqlite:///FILE or postgresql://…",
         ) from None
     except ModuleNotFoundError as exc:
         raise StoreError(
-            f"store `{url}` needs `{exc.name}`", hint="pip install 'devicegate[postgres]'"
+            f"store `{without_password(url)}` needs `{exc.name}`",
+            hint="pip install 'devicegate[postgres]'",
         ) from None
+
+
+def without_password(url: str) -> str:
+    """A store URL fit for a message or a log: its password replaced by `***`, also when
+    the URL is too malformed for SQLAlchemy to read (a typo must not print a secret)."""
+    return re.sub(r"(://[^/@:]*:)[^/]*@", r"\1***@", url)
 
 
 def alembic_config(connection: sa.Connection) -> Any:
