@@ -306,7 +306,11 @@ class PostfixPolicyServer:
         if decided is None:
             return "DUNNO"
         user = decided.user
-        _, sighting = choose(self.service, user, self._recent_sightings(user), match=self.match)
+        recent = self._recent_sightings(user)
+        if len(recent) < 2:  # the choice whatever the match: no dry run needed
+            sighting = recent[0] if recent else None
+        else:
+            sighting = choose(self.service, user, recent, match=self.match)[1]
         signals = sighting.signals if sighting is not None else Signals()
         prepared = None
         if replaying is not None:
