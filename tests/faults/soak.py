@@ -193,8 +193,13 @@ def soak(
     holds: bool = True,
     progress: bool = False,
     warmup: float = 300.0,
+    min_cycles: int = 0,
+    min_reloads: int = 0,
 ) -> dict[str, object]:
-    """Run the soak against a fresh `serve` on `store_url`; return its figures."""
+    """Run the soak against a fresh `serve` on `store_url`; return its figures. With
+    `min_cycles` or `min_reloads` the load goes on past `requests` until that many hold
+    cycles and reloads happened under it (a fast machine finishes the budget sooner), within
+    `seconds`."""
     policy, directory = write_world(tmp / "world", users)
     population = templates(users)
     postfix_port = procs.free_port()
@@ -213,13 +218,21 @@ def soak(
             args=(server, policy, stop, reload_every, reloads, probes if holds else None),
         )
         controller.start()
-        plan = load.Plan(budget=requests, seconds=seconds)
+        until_enough = min_cycles > 0 or min_reloads > 0
+        plan = load.Plan(budget=None if until_enough else requests, seconds=seconds)
         samples: list[tuple[float, int]] = []  # (seconds into the load, rss)
         began = time.monotonic()
         with load.Background(server.port, postfix_port, population, plan) as running:
             while running._thread.is_alive():
                 running._thread.join(2.0)
                 done = running.live.requests
+                if (
+                    until_enough
+                    and done >= requests
+                    and probes.cycles >= min_cycles
+                    and len(reloads.windows) >= min_reloads
+                ):
+                    plan.stop.set()
                 samples.append((time.monotonic() - began, rss(server.proc.pid)))
                 if progress and len(samples) % 15 == 0:
                     own = rss(server.proc.pid, with_children=False)

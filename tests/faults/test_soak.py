@@ -27,8 +27,10 @@ def test_soak_short(tmp_path: Path, record: Record) -> None:
         seconds=240,
         users=100,
         reload_every=1.0,
+        min_cycles=5,
+        min_reloads=3,
     )
-    assert figures["load_requests"] == REQUESTS, "the load stopped before its budget"
+    assert figures["load_requests"] >= REQUESTS, "the load stopped before its budget"
     assert figures["unexpected"] == 0, figures["examples"]
     assert figures["acknowledged"] == figures["logged"]
     assert figures["version_violations"] == []
