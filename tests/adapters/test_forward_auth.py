@@ -267,3 +267,27 @@ def test_parse_cache_keys_activesync_uris_but_not_web_pages() -> None:
     assert eas1.signals.activesync_query != eas2.signals.activesync_query
     with pytest.raises(SignalError):  # a hostile page URI is still refused on a warm cache
         cache.parse("web", {**base, "x-original-uri": "/page/\x01"})
+
+
+def test_a_resource_name_of_the_longest_length_is_taken_one_longer_is_refused() -> None:
+    headers = {"x-devicegate-user": "alice@ops.example"}
+    assert fa.parse("w" * fa.MAX_RESOURCE, headers).resource == "w" * fa.MAX_RESOURCE
+    with pytest.raises(SignalError, match="is not a resource name"):
+        fa.parse("w" * (fa.MAX_RESOURCE + 1), headers)
+
+
+def test_a_refused_forwarded_uri_is_named_in_the_reason() -> None:
+    """Traefik's `X-Forwarded-Uri` (read when `X-Original-URI` is absent) with a control
+    character: the reason names that header, so the operator knows which proxy sent it."""
+    headers = {"x-devicegate-user": "alice@ops.example", "x-forwarded-uri": "/owa/\x01"}
+    with pytest.raises(SignalError, match="header `x-forwarded-uri` contains control"):
+        fa.parse("web", headers)
+
+
+def test_without_a_path_the_query_is_not_read_and_without_a_query_there_is_none() -> None:
+    """`extra_path` and `query` default to nothing: a query with no path is not a URI, and an
+    Envoy path to ActiveSync without a query carries no device query."""
+    headers = {"x-devicegate-user": "alice@ops.example"}
+    assert fa.parse("email", headers, query="Cmd=\x01").signals.activesync_query is None
+    bare = fa.parse("email", headers, extra_path="/Microsoft-Server-ActiveSync")
+    assert bare.signals.activesync_query is None

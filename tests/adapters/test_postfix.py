@@ -661,3 +661,20 @@ def test_a_failed_decision_is_logged_with_its_cause(
     (record,) = caplog.records
     assert record.getMessage() == "postfix: deciding a policy request failed"
     assert record.exc_info is not None and "store unreachable" in str(record.exc_info[1])
+
+
+def test_the_answers_are_kept_in_the_cache_the_service_offers(service: LocalService) -> None:
+    """`serve`'s service empties its answer caches on a reload (a kept answer holds its
+    snapshot alive): the policy server must keep its answers in the one the service makes."""
+    made: list[Any] = []
+
+    class Offering(LocalService):
+        def answer_cache(self, size: int) -> Any:
+            from devicegate.boundedcache import BoundedCache
+
+            made.append(BoundedCache(size))
+            return made[-1]
+
+    offering = Offering(service.snapshot)
+    server = postfix.PostfixPolicyServer(offering, "127.0.0.1", 0, replay_cache=7)
+    assert made and server.answers is made[0] and made[0].size == 7
