@@ -26,7 +26,6 @@ from bisect import bisect_right
 from dataclasses import dataclass
 
 from devicegate.directory import User
-from devicegate.directory.names import normalise_name
 from devicegate.model import NO_STATE, DeviceProfile, Signals
 from devicegate.policy.compile import Snapshot
 
@@ -48,9 +47,9 @@ class BulkUser:
 
 def user(snapshot: Snapshot, name: str) -> BulkUser:
     """How `decide` and `serve` take the presented name `name`."""
-    found = snapshot.resolve_user(name)
-    canonical = found.id if found is not None else normalise_name(name)
-    return BulkUser(snapshot.class_of(name), found, canonical)
+    return BulkUser(
+        snapshot.class_of(name), snapshot.resolve_user(name), snapshot.canonical_user(name)
+    )
 
 
 def breaks(snapshot: Snapshot) -> tuple[float, ...]:
