@@ -7,6 +7,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from devicegate.audit import AuditOptions, run_audit
@@ -166,7 +167,7 @@ def test_one_phone_seen_four_ways_is_one_device() -> None:
         row("u1", "Samsung", "Android", "SM-S911B", "S1"),  # the replacement
         row("u1", None, None, None, None),  # unidentified: could be anything
     ]
-    folded = fold_devices(rows)
+    folded = fold_devices(pa.Table.from_pylist(rows))
     assert sorted(d["device"] for d in folded) == [
         "Apple iOS iPhone14,5",
         "Samsung Android SM-S911B",
@@ -188,7 +189,7 @@ def test_two_phones_are_not_guessed_together() -> None:
         row("u2", "Apple", "iPadOS", "iPhone12,1", "B"),  # B again, whatever it claimed
         row("u3", "Apple", "iOS", None, None),  # another user's device is never folded in
     ]
-    folded = {(d["user"], d["device"]): d for d in fold_devices(rows)}
+    folded = {(d["user"], d["device"]): d for d in fold_devices(pa.Table.from_pylist(rows))}
     assert set(folded) == {
         ("u2", "Apple iOS iPhone14,5"),
         ("u2", "Apple iOS iPhone12,1"),
@@ -199,3 +200,41 @@ def test_two_phones_are_not_guessed_together() -> None:
         "Apple iPadOS iPhone12,1",
         "Apple iOS iPhone12",
     ]
+
+
+def test_each_mark_lists_the_devices_it_alone_would() -> None:
+    """The report folds the rows of every marked user once for both of its lists (devices
+    still to replace, devices that drew a violation): each list is what folding that mark's
+    users alone gives — a device counts its vaguer profiles whichever mark they carry, and
+    a user only the other mark names adds nothing."""
+    from devicegate.report.devices import devices_of
+
+    rows = [
+        row("u1", "Apple", "iOS", "iPhone14,5", "X1"),
+        row("u1", "Apple", "iOS", None, None),
+        row("u1", "Samsung", "Android", "SM-S911B", None),
+        row("u2", "Apple", "iOS", "iPhone12,1", None),
+        row("u2", "Apple", None, None, None),
+        row("u3", "Apple", "iOS", "iPhone", None),
+    ]
+    table = pa.Table.from_pylist(rows)
+    recent = pa.array([False, True, False, True, False, False])
+    violating = pa.array([True, False, False, False, True, True])
+    both = devices_of(table, {"recent": recent, "violating": violating})
+
+    def alone(name: str, mask: pa.Array) -> list[tuple[str, str, int, list[str]]]:
+        found = devices_of(table, {name: mask})[name]
+        return sorted((d["user"], d["device"], d["events"], d["also_seen_as"]) for d in found)
+
+    for name, mask in (("recent", recent), ("violating", violating)):
+        listed = sorted(
+            (d["user"], d["device"], d["events"], d["also_seen_as"]) for d in both[name]
+        )
+        assert listed == alone(name, mask)
+    assert alone("recent", recent) == [
+        ("u1", "Apple iOS iPhone14,5", 20, ["Apple iOS"]),
+        ("u2", "Apple iOS iPhone12,1", 20, ["Apple"]),
+    ]
+    assert [d["user"] for d in both["violating"]].count("u3") == 1
+    assert all(not d["recent"] for d in both["violating"] if d["user"] == "u3")
+    assert devices_of(table, {"none": pa.array([False] * 6)}) == {"none": []}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Annotated
 
@@ -140,6 +141,9 @@ def audit(
     result = reuse_previous(options)
     if result is None:
         snapshot = load_snapshot(policy, directory, devices, quiet=quiet)
+        # the snapshot (a user object per directory row) lives as long as the command: out
+        # of the cyclic GC's sight, the collections the judging triggers skip it
+        gc.freeze()
         result = run_audit(snapshot, options, None if quiet else RichReporter())
     elif not quiet:
         err(

@@ -374,8 +374,14 @@ class Snapshot:
         return (found if found is not None else self._name(name))[1]
 
     def _name(self, name: str) -> tuple[User | None, str]:
+        return self._names.put(name, self.read_name(name))
+
+    def read_name(self, name: str) -> tuple[User | None, str]:
+        """`resolve_user` and `canonical_user` of `name`, worked out afresh and not cached:
+        for a caller that asks once about each of many names (the audit), which a bounded
+        cache would only churn."""
         user = self.directory.resolve(name, self.login_domains)
-        return self._names.put(name, (user, user.id if user is not None else normalise_name(name)))
+        return user, user.id if user is not None else normalise_name(name)
 
     def message_of(self, rule: str) -> str | None:
         """The message the policy gives for a rule id (built-in ones included); None for an

@@ -14,7 +14,9 @@ be any device. The CSV keeps every profile row.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from functools import reduce
 from typing import Any
 
 import pyarrow as pa
@@ -27,71 +29,144 @@ Row = dict[str, Any]
 #: The columns a folded device keeps: the devices table's but those no table shows.
 COLUMNS = tuple(c for c in DEVICE_COLUMNS if c not in ("os_version", "first_seen", "last_seen"))
 _SUMS = ("events", "violations", "warned", "excepted")
-FLAGGED = "flagged"  # the mask column: the row drew what the list is about
+_PROFILE = ("vendor", "platform", "model")
 
 
-def _precision(row: Row) -> tuple[int, int, int]:
-    """Most precise first: a device id, then how much of the profile is known, then events."""
-    known = sum(1 for k in ("vendor", "platform", "model") if row.get(k))
-    return (row.get("device_id") is not None, known, int(row.get("events") or 0))
+def _given(column: pa.ChunkedArray) -> pa.Array:
+    """Whether each value is there: neither null nor empty."""
+    if pa.types.is_null(column.type):
+        return pa.array([0] * len(column), pa.int8())
+    return pc.fill_null(pc.not_equal(pc.utf8_length(column), 0), False).cast(pa.int8())
 
 
-def _fits(vague: Row, precise: Row) -> bool:
-    """Whether `vague` may be the same device as `precise`, said less precisely. The same
-    device id is the same device, whatever each access claimed it to be."""
-    if vague.get("device_id") is not None:
-        return bool(vague["device_id"] == precise.get("device_id"))
-    if not (vague.get("vendor") or vague.get("platform")):
-        return False
-    for key in ("vendor", "platform"):
-        if vague.get(key) is not None and vague.get(key) != precise.get(key):
+def _precision_order(table: pa.Table) -> pa.Array:
+    """Row positions by user, then most precise first: a device id, then how much of the
+    profile is known, then events; equal rows in table order (a stable sort)."""
+    known = reduce(pc.add, (_given(table.column(k)) for k in _PROFILE))
+    events = table.column("events")
+    return pc.sort_indices(
+        pa.table(
+            {
+                "user": table.column("user"),
+                "id": pc.is_valid(table.column("device_id")),
+                "known": known,
+                "events": pc.fill_null(events, 0) if events.null_count else events,
+                "row": pa.array(range(table.num_rows), pa.int64()),
+            }
+        ),
+        [
+            ("user", "ascending"),
+            ("id", "descending"),
+            ("known", "descending"),
+            ("events", "descending"),
+            ("row", "ascending"),
+        ],
+    )
+
+
+class _Columns:
+    """A table's columns as Python lists (one conversion per column, not a dict per row);
+    `last_flagged` in integer microseconds (converting 80,000 aware timestamps to
+    `datetime` costs 0.6 s a column; `with_times` converts those of the rows shown)."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.names = table.column_names
+        self.values: dict[str, list[Any]] = {
+            name: (
+                table.column(name).cast(pa.int64())
+                if name == "last_flagged"
+                else table.column(name)
+            ).to_pylist()
+            for name in self.names
+        }
+
+    def fits(self, vague: int, precise: int) -> bool:
+        """Whether row `vague` may be the same device as row `precise`, said less precisely.
+        The same device id is the same device, whatever each access claimed it to be."""
+        ids = self.values["device_id"]
+        if ids[vague] is not None:
+            return bool(ids[vague] == ids[precise])
+        vendor, platform = self.values["vendor"], self.values["platform"]
+        if not (vendor[vague] or platform[vague]):
             return False
-    model, other = vague.get("model"), precise.get("model")
-    return model is None or (other is not None and str(other).startswith(str(model)))
+        for column in (vendor, platform):
+            if column[vague] is not None and column[vague] != column[precise]:
+                return False
+        model, other = self.values["model"][vague], self.values["model"][precise]
+        return model is None or (other is not None and str(other).startswith(str(model)))
+
+    def marked(self, rows: list[int], marks: Sequence[str]) -> bool:
+        """Whether one of `marks` marks one of `rows`; true when no mark is named."""
+        if not marks:
+            return True
+        return any(self.values[mark][i] for mark in marks for i in rows)
+
+    def device(self, rows: list[int], marks: Sequence[str]) -> Row:
+        """The device of `rows` (its most precise first): that row, with the sums of the
+        others folded in."""
+        values = self.values
+        head = rows[0]
+        device: Row = {name: values[name][head] for name in self.names}
+        folded = rows[1:]
+        device["also_seen_as"] = [values["device"][i] for i in folded]
+        if not folded:
+            return device
+        for key in _SUMS:
+            column = values[key]
+            device[key] = sum(int(column[i] or 0) for i in rows)
+        flagged = [t for t in (values["last_flagged"][i] for i in rows) if t is not None]
+        device["last_flagged"] = max(flagged, default=None)
+        for mark in marks:
+            device[mark] = any(values[mark][i] for i in rows)
+        return device
 
 
-def _absorb(device: Row, row: Row) -> None:
-    for key in _SUMS:
-        device[key] = int(device.get(key) or 0) + int(row.get(key) or 0)
-    flagged = [t for t in (device.get("last_flagged"), row.get("last_flagged")) if t is not None]
-    device["last_flagged"] = max(flagged, default=None)
-    device[FLAGGED] = bool(device.get(FLAGGED)) or bool(row.get(FLAGGED))
-    device["also_seen_as"].append(row["device"])
-
-
-def fold_devices(rows: list[Row]) -> list[Row]:
-    """One row per device of each user (see the module docstring): the most precise row with
-    the sums of the rows folded into it, `also_seen_as` listing their profiles; `flagged` is
-    true when any of them was."""
-    by_user: dict[str, list[Row]] = defaultdict(list)
-    for row in rows:
-        by_user[row["user"]].append(row)
+def fold_devices(table: pa.Table, marks: Sequence[str] = ()) -> list[Row]:
+    """One row per device of each user (see the module docstring): the most precise row
+    with the sums of the rows folded into it, `also_seen_as` listing their profiles (most
+    precise first); each boolean column named in `marks` is true when any of its rows'
+    was; when `marks` are named, only the devices one of them marks are returned.
+    `last_flagged` is in integer microseconds (`with_times`)."""
+    if table.num_rows == 0:
+        return []
+    columns = _Columns(table.take(_precision_order(table)))
+    users = columns.values["user"]
     out: list[Row] = []
-    for user_rows in by_user.values():
-        if len(user_rows) == 1:
-            out.append(user_rows[0] | {"also_seen_as": []})
+    start = 0
+    for end in range(1, len(users) + 1):
+        if end < len(users) and users[end] == users[start]:
             continue
-        devices: list[Row] = []
-        for row in sorted(user_rows, key=_precision, reverse=True):
-            homes = [d for d in devices if _fits(row, d)]
-            if len(homes) == 1:
-                _absorb(homes[0], row)
+        homes: list[list[int]] = []
+        for row in range(start, end):
+            fitting = [home for home in homes if columns.fits(row, home[0])]
+            if len(fitting) == 1:
+                fitting[0].append(row)
             else:
-                devices.append(row | {"also_seen_as": []})
-        out.extend(devices)
+                homes.append([row])
+        out.extend(columns.device(home, marks) for home in homes if columns.marked(home, marks))
+        start = end
     return out
 
 
-def _rows(table: pa.Table) -> list[Row]:
-    """The table as row dicts, built column by column, its times as integer microseconds
-    (converting 80,000 aware timestamps to `datetime` costs 0.6 s a column; `with_times`
-    converts those of the rows shown)."""
-    names = table.column_names
-    columns = [
-        (table.column(n).cast(pa.int64()) if n == "last_flagged" else table.column(n)).to_pylist()
-        for n in names
-    ]
-    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+def devices_of(
+    devices: pa.Table, marks: Mapping[str, pa.ChunkedArray | pa.Array]
+) -> dict[str, list[Row]]:
+    """For each mark (a boolean per row of `devices`), the folded devices that stand for a
+    row it marks. Every row of a marked user is folded, so a device's vaguer profiles count
+    with it even when only one of them was marked; the rows of all marked users are folded
+    once, whichever marks they carry. `last_flagged` is in integer microseconds
+    (`with_times`)."""
+    masks = {name: pc.fill_null(mask, False) for name, mask in marks.items()}
+    users = pc.unique(devices.filter(reduce(pc.or_, masks.values())).column("user"))
+    if len(users) == 0:
+        return {name: [] for name in masks}
+    table = devices.select(list(COLUMNS))
+    for name, mask in masks.items():
+        table = table.append_column(name, mask)
+    folded = fold_devices(
+        table.filter(pc.is_in(table.column("user"), value_set=users)), list(masks)
+    )
+    return {name: [d for d in folded if d[name]] for name in masks}
 
 
 def with_times(rows: list[Row]) -> list[Row]:
@@ -105,27 +180,6 @@ def with_times(rows: list[Row]) -> list[Row]:
         }
         for row in rows
     ]
-
-
-def devices_of(devices: pa.Table, flagged: pa.ChunkedArray | pa.Array) -> list[Row]:
-    """The folded devices that stand for a row `flagged` marks (a boolean per row of
-    `devices`). Every row of those users is folded, so a device's vaguer profiles count with
-    it even when only one of them was flagged. `last_flagged` is in integer microseconds
-    (`with_times`)."""
-    flagged = pc.fill_null(flagged, False)
-    users = pc.unique(devices.filter(flagged).column("user"))
-    if len(users) == 0:
-        return []
-    table = devices.select(list(COLUMNS)).append_column(FLAGGED, flagged)
-    rows = _rows(table.filter(pc.is_in(table.column("user"), value_set=users)))
-    return [d for d in fold_devices(rows) if d[FLAGGED]]
-
-
-def violating_devices(devices: pa.Table) -> list[Row]:
-    """The devices (not models) that drew a violation, most violations first."""
-    found = devices_of(devices, pc.greater(devices.column("violations"), 0))
-    found.sort(key=lambda d: (-d["violations"], d["user"], d["device"]))
-    return found
 
 
 def by_model(devices: list[Row], limit: int) -> list[Row]:
@@ -145,4 +199,4 @@ def by_model(devices: list[Row], limit: int) -> list[Row]:
     ]
 
 
-__all__ = ["by_model", "devices_of", "fold_devices", "violating_devices", "with_times"]
+__all__ = ["by_model", "devices_of", "fold_devices", "with_times"]

@@ -22,7 +22,7 @@ from devicegate.audit.results import AuditTables
 from devicegate.charts import BarRow, hbars, lines
 from devicegate.policy import Snapshot
 from devicegate.report.assets import STYLE
-from devicegate.report.devices import by_model, devices_of, violating_devices, with_times
+from devicegate.report.devices import by_model, devices_of, with_times
 
 TOP = 15
 LIST_LIMIT = 300
@@ -158,10 +158,19 @@ def render_report(
     """Write `out/report.html` and return its path."""
     data = _chart_data(snapshot, tables)
     devices = tables.devices
-    pending = devices_of(devices, still_to_replace(tables, tables.totals.get("last_event")))
+    found = devices_of(
+        devices,
+        {
+            "pending": still_to_replace(tables, tables.totals.get("last_event")),
+            "violating": pc.greater(devices.column("violations"), 0),
+        },
+    )
+    pending = found["pending"]
     pending.sort(key=lambda d: (-d["violations"], d["unit"], d["user"], d["device"]))
     replace = _seen_as(with_times(pending[:LIST_LIMIT]))
-    violating = violating_devices(devices)
+    # the devices (not models) that drew a violation, most violations first
+    violating = found["violating"]
+    violating.sort(key=lambda d: (-d["violations"], d["user"], d["device"]))
     units_rows = [
         {**u, "compliant_share": compliant_share(u["events"], u["violations"])}
         for u in data["units"]
