@@ -625,25 +625,32 @@ class RefusingWriter:
         decision_log.write_frame(self.stdout, ("error", "no store"))
         self.stdout.seek(0)
         self.waits: list[float | None] = []
+        self.killed = False
         WRITERS.append(self)
 
     def wait(self, timeout: float | None = None) -> int:
         self.waits.append(timeout)
         assert timeout is not None, "waits for ever for a writer that does not exit"
+        if self.killed:
+            return -signal.SIGKILL
         raise subprocess.TimeoutExpired(self.args, timeout)
+
+    def kill(self) -> None:
+        self.killed = True
 
 
 WRITERS: list[RefusingWriter] = []
 
 
-def test_a_writer_that_refuses_and_does_not_exit_is_waited_for_10_s_then_fails_the_batch(
+def test_a_writer_that_refuses_and_does_not_exit_is_killed_after_10_s_and_fails_the_batch(
     tmp_path: Path,
     scenario: tuple[Path, Path],
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Starting a writer blocks the loop, so a writer that refuses to start is given 10 s to
-    exit, not for ever; then the batch fails closed like any writer that cannot start."""
+    exit, not for ever; then it is killed (no writer outlives its log) and the batch fails
+    closed with the reason the writer gave, like any writer that cannot start."""
     WRITERS.clear()
 
     async def body(app: DevicegateApp) -> None:
@@ -655,12 +662,14 @@ def test_a_writer_that_refuses_and_does_not_exit_is_waited_for_10_s_then_fails_t
             with pytest.raises(LogUnavailable):
                 await asyncio.wait_for(log.wait(batch), 20)
         assert batch.status == FAILED and log._proc is None
-        assert [writer.waits for writer in WRITERS] == [[10]]
+        assert [(writer.waits, writer.killed) for writer in WRITERS] == [([10, 5], True)]
+        assert all(writer.stdin.closed and writer.stdout.closed for writer in WRITERS)
 
     caplog.set_level(logging.ERROR)
     run(tmp_path, scenario, body)
-    unavailable = "decision-log writer unavailable: Command '"
-    assert [m.endswith("timed out after 10 seconds") for m in logged(caplog, unavailable)] == [True]
+    assert logged(caplog, "decision-log writer unavailable: ") == [
+        "decision-log writer unavailable: the decision-log writer did not start: no store"
+    ]
 
 
 def test_a_writer_that_exits_without_a_word_fails_the_batch_with_its_status(
@@ -692,6 +701,42 @@ def test_a_writer_that_exits_without_a_word_fails_the_batch_with_its_status(
     assert logged(caplog, "decision-log writer unavailable: ") == [
         f"decision-log writer unavailable: {reason}"
     ]
+
+
+def test_a_writer_that_neither_answers_nor_exits_is_killed(
+    tmp_path: Path,
+    scenario: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A real writer process that closes its output without a word and then hangs: the
+    batch fails closed, and the process is gone, not left running beside the server."""
+    monkeypatch.setattr(decision_log, "START_FAILED_EXIT", 0.5)
+    pid_file = tmp_path / "writer.pid"
+    hung = tmp_path / "hung-writer"
+    hung.write_text(
+        f"#!/bin/sh\nhead -c 4 >/dev/null\necho $$ > {pid_file}\nexec >&-\nexec sleep 60\n"
+    )
+    hung.chmod(0o755)
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        log._stop_process()
+        batch = decide(app)
+        with monkeypatch.context() as patch:
+            patch.setattr(sys, "executable", str(hung))
+            with pytest.raises(LogUnavailable):
+                await asyncio.wait_for(log.wait(batch), 20)
+        assert batch.status == FAILED and log._proc is None
+
+    caplog.set_level(logging.ERROR)
+    run(tmp_path, scenario, body)
+    reason = "gave no answer and had not exited after 0.5 s: killed"
+    assert logged(caplog, "decision-log writer unavailable: ") == [
+        f"decision-log writer unavailable: the decision-log writer did not start: {reason}"
+    ]
+    with pytest.raises(ProcessLookupError):  # killed and reaped
+        os.kill(int(pid_file.read_text()), 0)
 
 
 def test_the_default_ack_mode_is_durable(tmp_path: Path, scenario: tuple[Path, Path]) -> None:

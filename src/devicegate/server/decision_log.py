@@ -61,8 +61,29 @@ BUFFER_MAX = 10_000  # `buffered` mode: a batch this full makes requests wait (b
 # moment one ends, but halve the batches; on this 2-core machine, where the writer competes
 # with the load for CPU, one (fewer, larger commits) measured no worse, so one it is.
 IN_FLIGHT = 1
+#: seconds a writer that could not start is given to exit by itself before it is killed
+START_FAILED_EXIT = 10.0
+#: seconds a writer being stopped is given to commit what it has and exit
+STOP_EXIT = 30.0
 BUFFER_INTERVAL = 0.002  # `buffered` mode: seconds a batch collects before it is sent
 ACK_MODES = ("durable", "buffered")
+
+
+def _end(proc: subprocess.Popen[bytes], wait: float) -> int | None:
+    """End a writer process: its input closed (it commits what it has and exits), then
+    `wait` seconds for it, then killed, so that no writer outlives its log. Its exit status,
+    None when it had to be killed."""
+    assert proc.stdin is not None and proc.stdout is not None
+    with contextlib.suppress(OSError):
+        proc.stdin.close()
+    try:
+        status: int | None = proc.wait(wait)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+        status = None
+    proc.stdout.close()
+    return status
 
 
 class LogUnavailable(StoreError):
@@ -140,8 +161,13 @@ class DecisionLog:
         write_frame(proc.stdin, {"store": url, "id_prefix": self.id_prefix})
         reply = read_frame(proc.stdout)
         if reply is None or reply[0] != "ready":
-            proc.wait(10)
-            reason = reply[1] if reply else f"exited with status {proc.returncode}"
+            status = _end(proc, START_FAILED_EXIT)
+            if reply is not None:
+                reason = str(reply[1])
+            elif status is not None:
+                reason = f"exited with status {status}"
+            else:
+                reason = f"gave no answer and had not exited after {START_FAILED_EXIT:g} s: killed"
             raise LogUnavailable(f"the decision-log writer did not start: {reason}")
         os.set_blocking(proc.stdout.fileno(), False)
         assert self._loop is not None
@@ -164,17 +190,10 @@ class DecisionLog:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        assert proc.stdin is not None and proc.stdout is not None
+        assert proc.stdout is not None
         if self._loop is not None and not self._loop.is_closed():
             self._loop.remove_reader(proc.stdout.fileno())
-        with contextlib.suppress(OSError):
-            proc.stdin.close()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        proc.stdout.close()
+        _end(proc, STOP_EXIT)
 
     # ---- appending and waiting ----------------------------------------------------------------
     def append(self, record: Record, template: Template) -> Batch:
