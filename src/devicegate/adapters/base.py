@@ -83,6 +83,19 @@ class Sighting:
     adapter: str
     signals: Signals
     profile: DeviceProfile
+    _seen: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def seen(self) -> str:
+        """How a refusal names it: `Apple iOS seen via dovecot 2023-07-17 09:55 UTC`. Made
+        once per sighting (the only state a frozen sighting keeps): the submissions of one
+        user refer to the same few sightings, and formatting the time is most of the cost."""
+        seen = self._seen
+        if seen is None:
+            at = self.at.astimezone(UTC)
+            seen = f"{self.profile.label} seen via {self.adapter} {at:%Y-%m-%d %H:%M} UTC"
+            object.__setattr__(self, "_seen", seen)
+        return seen
 
 
 class DecisionService(Protocol):

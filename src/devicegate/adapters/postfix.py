@@ -331,10 +331,7 @@ class PostfixPolicyServer:
             )
         action = render(decision)
         if sighting is not None and not decision.allowed:
-            seen = sighting.at.astimezone(UTC)
-            action += (
-                f" ({sighting.profile.label} seen via {sighting.adapter} {seen:%Y-%m-%d %H:%M} UTC)"
-            )
+            action += f" ({sighting.seen})"
         if prepared is not None:
             made = time.time()
             self.answers.put(user, (made + self.sighting_ttl, made, prepared, action))
