@@ -672,6 +672,35 @@ def test_a_writer_that_refuses_and_does_not_exit_is_killed_after_10_s_and_fails_
     ]
 
 
+def writer_that_cannot_start(
+    tmp_path: Path,
+    scenario: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    script: str,
+) -> list[str]:
+    """Start the log's writer as the shell `script`, which reads the start of its first frame
+    (so that frame is sent whole) and then does not answer: the batch must fail closed with
+    no writer left. The reasons logged."""
+    writer = tmp_path / "writer.sh"
+    writer.write_text("#!/bin/sh\nhead -c 4 >/dev/null\n" + script)
+    writer.chmod(0o755)
+
+    async def body(app: DevicegateApp) -> None:
+        log = app.service.log
+        log._stop_process()
+        batch = decide(app)
+        with monkeypatch.context() as patch:
+            patch.setattr(sys, "executable", str(writer))
+            with pytest.raises(LogUnavailable):
+                await asyncio.wait_for(log.wait(batch), 20)
+        assert batch.status == FAILED and log._proc is None
+
+    caplog.set_level(logging.ERROR)
+    run(tmp_path, scenario, body)
+    return logged(caplog, "decision-log writer unavailable: ")
+
+
 def test_a_writer_that_exits_without_a_word_fails_the_batch_with_its_status(
     tmp_path: Path,
     scenario: tuple[Path, Path],
@@ -680,27 +709,9 @@ def test_a_writer_that_exits_without_a_word_fails_the_batch_with_its_status(
 ) -> None:
     """A writer that ends before it answers (exit status 1) cannot start: the batch fails
     closed, and the reason given is its exit status."""
-    silent = tmp_path / "silent-writer"
-    # it reads the start of its first frame (so that frame is sent whole), then ends
-    silent.write_text("#!/bin/sh\nhead -c 4 >/dev/null\nexit 1\n")
-    silent.chmod(0o755)
-
-    async def body(app: DevicegateApp) -> None:
-        log = app.service.log
-        log._stop_process()
-        batch = decide(app)
-        with monkeypatch.context() as patch:
-            patch.setattr(sys, "executable", str(silent))
-            with pytest.raises(LogUnavailable):
-                await asyncio.wait_for(log.wait(batch), 20)
-        assert batch.status == FAILED and log._proc is None
-
-    caplog.set_level(logging.ERROR)
-    run(tmp_path, scenario, body)
+    reasons = writer_that_cannot_start(tmp_path, scenario, monkeypatch, caplog, "exit 1\n")
     reason = "the decision-log writer did not start: exited with status 1"
-    assert logged(caplog, "decision-log writer unavailable: ") == [
-        f"decision-log writer unavailable: {reason}"
-    ]
+    assert reasons == [f"decision-log writer unavailable: {reason}"]
 
 
 def test_a_writer_that_neither_answers_nor_exits_is_killed(
@@ -713,26 +724,10 @@ def test_a_writer_that_neither_answers_nor_exits_is_killed(
     batch fails closed, and the process is gone, not left running beside the server."""
     monkeypatch.setattr(decision_log, "START_FAILED_EXIT", 0.5)
     pid_file = tmp_path / "writer.pid"
-    hung = tmp_path / "hung-writer"
-    hung.write_text(
-        f"#!/bin/sh\nhead -c 4 >/dev/null\necho $$ > {pid_file}\nexec >&-\nexec sleep 60\n"
-    )
-    hung.chmod(0o755)
-
-    async def body(app: DevicegateApp) -> None:
-        log = app.service.log
-        log._stop_process()
-        batch = decide(app)
-        with monkeypatch.context() as patch:
-            patch.setattr(sys, "executable", str(hung))
-            with pytest.raises(LogUnavailable):
-                await asyncio.wait_for(log.wait(batch), 20)
-        assert batch.status == FAILED and log._proc is None
-
-    caplog.set_level(logging.ERROR)
-    run(tmp_path, scenario, body)
+    hang = f"echo $$ > {pid_file}\nexec >&-\nexec sleep 60\n"
+    reasons = writer_that_cannot_start(tmp_path, scenario, monkeypatch, caplog, hang)
     reason = "gave no answer and had not exited after 0.5 s: killed"
-    assert logged(caplog, "decision-log writer unavailable: ") == [
+    assert reasons == [
         f"decision-log writer unavailable: the decision-log writer did not start: {reason}"
     ]
     with pytest.raises(ProcessLookupError):  # killed and reaped
