@@ -236,15 +236,18 @@ def run(
             derived = inference.infer(
                 con, snapshot, users, smap, [p for p, _ in parquet], submissions
             )
+        parts = Parts.of(parquet + derived)
+        if not derived:  # every part is known: the groups' keys too, while the pass runs
+            _register_parts(con, parts)
+            _group_keys(con, parts, [])
         counted = [counting.result()] if counting is not None else []
     if derived:  # the submissions' events, now that their parts exist, numbered after
         later = passes.segment_days(Parts.of(derived), breaks, tz)
         shifted = pc.add(later["part"], pa.scalar(len(parquet), pa.int32()))
         counted.append(later.set_column(later.schema.get_field_index("part"), "part", shifted))
-    parts = Parts.of(parquet + derived)
+        _register_parts(con, parts)
+        _group_keys(con, parts, [p for p, _ in derived])
     segment_days = pa.concat_tables(counted)
-    _register_parts(con, parts)
-    _group_keys(con, parts, [p for p, _ in derived])
     con.register("sd", segment_days)
     # per group and segment (a few rows per group): plans, cases and decisions come from here
     con.execute(
