@@ -4,6 +4,7 @@ on PostgreSQL; and every migration can be undone and redone."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,16 @@ from devicegate.store import tables as t
 from devicegate.store.rollups import RollupUpdater
 from tests.server import procs
 from tests.store.logrows import UNITS, random_log, write
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database on each kind of store the migrations run on."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/store.db"
+        return
+    with procs.postgres(tmp_path / "pg") as url:
+        yield url
 
 
 def schema_diff(engine: sa.Engine) -> list[object]:
@@ -120,14 +131,8 @@ def _moves_the_decision_log(url: str) -> None:
         engine.dispose()
 
 
-def test_0004_moves_the_decision_log_on_sqlite(tmp_path: Path) -> None:
-    _moves_the_decision_log(f"sqlite:///{tmp_path}/store.db")
-
-
-@pytest.mark.integration
-def test_0004_moves_the_decision_log_on_postgres(tmp_path: Path) -> None:
-    with procs.postgres(tmp_path / "pg") as url:
-        _moves_the_decision_log(url)
+def test_0004_moves_the_decision_log(store_url: str) -> None:
+    _moves_the_decision_log(store_url)
 
 
 def test_0005_keeps_existing_holds(tmp_path: Path) -> None:
@@ -199,11 +204,5 @@ PAIRS = "SELECT detail_id, id FROM decisions"
 REFS = "SELECT detail_id, decision_id FROM decision_refs"
 
 
-def test_0008_fills_decision_refs_on_sqlite(tmp_path: Path) -> None:
-    _fills_decision_refs(f"sqlite:///{tmp_path}/store.db")
-
-
-@pytest.mark.integration
-def test_0008_fills_decision_refs_on_postgres(tmp_path: Path) -> None:
-    with procs.postgres(tmp_path / "pg") as url:
-        _fills_decision_refs(url)
+def test_0008_fills_decision_refs(store_url: str) -> None:
+    _fills_decision_refs(store_url)
