@@ -8,7 +8,6 @@ import json
 import shutil
 import tempfile
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -250,14 +249,10 @@ def run_audit(
         written: list[Path] = []
         if options.out is not None:
             report.phase("writing")
+            written = compliance.write_outputs(options.out, tables, data)
             from devicegate.report import render_report
 
-            # the tables are written (Parquet, DuckDB's CSV writer: off the GIL) while the
-            # report, which is Python, is rendered beside them
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-outputs") as pool:
-                writing = pool.submit(compliance.write_outputs, options.out, tables, data)
-                page = render_report(options.out, snapshot, tables, data)
-                written = [*writing.result(), page]
+            written.append(render_report(options.out, snapshot, tables, data))
             RunRecord(root).save(keys, data, tables.totals)
         return AuditResult(data, tables, results, reused, written)
     finally:
