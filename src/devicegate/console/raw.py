@@ -114,7 +114,7 @@ def _recent(
             sa.select(t.rollup_state.c.last_id).where(t.rollup_state.c.name == ROLLUP_STATE)
         ).scalar()
         rolled = int(rolled or 0)
-        top = int(conn.execute(sa.select(sa.func.max(d.c.id))).scalar() or 0)
+        top = _newest_id(conn)
         low = max(rolled, top - LIVE_LOOKBACK)
         tail = _decisions(
             conn,
@@ -167,7 +167,12 @@ def sightings_of_device(
 
 def newest_id(store: Store) -> int:
     with store.engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.max(t.decisions.c.id))).scalar() or 0)
+        return _newest_id(conn)
+
+
+def _newest_id(conn: sa.Connection) -> int:
+    """The id of the newest decision logged, 0 for none."""
+    return int(conn.execute(sa.select(sa.func.max(t.decisions.c.id))).scalar() or 0)
 
 
 def _filtered(query: sa.Select[Any], filters: Mapping[str, str]) -> sa.Select[Any]:
