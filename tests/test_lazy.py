@@ -30,3 +30,13 @@ def test_names_resolve_on_first_use() -> None:
     assert devicegate.server.ServerConfig.__module__ == "devicegate.server.config"
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = devicegate.audit.nope  # type: ignore[attr-defined]
+
+
+def test_an_audit_loads_neither_the_mail_servers_nor_the_source_models() -> None:
+    # a re-audit that reuses the last results takes ~0.5 s, most of it start-up: the Postfix
+    # server (asyncio) and the source YAML's pydantic models are not part of it
+    loaded = _loaded_after(
+        "import devicegate.cli, devicegate.audit.run, devicegate.sources; "
+        "devicegate.sources.is_source_file('directory.csv')"
+    )
+    assert not {"asyncio", "devicegate.adapters.postfix", "devicegate.sources.config"} & loaded

@@ -14,6 +14,8 @@ STORE_ENV = "DEVICEGATE_STORE"
 POSTFIX_WINDOW = "24h"
 #: Which sightings in that window count: `any` identified device, or the `newest` only.
 POSTFIX_MATCH = "any"
+#: The values `--postfix-match` takes.
+POSTFIX_MATCHES = ("any", "newest")
 
 #: Answers each `serve` endpoint keeps for replay (`--replay-cache`); a full cache is emptied
 #: whole (`BoundedCache`), so it should hold the distinct requests of a working day
@@ -26,6 +28,7 @@ TRIAGE_MESSAGE_TEXT = "DEVICEGATE_TRIAGE_MESSAGE_TEXT"
 __all__ = [
     "DEFAULT_STORE_URL",
     "POSTFIX_MATCH",
+    "POSTFIX_MATCHES",
     "POSTFIX_WINDOW",
     "REPLAY_CACHE",
     "STORE_ENV",

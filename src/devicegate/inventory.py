@@ -159,7 +159,7 @@ def load_inventory(path: str | Path) -> Inventory:
     """Read the inventory `--devices` names: a devices CSV, or an MDM source YAML (read live
     from the MDM, see `devicegate.sources.load_live`). Every malformed CSV row is an error
     naming file and line."""
-    from devicegate.sources.config import is_source_file
+    from devicegate.sources import is_source_file
 
     if is_source_file(path):
         from devicegate.sources import load_live_inventory

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from devicegate.audit import AuditOptions, pipeline, read_events, run_audit
+from devicegate.audit import AuditOptions, pipeline, read_events, run, run_audit
 from devicegate.audit.events import LineError
 from devicegate.audit.formats.base import ParseContext, syslog_line
 from devicegate.cli import app
@@ -100,6 +100,23 @@ def test_cli_reuses_without_loading_the_policy(
     policy.write_text(policy.read_text(encoding="utf-8") + "# edited\n", encoding="utf-8")
     edited = CliRunner().invoke(app, [*args, str(log)])
     assert isinstance(edited.exception, AssertionError)
+
+
+def test_the_code_digest_covers_what_an_audit_runs(tmp_path: Path) -> None:
+    package = tmp_path / "devicegate"
+    for name in ("audit/judge.py", "identify/data/oui.tsv", "triage/data/x.stix2", "console/a.js"):
+        (package / name).parent.mkdir(parents=True, exist_ok=True)
+        (package / name).write_text("1", encoding="utf-8")
+    before = run.files_digest(package)
+    for name in ("triage/data/x.stix2", "console/a.js", "audit/judge.cpython-311.pyc"):
+        (package / name).write_text("2", encoding="utf-8")
+    assert run.files_digest(package) == before  # neither triage nor the console judges
+    for name in ("audit/judge.py", "identify/data/oui.tsv", "identify/new.py"):
+        (package / name).write_text("2", encoding="utf-8")
+        assert run.files_digest(package) != before, name
+        before = run.files_digest(package)
+    (package / "identify/new.py").rename(package / "identify/renamed.py")
+    assert run.files_digest(package) != before
 
 
 def test_deleted_output_is_not_reused(tmp_path: Path, snapshot: Snapshot) -> None:

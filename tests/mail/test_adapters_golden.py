@@ -20,6 +20,7 @@ from typing import Any
 
 from devicegate.adapters import dovecot, forward_auth, postfix, radius
 from devicegate.adapters.base import Adapter, LocalService, Sighting
+from devicegate.defaults import POSTFIX_MATCHES
 from devicegate.errors import SignalError
 from devicegate.model import DeviceState, Signals
 from devicegate.policy import Snapshot
@@ -778,7 +779,7 @@ def cases() -> list[Case]:
     for name in POSTFIX_LINES:
         out.append((f"postfix parse / {name}", postfix.parse_request, (POSTFIX_LINES[name],)))
     for seen in SIGHTINGS:
-        for match in postfix.MATCHES:
+        for match in POSTFIX_MATCHES:
             for hours in (24.0, 1.5):
                 out.append((f"postfix window / {seen} {match} {hours}", postfix_window,
                             (seen, match, hours)))  # fmt: skip

@@ -53,7 +53,7 @@ from devicegate.adapters.base import (
     Sighting,
 )
 from devicegate.boundedcache import BoundedCache
-from devicegate.defaults import POSTFIX_MATCH, POSTFIX_WINDOW, REPLAY_CACHE
+from devicegate.defaults import POSTFIX_MATCH, POSTFIX_MATCHES, POSTFIX_WINDOW, REPLAY_CACHE
 from devicegate.errors import SignalError
 from devicegate.model import SEVERITY, Action, Decision, Signals
 from devicegate.policy.schema import parse_duration
@@ -65,7 +65,6 @@ log = logging.getLogger("devicegate.adapters.postfix")
 ADAPTER = Adapter("postfix", carries_device_data=False)
 RESOURCE = "email"
 DEFAULT_WINDOW = parse_duration(POSTFIX_WINDOW)
-MATCHES = ("any", "newest")
 DEFAULT_MATCH = POSTFIX_MATCH
 MAX_LINE = 4096
 MAX_REQUEST = 64 * 1024
@@ -226,7 +225,7 @@ class PostfixPolicyServer:
         max_connections: int = MAX_CONNECTIONS,
         replay_cache: int = REPLAY_CACHE,
     ) -> None:
-        if match not in MATCHES:
+        if match not in POSTFIX_MATCHES:
             raise ValueError(f"unknown match `{match}`: any or newest")
         self.service = service
         self.host = host

@@ -39,13 +39,12 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from devicegate.adapters.postfix import DEFAULT_MATCH, DEFAULT_WINDOW, MATCHES
 from devicegate.audit import judge
 from devicegate.audit.formats.nginx_fast import sql_literal
 from devicegate.model import Signals
 from devicegate.policy import Snapshot
 
-__all__ = ["DEFAULT_MATCH", "DEFAULT_WINDOW", "MATCHES", "Submissions", "infer"]
+__all__ = ["Submissions", "infer"]
 
 
 @dataclass(frozen=True)

@@ -19,14 +19,16 @@ from devicegate.audit import compliance
 from devicegate.audit.events import BadLine
 from devicegate.audit.formats import FORMATS
 from devicegate.audit.formats.base import ParseContext
-from devicegate.audit.inference import DEFAULT_MATCH, DEFAULT_WINDOW, MATCHES, Submissions
+from devicegate.audit.inference import Submissions
 from devicegate.audit.ingest import BAD_SAMPLE, Ingested, ingest_file
 from devicegate.audit.manifest import STATE_DIR, RunRecord, State
 from devicegate.audit.progress import Reporter
 from devicegate.audit.results import AuditTables
 from devicegate.audit.sources import detect_format, expand, fingerprint
+from devicegate.defaults import POSTFIX_MATCH, POSTFIX_MATCHES, POSTFIX_WINDOW
 from devicegate.errors import UsageError
 from devicegate.policy import Snapshot
+from devicegate.policy.schema import parse_duration
 
 ENGINES = ("duckdb", "spark")
 
@@ -47,8 +49,8 @@ class AuditOptions:
     inputs: str | None = None
     #: how old a device sighting a Postfix submission may take its signals from, and which
     #: sightings in that window count (`any` or `newest`), as `serve` (inference.py)
-    smtp_window: timedelta = DEFAULT_WINDOW
-    smtp_match: str = DEFAULT_MATCH
+    smtp_window: timedelta = field(default_factory=lambda: parse_duration(POSTFIX_WINDOW))
+    smtp_match: str = POSTFIX_MATCH
 
 
 @dataclass
@@ -67,9 +69,10 @@ def _check(options: AuditOptions, snapshot: Snapshot) -> None:
         )
     if options.engine not in ENGINES:
         raise UsageError(f"unknown engine `{options.engine}`", hint="use duckdb or spark")
-    if options.smtp_match not in MATCHES:
+    if options.smtp_match not in POSTFIX_MATCHES:
         raise UsageError(
-            f"unknown --postfix-match `{options.smtp_match}`", hint="use " + " or ".join(MATCHES)
+            f"unknown --postfix-match `{options.smtp_match}`",
+            hint="use " + " or ".join(POSTFIX_MATCHES),
         )
     if options.smtp_window <= timedelta(0):
         raise UsageError("--postfix-window must be longer than zero")
@@ -131,12 +134,17 @@ def _run_key(options: AuditOptions, paths: list[Path], inputs: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+#: Sub-packages no audit imports or reads: triage (its indicator sets are 2 MB of the
+#: package) and the console (templates, htmx). Hashing them would only slow every run.
+_NOT_AUDIT_CODE = frozenset({"console", "triage"})
+
+
 @functools.cache
 def _code_version() -> str:
     """What the judging code is: devicegate's version, a hash of its installed files (an
-    editable install changes without a new version; the bundled OUI data is among them),
-    and the versions of the libraries that parse and identify. Results computed by other
-    code are not reused."""
+    editable install changes without a new version; the bundled OUI data is among them)
+    but those of `_NOT_AUDIT_CODE`, and the versions of the libraries that parse and
+    identify. Results computed by other code are not reused."""
     from importlib.metadata import PackageNotFoundError, version
 
     digest = hashlib.sha256()
@@ -145,10 +153,20 @@ def _code_version() -> str:
             digest.update(f"{name}={version(name)};".encode())
         except PackageNotFoundError:
             digest.update(f"{name}=-;".encode())
-    package = Path(__file__).resolve().parent.parent
+    digest.update(files_digest(Path(__file__).resolve().parent.parent).encode())
+    return digest.hexdigest()
+
+
+def files_digest(package: Path) -> str:
+    """A hash of the names and bytes of the files under `package` that an audit may run or
+    read: every file but compiled ones and those under `_NOT_AUDIT_CODE`."""
+    digest = hashlib.sha256()
     for path in sorted(package.rglob("*")):
-        if path.is_file() and path.suffix not in (".pyc", ".pyo"):
-            digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+        relative = path.relative_to(package)
+        if relative.parts[0] in _NOT_AUDIT_CODE or path.suffix in (".pyc", ".pyo"):
+            continue
+        if path.is_file():
+            digest.update(str(relative).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 

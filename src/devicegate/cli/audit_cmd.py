@@ -128,7 +128,7 @@ def audit(
         smtp_window=window,
         smtp_match=postfix_match,
     )
-    from devicegate.sources.config import is_source_file
+    from devicegate.sources import is_source_file
 
     # a source YAML says where the users or devices live, not what they are: its bytes cannot
     # tell whether the directory changed, so a run on one never reuses the last one's results

@@ -19,7 +19,7 @@ from devicegate.cli.common import (
     err,
     read_secret,
 )
-from devicegate.defaults import POSTFIX_MATCH, POSTFIX_WINDOW, REPLAY_CACHE
+from devicegate.defaults import POSTFIX_MATCH, POSTFIX_MATCHES, POSTFIX_WINDOW, REPLAY_CACHE
 
 
 def serve(
@@ -141,7 +141,6 @@ def serve(
 ) -> None:
     """Serve forward-auth, /v1/check, admin and mail-adapter endpoints on one port."""
     from devicegate.adapters.forward_auth import HeaderNames
-    from devicegate.adapters.postfix import MATCHES
     from devicegate.errors import UsageError
     from devicegate.policy.schema import parse_duration
     from devicegate.server import ServerConfig, create_app
@@ -163,8 +162,10 @@ def serve(
         window = parse_duration(postfix_window)
     except ValueError as exc:
         raise UsageError(f"--postfix-window: {exc}") from None
-    if postfix_match not in MATCHES:
-        raise UsageError(f"unknown --postfix-match `{postfix_match}`", hint="use any or newest")
+    if postfix_match not in POSTFIX_MATCHES:
+        raise UsageError(
+            f"unknown --postfix-match `{postfix_match}`", hint="use " + " or ".join(POSTFIX_MATCHES)
+        )
     try:
         trusted = parse_networks(trusted_proxy or LOOPBACK)
     except ValueError as exc:

@@ -148,7 +148,7 @@ def load_directory(path: str | Path) -> Directory:
     """Read the directory `--directory` names, by extension: CSV (`user,unit[,groups,email,
     name]`), LDIF (`.ldif`), or an LDAP source YAML (`.yaml`, read live from the server: see
     `devicegate.sources.load_live_directory`)."""
-    from devicegate.sources.config import is_source_file
+    from devicegate.sources import is_source_file
 
     if is_source_file(path):
         from devicegate.sources import load_live_directory

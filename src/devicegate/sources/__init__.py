@@ -26,23 +26,19 @@ from typing import TYPE_CHECKING
 from devicegate.directory import Directory
 from devicegate.errors import SourceConfigError
 from devicegate.inventory import Inventory
-from devicegate.sources.config import (
-    DIRECTORY_KINDS,
-    INVENTORY_KINDS,
-    is_source_file,
-    load_source_config,
-)
 
 if TYPE_CHECKING:
+    from devicegate.sources.config import load_source_config
     from devicegate.sources.guard import Diff
     from devicegate.sources.refresh import Refresher, SourceMetrics
     from devicegate.sources.sync import Loaded, NoGoodVersion, Source, SyncResult
     from devicegate.sources.versions import SourceVersion
 
-#: imported on first use: they bring the store (SQLAlchemy) and the LDAP and HTTP clients,
-#: which a command that only asks `is_source_file` (every `--directory` of the audit) must
-#: not pay for at start-up
+#: imported on first use: they bring the source YAML's pydantic models, the store
+#: (SQLAlchemy) and the LDAP and HTTP clients, which a command that only asks
+#: `is_source_file` (every `--directory` of the audit) must not pay for at start-up
 _LAZY = {
+    "load_source_config": "config",
     "Diff": "guard",
     "Refresher": "refresh",
     "SourceMetrics": "refresh",
@@ -61,7 +57,14 @@ def __getattr__(name: str) -> object:
     return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 
+def is_source_file(path: str | Path) -> bool:
+    """Whether `--directory` / `--devices` names a source YAML rather than a CSV or LDIF."""
+    return Path(path).suffix.lower() in (".yaml", ".yml")
+
+
 def _live(path: str | Path, kinds: tuple[str, ...], flag: str) -> Directory | Inventory:
+    from devicegate.sources.config import load_source_config
+
     config, _ = load_source_config(path)
     if config.kind not in kinds:
         raise SourceConfigError(
@@ -77,6 +80,8 @@ def _live(path: str | Path, kinds: tuple[str, ...], flag: str) -> Directory | In
 
 def load_live_directory(path: str | Path) -> Directory:
     """`--directory x.yaml` of a one-shot command: one full LDAP pass, read live."""
+    from devicegate.sources.config import DIRECTORY_KINDS
+
     served = _live(path, DIRECTORY_KINDS, "--directory")
     assert isinstance(served, Directory)
     return served
@@ -84,6 +89,8 @@ def load_live_directory(path: str | Path) -> Directory:
 
 def load_live_inventory(path: str | Path) -> Inventory:
     """`--devices x.yaml` of a one-shot command: one full pass over the MDM, read live."""
+    from devicegate.sources.config import INVENTORY_KINDS
+
     served = _live(path, INVENTORY_KINDS, "--devices")
     assert isinstance(served, Inventory)
     return served

@@ -286,11 +286,6 @@ def source_name(config: SourceConfig, path: Path) -> str:
     return config.name or path.stem
 
 
-def is_source_file(path: str | Path) -> bool:
-    """Whether `--directory` / `--devices` names a source YAML rather than a CSV or LDIF."""
-    return Path(path).suffix.lower() in (".yaml", ".yml")
-
-
 def load_source_config(path: str | Path) -> tuple[SourceConfig, str]:
     """Read and validate a source file; returns the config and the source's name."""
     path = Path(path)
@@ -339,7 +334,6 @@ __all__ = [
     "Refresh",
     "Secret",
     "SourceConfig",
-    "is_source_file",
     "load_source_config",
     "refresh_of",
     "source_name",

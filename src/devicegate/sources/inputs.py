@@ -30,7 +30,7 @@ from devicegate.directory import EMPTY_DIRECTORY, Directory, load_directory
 from devicegate.inventory import EMPTY_INVENTORY, Inventory, load_inventory
 from devicegate.policy import Snapshot, compile_policy, load_policy
 from devicegate.policy.settled import SETTLE, load_settled
-from devicegate.sources.config import is_source_file
+from devicegate.sources import is_source_file
 from devicegate.sources.refresh import Refresher, SourceMetrics
 from devicegate.sources.sync import Served, Source
 from devicegate.sources.versions import SourceVersion
