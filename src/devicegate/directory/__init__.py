@@ -71,10 +71,10 @@ class Directory:
         by_alias: dict[str, User] = {}
         shared: set[str] = set()
         for user in self.users:
-            for alias in {normalise_name(a) for a in user.aliases()}:
-                other = by_alias.setdefault(alias, user)
-                if other is not user:
-                    shared.add(alias)
+            for alias in user.aliases():  # a login equal to the e-mail address finds its user
+                key = normalise_name(alias)
+                if by_alias.setdefault(key, user) is not user:
+                    shared.add(key)
         for alias in shared:
             del by_alias[alias]
         self._by_alias = by_alias
@@ -104,8 +104,11 @@ class Directory:
     def resolve(self, name: str, domains: Mapping[str, str] | None = None) -> User | None:
         """The one user a presented name stands for (`directory.names`), None when it names
         no user or more than one."""
+        candidates = alias_candidates(name, domains or {})
+        if len(candidates) == 1:  # no domain form: the usual case, once per distinct name
+            return self._by_alias.get(candidates[0])
         found: User | None = None
-        for alias in alias_candidates(name, domains or {}):
+        for alias in candidates:
             user = self._by_alias.get(alias)
             if user is None:
                 continue

@@ -50,9 +50,9 @@ def alias_candidates(name: str, domains: Mapping[str, str]) -> tuple[str, ...]:
         if template is None or not login or "\\" in login:
             return ()
         return (template.replace(LOGIN_FIELD, login).casefold(),)
-    login, at, domain = text.rpartition("@")
-    if at and login:
-        template = domains.get(domain)
+    if domains:
+        login, at, domain = text.rpartition("@")
+        template = domains.get(domain) if at and login else None
         if template is not None:
             return (template.replace(LOGIN_FIELD, login).casefold(), text)
     return (text,)
