@@ -55,6 +55,27 @@ def test_csv_with_groups_and_aliases(tmp_path: Path) -> None:
     ]
 
 
+def test_csv_rows_are_read_by_column_name_whatever_their_length(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text(
+        " Email ,name,USER,unit,extra,name\n"  # any order and case; `name` read from its last place
+        "c@x.example,,carol,gov,1,Carol C\n"
+        "\n"  # a blank line is no row
+        "d@x.example,,dave,gov\n"  # a short row: no name
+        '"e@x.example",,"erin",gov,1,"Erin\nE",more,cells\n'  # a long row, a cell on two lines
+        ",,,gov\n",
+        "utf-8",
+    )
+    directory = load_directory(path)
+    found = {u.id: (u.email, u.name, u.unit, u.groups) for u in directory.users}
+    assert found == {
+        "carol": ("c@x.example", "Carol C", "gov", frozenset()),
+        "dave": ("d@x.example", None, "gov", frozenset()),
+        "erin": ("e@x.example", "Erin\nE", "gov", frozenset()),
+    }
+    assert [(p.line, p.message) for p in directory.problems] == [(7, "empty `user`")]
+
+
 def test_csv_without_required_columns_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "d.csv"
     path.write_text("login,ou\na,b\n", "utf-8")

@@ -25,20 +25,30 @@ def read_csv_directory(path: Path) -> tuple[list[Row], list[Problem]]:
     seen: dict[str, int] = {}
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            header = [h.strip().lower() for h in reader.fieldnames or []]
-            reader.fieldnames = header
-            missing = {"user", "unit"} - set(header)
+            reader = csv.reader(handle)
+            header = [h.strip().lower() for h in next(reader, [])]
+            # a column named twice is read from its last place, as csv.DictReader would
+            column = {name: index for index, name in enumerate(header)}
+            missing = {"user", "unit"} - set(column)
             if missing:
                 raise DirectoryError(
                     f"{path}:1: the directory needs columns `user` and `unit`; missing "
                     + ", ".join(f"`{m}`" for m in sorted(missing)),
                     hint="first line like: user,unit,groups,email",
                 )
+            # a column the header does not have reads the empty cell appended to every row
+            at = [column.get(name, -1) for name in ("user", "unit", "groups", "email", "name")]
+            width = len(header)
             for record in reader:
+                if not record:  # a blank line
+                    continue
+                if len(record) < width:  # a short row: the missing cells are empty
+                    record += [""] * (width - len(record))
+                record.append("")
+                raw_user, raw_unit, groups, raw_email, raw_name = (record[i] for i in at)
                 line = reader.line_num
-                user = (record.get("user") or "").strip()
-                unit = normalise_unit(record.get("unit") or "")
+                user = raw_user.strip()
+                unit = normalise_unit(raw_unit)
                 if not user:
                     problems.append(
                         Problem(line, "empty `user`", "fill in the login or delete the row")
@@ -48,7 +58,7 @@ def read_csv_directory(path: Path) -> tuple[list[Row], list[Problem]]:
                     problems.append(
                         Problem(
                             line,
-                            f"user `{user}`: invalid unit `{record.get('unit')}`",
+                            f"user `{user}`: invalid unit `{raw_unit}`",
                             INVALID_UNIT_HINT,
                         )
                     )
@@ -64,14 +74,13 @@ def read_csv_directory(path: Path) -> tuple[list[Row], list[Problem]]:
                     )
                     continue
                 seen[key] = line
-                email = (record.get("email") or "").strip() or None
                 rows.append(
                     Row(
                         user=user,
                         unit=unit,
-                        groups=split_groups(record.get("groups") or ""),
-                        email=email,
-                        name=(record.get("name") or "").strip() or None,
+                        groups=split_groups(groups),
+                        email=raw_email.strip() or None,
+                        name=raw_name.strip() or None,
                         line=line,
                     )
                 )

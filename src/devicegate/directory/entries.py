@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 UNIT_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*)*$")
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
+class Row(NamedTuple):
+    """A user as a reader found it. A named tuple, not a frozen dataclass: a directory is
+    read a row per user, and a tuple is built in about half the time."""
+
     user: str
     unit: str
     groups: tuple[str, ...] = ()
