@@ -48,7 +48,7 @@ class BulkUser(NamedTuple):
 def user(snapshot: Snapshot, name: str) -> BulkUser:
     """How `decide` and `serve` take the presented name `name`. Not cached: the audit
     asks once per distinct name."""
-    return BulkUser(snapshot.name_class[name], *snapshot.read_name(name))  # `class_of`
+    return BulkUser(snapshot.class_of(name), *snapshot.read_name(name))
 
 
 def breaks(snapshot: Snapshot) -> tuple[float, ...]:
