@@ -65,7 +65,6 @@ log = logging.getLogger("devicegate.adapters.postfix")
 ADAPTER = Adapter("postfix", carries_device_data=False)
 RESOURCE = "email"
 DEFAULT_WINDOW = parse_duration(POSTFIX_WINDOW)
-DEFAULT_MATCH = POSTFIX_MATCH
 MAX_LINE = 4096
 MAX_REQUEST = 64 * 1024
 MAX_ATTRIBUTES = 200
@@ -166,7 +165,7 @@ def choose(
     user: str,
     sightings: list[Sighting],
     *,
-    match: str = DEFAULT_MATCH,
+    match: str = POSTFIX_MATCH,
     at: datetime | None = None,
 ) -> tuple[Decision, Sighting | None]:
     """Which sighting an SMTP submission is decided from, and the decision it gets (a dry
@@ -216,7 +215,7 @@ class PostfixPolicyServer:
         port: int,
         *,
         window: timedelta = DEFAULT_WINDOW,
-        match: str = DEFAULT_MATCH,
+        match: str = POSTFIX_MATCH,
         sighting_ttl: float = SIGHTING_TTL,
         durable: Durable | None = None,
         trusted: Callable[[str | None], bool] | None = None,
@@ -226,7 +225,7 @@ class PostfixPolicyServer:
         replay_cache: int = REPLAY_CACHE,
     ) -> None:
         if match not in POSTFIX_MATCHES:
-            raise ValueError(f"unknown match `{match}`: any or newest")
+            raise ValueError(f"unknown match `{match}`: " + " or ".join(POSTFIX_MATCHES))
         self.service = service
         self.host = host
         self.port = port

@@ -7,9 +7,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from devicegate.adapters.forward_auth import HeaderNames
-from devicegate.adapters.postfix import DEFAULT_MATCH, DEFAULT_WINDOW
+from devicegate.adapters.postfix import DEFAULT_WINDOW
 from devicegate.adapters.radius import DEFAULT_QUARANTINE_VLAN
-from devicegate.defaults import REPLAY_CACHE
+from devicegate.defaults import POSTFIX_MATCH, REPLAY_CACHE
 from devicegate.policy.settled import SETTLE
 from devicegate.server.trust import LOOPBACK, Network, parse_networks
 
@@ -48,7 +48,7 @@ class ServerConfig:
     log_ack: str = "durable"  # or "buffered": see server/decision_log.py
     postfix_port: int | None = None
     postfix_window: float = DEFAULT_WINDOW.total_seconds()  # how old a sighting SMTP may use
-    postfix_match: str = DEFAULT_MATCH  # "any" identified sighting in the window, or "newest"
+    postfix_match: str = POSTFIX_MATCH  # "any" identified sighting in the window, or "newest"
     radius_quarantine_vlan: str = DEFAULT_QUARANTINE_VLAN
     #: the share of users or devices a source sync may remove before it is refused
     max_removal: float | None = None
